@@ -1,0 +1,41 @@
+#include "e2img/block_copier.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "util/error.h"
+
+namespace e2img {
+
+uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
+                    const ProgressFn& progress, const CopyWarningFn& warn) {
+  constexpr uint64_t kChunkBytes = 4u << 20;
+  const uint64_t bs = source.block_size;
+  const uint64_t chunk_blocks = std::max<uint64_t>(1, kChunkBytes / bs);
+  std::vector<uint8_t> buf;
+  uint64_t done = 0;
+  uint64_t problems = 0;
+  for (const BlockExtent& extent : blocks.Extents()) {
+    uint64_t start = std::max(extent.start, source.first_data_block);
+    while (start < extent.end()) {
+      const uint64_t count = std::min(chunk_blocks, extent.end() - start);
+      buf.resize(count * bs);
+      const uint64_t at = source.offset + start * bs;
+      const size_t got = source.file->ReadUpTo(buf, at);
+      if (got < buf.size()) {
+        std::fill(buf.begin() + static_cast<std::ptrdiff_t>(got), buf.end(), 0);
+        warn(util::AtOffset(source.file->path(), at + got,
+                            "source ends before block " + std::to_string(start + got / bs) +
+                                "; the missing blocks are written as zeros"));
+        ++problems;
+      }
+      sink.WriteBlocks(start, buf);
+      start += count;
+      done += count;
+      if (progress) progress(done);
+    }
+  }
+  return problems;
+}
+
+}  // namespace e2img

@@ -1,0 +1,32 @@
+// BlockCopier reads the mapped blocks from the source in disk order, in
+// large coalesced reads (each block once), and hands them to a sink.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "e2img/block_set.h"
+#include "e2img/sinks.h"
+#include "util/file.h"
+
+namespace e2img {
+
+// Called after each chunk with the number of blocks copied so far.
+using ProgressFn = std::function<void(uint64_t blocks_done)>;
+using CopyWarningFn = std::function<void(const std::string&)>;
+
+// Source geometry for the copy.
+struct CopySource {
+  const util::File* file = nullptr;
+  uint64_t offset = 0;  // -o
+  uint32_t block_size = 0;
+  uint64_t first_data_block = 0;  // blocks below it are never copied (as e2image)
+};
+
+// Copies every block of `blocks` to the sink; returns the number of
+// problems (unreadable ranges, which are written as zeros).
+uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
+                    const ProgressFn& progress, const CopyWarningFn& warn);
+
+}  // namespace e2img

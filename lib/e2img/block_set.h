@@ -1,0 +1,32 @@
+// A set of filesystem blocks stored as sorted, merged extents: memory follows
+// the number of runs, never the size of the device.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace e2img {
+
+// A run of consecutive blocks.
+struct BlockExtent {
+  uint64_t start = 0;
+  uint64_t count = 0;
+  uint64_t end() const { return start + count; }
+};
+
+// Blocks added in any order; Extents() gives them sorted and merged.
+class BlockSet {
+ public:
+  void Add(uint64_t block, uint64_t count = 1);
+  // Sorted, non-overlapping, non-adjacent runs.
+  const std::vector<BlockExtent>& Extents();
+  uint64_t BlockCount();
+  bool Contains(uint64_t block);
+
+ private:
+  void Normalize();
+  std::vector<BlockExtent> extents_;
+  bool normalized_ = true;
+};
+
+}  // namespace e2img

@@ -1,0 +1,38 @@
+// MetadataMap decides which blocks of a filesystem an image keeps: the
+// superblock and descriptors, bitmaps, inode tables, and the blocks of
+// directories, symlinks, the journal, quota and orphan files, extent-tree and
+// indirect blocks, xattr blocks (with -a: all file data too). A bad inode or
+// descriptor is reported and skipped, never fatal.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "e2img/block_set.h"
+#include "e2img/filesystem.h"
+
+namespace e2img {
+
+// What to include.
+struct MapOptions {
+  bool all_data = false;          // -a
+  bool output_is_device = false;  // whole inode tables, as e2image does for devices
+};
+
+// One problem met while scanning, already phrased for the user.
+using WarningFn = std::function<void(const std::string&)>;
+
+// The blocks to copy, and the directory blocks among them (for scrambling).
+struct MetadataMap {
+  BlockSet blocks;
+  BlockSet directory_blocks;
+  uint64_t problems = 0;
+};
+
+// Scans the filesystem's descriptors and inodes and returns the map.
+MetadataMap BuildMetadataMap(const Filesystem& fs, const MapOptions& options,
+                             const WarningFn& warn);
+
+}  // namespace e2img

@@ -1,0 +1,45 @@
+#include "e2img/sinks.h"
+
+#include <bit>
+
+#include "util/error.h"
+
+namespace e2img {
+
+RawSink::RawSink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
+                 uint64_t dest_offset)
+    : writer_(out, dest_offset, /*zero_gaps=*/false),
+      block_size_(block_size),
+      blocks_count_(blocks_count) {}
+
+void RawSink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
+  writer_.Write(first_block * block_size_, data);
+}
+
+void RawSink::Finish() { writer_.Finish(blocks_count_ * block_size_); }
+
+Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
+                     const Qcow2SinkOptions& options)
+    : block_size_(block_size) {
+  if (out.kind() != util::OutputFile::Kind::kRegular)
+    throw util::Error(out.path() + ": a qcow2 image can only be written to a regular file");
+  qcow2::WriterOptions w;
+  w.virtual_size = blocks_count * block_size;
+  w.cluster_bits = options.cluster_bits ? options.cluster_bits
+                                        : static_cast<uint32_t>(std::countr_zero(block_size));
+  w.version = options.version;
+  if (options.compression) w.compression = *options.compression;
+  writer_ = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
+  stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression);
+}
+
+void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
+  stream_->Write(first_block * block_size_, data);
+}
+
+void Qcow2Sink::Finish() {
+  stream_->Flush();
+  writer_->Finish();
+}
+
+}  // namespace e2img

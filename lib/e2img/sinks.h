@@ -1,0 +1,61 @@
+// Image sinks: where the blocks chosen by the metadata map go. Blocks arrive
+// in increasing order as runs of whole filesystem blocks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "qcow2/cluster_stream.h"
+#include "qcow2/writer.h"
+#include "util/output.h"
+
+namespace e2img {
+
+// Receives filesystem blocks in increasing order.
+class ImageSink {
+ public:
+  virtual ~ImageSink() = default;
+  // data holds whole blocks starting at first_block.
+  virtual void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) = 0;
+  // Completes the image (sizes, tables); the output is committed by the caller.
+  virtual void Finish() = 0;
+};
+
+// A raw image: blocks at their offsets, the rest holes, exactly the filesystem's size.
+class RawSink : public ImageSink {
+ public:
+  RawSink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
+          uint64_t dest_offset);
+  void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
+  void Finish() override;
+
+ private:
+  util::RawWriter writer_;
+  uint32_t block_size_;
+  uint64_t blocks_count_;
+};
+
+// Settings of a qcow2 capture.
+struct Qcow2SinkOptions {
+  uint32_t cluster_bits = 0;  // 0: the block size
+  uint32_t version = 2;
+  std::optional<qcow2::CompressionType> compression;
+};
+
+// A qcow2 image of the filesystem: one guest cluster per block by default.
+class Qcow2Sink : public ImageSink {
+ public:
+  Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
+            const Qcow2SinkOptions& options);
+  void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
+  void Finish() override;
+
+ private:
+  uint32_t block_size_;
+  std::unique_ptr<qcow2::Qcow2Writer> writer_;
+  std::unique_ptr<qcow2::ClusterStream> stream_;
+};
+
+}  // namespace e2img

@@ -1,0 +1,58 @@
+#include "qcow2/cluster_stream.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "util/error.h"
+#include "util/file.h"
+
+namespace qcow2 {
+
+ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression)
+    : writer_(writer), compression_(compression), cluster_size_(writer.cluster_size()) {}
+
+void ClusterStream::EmitCluster(uint64_t cluster, std::span<const uint8_t> data) {
+  if (util::IsAllZero(data)) return;
+  ++clusters_written_;
+  if (compression_) {
+    if (auto packed = CompressCluster(*compression_, data)) {
+      writer_.WriteCompressedCluster(cluster, *packed);
+      ++clusters_compressed_;
+      return;
+    }
+  }
+  writer_.WriteCluster(cluster, data);
+}
+
+void ClusterStream::Write(uint64_t guest_offset, std::span<const uint8_t> data) {
+  if (guest_offset < position_)
+    throw util::Error("qcow2 cluster stream: offsets went backwards");
+  size_t done = 0;
+  while (done < data.size()) {
+    const uint64_t at = guest_offset + done;
+    const uint64_t cluster = at / cluster_size_;
+    const uint64_t in_cluster = at % cluster_size_;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(cluster_size_ - in_cluster, data.size() - done));
+    if (pending_cluster_ && *pending_cluster_ != cluster) Flush();
+    if (!pending_cluster_ && in_cluster == 0 && n == cluster_size_) {
+      EmitCluster(cluster, data.subspan(done, n));  // whole cluster: no copy
+    } else {
+      if (!pending_cluster_) {
+        pending_.assign(cluster_size_, 0);
+        pending_cluster_ = cluster;
+      }
+      std::memcpy(pending_.data() + in_cluster, data.data() + done, n);
+    }
+    done += n;
+  }
+  position_ = guest_offset + data.size();
+}
+
+void ClusterStream::Flush() {
+  if (!pending_cluster_) return;
+  const uint64_t cluster = *pending_cluster_;
+  pending_cluster_.reset();
+  EmitCluster(cluster, pending_);
+}
+
+}  // namespace qcow2

@@ -1,0 +1,41 @@
+// ClusterStream feeds a Qcow2Writer from byte runs at increasing guest
+// offsets, whatever their alignment: it assembles whole clusters (bytes not
+// given are zeros), drops all-zero clusters, and compresses when asked.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "qcow2/compress.h"
+#include "qcow2/writer.h"
+
+namespace qcow2 {
+
+// Cluster assembly in front of a writer.
+class ClusterStream {
+ public:
+  // compression: compress each cluster with this codec (stored plain when it does not shrink).
+  ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression);
+  // Adds guest bytes at offset; offsets must not go backwards.
+  void Write(uint64_t guest_offset, std::span<const uint8_t> data);
+  // Stores the last partial cluster. Call before writer.Finish().
+  void Flush();
+
+  uint64_t clusters_written() const { return clusters_written_; }
+  uint64_t clusters_compressed() const { return clusters_compressed_; }
+
+ private:
+  void EmitCluster(uint64_t cluster, std::span<const uint8_t> data);
+  Qcow2Writer& writer_;
+  std::optional<CompressionType> compression_;
+  uint64_t cluster_size_;
+  std::vector<uint8_t> pending_;
+  std::optional<uint64_t> pending_cluster_;
+  uint64_t position_ = 0;
+  uint64_t clusters_written_ = 0;
+  uint64_t clusters_compressed_ = 0;
+};
+
+}  // namespace qcow2

@@ -1,0 +1,96 @@
+#include "qcow2/compress.h"
+
+#include <zlib.h>
+#include <zstd.h>
+
+#include <memory>
+
+namespace qcow2 {
+namespace {
+
+// Owns a z_stream for inflate or deflate.
+class ZStream {
+ public:
+  explicit ZStream(bool deflate) : deflate_(deflate) {}
+  ~ZStream() {
+    if (ok_) deflate_ ? deflateEnd(&s_) : inflateEnd(&s_);
+  }
+  bool InitInflate() { return ok_ = inflateInit2(&s_, -12) == Z_OK; }
+  bool InitDeflate(int level) {
+    return ok_ = deflateInit2(&s_, level < 0 ? Z_DEFAULT_COMPRESSION : level, Z_DEFLATED, -12, 9,
+                              Z_DEFAULT_STRATEGY) == Z_OK;
+  }
+  z_stream* get() { return &s_; }
+
+ private:
+  z_stream s_{};
+  bool deflate_;
+  bool ok_ = false;
+};
+
+bool InflateRaw(std::span<const uint8_t> in, std::span<uint8_t> out) {
+  ZStream z(false);
+  if (!z.InitInflate()) return false;
+  z_stream* s = z.get();
+  s->next_in = const_cast<Bytef*>(in.data());
+  s->avail_in = static_cast<uInt>(in.size());
+  s->next_out = out.data();
+  s->avail_out = static_cast<uInt>(out.size());
+  const int ret = inflate(s, Z_FINISH);
+  // Z_BUF_ERROR with a full output buffer means trailing input, which is fine.
+  if (ret != Z_STREAM_END && ret != Z_BUF_ERROR) return false;
+  return s->avail_out == 0;
+}
+
+bool ZstdDecompress(std::span<const uint8_t> in, std::span<uint8_t> out) {
+  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  if (!ctx) return false;
+  ZSTD_inBuffer input{in.data(), in.size(), 0};
+  ZSTD_outBuffer output{out.data(), out.size(), 0};
+  // Stream decoding, as qemu does: the compressed size is rounded up to
+  // sectors, so bytes after the frame are expected and ignored.
+  while (output.pos < output.size) {
+    const size_t ret = ZSTD_decompressStream(ctx.get(), &output, &input);
+    if (ZSTD_isError(ret)) return false;
+    if (ret == 0) break;  // frame complete
+    if (input.pos == input.size) return false;
+  }
+  return output.pos == output.size;
+}
+
+}  // namespace
+
+bool DecompressCluster(CompressionType type, std::span<const uint8_t> in, std::span<uint8_t> out) {
+  return type == CompressionType::kZstd ? ZstdDecompress(in, out) : InflateRaw(in, out);
+}
+
+std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,
+                                                    std::span<const uint8_t> in, int level) {
+  std::vector<uint8_t> out;
+  if (type == CompressionType::kZstd) {
+    out.resize(ZSTD_compressBound(in.size()));
+    const size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(),
+                                   level < 0 ? ZSTD_CLEVEL_DEFAULT : level);
+    if (ZSTD_isError(n)) return std::nullopt;
+    out.resize(n);
+  } else {
+    ZStream z(true);
+    if (!z.InitDeflate(level)) return std::nullopt;
+    out.resize(in.size());
+    z_stream* s = z.get();
+    s->next_in = const_cast<Bytef*>(in.data());
+    s->avail_in = static_cast<uInt>(in.size());
+    s->next_out = out.data();
+    s->avail_out = static_cast<uInt>(out.size());
+    if (deflate(s, Z_FINISH) != Z_STREAM_END) return std::nullopt;  // did not fit: not smaller
+    out.resize(out.size() - s->avail_out);
+  }
+  if (out.size() >= in.size()) return std::nullopt;
+  return out;
+}
+
+std::string CompressionName(CompressionType type) {
+  return type == CompressionType::kZstd ? "zstd" : "zlib";
+}
+
+}  // namespace qcow2

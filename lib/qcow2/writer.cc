@@ -1,0 +1,192 @@
+#include "qcow2/writer.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "util/endian.h"
+#include "util/error.h"
+
+namespace qcow2 {
+
+void RefcountTracker::Add(uint64_t host_cluster, uint32_t count) {
+  if (host_cluster >= counts_.size()) counts_.resize(host_cluster + 1, 0);
+  const uint32_t sum = counts_[host_cluster] + count;
+  if (sum > std::numeric_limits<uint16_t>::max())
+    throw util::Error("qcow2 writer: refcount overflow on host cluster " +
+                      std::to_string(host_cluster));
+  counts_[host_cluster] = static_cast<uint16_t>(sum);
+}
+
+uint64_t RefcountTracker::Get(uint64_t host_cluster) const {
+  return host_cluster < counts_.size() ? counts_[host_cluster] : 0;
+}
+
+Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : out_(out) {
+  if (options.cluster_bits < kMinClusterBits || options.cluster_bits > kMaxClusterBits)
+    throw util::Error(out.path() + ": qcow2 cluster size must be 512 B to 2 MiB");
+  if (options.version != 2 && options.version != 3)
+    throw util::Error(out.path() + ": qcow2 version must be 2 or 3");
+  header_.version = options.version;
+  header_.cluster_bits = options.cluster_bits;
+  header_.size = options.virtual_size;
+  if (options.version >= 3) {
+    header_.refcount_order = 4;
+    header_.header_length = kV3HeaderSize + 8;  // room for compression_type
+    header_.compression_type = options.compression;
+    if (options.compression != CompressionType::kZlib)
+      header_.incompatible_features |= kIncompatCompression;
+  } else if (options.compression != CompressionType::kZlib) {
+    throw util::Error(out.path() + ": zstd compression needs qcow2 version 3");
+  }
+  const uint64_t l1_entries = header_.l1_entries_needed();
+  if (l1_entries * 8 > kMaxL1Bytes)
+    throw util::Error(out.path() + ": an L1 table of " + std::to_string(l1_entries * 8) +
+                      " bytes is over qemu's 32 MiB limit: use a larger cluster size");
+  header_.l1_size = static_cast<uint32_t>(l1_entries);
+  l1_.assign(l1_entries, 0);
+  const uint64_t cs = header_.cluster_size();
+  l1_clusters_ = std::max<uint64_t>(1, (l1_entries * 8 + cs - 1) / cs);
+  header_.l1_table_offset = cs;
+  // Cluster 0 holds the header, then the L1 table.
+  AllocateClusters(1 + l1_clusters_);
+
+  auto load = [this](uint64_t host, std::span<uint64_t> entries) {
+    std::vector<uint8_t> raw(entries.size() * 8);
+    out_.ReadAt(raw, host);
+    for (size_t i = 0; i < entries.size(); ++i) entries[i] = util::LoadBE64(&raw[i * 8]);
+  };
+  auto store = [this](uint64_t host, std::span<const uint64_t> entries) {
+    std::vector<uint8_t> raw(entries.size() * 8);
+    for (size_t i = 0; i < entries.size(); ++i) util::StoreBE64(&raw[i * 8], entries[i]);
+    out_.WriteAt(raw, host);
+  };
+  l2_cache_ = std::make_unique<L2Cache>(options.l2_cache_tables, header_.l2_entries(), load, store);
+}
+
+uint64_t Qcow2Writer::guest_clusters() const {
+  const uint64_t cs = header_.cluster_size();
+  return header_.size / cs + (header_.size % cs != 0);
+}
+
+uint64_t Qcow2Writer::AllocateClusters(uint64_t count) {
+  const uint64_t at = next_free_;
+  const uint64_t first = at >> header_.cluster_bits;
+  for (uint64_t i = 0; i < count; ++i) refcounts_.Add(first + i);
+  next_free_ += count << header_.cluster_bits;
+  return at;
+}
+
+void Qcow2Writer::CheckGuestCluster(uint64_t guest_cluster) const {
+  if (finished_) throw util::Error(out_.path() + ": qcow2 writer used after Finish");
+  if (guest_cluster >= guest_clusters())
+    throw util::Error(out_.path() + ": guest cluster " + std::to_string(guest_cluster) +
+                      " is past the virtual size");
+}
+
+std::span<uint64_t> Qcow2Writer::L2TableFor(uint64_t guest_cluster) {
+  const uint64_t l1_index = guest_cluster / header_.l2_entries();
+  uint64_t& l1_entry = l1_[l1_index];
+  const bool fresh = l1_entry == 0;
+  if (fresh) {
+    compressed_cursor_ = 0;  // the new table breaks the run of packed compressed data
+    l1_entry = AllocateClusters(1) | kOflagCopied;
+  }
+  return l2_cache_->Get(l1_index, l1_entry & kL1OffsetMask, fresh, /*for_write=*/true);
+}
+
+void Qcow2Writer::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) {
+  CheckGuestCluster(guest_cluster);
+  if (data.size() != cluster_size())
+    throw util::Error(out_.path() + ": qcow2 writer got a partial cluster");
+  std::span<uint64_t> l2 = L2TableFor(guest_cluster);
+  uint64_t& entry = l2[guest_cluster % header_.l2_entries()];
+  if (entry != 0)
+    throw util::Error(out_.path() + ": guest cluster " + std::to_string(guest_cluster) +
+                      " written twice");
+  compressed_cursor_ = 0;
+  const uint64_t host = AllocateClusters(1);
+  out_.WriteAt(data, host);
+  entry = host | kOflagCopied;
+}
+
+void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
+                                         std::span<const uint8_t> compressed) {
+  CheckGuestCluster(guest_cluster);
+  if (compressed.empty() || compressed.size() >= cluster_size())
+    throw util::Error(out_.path() + ": compressed cluster must be smaller than a cluster");
+  std::span<uint64_t> l2 = L2TableFor(guest_cluster);
+  uint64_t& entry = l2[guest_cluster % header_.l2_entries()];
+  if (entry != 0)
+    throw util::Error(out_.path() + ": guest cluster " + std::to_string(guest_cluster) +
+                      " written twice");
+  const uint64_t cs = cluster_size();
+  // Pack into the partly used host cluster when the data ends within the
+  // clusters already allocated, or can extend the allocation contiguously.
+  uint64_t start = compressed_cursor_;
+  if (start == 0) start = next_free_;
+  const uint64_t end = start + compressed.size();
+  const uint64_t allocated_before = next_free_;
+  if (end > next_free_) AllocateClusters((end - next_free_ + cs - 1) / cs);
+  // New clusters got their reference from AllocateClusters; the shared one needs another.
+  for (uint64_t c = start / cs; c <= (end - 1) / cs && c * cs < allocated_before; ++c)
+    refcounts_.Add(c);
+  out_.WriteAt(compressed, start);
+  entry = EncodeCompressedL2Entry(start, compressed.size(), header_.cluster_bits);
+  compressed_cursor_ = end % cs == 0 ? 0 : end;
+}
+
+void Qcow2Writer::WriteRefcounts() {
+  const uint64_t cs = cluster_size();
+  const uint64_t per_block = cs * 8 / header_.refcount_bits();
+  const uint64_t data_clusters = next_free_ / cs;
+  // Find block and table sizes that cover themselves too.
+  uint64_t blocks = 1, table_clusters = 1;
+  for (;;) {
+    const uint64_t total = data_clusters + blocks + table_clusters;
+    const uint64_t need_blocks = (total + per_block - 1) / per_block;
+    const uint64_t need_table = std::max<uint64_t>(1, (need_blocks * 8 + cs - 1) / cs);
+    if (need_blocks <= blocks && need_table <= table_clusters) break;
+    blocks = std::max(blocks, need_blocks);
+    table_clusters = std::max(table_clusters, need_table);
+  }
+  if (table_clusters * cs > kMaxRefcountTableBytes)
+    throw util::Error(out_.path() + ": refcount table over qemu's limit: use a larger cluster size");
+  const uint64_t blocks_at = AllocateClusters(blocks);
+  const uint64_t table_at = AllocateClusters(table_clusters);
+
+  std::vector<uint8_t> buf(cs);
+  std::vector<uint8_t> table(table_clusters * cs, 0);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    std::fill(buf.begin(), buf.end(), 0);
+    for (uint64_t i = 0; i < per_block; ++i) {
+      const uint64_t count = refcounts_.Get(b * per_block + i);
+      if (count) util::StoreBE16(&buf[i * 2], static_cast<uint16_t>(count));
+    }
+    out_.WriteAt(buf, blocks_at + b * cs);
+    util::StoreBE64(&table[b * 8], blocks_at + b * cs);
+  }
+  out_.WriteAt(table, table_at);
+  header_.refcount_table_offset = table_at;
+  header_.refcount_table_clusters = static_cast<uint32_t>(table_clusters);
+}
+
+void Qcow2Writer::Finish() {
+  if (finished_) return;
+  l2_cache_->Flush();
+  compressed_cursor_ = 0;
+  WriteRefcounts();
+  finished_ = true;
+
+  const uint64_t cs = cluster_size();
+  std::vector<uint8_t> l1_raw(l1_clusters_ * cs, 0);
+  for (size_t i = 0; i < l1_.size(); ++i) util::StoreBE64(&l1_raw[i * 8], l1_[i]);
+  out_.WriteAt(l1_raw, header_.l1_table_offset);
+
+  std::vector<uint8_t> head = header_.Encode();
+  if (head.size() > cs) throw util::Error(out_.path() + ": qcow2 header larger than a cluster");
+  head.resize(cs, 0);
+  out_.WriteAt(head, 0);
+  out_.Truncate(next_free_);
+}
+
+}  // namespace qcow2

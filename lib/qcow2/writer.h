@@ -1,0 +1,77 @@
+// Qcow2Writer builds a qcow2 image in one pass, e2image's way: header in
+// cluster 0, the L1 table after it, then data clusters and L2 tables in the
+// order they are needed (L2 tables through a 512-table write-back cache),
+// and at the end the refcount blocks and table, so every refcount is exact.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "qcow2/format.h"
+#include "qcow2/l2_cache.h"
+#include "util/file.h"
+
+namespace qcow2 {
+
+// What the image will look like.
+struct WriterOptions {
+  uint64_t virtual_size = 0;
+  uint32_t cluster_bits = 16;
+  uint32_t version = 2;  // 2 or 3
+  CompressionType compression = CompressionType::kZlib;  // recorded in v3 headers
+  size_t l2_cache_tables = kDefaultL2CacheTables;
+};
+
+// Exact refcounts of host clusters, growing as clusters are allocated.
+class RefcountTracker {
+ public:
+  void Add(uint64_t host_cluster, uint32_t count = 1);
+  uint64_t Get(uint64_t host_cluster) const;
+  uint64_t clusters() const { return counts_.size(); }
+
+ private:
+  std::vector<uint16_t> counts_;
+};
+
+// Streams guest clusters into a new qcow2 file. Clusters may come in any
+// order, each at most once; a cluster never written reads as zeros.
+class Qcow2Writer {
+ public:
+  // `out` must be a seekable, empty, regular file opened read-write.
+  Qcow2Writer(const util::File& out, const WriterOptions& options);
+
+  // Stores one whole guest cluster (cluster_size bytes).
+  void WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data);
+  // Stores one guest cluster already compressed with the image's codec
+  // (raw deflate for zlib, a zstd frame for zstd).
+  void WriteCompressedCluster(uint64_t guest_cluster, std::span<const uint8_t> compressed);
+  // Writes the remaining L2 tables, the refcounts, the L1 table and the
+  // header. The image is valid only after this returns.
+  void Finish();
+
+  uint64_t cluster_size() const { return header_.cluster_size(); }
+  uint64_t guest_clusters() const;
+  // Host bytes used so far (before Finish, without refcount structures).
+  uint64_t host_bytes() const { return next_free_; }
+  const L2Cache& l2_cache() const { return *l2_cache_; }
+
+ private:
+  uint64_t AllocateClusters(uint64_t count);
+  std::span<uint64_t> L2TableFor(uint64_t guest_cluster);
+  void CheckGuestCluster(uint64_t guest_cluster) const;
+  void WriteRefcounts();
+
+  const util::File& out_;
+  Header header_;
+  uint64_t l1_clusters_ = 0;
+  std::vector<uint64_t> l1_;
+  std::unique_ptr<L2Cache> l2_cache_;
+  RefcountTracker refcounts_;
+  uint64_t next_free_ = 0;           // first unallocated host byte (cluster aligned)
+  uint64_t compressed_cursor_ = 0;   // where the next compressed cluster may start, 0 = none
+  bool finished_ = false;
+};
+
+}  // namespace qcow2

@@ -1,0 +1,141 @@
+#include "util/file.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "util/error.h"
+
+namespace util {
+
+File::File(File&& other) noexcept
+    : fd_(other.fd_), owned_(other.owned_), path_(std::move(other.path_)) {
+  other.fd_ = -1;
+}
+
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0 && owned_) ::close(fd_);
+    fd_ = other.fd_;
+    owned_ = other.owned_;
+    path_ = std::move(other.path_);
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+File::~File() {
+  if (fd_ >= 0 && owned_) ::close(fd_);
+}
+
+File File::Open(const std::string& path, int flags, mode_t mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) throw Error(path + ": cannot open: " + ErrnoText(errno));
+  return File(fd, path);
+}
+
+File File::Borrow(int fd, std::string name) {
+  File f(fd, std::move(name));
+  f.owned_ = false;
+  return f;
+}
+
+void File::ReadAt(std::span<uint8_t> buf, uint64_t offset) const {
+  size_t got = ReadUpTo(buf, offset);
+  if (got != buf.size())
+    throw Error(AtOffset(path_, offset + got, "unexpected end of file while reading " +
+                                                  std::to_string(buf.size()) + " bytes"));
+}
+
+size_t File::ReadUpTo(std::span<uint8_t> buf, uint64_t offset) const {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done, offset + done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(AtOffset(path_, offset + done, "read error: " + ErrnoText(errno)));
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+void File::WriteAt(std::span<const uint8_t> buf, uint64_t offset) const {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, offset + done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(AtOffset(path_, offset + done, "write error: " + ErrnoText(errno)));
+    }
+    if (n == 0) throw Error(AtOffset(path_, offset + done, "write error: no progress"));
+    done += static_cast<size_t>(n);
+  }
+}
+
+void File::Write(std::span<const uint8_t> buf) const {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(path_ + ": write error: " + ErrnoText(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void File::Truncate(uint64_t size) const {
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+    throw Error(AtOffset(path_, size, "cannot set file size: " + ErrnoText(errno)));
+}
+
+void File::Sync() const {
+  if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS)
+    throw Error(path_ + ": fsync failed: " + ErrnoText(errno));
+}
+
+struct stat File::Stat() const {
+  struct stat st{};
+  if (::fstat(fd_, &st) != 0) throw Error(path_ + ": cannot stat: " + ErrnoText(errno));
+  return st;
+}
+
+uint64_t File::Size() const {
+  struct stat st = Stat();
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t bytes = 0;
+    if (::ioctl(fd_, BLKGETSIZE64, &bytes) != 0)
+      throw Error(path_ + ": cannot get device size: " + ErrnoText(errno));
+    return bytes;
+  }
+  return static_cast<uint64_t>(st.st_size);
+}
+
+void File::Close() {
+  if (fd_ < 0) return;
+  int fd = fd_;
+  fd_ = -1;
+  if (owned_ && ::close(fd) != 0) throw Error(path_ + ": close failed: " + ErrnoText(errno));
+}
+
+bool IsAllZero(std::span<const uint8_t> data) {
+  // Word-wide compare of the bulk, then the tail.
+  size_t i = 0;
+  const size_t words = data.size() / sizeof(uint64_t);
+  for (; i < words; ++i) {
+    uint64_t w;
+    std::memcpy(&w, data.data() + i * sizeof(uint64_t), sizeof(w));
+    if (w != 0) return false;
+  }
+  for (size_t j = words * sizeof(uint64_t); j < data.size(); ++j)
+    if (data[j] != 0) return false;
+  return true;
+}
+
+}  // namespace util

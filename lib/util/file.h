@@ -1,0 +1,60 @@
+// File descriptors with RAII and complete reads and writes: every transfer
+// loops over short counts and EINTR, and failures throw util::Error naming
+// the file and the offset.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace util {
+
+// An open file descriptor, closed on destruction; remembers its path for messages.
+class File {
+ public:
+  File() = default;
+  File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  File(File&& other) noexcept;
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
+
+  // Opens path with open(2) flags; throws util::Error on failure.
+  static File Open(const std::string& path, int flags, mode_t mode = 0644);
+  // Wraps a descriptor the process does not own (stdin/stdout): never closed.
+  static File Borrow(int fd, std::string name);
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+  bool is_open() const { return fd_ >= 0; }
+
+  // Reads exactly buf.size() bytes at offset; throws on error or end of file.
+  void ReadAt(std::span<uint8_t> buf, uint64_t offset) const;
+  // Reads up to buf.size() bytes at offset, stopping early only at end of file.
+  size_t ReadUpTo(std::span<uint8_t> buf, uint64_t offset) const;
+  // Writes all of buf at offset.
+  void WriteAt(std::span<const uint8_t> buf, uint64_t offset) const;
+  // Writes all of buf at the current position (for pipes and stdout).
+  void Write(std::span<const uint8_t> buf) const;
+  void Truncate(uint64_t size) const;
+  void Sync() const;
+  struct stat Stat() const;
+  // Size in bytes: st_size for files, BLKGETSIZE64 for block devices.
+  uint64_t Size() const;
+  // Closes now, reporting close(2) errors (which can carry delayed write errors).
+  void Close();
+
+ private:
+  int fd_ = -1;
+  bool owned_ = true;
+  std::string path_;
+};
+
+// True when every byte of data is zero.
+bool IsAllZero(std::span<const uint8_t> data);
+
+}  // namespace util

@@ -1,0 +1,171 @@
+#include "util/output.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "util/error.h"
+
+namespace util {
+namespace {
+
+// The one temporary file to remove if a signal ends the process.
+char g_temp_path[4096];
+std::atomic<bool> g_temp_armed{false};
+
+void RemoveTempAndDie(int sig) {
+  if (g_temp_armed.load()) ::unlink(g_temp_path);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void ArmTempCleanup(const std::string& path) {
+  if (path.size() >= sizeof(g_temp_path)) return;
+  std::memcpy(g_temp_path, path.c_str(), path.size() + 1);
+  g_temp_armed = true;
+  struct sigaction sa{};
+  sa.sa_handler = RemoveTempAndDie;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
+}
+
+void DisarmTempCleanup() { g_temp_armed = false; }
+
+std::string DirectoryOf(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string BaseOf(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+OutputFile OutputFile::Create(const std::string& path) {
+  OutputFile out;
+  out.path_ = path;
+  if (path == "-") {
+    out.file_ = File::Borrow(STDOUT_FILENO, "standard output");
+    out.kind_ = Kind::kStream;
+    return out;
+  }
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    out.file_ = File::Open(path, O_RDWR);
+    out.kind_ = S_ISBLK(st.st_mode) ? Kind::kBlockDevice : Kind::kStream;
+    return out;
+  }
+  std::string templ = DirectoryOf(path) + "/." + BaseOf(path) + ".e2image-XXXXXX";
+  std::vector<char> name(templ.begin(), templ.end());
+  name.push_back('\0');
+  const int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot create output file: " + ErrnoText(errno));
+  out.temp_path_ = name.data();
+  ::fchmod(fd, 0644);
+  out.file_ = File(fd, path);
+  out.kind_ = Kind::kRegular;
+  ArmTempCleanup(out.temp_path_);
+  return out;
+}
+
+OutputFile::OutputFile(OutputFile&& o) noexcept
+    : file_(std::move(o.file_)),
+      kind_(o.kind_),
+      path_(std::move(o.path_)),
+      temp_path_(std::move(o.temp_path_)),
+      committed_(o.committed_) {
+  o.temp_path_.clear();
+}
+
+OutputFile::~OutputFile() {
+  if (!temp_path_.empty() && !committed_) {
+    ::unlink(temp_path_.c_str());
+    DisarmTempCleanup();
+  }
+}
+
+void OutputFile::Commit() {
+  if (kind_ == Kind::kStream) return;
+  file_.Sync();
+  if (kind_ == Kind::kRegular) {
+    file_.Close();
+    if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
+      throw Error(path_ + ": cannot rename the finished image into place: " + ErrnoText(errno));
+    DisarmTempCleanup();
+  }
+  committed_ = true;
+}
+
+RawWriter::RawWriter(const OutputFile& out, uint64_t base, bool zero_gaps)
+    : out_(out), base_(base), zero_gaps_(zero_gaps || out.kind() == OutputFile::Kind::kStream) {}
+
+void RawWriter::FillZeros(uint64_t from, uint64_t to) {
+  static const std::vector<uint8_t> zeros(1 << 20, 0);
+  while (from < to) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(to - from, zeros.size()));
+    std::span<const uint8_t> chunk(zeros.data(), n);
+    if (out_.kind() == OutputFile::Kind::kStream)
+      out_.file().Write(chunk);
+    else
+      out_.file().WriteAt(chunk, base_ + from);
+    from += n;
+  }
+}
+
+void RawWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
+  if (offset < position_)
+    throw Error(AtOffset(out_.path(), base_ + offset, "internal error: raw output went backwards"));
+  if (zero_gaps_) FillZeros(position_, offset);
+  if (out_.kind() == OutputFile::Kind::kStream) {
+    out_.file().Write(data);
+  } else if (out_.kind() == OutputFile::Kind::kRegular) {
+    // Leave all-zero 4 KiB pages as holes; write the runs in between.
+    constexpr size_t kPage = 4096;
+    size_t i = 0;
+    while (i < data.size()) {
+      size_t n = std::min(kPage, data.size() - i);
+      if (IsAllZero(data.subspan(i, n))) {
+        i += n;
+        continue;
+      }
+      size_t j = i + n;
+      while (j < data.size()) {
+        size_t m = std::min(kPage, data.size() - j);
+        if (IsAllZero(data.subspan(j, m))) break;
+        j += m;
+      }
+      out_.file().WriteAt(data.subspan(i, j - i), base_ + offset + i);
+      i = j;
+    }
+  } else {
+    out_.file().WriteAt(data, base_ + offset);
+  }
+  position_ = offset + data.size();
+  bytes_written_ += data.size();
+}
+
+void RawWriter::Finish(uint64_t size) {
+  if (size < position_)
+    throw Error(AtOffset(out_.path(), base_ + size, "internal error: raw output past its end"));
+  if (zero_gaps_) {
+    FillZeros(position_, size);
+  } else if (out_.kind() == OutputFile::Kind::kRegular) {
+    const uint64_t current = out_.file().Size();
+    if (current < base_ + size) out_.file().Truncate(base_ + size);
+  }
+  position_ = size;
+}
+
+}  // namespace util

@@ -1,0 +1,68 @@
+// Where results go. OutputFile gives all-or-nothing semantics to regular
+// files (a temporary name beside the destination, renamed into place when
+// complete, removed on error or on SIGINT/SIGTERM); devices and stdout are
+// written in place. RawWriter lays image bytes at increasing offsets,
+// leaving holes where it can and zeros where it must.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "util/file.h"
+
+namespace util {
+
+// The destination of one program run.
+class OutputFile {
+ public:
+  enum class Kind { kRegular, kBlockDevice, kStream };
+
+  // "-" is stdout. An existing block device is opened in place; anything
+  // else becomes a new file committed by Commit().
+  static OutputFile Create(const std::string& path);
+  OutputFile(OutputFile&&) noexcept;
+  OutputFile& operator=(OutputFile&&) = delete;
+  OutputFile(const OutputFile&) = delete;
+  ~OutputFile();
+
+  const File& file() const { return file_; }
+  Kind kind() const { return kind_; }
+  const std::string& path() const { return path_; }
+  // Syncs and renames the temporary file into place (regular files), or
+  // syncs the device. Without it, the destructor removes the temporary file.
+  void Commit();
+
+ private:
+  OutputFile() = default;
+  File file_;
+  Kind kind_ = Kind::kStream;
+  std::string path_;
+  std::string temp_path_;
+  bool committed_ = false;
+};
+
+// Writes a raw image: chunks at increasing offsets relative to `base`.
+class RawWriter {
+ public:
+  // zero_gaps: write zeros over ranges that get no data (devices whose old
+  // bytes must not survive). Streams always get zeros.
+  RawWriter(const OutputFile& out, uint64_t base, bool zero_gaps);
+  // Writes data at offset (>= every earlier offset + size). All-zero pages
+  // of a regular file become holes.
+  void Write(uint64_t offset, std::span<const uint8_t> data);
+  // Ends the image at `size` bytes (past base): sets a regular file's size,
+  // or fills the remaining gap with zeros.
+  void Finish(uint64_t size);
+  uint64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  void FillZeros(uint64_t from, uint64_t to);
+  const OutputFile& out_;
+  uint64_t base_;
+  bool zero_gaps_;
+  uint64_t position_ = 0;  // everything before this is written or a hole
+  uint64_t bytes_written_ = 0;
+};
+
+}  // namespace util

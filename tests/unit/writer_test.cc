@@ -1,0 +1,182 @@
+#include "qcow2/writer.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "qcow2/compress.h"
+#include "qcow2/reader.h"
+#include "test_util.h"
+#include "util/endian.h"
+#include "util/error.h"
+
+namespace qcow2 {
+namespace {
+
+using testutil::Pattern;
+
+// Recomputes every host cluster's refcount from the image's own tables and
+// compares with the stored refcounts: the test's independent oracle.
+void ExpectExactRefcounts(const std::string& path) {
+  std::vector<uint8_t> file = testutil::ReadAll(path);
+  Header h = DecodeHeader(file, path);
+  const uint64_t cs = h.cluster_size();
+  ASSERT_EQ(file.size() % cs, 0u) << "file size is not a whole number of clusters";
+  std::map<uint64_t, uint64_t> expected;
+  auto ref = [&](uint64_t offset, uint64_t bytes) {
+    for (uint64_t c = offset / cs; c <= (offset + bytes - 1) / cs; ++c) expected[c]++;
+  };
+  ref(0, cs);
+  ref(h.l1_table_offset, std::max<uint64_t>(h.l1_size * 8, 1));
+  ref(h.refcount_table_offset, h.refcount_table_clusters * cs);
+  for (uint64_t i = 0; i < h.refcount_table_clusters * cs / 8; ++i) {
+    uint64_t block = util::LoadBE64(&file[h.refcount_table_offset + i * 8]);
+    if (block) ref(block, cs);
+  }
+  for (uint32_t i = 0; i < h.l1_size; ++i) {
+    uint64_t l2 = util::LoadBE64(&file[h.l1_table_offset + i * 8]) & kL1OffsetMask;
+    if (!l2) continue;
+    ref(l2, cs);
+    for (uint64_t j = 0; j < h.l2_entries(); ++j) {
+      L2Entry e = DecodeL2Entry(util::LoadBE64(&file[l2 + j * 8]), h);
+      if (e.kind == ClusterKind::kNormal) ref(e.host_offset, cs);
+      if (e.kind == ClusterKind::kCompressed) {
+        const uint64_t n = std::min<uint64_t>(e.compressed_size, file.size() - e.host_offset);
+        ref(e.host_offset, n);
+      }
+    }
+  }
+  const uint64_t per_block = cs * 8 / h.refcount_bits();
+  for (uint64_t c = 0; c < file.size() / cs; ++c) {
+    uint64_t block = util::LoadBE64(&file[h.refcount_table_offset + (c / per_block) * 8]);
+    ASSERT_NE(block, 0u) << "no refcount block for cluster " << c;
+    uint64_t stored = util::LoadBE16(&file[block + (c % per_block) * 2]);
+    EXPECT_EQ(stored, expected[c]) << "host cluster " << c;
+  }
+}
+
+struct WriterFixture : ::testing::Test {
+  testutil::TempDir dir;
+  std::string path = dir.File("img.qcow2");
+};
+
+TEST_F(WriterFixture, WrittenClustersReadBackAndOthersAreZero) {
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = 1 << 20, .cluster_bits = 12});
+    w.WriteCluster(0, Pattern(4096, 1));
+    w.WriteCluster(5, Pattern(4096, 2));
+    w.WriteCluster(255, Pattern(4096, 3));
+    w.Finish();
+  }
+  Qcow2Reader r(path);
+  std::vector<uint8_t> buf(4096);
+  r.Read(0, buf);
+  EXPECT_EQ(buf, Pattern(4096, 1));
+  r.Read(5 * 4096, buf);
+  EXPECT_EQ(buf, Pattern(4096, 2));
+  r.Read(255 * 4096, buf);
+  EXPECT_EQ(buf, Pattern(4096, 3));
+  r.Read(6 * 4096, buf);
+  EXPECT_EQ(buf, std::vector<uint8_t>(4096, 0));
+  ExpectExactRefcounts(path);
+}
+
+TEST_F(WriterFixture, OutOfOrderWritesThroughATinyCacheSurviveEviction) {
+  const uint64_t clusters = 64 * 600;  // 512-byte clusters: 64 entries per L2 table
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = clusters * 512, .cluster_bits = 9, .l2_cache_tables = 3});
+    for (uint64_t i = 0; i < clusters; i += 97) w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
+    for (uint64_t i = clusters - 2; i > 211; i -= 211)
+      if (i % 97 != 0) w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
+    EXPECT_LE(w.l2_cache().size(), 3u);
+    EXPECT_GT(w.l2_cache().loads(), 0u);
+    w.Finish();
+  }
+  Qcow2Reader r(path);
+  std::vector<uint8_t> buf(512);
+  for (uint64_t i = 0; i < clusters; i += 97) {
+    r.Read(i * 512, buf);
+    ASSERT_EQ(buf, Pattern(512, static_cast<uint32_t>(i))) << "cluster " << i;
+  }
+  for (uint64_t i = clusters - 2; i > 211; i -= 211) {
+    r.Read(i * 512, buf);
+    ASSERT_EQ(buf, Pattern(512, static_cast<uint32_t>(i))) << "cluster " << i;
+  }
+  ExpectExactRefcounts(path);
+}
+
+TEST_F(WriterFixture, ManyClustersNeedSeveralRefcountBlocks) {
+  {
+    util::File f = testutil::CreateFile(path);
+    // 512-byte clusters: one refcount block covers 256 clusters.
+    Qcow2Writer w(f, {.virtual_size = 4000 * 512, .cluster_bits = 9});
+    for (uint64_t i = 0; i < 4000; ++i) w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
+    w.Finish();
+  }
+  ExpectExactRefcounts(path);
+  Qcow2Reader r(path);
+  std::vector<uint8_t> buf(512);
+  r.Read(3999 * 512, buf);
+  EXPECT_EQ(buf, Pattern(512, 3999));
+}
+
+TEST_F(WriterFixture, CompressedClustersSharingHostClustersAreCountedPerReference) {
+  std::vector<uint8_t> text(4096);
+  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<uint8_t>("metadata "[i % 9]);
+  for (CompressionType type : {CompressionType::kZlib, CompressionType::kZstd}) {
+    {
+      util::File f = testutil::CreateFile(path);
+      Qcow2Writer w(f, {.virtual_size = 64 * 4096, .cluster_bits = 12, .version = 3,
+                        .compression = type});
+      for (uint64_t i = 0; i < 64; ++i) {
+        text[0] = static_cast<uint8_t>(i);
+        auto packed = CompressCluster(type, text);
+        ASSERT_TRUE(packed.has_value());
+        w.WriteCompressedCluster(i, *packed);
+      }
+      w.Finish();
+    }
+    ExpectExactRefcounts(path);
+    Qcow2Reader r(path);
+    std::vector<uint8_t> buf(4096);
+    for (uint64_t i = 0; i < 64; ++i) {
+      r.Read(i * 4096, buf);
+      text[0] = static_cast<uint8_t>(i);
+      ASSERT_EQ(buf, text) << CompressionName(type) << " cluster " << i;
+    }
+  }
+}
+
+TEST_F(WriterFixture, RefusesDoubleWritesAndOutOfRangeClusters) {
+  util::File f = testutil::CreateFile(path);
+  Qcow2Writer w(f, {.virtual_size = 10 * 4096, .cluster_bits = 12});
+  w.WriteCluster(3, Pattern(4096, 1));
+  EXPECT_THROW(w.WriteCluster(3, Pattern(4096, 2)), util::Error);
+  EXPECT_THROW(w.WriteCluster(10, Pattern(4096, 2)), util::Error);
+  EXPECT_THROW(w.WriteCluster(4, Pattern(100, 2)), util::Error);
+}
+
+TEST_F(WriterFixture, RefusesAnL1TableQemuCannotOpen) {
+  util::File f = testutil::CreateFile(path);
+  // 512-byte clusters map 32 KiB per L1 entry: 4 TiB needs a 1 GiB L1 table.
+  EXPECT_THROW(Qcow2Writer(f, {.virtual_size = 4ull << 40, .cluster_bits = 9}), util::Error);
+}
+
+TEST_F(WriterFixture, VersionThreeHeaderRecordsZstd) {
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = 1 << 20, .cluster_bits = 16, .version = 3,
+                      .compression = CompressionType::kZstd});
+    w.Finish();
+  }
+  Qcow2Reader r(path);
+  EXPECT_EQ(r.header().version, 3u);
+  EXPECT_EQ(r.header().compression_type, CompressionType::kZstd);
+  EXPECT_TRUE(r.header().incompatible_features & kIncompatCompression);
+  ExpectExactRefcounts(path);
+}
+
+}  // namespace
+}  // namespace qcow2
