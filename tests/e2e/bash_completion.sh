@@ -62,11 +62,15 @@ for mode in bare bash-completion; do
   ok "$mode: e2image gets e2fsprogs' options from a program without --help" \
     expect "-a -b -B -c -f -I -n -o -O -p -Q -r -s -h -V --help --version" \
     e2image_offers /usr/sbin/e2image.none -
+  ok "$mode: qcow2-inspect - offers -h and --help" \
+    expect "-h --help" inspect_offers qcow2-inspect -
   ok "$mode: qcow2-inspect offers the subcommands" \
     expect "check dump info map" inspect_offers qcow2-inspect ""
   ok "$mode: qcow2-inspect i completes info" expect "info" inspect_offers qcow2-inspect i
   ok "$mode: qcow2-inspect map -- offers --json and --help" \
     expect "--help --json" inspect_offers qcow2-inspect map --
+  ok "$mode: qcow2-inspect dump -- offers --help only (dump has no --json)" \
+    expect "--help" inspect_offers qcow2-inspect dump --
   ok "$mode: qcow2-inspect check --json fs.q completes the image" \
     expect "fs.qcow2" inspect_offers qcow2-inspect check --json fs.q
   ok "$mode: qcow2-inspect dump o completes files after the subcommand" \
