@@ -1,5 +1,5 @@
 #!/bin/bash
-# The man page and --help agree: every option --help lists has an entry in
+# The man pages and --help agree: every option --help lists has an entry in
 # the man page's OPTIONS section, and every entry there is in --help. Both
 # lists are read from the files, so new options only need documenting.
 . "$TESTLIB"
@@ -35,6 +35,14 @@ parsers_work() {
 }
 
 ok "the option parsers read help texts and man pages" parsers_work
-ok "e2image --help and e2image.8 list the same options" help_matches_man "$E2IMAGE" "$MAN_DIR/e2image.8"
-ok "e2image.8 renders without warnings" renders_cleanly "$MAN_DIR/e2image.8"
+# Each man page of misc/ goes with the program of its name built next to
+# e2image (misc/e2image.8 with misc/e2image, misc/qcow2-inspect.1 with
+# misc/qcow2-inspect).
+ok "misc/ has the man page of e2image" test -f "$MAN_DIR/e2image.8"
+for page in "$MAN_DIR"/*.[1-8]; do
+  name=$(basename "$page")
+  program=$(dirname "$E2IMAGE")/${name%.*}
+  ok "${name%.*} --help and $name list the same options" help_matches_man "$program" "$page"
+  ok "$name renders without warnings" renders_cleanly "$page"
+done
 done_testing
