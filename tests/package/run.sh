@@ -132,6 +132,23 @@ ng_in_place() {
     [ -z "$(dpkg --verify e2fsprogs e2image-ng | tee /dev/stderr)" ]
 }
 
+# Every program of the package runs (--help) from its installed place, and
+# man finds every man page of the package.
+programs_and_manuals_work() {
+  dpkg -L e2image-ng > "$work/installed.list" || return 1
+  local count=0 path name
+  for path in $(grep -E '^/usr/s?bin/[^/]+$' "$work/installed.list"); do
+    "$path" --help > /dev/null || { echo "$path --help failed"; return 1; }
+    count=$((count + 1))
+  done
+  for path in $(grep -E '^/usr/share/man/man[1-8]/[^/]+\.gz$' "$work/installed.list"); do
+    name=$(basename "$path" .gz)
+    [ "$(man -w "${name##*.}" "${name%.*}")" = "$path" ] || { echo "man does not find $path"; return 1; }
+  done
+  echo "$count programs"
+  [ "$count" -ge 1 ]
+}
+
 # ---- the installed program ----------------------------------------------------
 make_small_fs() {
   mkdir -p "$work/tree/dir" && seq 1 5000 > "$work/tree/dir/numbers" &&
@@ -166,6 +183,7 @@ ok "e2fsprogs' e2image is in place before" e2fsprogs_in_place || finish
 ok "a small ext4 filesystem" make_small_fs
 ok "dpkg -i installs the package" dpkg -i "$deb"
 ok "installed: e2image is e2image-ng's, e2fsprogs' is diverted aside" ng_in_place
+ok "installed: every program runs --help, man finds every man page" programs_and_manuals_work
 ok "/usr/sbin/e2image -Q writes a qcow2 image that qemu-img check passes" capture_qcow2
 ok "/usr/sbin/e2image -r turns it into a raw image that e2fsck -fn passes" qcow2_to_raw
 ok "raw images equal those of e2fsprogs' e2image, kept as e2image.e2fsprogs" raw_as_e2fsprogs
