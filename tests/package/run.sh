@@ -129,6 +129,7 @@ ng_in_place() {
     has_md5 "$manual_md5" /usr/share/man/man8/e2image.e2fsprogs.8.gz &&
     zcat /usr/share/man/man8/e2image.8.gz | grep -q e2image-ng &&
     [ "$(man -w e2image)" = /usr/share/man/man8/e2image.8.gz ] &&
+    [ "$(man -w e2image.e2fsprogs)" = /usr/share/man/man8/e2image.e2fsprogs.8.gz ] &&
     [ -z "$(dpkg --verify e2fsprogs e2image-ng | tee /dev/stderr)" ]
 }
 
