@@ -124,17 +124,20 @@ Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
   if (h.refcount_order > 6)
     Fail(name, 96, "refcount_order " + std::to_string(h.refcount_order) + " out of range 0..6");
 
-  // Header extensions follow the fixed header in version 3 only.
-  if (h.version >= 3) {
+  // Header extensions follow the fixed header (in version 2 too, as qemu
+  // writes them) and end before the backing file name.
+  {
     uint64_t at = h.header_length;
-    const uint64_t limit = std::min<uint64_t>(b.size(), h.cluster_size());
-    for (;;) {
+    uint64_t limit = std::min<uint64_t>(b.size(), h.cluster_size());
+    if (h.backing_file_offset > at) limit = std::min(limit, h.backing_file_offset);
+    while (at < limit) {
       if (at + 8 > limit) Fail(name, at, "header extension runs past the first cluster");
       const uint32_t type = LoadBE32(p + at);
       const uint32_t len = LoadBE32(p + at + 4);
       if (type == kExtEnd) break;
       if (at + 8 + len > limit)
-        Fail(name, at, "header extension 0x" + std::to_string(type) + " length runs past the first cluster");
+        Fail(name, at, "header extension " + std::to_string(type) + " of " + std::to_string(len) +
+                           " bytes runs past the first cluster");
       HeaderExtension ext;
       ext.type = type;
       ext.data.assign(p + at + 8, p + at + 8 + len);
@@ -144,6 +147,8 @@ Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
   }
   if (h.backing_file_offset != 0) {
     if (h.backing_file_size > 1023) Fail(name, 16, "backing file name longer than 1023 bytes");
+    if (h.backing_file_offset < h.header_length)
+      Fail(name, 8, "backing file name overlaps the fixed header");
     const uint64_t end = h.backing_file_offset + h.backing_file_size;
     if (end > std::min<uint64_t>(b.size(), h.cluster_size()) || end < h.backing_file_offset)
       Fail(name, 8, "backing file name outside the first cluster");

@@ -118,6 +118,7 @@ void ClaimSnapshots(const util::File& file, const Header& h, MetadataLayout& lay
         "snapshot table: " + std::to_string(h.nb_snapshots) + " snapshots, more than 65536"));
   layout.CheckAligned(h.snapshots_offset, "snapshot table", 64);
   uint64_t at = h.snapshots_offset;
+  uint64_t end = at;
   for (uint32_t i = 0; i < h.nb_snapshots; ++i) {
     const std::string name = Entry("snapshot table", i);
     uint8_t fixed[40];
@@ -129,8 +130,8 @@ void ClaimSnapshots(const util::File& file, const Header& h, MetadataLayout& lay
     const uint64_t l1_offset = util::LoadBE64(fixed);
     const uint32_t l1_size = util::LoadBE32(fixed + 8);
     const uint64_t extra = util::LoadBE32(fixed + 36);
-    const uint64_t length =
-        AlignUp8(sizeof fixed + extra + util::LoadBE16(fixed + 12) + util::LoadBE16(fixed + 14));
+    const uint64_t unpadded =
+        sizeof fixed + extra + util::LoadBE16(fixed + 12) + util::LoadBE16(fixed + 14);
     if (h.version >= 3 && extra < 16)
       throw util::Error(util::AtOffset(
           path, at + 36,
@@ -141,9 +142,10 @@ void ClaimSnapshots(const util::File& file, const Header& h, MetadataLayout& lay
           name + ": L1 table of " + std::to_string(l1_size) + " entries is over the 32 MiB limit"));
     if (l1_size)
       layout.Claim(l1_offset, uint64_t{l1_size} * 8, name + ": L1 table", at);
-    at += length;
+    end = at + unpadded;  // qemu does not write the last entry's padding
+    at += AlignUp8(unpadded);
   }
-  const uint64_t table_bytes = at - h.snapshots_offset;
+  const uint64_t table_bytes = end - h.snapshots_offset;
   if (table_bytes > kMaxSnapshotTableBytes)
     throw util::Error(util::AtOffset(path, 64, "snapshot table is over 64 MiB"));
   layout.Claim(h.snapshots_offset, table_bytes, "snapshot table", 64);
