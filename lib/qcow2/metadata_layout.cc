@@ -56,15 +56,14 @@ void MetadataLayout::CheckAligned(uint64_t offset, const std::string& what, uint
     Fail(where, what, offset, "is not cluster aligned");
 }
 
-void MetadataLayout::CheckData(uint64_t start, uint64_t length, const std::string& what,
-                               uint64_t where) const {
+std::string MetadataLayout::DataProblem(uint64_t start, uint64_t length) const {
   const uint64_t end = start + length;
   if (end < start || end > file_size_)
-    Fail(where, what, start,
-         "(length " + std::to_string(length) + ") runs past the end of the file (size " +
-             std::to_string(file_size_) + ")");
+    return HexString(start) + " (length " + std::to_string(length) +
+           ") runs past the end of the file (size " + std::to_string(file_size_) + ")";
   if (const auto* hit = Overlap(start, end))
-    Fail(where, what, start, "overlaps " + hit->second.name);
+    return HexString(start) + " overlaps " + hit->second.name;
+  return {};
 }
 
 void MetadataLayout::Claim(uint64_t start, uint64_t length, const std::string& what, uint64_t where,

@@ -22,8 +22,9 @@ class MetadataLayout {
   // An identical range claimed again is accepted when may_repeat is set.
   void Claim(uint64_t start, uint64_t length, const std::string& what, uint64_t where,
              bool may_repeat = false);
-  // Throws unless [start, start + length) is inside the file and clear of metadata.
-  void CheckData(uint64_t start, uint64_t length, const std::string& what, uint64_t where) const;
+  // What is wrong with data at [start, start + length): past the end of
+  // the file or overlapping metadata; empty when nothing is.
+  std::string DataProblem(uint64_t start, uint64_t length) const;
   // Throws unless offset is cluster aligned, naming what and where.
   void CheckAligned(uint64_t offset, const std::string& what, uint64_t where) const;
 

@@ -27,20 +27,22 @@ ClusterDescriptor Qcow2Reader::Descriptor(uint64_t guest_cluster) {
 
   const uint64_t where = l1_[l1_index] + index * h.l2_entry_bytes();
   const uint64_t guest = guest_cluster * cs;
-  const std::string entry = "L2 table " + HexString(l1_[l1_index]) + " (L1 entry " +
-                            std::to_string(l1_index) + ") entry " + std::to_string(index) +
-                            " (guest cluster " + std::to_string(guest_cluster) + ")";
-  const std::string problem = DescriptorProblem(d, h, has_data_file_);
-  if (!problem.empty())
-    Fail(where, entry + ": " + problem);
+  // Messages are built only on failure: this runs for every cluster.
+  auto fail = [&](const std::string& problem) {
+    Fail(where, "L2 table " + HexString(l1_[l1_index]) + " (L1 entry " + std::to_string(l1_index) +
+                    ") entry " + std::to_string(index) + " (guest cluster " +
+                    std::to_string(guest_cluster) + "): " + problem);
+  };
+  if (std::string problem = DescriptorProblem(d, h, has_data_file_); !problem.empty())
+    fail(problem);
   if (d.compressed) {
     if (d.host_offset < cs)
-      Fail(where, entry + ": compressed data at " + HexString(d.host_offset) +
-                      " points into the header cluster");
+      fail("compressed data at " + HexString(d.host_offset) + " points into the header cluster");
     if (d.host_offset >= file_size_)
-      Fail(where, entry + ": compressed data at " + HexString(d.host_offset) +
-                      " is past the end of the file (size " + std::to_string(file_size_) + ")");
-    layout_->CheckData(d.host_offset, 1, entry + ": compressed data", where);
+      fail("compressed data at " + HexString(d.host_offset) +
+           " is past the end of the file (size " + std::to_string(file_size_) + ")");
+    if (std::string problem = layout_->DataProblem(d.host_offset, 1); !problem.empty())
+      fail("compressed data " + problem);
     return d;
   }
   const bool reads_host = extended ? (d.bitmap & 0xffffffffull) != 0 : d.has_host && !d.zero;
@@ -48,8 +50,8 @@ ClusterDescriptor Qcow2Reader::Descriptor(uint64_t guest_cluster) {
     return d;
   if (has_data_file_) {
     if (d.host_offset != guest)
-      Fail(where, entry + ": data file offset " + HexString(d.host_offset) +
-                      " differs from the guest offset " + HexString(guest));
+      fail("data file offset " + HexString(d.host_offset) + " differs from the guest offset " +
+           HexString(guest));
   } else {
     // Only the allocated part inside the virtual size is ever read (qemu
     // writes just the allocated subclusters of a fresh cluster).
@@ -60,8 +62,9 @@ ClusterDescriptor Qcow2Reader::Descriptor(uint64_t guest_cluster) {
           static_cast<uint32_t>(std::countl_zero(static_cast<uint32_t>(d.bitmap & 0xffffffffull)));
       used = (uint64_t{last} + 1) * (cs / kSubclustersPerCluster);
     }
-    layout_->CheckData(d.host_offset, std::min(used, h.size - guest), entry + ": data cluster",
-                       where);
+    const std::string problem = layout_->DataProblem(d.host_offset, std::min(used, h.size - guest));
+    if (!problem.empty())
+      fail("data cluster " + problem);
   }
   return d;
 }
@@ -78,6 +81,10 @@ Mapping Qcow2Reader::Map(uint64_t guest_offset) {
   uint64_t cluster = guest_offset / cs;
   const uint64_t in_cluster = guest_offset % cs;
   const uint64_t table_end = std::min(h.size, (cluster / per + 1) * per * cs);
+  if (cluster / per >= l1_.size() || l1_[cluster / per] == 0) {
+    m.length = table_end - guest_offset;  // no L2 table: all of its range is unallocated
+    return m;
+  }
   ClusterDescriptor d = Descriptor(cluster);
   if (d.compressed) {
     m.kind = ClusterKind::kCompressed;
@@ -110,7 +117,8 @@ Mapping Qcow2Reader::Map(uint64_t guest_offset) {
     if (m.kind == ClusterKind::kNormal &&
         d.host_offset + at != m.host_offset + (end - guest_offset))
       break;
-    end += sub_size;
+    // A whole cluster of one kind is taken in one step.
+    end += at == 0 && d.Uniform() ? cs : sub_size;
   }
   m.length = std::min(end, h.size) - guest_offset;
   return m;

@@ -50,6 +50,15 @@ ClusterKind ClusterDescriptor::SubclusterKind(uint32_t index) const {
   return ClusterKind::kUnallocated;
 }
 
+bool ClusterDescriptor::Uniform() const {
+  if (!extended || compressed)
+    return true;
+  const uint64_t allocated = bitmap & 0xffffffffull;
+  const uint64_t zeros = bitmap >> 32;
+  const uint64_t all = 0xffffffffull;
+  return (allocated == all && zeros == 0) || (allocated == 0 && (zeros == all || zeros == 0));
+}
+
 std::string DescriptorProblem(const ClusterDescriptor& d, const Header& header,
                               bool has_data_file) {
   if (d.compressed) {

@@ -27,6 +27,8 @@ struct ClusterDescriptor {
   // Kind of subcluster `index` (always 0 without extended L2): kNormal,
   // kZero, kUnallocated or kCompressed (kZeroAllocated folds into kZero).
   ClusterKind SubclusterKind(uint32_t index) const;
+  // True when every subcluster has the same kind.
+  bool Uniform() const;
 };
 
 // Decodes an entry; `has_data_file` makes offset 0 with the copied flag a
