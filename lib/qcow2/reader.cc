@@ -102,6 +102,8 @@ void Qcow2Reader::ValidateHeader() {
                  std::to_string(h.cluster_size()));
   if ((h.incompatible_features & kIncompatDataFile) && DataFileName(h).empty())
     Fail(72, "external data file bit set but no data file name extension");
+  if ((h.incompatible_features & kIncompatDataFile) && h.nb_snapshots)
+    Fail(60, "internal snapshots in an image with an external data file");
   if (h.incompatible_features & kIncompatDirty)
     warnings_.push_back(path() +
                         ": image is marked dirty (refcounts may be stale); reading anyway");

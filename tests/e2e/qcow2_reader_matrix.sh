@@ -3,7 +3,8 @@
 # layouts (version, cluster size, compression, extended L2, refcount width,
 # preallocation, lazy refcounts), each image shaped by the same qemu-io
 # workload: plain, compressed, unaligned and subcluster writes, zero writes
-# with and without unmap, discards, and a write at the very end.
+# with and without unmap (zero clusters that keep their host cluster, and
+# plain ones), discards, and a write at the very end.
 . "$TESTLIB"
 
 # convert_matches IMAGE: both converters give the same bytes.
@@ -21,6 +22,7 @@ workload() {
   c=-c; [ "$compress" = yes ] || c=
   qemu-io -f qcow2 "$@" \
     -c "write -P 0x11 0 $((2 * cs))" \
+    -c "write -z $cs $cs" \
     -c "write $c -P 0x22 $((4 * cs)) $cs" \
     -c "write -P 0x33 $((5 * cs + 512)) 3000" \
     -c "write -P 0x44 $((6 * cs)) $((cs / 2))" \

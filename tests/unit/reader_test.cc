@@ -507,6 +507,12 @@ TEST_F(ReaderTest, CompressedClusterInDataFileImage) {
   Put64(img.L2EntryAt(2), EncodeCompressedL2Entry(img.l2 + 100, 300, 12));
   ExpectError({"entry 2 (guest cluster 2)", "external data file", At(img.L2EntryAt(2))});
 }
+TEST_F(ReaderTest, SnapshotsWithDataFile) {
+  Build({.data_file = "data.bin"});
+  Put32(60, 1);
+  Put64(64, 8 * img.cluster_size);
+  ExpectError({"internal snapshots in an image with an external data file", At(60)});
+}
 TEST_F(ReaderTest, MissingDataFile) {
   Build({.data_file = "absent.bin"});
   ExpectError({"cannot open external data file", "absent.bin"});
