@@ -34,7 +34,7 @@ std::string HexString(uint64_t v) {
 
 MetadataLayout::MetadataLayout(std::string path, uint64_t file_size, uint64_t cluster_size)
     : path_(std::move(path)), file_size_(file_size), cluster_size_(cluster_size) {
-  ranges_.emplace(0, Range{cluster_size, "the header cluster", false});
+  ranges_.emplace(0, Range{cluster_size, "the header cluster"});
 }
 
 void MetadataLayout::Fail(uint64_t where, const std::string& what, uint64_t start,
@@ -66,8 +66,8 @@ std::string MetadataLayout::DataProblem(uint64_t start, uint64_t length) const {
   return {};
 }
 
-void MetadataLayout::Claim(uint64_t start, uint64_t length, const std::string& what, uint64_t where,
-                           bool may_repeat) {
+void MetadataLayout::Claim(uint64_t start, uint64_t length, const std::string& what,
+                           uint64_t where) {
   CheckAligned(start, what, where);
   const uint64_t end = start + length;
   if (end < start || end > file_size_)
@@ -75,11 +75,9 @@ void MetadataLayout::Claim(uint64_t start, uint64_t length, const std::string& w
          "(length " + std::to_string(length) + ") runs past the end of the file (size " +
              std::to_string(file_size_) + ")");
   if (const auto* hit = Overlap(start, end)) {
-    if (may_repeat && hit->second.may_repeat && hit->first == start && hit->second.end == end)
-      return;
     Fail(where, what, start, "overlaps " + hit->second.name);
   }
-  ranges_.emplace(start, Range{end, what + " (" + HexString(start) + ")", may_repeat});
+  ranges_.emplace(start, Range{end, what + " (" + HexString(start) + ")"});
 }
 
 void ClaimRefcountTables(const util::File& file, const Header& h, MetadataLayout& layout) {

@@ -19,9 +19,9 @@ class MetadataLayout {
 
   // Checks [start, start + length) and claims it. `what` names the table (and
   // the entry pointing at it), `where` is the file offset of that pointer.
-  // An identical range claimed again is accepted when may_repeat is set.
-  void Claim(uint64_t start, uint64_t length, const std::string& what, uint64_t where,
-             bool may_repeat = false);
+  // Two L1 entries sharing an L2 table are refused too: qemu never writes
+  // that, and it would let a small file describe a huge disk of data.
+  void Claim(uint64_t start, uint64_t length, const std::string& what, uint64_t where);
   // What is wrong with data at [start, start + length): past the end of
   // the file or overlapping metadata; empty when nothing is.
   std::string DataProblem(uint64_t start, uint64_t length) const;
@@ -35,7 +35,6 @@ class MetadataLayout {
   struct Range {
     uint64_t end;
     std::string name;
-    bool may_repeat;
   };
   [[noreturn]] void Fail(uint64_t where, const std::string& what, uint64_t start,
                          const std::string& problem) const;

@@ -141,7 +141,7 @@ void Qcow2Reader::ClaimL2Tables() {
     if (l1_[i])
       layout_->Claim(l1_[i], header_.cluster_size(),
                      "L1 table entry " + std::to_string(i) + ": L2 table",
-                     header_.l1_table_offset + i * 8, /*may_repeat=*/true);
+                     header_.l1_table_offset + i * 8);
 }
 
 void Qcow2Reader::OpenDataFile() {

@@ -281,6 +281,14 @@ TEST_F(ReaderTest, L2TableIsTheL1Table) {
   Put64(img.l1, img.l1 | kOflagCopied);
   ExpectError({"L1 table entry 0: L2 table", "overlaps L1 table", At(img.l1)});
 }
+TEST_F(ReaderTest, TwoL1EntriesShareAnL2Table) {
+  // 4 KiB clusters: an L2 table maps 2 MiB, so 3 MiB need two L1 entries.
+  Put64(24, 3ull << 20);
+  Put32(36, 2);
+  Put64(img.l1 + 8, img.l2 | kOflagCopied);
+  ExpectError(
+      {"L1 table entry 1: L2 table 0x4000 overlaps L1 table entry 0: L2 table", At(img.l1 + 8)});
+}
 TEST_F(ReaderTest, L2TableIsARefcountBlock) {
   Put64(img.l1, img.refcount_block | kOflagCopied);
   ExpectError({"L1 table entry 0: L2 table", "overlaps refcount table entry 0", At(img.l1)});
