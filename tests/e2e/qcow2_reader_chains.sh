@@ -32,6 +32,16 @@ raw_backing() {
 }
 ok "raw backing file, smaller than the image; zero writes hide it" raw_backing
 
+v2_over_qcow2() {  # version 2 keeps the backing format in a header extension too
+  rm -rf "$T/v2" && mkdir "$T/v2" && cd "$T/v2" || return 1
+  qemu-img create -q -f qcow2 -o cluster_size=4096 base.qcow2 3M || return 1
+  qio -c "write -P 23 0 3M" base.qcow2 || return 1
+  qemu-img create -q -f qcow2 -o compat=0.10 -b base.qcow2 -F qcow2 top.qcow2 || return 1
+  qio -c "write -P 24 1M 64k" -c "write -z 2M 64k" top.qcow2 &&
+    qemu-img info top.qcow2 | grep -q "backing file format: qcow2" && convert_matches "$T/v2/top.qcow2"
+}
+ok "version 2 image over a qcow2 backing file" v2_over_qcow2
+
 qcow2_backing_sizes() {
   rm -rf "$T/qb" && mkdir "$T/qb" && cd "$T/qb" || return 1
   qemu-img create -q -f qcow2 -o cluster_size=4096 base.qcow2 6M || return 1
