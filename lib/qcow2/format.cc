@@ -154,6 +154,7 @@ Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
       HeaderExtension ext;
       ext.type = type;
       ext.data.assign(p + at + 8, p + at + 8 + len);
+      ext.offset = at + 8;
       h.extensions.push_back(std::move(ext));
       at += 8 + AlignUp8(len);
     }

@@ -156,21 +156,26 @@ void ClaimBitmaps(const util::File& file, const Header& h, MetadataLayout& layou
   if (!ext)
     return;
   if (ext->data.size() < 24)
-    throw util::Error(path + ": bitmaps header extension is " + std::to_string(ext->data.size()) +
-                      " bytes, needs 24");
+    throw util::Error(util::AtOffset(
+        path, ext->offset - 4,
+        "bitmaps header extension is " + std::to_string(ext->data.size()) + " bytes, needs 24"));
   const uint8_t* p = ext->data.data();
   const uint32_t count = util::LoadBE32(p);
   const uint64_t dir_size = util::LoadBE64(p + 8);
   const uint64_t dir_offset = util::LoadBE64(p + 16);
+  const uint64_t at_ext = ext->offset;
   if (count == 0 || count > kMaxBitmaps)
-    throw util::Error(path + ": bitmaps header extension: bitmap count " + std::to_string(count) +
-                      " out of range 1..65535");
+    throw util::Error(util::AtOffset(path, at_ext,
+                                     "bitmaps header extension: bitmap count " +
+                                         std::to_string(count) + " out of range 1..65535"));
   if (util::LoadBE32(p + 4) != 0)
-    throw util::Error(path + ": bitmaps header extension: reserved field is not zero");
+    throw util::Error(
+        util::AtOffset(path, at_ext + 4, "bitmaps header extension: reserved field is not zero"));
   if (dir_size > kMaxBitmapDirectoryBytes || dir_size < 24)
-    throw util::Error(path + ": bitmap directory size " + std::to_string(dir_size) +
-                      " out of range 24..64 MiB");
-  layout.Claim(dir_offset, dir_size, "bitmap directory", 0);
+    throw util::Error(util::AtOffset(
+        path, at_ext + 8,
+        "bitmap directory size " + std::to_string(dir_size) + " out of range 24..64 MiB"));
+  layout.Claim(dir_offset, dir_size, "bitmap directory", ext->offset + 16);
   std::vector<uint8_t> dir(dir_size);
   file.ReadAt(dir, dir_offset);
   uint64_t at = 0;

@@ -89,8 +89,8 @@ void Qcow2Reader::ValidateHeader() {
     Fail(32, "LUKS-encrypted qcow2 images are not supported");
   if (h.crypt_method != 0)
     Fail(32, "unknown encryption method " + std::to_string(h.crypt_method));
-  if (h.FindExtension(kExtFullDiskEncryption))
-    Fail(h.header_length, "full disk encryption header extension in an unencrypted image");
+  if (const HeaderExtension* fde = h.FindExtension(kExtFullDiskEncryption))
+    Fail(fde->offset - 8, "full disk encryption header extension in an unencrypted image");
   const uint64_t unknown = h.incompatible_features & ~kIncompatKnown;
   if (unknown)
     Fail(72, "unknown incompatible qcow2 feature " + DescribeIncompatibleBits(h, unknown));

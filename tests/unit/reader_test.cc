@@ -209,7 +209,7 @@ TEST_F(ReaderTest, UnknownEncryptionIsRefused) {
 TEST_F(ReaderTest, EncryptionExtensionWithoutEncryption) {
   Build({.backing_file = "base.raw", .backing_format = "raw"});
   Put32(img.header.header_length, kExtFullDiskEncryption);  // retype the backing format extension
-  ExpectError({"full disk encryption header extension"});
+  ExpectError({"full disk encryption header extension", At(img.header.header_length)});
 }
 TEST_F(ReaderTest, HeaderExtensionLengthRunsPastTheCluster) {
   Put32(img.header.header_length + 4, 5000);
@@ -473,17 +473,17 @@ TEST_F(ReaderTest, SnapshotWithoutVersionThreeExtraData) {
 TEST_F(ReaderTest, BitmapDirectoryPastEndOfFile) {
   Build({.bitmap = true});
   Put64(img.bitmap_extension + 16, 1ull << 34);
-  ExpectError({"bitmap directory", "past the end of the file"});
+  ExpectError({"bitmap directory", "past the end of the file", At(img.bitmap_extension + 16)});
 }
 TEST_F(ReaderTest, BitmapDirectoryUnaligned) {
   Build({.bitmap = true});
   Put64(img.bitmap_extension + 16, img.bitmap_directory + 8);
-  ExpectError({"bitmap directory", "not cluster aligned"});
+  ExpectError({"bitmap directory", "not cluster aligned", At(img.bitmap_extension + 16)});
 }
 TEST_F(ReaderTest, BitmapCountZero) {
   Build({.bitmap = true});
   Put32(img.bitmap_extension, 0);
-  ExpectError({"bitmap count 0"});
+  ExpectError({"bitmap count 0", At(img.bitmap_extension)});
 }
 TEST_F(ReaderTest, BitmapTableIsTheRefcountTable) {
   Build({.bitmap = true});
