@@ -131,6 +131,30 @@ TEST_F(ReaderTest, CompressedClusterIsDecompressedOnce) {
   EXPECT_EQ(r.decompressions(), 1u);
 }
 
+TEST_F(ReaderTest, UnknownHeaderExtensionIsSkipped) {
+  Put32(img.header.header_length, 0x12345678);  // the feature name table, retyped
+  EXPECT_EQ(ReadAllGuest(), img.guest);
+}
+
+TEST_F(ReaderTest, Qcow2BackingClusterIsDecompressedOnceThroughTheChain) {
+  Build({.backing_file = "base.qcow2", .backing_format = "qcow2"});
+  Put64(img.L2EntryAt(2), 0);  // guest cluster 2 now comes from the base
+  TestImage base = BuildTestImage();
+  testutil::WriteAll(dir.File("base.qcow2"), base.bytes);
+  EXPECT_EQ(ReadAllGuest(), img.guest);
+  Qcow2Reader r(path);
+  ASSERT_NE(r.backing(), nullptr);
+  EXPECT_EQ(r.backing_depth(), 1);
+  const Mapping m = r.Resolve(2 * img.cluster_size + 8, img.cluster_size);
+  EXPECT_EQ(m.kind, ClusterKind::kCompressed);
+  EXPECT_EQ(m.layer, r.backing());
+  std::vector<uint8_t> piece(100);
+  for (uint64_t at = 2 * img.cluster_size; at < 3 * img.cluster_size; at += 1000)
+    r.Read(at, piece);
+  EXPECT_EQ(r.backing()->decompressions(), 1u);
+  EXPECT_EQ(r.decompressions(), 0u);
+}
+
 TEST_F(ReaderTest, DirtyAndCorruptBitsAreWarnings) {
   Put64(72, Get64(72) | kIncompatDirty | kIncompatCorrupt);
   EXPECT_EQ(ReadAllGuest(), img.guest);
