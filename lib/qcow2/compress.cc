@@ -29,8 +29,10 @@ class ZStream {
 };
 
 bool InflateRaw(std::span<const uint8_t> in, std::span<uint8_t> out) {
-  ZStream z(false);
-  if (!z.InitInflate()) return false;
+  // One inflate state per thread, reset for each cluster.
+  thread_local ZStream z(false);
+  thread_local const bool ready = z.InitInflate();
+  if (!ready || inflateReset(z.get()) != Z_OK) return false;
   z_stream* s = z.get();
   s->next_in = const_cast<Bytef*>(in.data());
   s->avail_in = static_cast<uInt>(in.size());
@@ -43,8 +45,10 @@ bool InflateRaw(std::span<const uint8_t> in, std::span<uint8_t> out) {
 }
 
 bool ZstdDecompress(std::span<const uint8_t> in, std::span<uint8_t> out) {
-  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  if (!ctx) return false;
+  // One decompression context per thread, reset for each cluster.
+  thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(),
+                                                                        ZSTD_freeDCtx);
+  if (!ctx || ZSTD_isError(ZSTD_DCtx_reset(ctx.get(), ZSTD_reset_session_only))) return false;
   ZSTD_inBuffer input{in.data(), in.size(), 0};
   ZSTD_outBuffer output{out.data(), out.size(), 0};
   // Stream decoding, as qemu does: the compressed size is rounded up to

@@ -54,6 +54,7 @@ inline constexpr uint32_t kExtDataFile = 0x44415441;
 struct HeaderExtension {
   uint32_t type = 0;
   std::vector<uint8_t> data;
+  uint64_t offset = 0;  // file offset of the payload (decoded headers only)
 };
 
 // The qcow2 header (versions 2 and 3) plus its extensions and backing file name.
@@ -113,7 +114,7 @@ enum class ClusterKind { kUnallocated, kZero, kZeroAllocated, kNormal, kCompress
 // A decoded standard (non-extended) L2 entry.
 struct L2Entry {
   ClusterKind kind = ClusterKind::kUnallocated;
-  uint64_t host_offset = 0;     // normal/zero-allocated: cluster offset; compressed: byte offset
+  uint64_t host_offset = 0;      // normal/zero-allocated: cluster offset; compressed: byte offset
   uint64_t compressed_size = 0;  // compressed: bytes spanned (sector-rounded upper bound)
 };
 

@@ -1,0 +1,226 @@
+#include "qcow2/metadata_layout.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "util/endian.h"
+#include "util/error.h"
+
+namespace qcow2 {
+namespace {
+
+// qemu's limits (QCOW_MAX_SNAPSHOTS, QCOW_MAX_SNAPSHOTS_SIZE and the bitmap ones).
+constexpr uint32_t kMaxSnapshots = 65536;
+constexpr uint64_t kMaxSnapshotTableBytes = 64ull << 20;
+constexpr uint32_t kMaxBitmaps = 65535;
+constexpr uint64_t kMaxBitmapDirectoryBytes = 64ull << 20;
+constexpr uint64_t kMaxBitmapTableBytes = 64ull << 20;
+
+uint64_t AlignUp8(uint64_t n) {
+  return (n + 7) & ~uint64_t{7};
+}
+
+std::string Entry(const std::string& table, uint64_t index) {
+  return table + " entry " + std::to_string(index);
+}
+
+}  // namespace
+
+std::string HexString(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+MetadataLayout::MetadataLayout(std::string path, uint64_t file_size, uint64_t cluster_size)
+    : path_(std::move(path)), file_size_(file_size), cluster_size_(cluster_size) {
+  ranges_.emplace(0, Range{cluster_size, "the header cluster"});
+}
+
+void MetadataLayout::Fail(uint64_t where, const std::string& what, uint64_t start,
+                          const std::string& problem) const {
+  throw util::Error(util::AtOffset(path_, where, what + " " + HexString(start) + " " + problem));
+}
+
+const std::pair<const uint64_t, MetadataLayout::Range>* MetadataLayout::Overlap(
+    uint64_t start, uint64_t end) const {
+  auto it = ranges_.lower_bound(end);  // first range starting at or after end
+  if (it == ranges_.begin())
+    return nullptr;
+  --it;
+  return it->second.end > start ? &*it : nullptr;
+}
+
+void MetadataLayout::CheckAligned(uint64_t offset, const std::string& what, uint64_t where) const {
+  if (offset % cluster_size_ != 0)
+    Fail(where, what, offset, "is not cluster aligned");
+}
+
+std::string MetadataLayout::DataProblem(uint64_t start, uint64_t length) const {
+  const uint64_t end = start + length;
+  if (end < start || end > file_size_)
+    return HexString(start) + " (length " + std::to_string(length) +
+           ") runs past the end of the file (size " + std::to_string(file_size_) + ")";
+  if (const auto* hit = Overlap(start, end))
+    return HexString(start) + " overlaps " + hit->second.name;
+  return {};
+}
+
+void MetadataLayout::Claim(uint64_t start, uint64_t length, const std::string& what,
+                           uint64_t where) {
+  CheckAligned(start, what, where);
+  const uint64_t end = start + length;
+  if (end < start || end > file_size_)
+    Fail(where, what, start,
+         "(length " + std::to_string(length) + ") runs past the end of the file (size " +
+             std::to_string(file_size_) + ")");
+  if (const auto* hit = Overlap(start, end)) {
+    Fail(where, what, start, "overlaps " + hit->second.name);
+  }
+  ranges_.emplace(start, Range{end, what + " (" + HexString(start) + ")"});
+}
+
+void ClaimRefcountTables(const util::File& file, const Header& h, MetadataLayout& layout) {
+  const uint64_t cs = h.cluster_size();
+  const uint64_t bytes = uint64_t{h.refcount_table_clusters} * cs;
+  if (h.refcount_table_clusters == 0)
+    throw util::Error(util::AtOffset(layout.path(), 56, "refcount table has no clusters"));
+  if (bytes > kMaxRefcountTableBytes)
+    throw util::Error(util::AtOffset(
+        layout.path(), 56,
+        "refcount table of " + std::to_string(bytes) + " bytes is over the 8 MiB limit"));
+  layout.Claim(h.refcount_table_offset, bytes, "refcount table", 48);
+  std::vector<uint8_t> raw(bytes);
+  file.ReadAt(raw, h.refcount_table_offset);
+  for (uint64_t i = 0; i < bytes / 8; ++i) {
+    const uint64_t entry = util::LoadBE64(&raw[i * 8]);
+    if (entry == 0)
+      continue;
+    const uint64_t where = h.refcount_table_offset + i * 8;
+    if (entry & 0x1ff)
+      throw util::Error(util::AtOffset(
+          layout.path(), where,
+          Entry("refcount table", i) + ": reserved bits set in " + HexString(entry)));
+    layout.Claim(entry, cs, Entry("refcount table", i) + ": refcount block", where);
+  }
+}
+
+void ClaimSnapshots(const util::File& file, const Header& h, MetadataLayout& layout) {
+  if (h.nb_snapshots == 0)
+    return;
+  const std::string& path = layout.path();
+  if (h.nb_snapshots > kMaxSnapshots)
+    throw util::Error(util::AtOffset(
+        path, 60,
+        "snapshot table: " + std::to_string(h.nb_snapshots) + " snapshots, more than 65536"));
+  layout.CheckAligned(h.snapshots_offset, "snapshot table", 64);
+  uint64_t at = h.snapshots_offset;
+  uint64_t end = at;
+  for (uint32_t i = 0; i < h.nb_snapshots; ++i) {
+    const std::string name = Entry("snapshot table", i);
+    uint8_t fixed[40];
+    if (at - h.snapshots_offset + sizeof fixed > kMaxSnapshotTableBytes)
+      throw util::Error(util::AtOffset(path, at, name + ": snapshot table is over 64 MiB"));
+    if (at + sizeof fixed > layout.file_size())
+      throw util::Error(util::AtOffset(path, at, name + " runs past the end of the file"));
+    file.ReadAt(fixed, at);
+    const uint64_t l1_offset = util::LoadBE64(fixed);
+    const uint32_t l1_size = util::LoadBE32(fixed + 8);
+    const uint64_t extra = util::LoadBE32(fixed + 36);
+    const uint64_t unpadded =
+        sizeof fixed + extra + util::LoadBE16(fixed + 12) + util::LoadBE16(fixed + 14);
+    if (h.version >= 3 && extra < 16)
+      throw util::Error(util::AtOffset(
+          path, at + 36,
+          name + ": extra data of " + std::to_string(extra) + " bytes, version 3 needs 16"));
+    if (uint64_t{l1_size} * 8 > kMaxL1Bytes)
+      throw util::Error(util::AtOffset(
+          path, at + 8,
+          name + ": L1 table of " + std::to_string(l1_size) + " entries is over the 32 MiB limit"));
+    if (l1_size)
+      layout.Claim(l1_offset, uint64_t{l1_size} * 8, name + ": L1 table", at);
+    end = at + unpadded;  // qemu does not write the last entry's padding
+    at += AlignUp8(unpadded);
+  }
+  const uint64_t table_bytes = end - h.snapshots_offset;
+  if (table_bytes > kMaxSnapshotTableBytes)
+    throw util::Error(util::AtOffset(path, 64, "snapshot table is over 64 MiB"));
+  layout.Claim(h.snapshots_offset, table_bytes, "snapshot table", 64);
+}
+
+void ClaimBitmaps(const util::File& file, const Header& h, MetadataLayout& layout) {
+  if (!(h.autoclear_features & kAutoclearBitmaps))
+    return;  // stale extension: ignored
+  const HeaderExtension* ext = h.FindExtension(kExtBitmaps);
+  const std::string& path = layout.path();
+  if (!ext)
+    return;
+  if (ext->data.size() < 24)
+    throw util::Error(util::AtOffset(
+        path, ext->offset - 4,
+        "bitmaps header extension is " + std::to_string(ext->data.size()) + " bytes, needs 24"));
+  const uint8_t* p = ext->data.data();
+  const uint32_t count = util::LoadBE32(p);
+  const uint64_t dir_size = util::LoadBE64(p + 8);
+  const uint64_t dir_offset = util::LoadBE64(p + 16);
+  const uint64_t at_ext = ext->offset;
+  if (count == 0 || count > kMaxBitmaps)
+    throw util::Error(util::AtOffset(path, at_ext,
+                                     "bitmaps header extension: bitmap count " +
+                                         std::to_string(count) + " out of range 1..65535"));
+  if (util::LoadBE32(p + 4) != 0)
+    throw util::Error(
+        util::AtOffset(path, at_ext + 4, "bitmaps header extension: reserved field is not zero"));
+  if (dir_size > kMaxBitmapDirectoryBytes || dir_size < 24)
+    throw util::Error(util::AtOffset(
+        path, at_ext + 8,
+        "bitmap directory size " + std::to_string(dir_size) + " out of range 24..64 MiB"));
+  layout.Claim(dir_offset, dir_size, "bitmap directory", ext->offset + 16);
+  std::vector<uint8_t> dir(dir_size);
+  file.ReadAt(dir, dir_offset);
+  uint64_t at = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    const std::string name = Entry("bitmap directory", i);
+    const uint64_t where = dir_offset + at;
+    if (at + 24 > dir_size)
+      throw util::Error(util::AtOffset(path, where, name + " runs past the directory's end"));
+    const uint64_t table_offset = util::LoadBE64(&dir[at]);
+    const uint64_t table_size = util::LoadBE32(&dir[at + 8]);
+    const uint32_t name_size = util::LoadBE16(&dir[at + 18]);
+    const uint64_t extra = util::LoadBE32(&dir[at + 20]);
+    if (name_size == 0)
+      throw util::Error(util::AtOffset(path, where + 18, name + ": empty bitmap name"));
+    const uint64_t length = AlignUp8(24 + extra + name_size);
+    if (at + length > dir_size)
+      throw util::Error(util::AtOffset(path, where, name + " runs past the directory's end"));
+    if (table_size * 8 > kMaxBitmapTableBytes)
+      throw util::Error(util::AtOffset(path, where + 8, name + ": bitmap table too large"));
+    if (table_size)
+      layout.Claim(table_offset, table_size * 8, name + ": bitmap table", where);
+    at += length;
+  }
+}
+
+std::string DescribeIncompatibleBits(const Header& h, uint64_t bits) {
+  const HeaderExtension* names = h.FindExtension(kExtFeatureNames);
+  std::string out;
+  for (uint32_t bit = 0; bit < 64; ++bit) {
+    if (!(bits & (uint64_t{1} << bit)))
+      continue;
+    if (!out.empty())
+      out += ", ";
+    out += "bit " + std::to_string(bit);
+    for (size_t at = 0; names && at + 48 <= names->data.size(); at += 48) {
+      const uint8_t* e = &names->data[at];
+      if (e[0] != 0 || e[1] != bit)
+        continue;
+      std::string name(reinterpret_cast<const char*>(e + 2), 46);
+      name.resize(name.find('\0') == std::string::npos ? 46 : name.find('\0'));
+      out += " (" + name + ")";
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace qcow2
