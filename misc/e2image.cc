@@ -81,7 +81,9 @@ struct Options {
   std::exit(1);
 }
 
-void Warn(const std::string& message) { std::fprintf(stderr, "e2image: warning: %s\n", message.c_str()); }
+void Warn(const std::string& message) {
+  std::fprintf(stderr, "e2image: warning: %s\n", message.c_str());
+}
 
 uint64_t ParseNumber(const char* text, const char* what) {
   char* end = nullptr;
@@ -107,20 +109,43 @@ Options ParseOptions(int argc, char** argv) {
     switch (c) {
       case 'r':
       case 'Q':
-        if (o.raw || o.qcow2) Usage();
+        if (o.raw || o.qcow2)
+          Usage();
         (c == 'r' ? o.raw : o.qcow2) = true;
         break;
-      case 'a': o.all_data = true; break;
-      case 'f': o.force = true; break;
-      case 'p': o.progress = true; break;
-      case 'n': o.nop = true; break;
-      case 's': o.scramble = true; break;
-      case 'c': o.check = true; break;
-      case 'I': o.install = true; break;
-      case 'b': o.superblock = ParseNumber(optarg, "superblock"); break;
-      case 'B': o.blocksize = static_cast<uint32_t>(ParseNumber(optarg, "block size")); break;
-      case 'o': o.source_offset = ParseNumber(optarg, "source offset"); break;
-      case 'O': o.dest_offset = ParseNumber(optarg, "destination offset"); break;
+      case 'a':
+        o.all_data = true;
+        break;
+      case 'f':
+        o.force = true;
+        break;
+      case 'p':
+        o.progress = true;
+        break;
+      case 'n':
+        o.nop = true;
+        break;
+      case 's':
+        o.scramble = true;
+        break;
+      case 'c':
+        o.check = true;
+        break;
+      case 'I':
+        o.install = true;
+        break;
+      case 'b':
+        o.superblock = ParseNumber(optarg, "superblock");
+        break;
+      case 'B':
+        o.blocksize = static_cast<uint32_t>(ParseNumber(optarg, "block size"));
+        break;
+      case 'o':
+        o.source_offset = ParseNumber(optarg, "source offset");
+        break;
+      case 'O':
+        o.dest_offset = ParseNumber(optarg, "destination offset");
+        break;
       case kQcow2Version:
         o.qcow2_version = static_cast<uint32_t>(ParseNumber(optarg, "qcow2 version"));
         if (o.qcow2_version != 2 && o.qcow2_version != 3)
@@ -155,17 +180,21 @@ Options ParseOptions(int argc, char** argv) {
         Usage();
     }
   }
-  if (optind != argc - 2) Usage();
+  if (optind != argc - 2)
+    Usage();
   o.source = argv[optind];
   o.output = argv[optind + 1];
-  if (o.compression == qcow2::CompressionType::kZstd && o.qcow2_version < 3) o.qcow2_version = 3;
+  if (o.compression == qcow2::CompressionType::kZstd && o.qcow2_version < 3)
+    o.qcow2_version = 3;
   return o;
 }
 
 // Refuses to overwrite the source through any path.
 void CheckNotSameFile(const std::string& source, const std::string& output) {
-  struct stat a{}, b{};
-  if (output == "-" || ::stat(source.c_str(), &a) != 0 || ::stat(output.c_str(), &b) != 0) return;
+  struct stat a {
+  }, b{};
+  if (output == "-" || ::stat(source.c_str(), &a) != 0 || ::stat(output.c_str(), &b) != 0)
+    return;
   const bool same_inode = a.st_dev == b.st_dev && a.st_ino == b.st_ino;
   const bool same_device = S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) && a.st_rdev == b.st_rdev;
   if (same_inode || same_device)
@@ -174,7 +203,8 @@ void CheckNotSameFile(const std::string& source, const std::string& output) {
 
 void CheckMount(const std::string& device, bool force) {
   int flags = 0;
-  if (ext2fs_check_if_mounted(device.c_str(), &flags) != 0) return;
+  if (ext2fs_check_if_mounted(device.c_str(), &flags) != 0)
+    return;
   if ((flags & EXT2_MF_MOUNTED) && !(flags & EXT2_MF_READONLY) && !force)
     throw util::Error(device +
                       " is mounted read-write: an image of it may be inconsistent; "
@@ -184,7 +214,8 @@ void CheckMount(const std::string& device, bool force) {
 int ConvertQcow2(const Options& o) {
   CheckNotSameFile(o.source, o.output);
   qcow2::Qcow2Reader reader(o.source);
-  for (const std::string& w : reader.warnings()) Warn(w);
+  for (const std::string& w : reader.warnings())
+    Warn(w);
   util::OutputFile out = util::OutputFile::Create(o.output);
   util::RawWriter writer(out, o.dest_offset,
                          /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
@@ -201,6 +232,8 @@ int Capture(const Options& o) {
   open.superblock = o.superblock;
   open.blocksize = o.blocksize;
   e2img::Filesystem fs(o.source, open);
+  if (fs.superblock_used() && !o.superblock)
+    Warn(fs.fallback_reason());
   util::File source = util::File::Open(o.source, O_RDONLY);
 
   util::OutputFile out = util::OutputFile::Create(o.output);
@@ -243,7 +276,8 @@ int Run(const Options& o) {
   if ((o.cluster_size || o.compression || o.qcow2_version != 2) && !o.qcow2 &&
       !(o.raw && qcow2::IsQcow2File(o.source)))
     throw util::Error("--qcow2-version, --cluster-size and --compress go with -Q");
-  if (o.raw && qcow2::IsQcow2File(o.source)) return ConvertQcow2(o);
+  if (o.raw && qcow2::IsQcow2File(o.source))
+    return ConvertQcow2(o);
   if (o.install || o.nop || o.check || o.scramble)
     throw util::Error("-I, -n, -c and -s are not implemented yet in e2image-ng");
   if (!o.raw && !o.qcow2)

@@ -32,7 +32,8 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
       sink.WriteBlocks(start, buf);
       start += count;
       done += count;
-      if (progress) progress(done);
+      if (progress)
+        progress(done);
     }
   }
   return problems;
