@@ -253,7 +253,8 @@ int Capture(const Options& o) {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
   }
   util::Progress progress(o.progress, "Copied", map.blocks.BlockCount(), fs.block_size());
-  e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.super()->s_first_data_block};
+  e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.super()->s_first_data_block,
+                        &map.stale_tails};
   const uint64_t copy_problems = e2img::CopyBlocks(
       src, map.blocks, *sink, [&](uint64_t done) { progress.Update(done); }, Warn);
   sink->Finish();

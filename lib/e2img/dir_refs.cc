@@ -14,6 +14,20 @@ uint32_t Le32(const uint8_t* p) {
 
 }  // namespace
 
+void KeepInodeBytes(ext2_filsys fs, ext2_ino_t ino, MetadataMap& map) {
+  const uint32_t inode_size = EXT2_INODE_SIZE(fs->super);
+  const uint32_t index = (ino - 1) % fs->super->s_inodes_per_group;
+  const uint64_t block = SkippedInodeBlock(fs, ino);
+  auto it = map.stale_tails.find(block);
+  if (it == map.stale_tails.end())
+    return;
+  const uint32_t end = (index % (fs->blocksize / inode_size) + 1) * inode_size;
+  if (end >= fs->blocksize)
+    map.stale_tails.erase(it);
+  else if (end > it->second)
+    it->second = end;
+}
+
 void DirectoryReferences::AddEntries(std::span<const uint8_t> entries) {
   constexpr size_t kHeader = 8;  // inode, rec_len, name_len, file_type
   size_t offset = 0;
@@ -75,6 +89,7 @@ void DirectoryReferences::MarkSkippedInodes(MetadataMap& map, const WarningFn& w
       reported_group = group;
     }
     map.blocks.Add(block);
+    KeepInodeBytes(fs_, ino, map);
   }
 }
 

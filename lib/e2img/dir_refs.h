@@ -15,6 +15,9 @@
 
 namespace e2img {
 
+// Keeps the bytes of inode `ino` out of its block's stale tail.
+void KeepInodeBytes(ext2_filsys fs, ext2_ino_t ino, MetadataMap& map);
+
 // Collects the inode numbers named by directory entries.
 class DirectoryReferences {
  public:

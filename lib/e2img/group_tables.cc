@@ -68,6 +68,10 @@ void MarkGroupTables(const Filesystem& filesystem, const MapOptions& options, Me
       if (!options.output_is_device) {
         const uint64_t bytes = uint64_t{InodesScanned(fs, g)} * inode_size;
         count = std::min<uint64_t>(count, (bytes + fs->blocksize - 1) / fs->blocksize);
+        // The rest of the last block holds no inode the scan reads: often
+        // an earlier filesystem's leftovers on a reused disk.
+        if (count && count < fs->inode_blocks_per_group && bytes % fs->blocksize)
+          map.stale_tails[itable + count - 1] = static_cast<uint32_t>(bytes % fs->blocksize);
       }
       if (count)
         mark(itable, count, group + ": inode table");

@@ -209,6 +209,7 @@ class InodePass {
       if (!block)
         continue;
       map_.blocks.Add(block);
+      KeepInodeBytes(fs_, ino, map_);
       if (ext2fs_read_inode_full(fs_, ino, inode, static_cast<int>(inode_size)))
         continue;
       stash.ino = ino;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ using WarningFn = std::function<void(const std::string&)>;
 struct MetadataMap {
   BlockSet blocks;
   BlockSet directory_blocks;
+  // Inode table blocks only partly in use: block -> byte offset from which
+  // its bytes are stale (no inode e2fsck reads) and are written as zeros.
+  std::map<uint64_t, uint32_t> stale_tails;
   uint64_t problems = 0;
 };
 
