@@ -53,8 +53,6 @@ copy_compare() {
   cp "$T/copy.img" "$T/copy.before"
   "$E2IMAGE" -rac "$T/src.img" "$T/copy.img" 2> "$T/err" || return 1
   cat "$T/err"
-  total=$("$E2IMAGE" -ran "$T/src.img" "$T/copy.img" | wc -l)
-  [ "$total" = 0 ] || { echo "-ran with -c semantics? $total"; }
   grep -Eq "^e2image: [0-9]+ blocks already held the data to be copied: skipped" "$T/err" || return 1
   cmp "$T/copy.img" "$T/copy.before" || return 1
   # Change one file in the source: -c writes a few blocks only.
