@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
 
 #include "e2image_modes.h"
@@ -45,7 +46,7 @@ int CopyOrMove(const Options& o) {
   e2img::MapOptions map_options;
   map_options.all_data = true;
   map_options.output_is_device = true;  // whole inode tables: the copy is a filesystem
-  e2img::MetadataMap map = e2img::BuildMetadataMap(fs, map_options, Warn);
+  e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
 
   const bool writes = !o.nop;
   util::File source = util::File::Open(o.source, same && writes ? O_RDWR : O_RDONLY);
@@ -69,7 +70,7 @@ int CopyOrMove(const Options& o) {
   copy.first_data_block = fs.super()->s_first_data_block;
   copy.compare = o.check;
   copy.print_only = o.nop;
-  util::Progress progress(o.progress, same ? "Moved" : "Copied", map.blocks.BlockCount(),
+  util::Progress progress(o.progress, same ? "Moved:" : "Copied:", map.blocks.BlockCount(),
                           fs.block_size());
   const e2img::DeviceCopyResult result = e2img::CopyToDevice(
       source, dest, map.blocks, copy, [&](uint64_t done) { progress.Update(done); }, Warn);
@@ -92,7 +93,12 @@ int Install(const Options& o) {
   RefuseMounted(o.source);
   if (IsSameFile(o.source, o.output))
     throw util::Error(o.output + ": the image is the device itself");
+  const auto start = std::chrono::steady_clock::now();
   e2img::InstallE2iImage(o.output, o.source);
+  if (o.progress)
+    std::fprintf(stderr, "Installed the metadata of %s onto %s in %.1fs\n", o.output.c_str(),
+                 o.source.c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;
 }
 

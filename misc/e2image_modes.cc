@@ -80,7 +80,7 @@ util::File AnonymousTempFile() {
 
 int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map) {
   util::OutputFile out = util::OutputFile::Create(o.output);
-  util::Progress progress(o.progress, "Inode table blocks", e2img::E2iBlockCount(fs),
+  util::Progress progress(o.progress, "Inode table blocks written:", e2img::E2iBlockCount(fs),
                           fs.block_size());
   auto update = [&](uint64_t done) { progress.Update(done); };
   uint64_t problems = map.problems;
@@ -98,6 +98,16 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map)
 }
 
 }  // namespace
+
+e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
+                            bool show_progress) {
+  util::Progress progress(show_progress, "Scanning inode tables:", e2img::ScanTotal(fs),
+                          fs.block_size());
+  options.scan_progress = [&](uint64_t done) { progress.Update(done); };
+  e2img::MetadataMap map = e2img::BuildMetadataMap(fs, options, Warn);
+  progress.Finish();
+  return map;
+}
 
 void CheckMount(const std::string& device, bool force) {
   int flags = 0;
@@ -117,8 +127,13 @@ int ConvertQcow2(const Options& o) {
   util::OutputFile out = util::OutputFile::Create(o.output);
   util::RawWriter writer(out, o.dest_offset,
                          /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
-  qcow2::ConvertToRaw(reader, writer);
+  constexpr uint64_t kUnit = 4096;
+  util::Progress progress(
+      o.progress, "Converted (4 KiB blocks):", (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
+  qcow2::ConvertToRaw(reader, writer,
+                      [&](uint64_t bytes) { progress.Update((bytes + kUnit - 1) / kUnit); });
   out.Commit();
+  progress.Finish();
   return 0;
 }
 
@@ -139,7 +154,7 @@ int Capture(const Options& o) {
   map_options.all_data = o.all_data;
   map_options.output_is_device =
       (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
-  e2img::MetadataMap map = e2img::BuildMetadataMap(fs, map_options, Warn);
+  e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
   if (o.nop) {
     PrintBlocks(map.blocks, fs.super()->s_first_data_block);
     ReportProblems(map.problems, "nothing was written (-n)");
@@ -159,7 +174,7 @@ int Capture(const Options& o) {
   } else {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
   }
-  util::Progress progress(o.progress, "Copied", map.blocks.BlockCount(), fs.block_size());
+  util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.super()->s_first_data_block,
                         &map.stale_tails};
   const uint64_t copy_problems = e2img::CopyBlocks(

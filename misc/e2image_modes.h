@@ -6,6 +6,8 @@
 #include <string>
 
 #include "e2image_options.h"
+#include "e2img/filesystem.h"
+#include "e2img/metadata_map.h"
 
 namespace e2image {
 
@@ -19,6 +21,10 @@ void ReportProblems(uint64_t problems, const char* outcome);
 bool IsSameFile(const std::string& a, const std::string& b);
 // Refuses a source mounted read-write unless forced.
 void CheckMount(const std::string& device, bool force);
+
+// Builds the metadata map, showing the inode scan's progress with -p.
+e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
+                            bool show_progress);
 
 int ConvertQcow2(const Options& o);
 int Capture(const Options& o);

@@ -181,6 +181,8 @@ class InodePass {
         Process(ino, inode);
         stash.ino = 0;
       }
+      if (options_.scan_progress)
+        options_.scan_progress(uint64_t{g + 1} * fs_->inode_blocks_per_group);
       if (err && err != kGroupDone) {
         warn_("group " + std::to_string(g) + ": cannot read its inode table: " + ExtErrorText(err) +
               "; its inodes are skipped");
@@ -277,6 +279,10 @@ class InodePass {
 };
 
 }  // namespace
+
+uint64_t ScanTotal(const Filesystem& fs) {
+  return uint64_t{fs.get()->group_desc_count} * fs.get()->inode_blocks_per_group;
+}
 
 MetadataMap BuildMetadataMap(const Filesystem& filesystem, const MapOptions& options,
                              const WarningFn& warn) {

@@ -22,14 +22,14 @@ std::string Hex(uint64_t v) {
 
 bool IsQcow2File(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0)
+    return false;
   util::File f(fd, path);
   uint8_t magic[4];
   return f.ReadUpTo(magic, 0) == 4 && HasQcow2Magic(magic);
 }
 
-Qcow2Reader::Qcow2Reader(const std::string& path)
-    : file_(util::File::Open(path, O_RDONLY)) {
+Qcow2Reader::Qcow2Reader(const std::string& path) : file_(util::File::Open(path, O_RDONLY)) {
   file_size_ = file_.Size();
   std::vector<uint8_t> first(std::min<uint64_t>(file_size_, 1u << kMaxClusterBits));
   file_.ReadAt(first, 0);
@@ -40,7 +40,8 @@ Qcow2Reader::Qcow2Reader(const std::string& path)
   auto load = [this](uint64_t host, std::span<uint64_t> table) {
     std::vector<uint8_t> raw(table.size() * 8);
     file_.ReadAt(raw, host);
-    for (size_t i = 0; i < table.size(); ++i) table[i] = util::LoadBE64(&raw[i * 8]);
+    for (size_t i = 0; i < table.size(); ++i)
+      table[i] = util::LoadBE64(&raw[i * 8]);
   };
   auto store = [](uint64_t, std::span<const uint64_t>) {};
   l2_cache_ = std::make_unique<L2Cache>(kDefaultL2CacheTables, entries, load, store);
@@ -48,8 +49,9 @@ Qcow2Reader::Qcow2Reader(const std::string& path)
 
 void Qcow2Reader::CheckHostRange(uint64_t offset, uint64_t length, const std::string& what) const {
   if (offset + length < offset || offset + length > file_size_)
-    throw util::Error(util::AtOffset(path(), offset, what + " (length " + std::to_string(length) +
-                                                          ") runs past the end of the file"));
+    throw util::Error(util::AtOffset(
+        path(), offset,
+        what + " (length " + std::to_string(length) + ") runs past the end of the file"));
 }
 
 void Qcow2Reader::ValidateHeader() {
@@ -69,7 +71,8 @@ void Qcow2Reader::ValidateHeader() {
     throw util::Error(path() + ": backing files are not supported yet (backing file " +
                       h.backing_file + ")");
   if (h.incompatible_features & kIncompatDirty)
-    warnings_.push_back(path() + ": image is marked dirty (refcounts may be stale); reading anyway");
+    warnings_.push_back(path() +
+                        ": image is marked dirty (refcounts may be stale); reading anyway");
   if (h.incompatible_features & kIncompatCorrupt)
     warnings_.push_back(path() + ": image is marked corrupt; reading anyway");
   if (h.l1_table_offset % cs != 0)
@@ -89,7 +92,8 @@ void Qcow2Reader::LoadL1() {
   // Only the entries that map the virtual size matter.
   const uint64_t used = h.l1_entries_needed();
   l1_.assign(used, 0);
-  if (used == 0) return;
+  if (used == 0)
+    return;
   CheckHostRange(h.l1_table_offset, used * 8, "L1 table");
   std::vector<uint8_t> raw(used * 8);
   file_.ReadAt(raw, h.l1_table_offset);
@@ -99,16 +103,17 @@ void Qcow2Reader::LoadL1() {
     const uint64_t l2 = entry & kL1OffsetMask;
     const uint64_t at = h.l1_table_offset + i * 8;
     if (entry & 0x7f000000000001ffull)
-      throw util::Error(util::AtOffset(path(), at, "L1 entry " + std::to_string(i) +
-                                                        " has reserved bits set: " + Hex(entry)));
-    if (l2 == 0) continue;
+      throw util::Error(util::AtOffset(
+          path(), at, "L1 entry " + std::to_string(i) + " has reserved bits set: " + Hex(entry)));
+    if (l2 == 0)
+      continue;
     if (l2 % cs != 0)
-      throw util::Error(util::AtOffset(path(), at, "L1 entry " + std::to_string(i) +
-                                                        ": L2 table offset " + Hex(l2) +
-                                                        " is not cluster aligned"));
+      throw util::Error(util::AtOffset(path(), at,
+                                       "L1 entry " + std::to_string(i) + ": L2 table offset " +
+                                           Hex(l2) + " is not cluster aligned"));
     if (l2 < cs)
-      throw util::Error(util::AtOffset(path(), at, "L1 entry " + std::to_string(i) +
-                                                        ": L2 table overlaps the header"));
+      throw util::Error(util::AtOffset(
+          path(), at, "L1 entry " + std::to_string(i) + ": L2 table overlaps the header"));
     CheckHostRange(l2, cs, "L2 table of L1 entry " + std::to_string(i));
     l1_[i] = l2;
   }
@@ -117,7 +122,8 @@ void Qcow2Reader::LoadL1() {
 uint64_t Qcow2Reader::L2Entry(uint64_t guest_cluster) {
   const uint64_t per = header_.l2_entries();
   const uint64_t l1_index = guest_cluster / per;
-  if (l1_index >= l1_.size() || l1_[l1_index] == 0) return 0;
+  if (l1_index >= l1_.size() || l1_[l1_index] == 0)
+    return 0;
   return l2_cache_->Get(l1_index, l1_[l1_index], false, false)[guest_cluster % per];
 }
 
@@ -126,7 +132,8 @@ Mapping Qcow2Reader::Map(uint64_t guest_offset) {
   const uint64_t cs = h.cluster_size();
   Mapping m;
   m.guest_offset = guest_offset;
-  if (guest_offset >= h.size) return m;
+  if (guest_offset >= h.size)
+    return m;
   const uint64_t per = h.l2_entries();
   uint64_t cluster = guest_offset / cs;
   const uint64_t in_cluster = guest_offset % cs;
@@ -149,21 +156,22 @@ Mapping Qcow2Reader::Map(uint64_t guest_offset) {
     return m;
   }
   if (raw & 0x3f000000000001feull)
-    throw util::Error(util::AtOffset(path(), entry_at, "L2 entry for guest cluster " +
-                                                          std::to_string(cluster) +
-                                                          " has reserved bits set: " + Hex(raw)));
+    throw util::Error(util::AtOffset(path(), entry_at,
+                                     "L2 entry for guest cluster " + std::to_string(cluster) +
+                                         " has reserved bits set: " + Hex(raw)));
   ::qcow2::L2Entry first = DecodeL2Entry(raw, h);
   if (first.kind == ClusterKind::kNormal) {
     if (first.host_offset % cs != 0)
-      throw util::Error(util::AtOffset(path(), entry_at, "L2 entry for guest cluster " +
-                                                            std::to_string(cluster) +
-                                                            ": data offset " + Hex(first.host_offset) +
-                                                            " is not cluster aligned"));
+      throw util::Error(util::AtOffset(path(), entry_at,
+                                       "L2 entry for guest cluster " + std::to_string(cluster) +
+                                           ": data offset " + Hex(first.host_offset) +
+                                           " is not cluster aligned"));
     if (first.host_offset < cs)
-      throw util::Error(util::AtOffset(path(), entry_at, "L2 entry for guest cluster " +
-                                                            std::to_string(cluster) +
-                                                            " points into the header"));
-    CheckHostRange(first.host_offset, cs, "data cluster of guest cluster " + std::to_string(cluster));
+      throw util::Error(util::AtOffset(
+          path(), entry_at,
+          "L2 entry for guest cluster " + std::to_string(cluster) + " points into the header"));
+    CheckHostRange(first.host_offset, cs,
+                   "data cluster of guest cluster " + std::to_string(cluster));
   }
   m.kind = first.kind == ClusterKind::kZeroAllocated ? ClusterKind::kZero : first.kind;
   m.host_offset = first.host_offset + in_cluster;
@@ -172,12 +180,15 @@ Mapping Qcow2Reader::Map(uint64_t guest_offset) {
   while (end < table_end) {
     const uint64_t next = cluster + 1;
     const uint64_t next_raw = L2Entry(next);
-    if (next_raw & kOflagCompressed) break;
+    if (next_raw & kOflagCompressed)
+      break;
     ::qcow2::L2Entry e = DecodeL2Entry(next_raw, h);
     const ClusterKind kind = e.kind == ClusterKind::kZeroAllocated ? ClusterKind::kZero : e.kind;
-    if (kind != m.kind) break;
+    if (kind != m.kind)
+      break;
     if (kind == ClusterKind::kNormal) {
-      if (e.host_offset != first.host_offset + (next - guest_offset / cs) * cs) break;
+      if (e.host_offset != first.host_offset + (next - guest_offset / cs) * cs)
+        break;
     }
     cluster = next;
     end += cs;
@@ -194,10 +205,10 @@ void Qcow2Reader::ReadCompressed(const Mapping& m, std::span<uint8_t> cluster) {
   std::vector<uint8_t> in(n);
   file_.ReadAt(in, m.host_offset);
   if (!DecompressCluster(header_.compression_type, in, cluster))
-    throw util::Error(util::AtOffset(path(), m.host_offset,
-                                     "cannot decompress " + CompressionName(header_.compression_type) +
-                                         " cluster at guest offset " +
-                                         std::to_string(m.guest_offset)));
+    throw util::Error(
+        util::AtOffset(path(), m.host_offset,
+                       "cannot decompress " + CompressionName(header_.compression_type) +
+                           " cluster at guest offset " + std::to_string(m.guest_offset)));
 }
 
 void Qcow2Reader::Read(uint64_t guest_offset, std::span<uint8_t> out) {
@@ -227,7 +238,8 @@ void Qcow2Reader::Read(uint64_t guest_offset, std::span<uint8_t> out) {
   }
 }
 
-void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out) {
+void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out,
+                  const std::function<void(uint64_t)>& progress) {
   const uint64_t size = reader.virtual_size();
   constexpr uint64_t kChunk = 4u << 20;
   std::vector<uint8_t> buf;
@@ -249,6 +261,8 @@ void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out) {
       out.Write(at, buf);
     }
     at += m.length;
+    if (progress)
+      progress(at);
   }
   out.Finish(size);
 }

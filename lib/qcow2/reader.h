@@ -3,6 +3,8 @@
 // the whole virtual disk into a raw output.
 #pragma once
 
+#include <functional>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -61,8 +63,10 @@ class Qcow2Reader {
   std::vector<std::string> warnings_;
 };
 
-// Writes the image's whole virtual disk to `out` (exactly virtual_size bytes).
-void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out);
+// Writes the image's whole virtual disk to `out` (exactly virtual_size bytes);
+// progress, if given, gets the number of bytes of the virtual disk done.
+void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out,
+                  const std::function<void(uint64_t bytes_done)>& progress = {});
 
 // True when the file at path starts with the qcow2 magic.
 bool IsQcow2File(const std::string& path);
