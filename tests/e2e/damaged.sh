@@ -71,4 +71,32 @@ ok "corrupt inline data" damaged inline-data "" \
 ok "random bytes over the superblock" damaged random-super "backup superblock at block 8193" \
   -t ext4 -b 1024 -- garbage_block 1024 1
 
+explicit_backup() {
+  make_fs "$T/b.img" 16M -t ext4 -b 1024 || return 1
+  zero_block 1024 1 "$T/b.img"
+  "$E2IMAGE" -r -b 8193 -B 1024 "$T/b.img" "$T/b.raw" || return 1
+  # The backup superblock and its descriptors are in the image, byte-equal.
+  cmp <(dd if="$T/b.img" bs=1024 skip=8193 count=2 2>/dev/null) \
+      <(dd if="$T/b.raw" bs=1024 skip=8193 count=2 2>/dev/null) || return 1
+  diff <(fsck_says "$T/b.img") <(fsck_says "$T/b.raw")
+}
+ok "-b SUPERBLOCK -B BLOCKSIZE: the given backup is used and kept" explicit_backup
+
+not_ext() {
+  head -c 4M /dev/zero > "$T/xfs.img"
+  printf 'XFSB' | dd of="$T/xfs.img" conv=notrunc 2>/dev/null
+  ! "$E2IMAGE" -r "$T/xfs.img" "$T/xfs.raw" 2> "$T/err" || return 1
+  cat "$T/err"
+  [ "$(wc -l < "$T/err")" = 1 ] && grep -q "looks like an XFS filesystem" "$T/err" &&
+    [ ! -e "$T/xfs.raw" ]
+}
+ok "not an ext filesystem: refused with what it looks like" not_ext
+
+no_usable_superblock() {
+  make_fs "$T/n.img" 16M -t ext4 -b 1024 || return 1
+  zero_block 1024 1 "$T/n.img"; zero_block 1024 8193 "$T/n.img"
+  ! "$E2IMAGE" -r "$T/n.img" "$T/n.raw" 2> "$T/err" && grep -q "Bad magic number" "$T/err"
+}
+ok "no usable superblock at all: refused" no_usable_superblock
+
 done_testing
