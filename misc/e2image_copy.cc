@@ -67,7 +67,7 @@ int CopyOrMove(const Options& o) {
   copy.source_offset = o.source_offset;
   copy.dest_offset = o.dest_offset;
   copy.block_size = fs.block_size();
-  copy.first_data_block = fs.super()->s_first_data_block;
+  copy.first_data_block = fs.first_copied_block();
   copy.compare = o.check;
   copy.print_only = o.nop;
   util::Progress progress(o.progress, same ? "Moved:" : "Copied:", map.blocks.BlockCount(),

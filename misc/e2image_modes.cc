@@ -156,7 +156,7 @@ int Capture(const Options& o) {
       (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
   if (o.nop) {
-    PrintBlocks(map.blocks, fs.super()->s_first_data_block);
+    PrintBlocks(map.blocks, fs.first_copied_block());
     ReportProblems(map.problems, "nothing was written (-n)");
     return 0;
   }
@@ -175,7 +175,7 @@ int Capture(const Options& o) {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
   }
   util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
-  e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.super()->s_first_data_block,
+  e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block(),
                         &map.stale_tails};
   const uint64_t copy_problems = e2img::CopyBlocks(
       src, map.blocks, *sink, [&](uint64_t done) { progress.Update(done); }, Warn);

@@ -5,6 +5,7 @@
 
 #include <ext2fs/ext2fs.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -37,6 +38,13 @@ class Filesystem {
   uint32_t block_size() const { return fs_->blocksize; }
   uint64_t blocks_count() const { return ext2fs_blocks_count(fs_->super); }
   uint64_t size_bytes() const { return blocks_count() * block_size(); }
+  // The block holding the primary superblock (byte 1024), wherever
+  // s_first_data_block says the data starts.
+  uint64_t superblock_block() const { return 1024 / block_size(); }
+  // Blocks below this are never copied (the boot block of 1k filesystems).
+  uint64_t first_copied_block() const {
+    return std::min<uint64_t>(fs_->super->s_first_data_block, superblock_block());
+  }
   const OpenOptions& options() const { return options_; }
   // The superblock the filesystem was opened with: 0 for the primary, else
   // the block number of the backup (given with -b, or chosen as e2fsck does).

@@ -42,7 +42,9 @@ void MarkGroupTables(const Filesystem& filesystem, const MapOptions& options, Me
     map.blocks.Add(block, count);
   };
   const uint64_t first = fs->super->s_first_data_block;
-  mark(first, 1, "superblock");
+  mark(filesystem.superblock_block(), 1, "superblock");
+  if (first != filesystem.superblock_block())
+    mark(first, 1, "first data block");
   for (dgrp_t j = 0; j < fs->desc_blocks; ++j)
     mark(ext2fs_descriptor_block_loc2(fs, first, j), 1,
          "group descriptor block " + std::to_string(j));
@@ -63,7 +65,10 @@ void MarkGroupTables(const Filesystem& filesystem, const MapOptions& options, Me
     // only when the descriptor's checksum holds.
     const bool verified = csum && ext2fs_group_desc_csum_verify(fs, g);
     const uint64_t itable = ext2fs_inode_table_loc(fs, g);
-    if (itable) {
+    if (!itable) {
+      warn(group + ": inode table at block 0 (missing); its inodes are skipped");
+      ++map.problems;
+    } else {
       uint64_t count = fs->inode_blocks_per_group;
       if (!options.output_is_device) {
         const uint64_t bytes = uint64_t{InodesScanned(fs, g)} * inode_size;

@@ -94,6 +94,34 @@ class InodeScan {
   errcode_t err_ = 0;
 };
 
+// Hides inode tables that lie outside the filesystem from libext2fs's scan
+// for its lifetime (the scan would refuse to start, or stop, at the first
+// one); MarkGroupTables has reported them.
+class OutOfRangeTablesHidden {
+ public:
+  explicit OutOfRangeTablesHidden(ext2_filsys fs) : fs_(fs) {
+    const uint64_t blocks_count = ext2fs_blocks_count(fs->super);
+    for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
+      const uint64_t loc = ext2fs_inode_table_loc(fs, g);
+      if (loc && (loc < fs->super->s_first_data_block ||
+                  loc + fs->inode_blocks_per_group > blocks_count)) {
+        hidden_.push_back({g, loc});
+        ext2fs_inode_table_loc_set(fs, g, 0);
+      }
+    }
+  }
+  ~OutOfRangeTablesHidden() {
+    for (const auto& [group, loc] : hidden_)
+      ext2fs_inode_table_loc_set(fs_, group, loc);
+  }
+  OutOfRangeTablesHidden(const OutOfRangeTablesHidden&) = delete;
+  OutOfRangeTablesHidden& operator=(const OutOfRangeTablesHidden&) = delete;
+
+ private:
+  ext2_filsys fs_;
+  std::vector<std::pair<dgrp_t, uint64_t>> hidden_;
+};
+
 bool IsSpecialFileInode(ext2_filsys fs, ext2_ino_t ino) {
   const ext2_super_block* sb = fs->super;
   return ino == sb->s_journal_inum || ino == sb->s_usr_quota_inum || ino == sb->s_grp_quota_inum ||
@@ -155,6 +183,7 @@ class InodePass {
         blocks_count_(filesystem.blocks_count()) {}
 
   void Run(const std::string& device) {
+    OutOfRangeTablesHidden hidden(fs_);
     InodeScan scan(fs_);
     if (scan.error()) {
       warn_(device + ": cannot scan inodes: " + ExtErrorText(scan.error()));
@@ -162,6 +191,7 @@ class InodePass {
       return;
     }
     ext2fs_set_inode_callback(scan.get(), StopAtGroupEnd, nullptr);
+    ext2fs_inode_scan_flags(scan.get(), EXT2_SF_SKIP_MISSING_ITABLE, 0);
     std::vector<uint8_t> inode_buf(EXT2_INODE_SIZE(fs_->super));
     auto* inode = reinterpret_cast<ext2_inode*>(inode_buf.data());
     StashedInode stash;
