@@ -71,6 +71,17 @@ ok "corrupt inline data" damaged inline-data "" \
 ok "random bytes over the superblock" damaged random-super "backup superblock at block 8193" \
   -t ext4 -b 1024 -- garbage_block 1024 1
 
+# Little-endian 32-bit VALUE at byte OFFSET of FILE.
+poke32() {
+  printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($2 & 255)) $(($2 >> 8 & 255)) \
+    $(($2 >> 16 & 255)) $(($2 >> 24 & 255)))" | dd of="$3" bs=1 seek="$1" conv=notrunc 2>/dev/null
+}
+# s_first_data_block wrong: the descriptors are read from the wrong block
+# (group 0's tables land past the end) and no backup is where e2fsck looks.
+wreck_first_group() { poke32 $((1024 + 20)) 147 "$1"; }
+ok "first data block wrong: garbage descriptors, backups unusable" damaged wrecked-group0 \
+  "group 0: inode table at block [0-9]+ is past the end" -t ext4 -b 1024 -O ^metadata_csum,uninit_bg -- wreck_first_group
+
 explicit_backup() {
   make_fs "$T/b.img" 16M -t ext4 -b 1024 || return 1
   zero_block 1024 1 "$T/b.img"
