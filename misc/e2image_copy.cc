@@ -43,6 +43,8 @@ int CopyOrMove(const Options& o) {
   e2img::Filesystem fs(o.source, open);
   if (fs.superblock_used() && !o.superblock)
     Warn(fs.fallback_reason());
+  if (!fs.open_warning().empty())
+    Warn(fs.open_warning());
   e2img::MapOptions map_options;
   map_options.all_data = true;
   map_options.output_is_device = true;  // whole inode tables: the copy is a filesystem

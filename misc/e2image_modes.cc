@@ -147,6 +147,8 @@ int Capture(const Options& o) {
   e2img::Filesystem fs(o.source, open);
   if (fs.superblock_used() && !o.superblock)
     Warn(fs.fallback_reason());
+  if (!fs.open_warning().empty())
+    Warn(fs.open_warning());
   util::File source = util::File::Open(o.source, O_RDONLY);
 
   struct stat st {};

@@ -58,6 +58,8 @@ std::string FirstBadGroupText(ext2_filsys fs) {
 errcode_t Filesystem::TryOpen(uint64_t superblock, uint32_t blocksize, bool ignore_csum) {
   Close();
   int flags = EXT2_FLAG_64BITS | EXT2_FLAG_NOFREE_ON_ERROR;
+  if (force_)
+    flags |= EXT2_FLAG_FORCE;
   if (ignore_csum)
     flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
   if (options_.read_write)
@@ -160,6 +162,14 @@ Filesystem::Filesystem(const std::string& device, const OpenOptions& options)
   }
   if (primary_err == EXT2_ET_SB_CSUM_INVALID && TryOpen(0, 0, true) == 0)
     return;
+  if (primary_err == EXT2_ET_UNSUPP_FEATURE || primary_err == EXT2_ET_RO_UNSUPP_FEATURE) {
+    // An image is wanted most when the filesystem is strange: go ahead.
+    force_ = true;
+    if (TryOpen(0, 0, true) == 0) {
+      open_warning_ = device + ": " + ExtErrorText(primary_err) + "; imaging it anyway";
+      return;
+    }
+  }
   if (fs_)
     return;
   std::string message = device + ": cannot open filesystem: " + ExtErrorText(primary_err);

@@ -51,6 +51,9 @@ class Filesystem {
   uint64_t superblock_used() const { return superblock_used_; }
   // Why the primary was not used ("" when it was).
   const std::string& fallback_reason() const { return fallback_reason_; }
+  // A warning about how the filesystem was opened ("" for none), e.g.
+  // unknown features ignored.
+  const std::string& open_warning() const { return open_warning_; }
 
  private:
   errcode_t TryOpen(uint64_t superblock, uint32_t blocksize, bool ignore_csum);
@@ -63,6 +66,8 @@ class Filesystem {
   OpenOptions options_;
   uint64_t superblock_used_ = 0;
   std::string fallback_reason_;
+  std::string open_warning_;
+  bool force_ = false;  // open despite unknown features
 };
 
 // A description of what a source that is not an ext filesystem looks like

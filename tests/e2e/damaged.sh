@@ -82,6 +82,10 @@ wreck_first_group() { poke32 $((1024 + 20)) 147 "$1"; }
 ok "first data block wrong: garbage descriptors, backups unusable" damaged wrecked-group0 \
   "group 0: inode table at block [0-9]+ is past the end" -t ext4 -b 1024 -O ^metadata_csum,uninit_bg -- wreck_first_group
 
+unknown_feature() { printf '\x08' | dd of="$1" bs=1 seek=$((1024 + 0x63)) conv=notrunc 2>/dev/null; }
+ok "an incompat feature libext2fs does not know: imaged anyway, with a warning" damaged \
+  unknown-feature "unsupported feature.*imaging it anyway" -t ext4 -O ^metadata_csum -- unknown_feature
+
 explicit_backup() {
   make_fs "$T/b.img" 16M -t ext4 -b 1024 || return 1
   zero_block 1024 1 "$T/b.img"
