@@ -82,6 +82,17 @@ nop_capture() {
 }
 ok "-n lists the blocks and writes no file" nop_capture
 
+offsets_vs_oracle() {
+  make_fs "$T/o.img" 16M -t ext4 || return 1
+  yes "OTHER" | head -c $((20 * MiB)) > "$T/disk"
+  dd if="$T/o.img" of="$T/disk" bs=4096 seek=256 conv=notrunc 2>/dev/null
+  "$E2IMAGE" -r -o $MiB -O 65536 "$T/disk" "$T/ours.raw" || return 1
+  "$ORACLE_E2IMAGE" -r -o $MiB -O 65536 "$T/disk" "$T/oracle.raw" 2>/dev/null || return 1
+  same_bytes "$T/ours.raw" "$T/oracle.raw" &&
+    e2fsck -fn "$T/ours.raw?offset=65536" > /dev/null 2>&1
+}
+ok "-r -o SRC_OFFSET -O DEST_OFFSET: the same bytes as Debian e2image's" offsets_vs_oracle
+
 same_offset() {
   make_fs "$T/fs.img" 16M -t ext4 || return 1
   cp "$T/fs.img" "$T/keep"
