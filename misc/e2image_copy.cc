@@ -41,14 +41,12 @@ int CopyOrMove(const Options& o) {
   open.superblock = o.superblock;
   open.blocksize = o.blocksize;
   e2img::Filesystem fs(o.source, open);
-  if (fs.superblock_used() && !o.superblock)
-    Warn(fs.fallback_reason());
-  if (!fs.open_warning().empty())
-    Warn(fs.open_warning());
+  const uint64_t open_problems = ReportOpen(fs, o);
   e2img::MapOptions map_options;
   map_options.all_data = true;
   map_options.output_is_device = true;  // whole inode tables: the copy is a filesystem
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
+  map.problems += open_problems;
 
   const bool writes = !o.nop;
   util::File source = util::File::Open(o.source, same && writes ? O_RDWR : O_RDONLY);

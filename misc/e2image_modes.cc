@@ -99,6 +99,19 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map)
 
 }  // namespace
 
+uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o) {
+  uint64_t problems = 0;
+  if (fs.superblock_used() && !o.superblock) {
+    Warn(fs.fallback_reason());
+    ++problems;
+  }
+  if (!fs.open_warning().empty()) {
+    Warn(fs.open_warning());
+    ++problems;
+  }
+  return problems;
+}
+
 e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
                             bool show_progress) {
   util::Progress progress(show_progress, "Scanning inode tables:", e2img::ScanTotal(fs),
@@ -145,10 +158,7 @@ int Capture(const Options& o) {
   open.superblock = o.superblock;
   open.blocksize = o.blocksize;
   e2img::Filesystem fs(o.source, open);
-  if (fs.superblock_used() && !o.superblock)
-    Warn(fs.fallback_reason());
-  if (!fs.open_warning().empty())
-    Warn(fs.open_warning());
+  const uint64_t open_problems = ReportOpen(fs, o);
   util::File source = util::File::Open(o.source, O_RDONLY);
 
   struct stat st {};
@@ -157,6 +167,7 @@ int Capture(const Options& o) {
   map_options.output_is_device =
       (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
+  map.problems += open_problems;
   if (o.nop) {
     PrintBlocks(map.blocks, fs.first_copied_block());
     ReportProblems(map.problems, "nothing was written (-n)");

@@ -22,6 +22,10 @@ bool IsSameFile(const std::string& a, const std::string& b);
 // Refuses a source mounted read-write unless forced.
 void CheckMount(const std::string& device, bool force);
 
+// Warns about how the filesystem was opened (a backup superblock chosen as
+// e2fsck would, unknown features ignored); returns the number of problems.
+uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o);
+
 // Builds the metadata map, showing the inode scan's progress with -p.
 e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
                             bool show_progress);
