@@ -64,6 +64,11 @@ void MarkGroupTables(const Filesystem& filesystem, const MapOptions& options, Me
     // libext2fs computes (does not read) the bitmaps of an uninit group
     // only when the descriptor's checksum holds.
     const bool verified = csum && ext2fs_group_desc_csum_verify(fs, g);
+    if (csum && !verified) {
+      warn(group + ": descriptor checksum is wrong; its bitmaps and inode table are kept as " +
+           "libext2fs reads them");
+      ++map.problems;
+    }
     const uint64_t itable = ext2fs_inode_table_loc(fs, g);
     if (!itable) {
       warn(group + ": inode table at block 0 (missing); its inodes are skipped");

@@ -17,7 +17,11 @@ damaged() {
   "$E2IMAGE" -r "$img" "$T/$name.raw" 2> "$T/$name.err"; rc=$?
   cat "$T/$name.err"
   [ $rc = 0 ] || { echo "exit $rc"; return 1; }
-  if [ -n "$want" ]; then grep -Eq "$want" "$T/$name.err" || { echo "no warning matching /$want/"; return 1; }; fi
+  if [ -n "$want" ]; then
+    grep -Eq "$want" "$T/$name.err" || { echo "no warning matching /$want/"; return 1; }
+    tail -n 1 "$T/$name.err" | grep -Eq "^e2image: [0-9]+ problems? found" || {
+      echo "no final count of problems"; return 1; }
+  fi
   fsck_says "$img" > "$T/$name.fsck.orig"
   fsck_says "$T/$name.raw" > "$T/$name.fsck.image"
   diff "$T/$name.fsck.orig" "$T/$name.fsck.image" || return 1
@@ -48,7 +52,8 @@ ok "zeroed superblock: backup used, as e2fsck" damaged zero-super "backup superb
   -t ext4 -- zero_block 1024 1
 FS_SIZE=160M ok "zeroed superblock, 4k blocks" damaged zero-super-4k \
   "backup superblock at block 32768" -t ext4 -b 4096 -- zero_block 4096 0
-ok "bad descriptor checksum on an uninit group: its bitmaps are kept" damaged bad-gd-csum "" \
+ok "bad descriptor checksum on an uninit group: its bitmaps are kept" damaged bad-gd-csum \
+  "group 1: descriptor checksum is wrong" \
   -t ext4 -- dbg "set_bg 1 checksum 0x1234"
 ok "INODE_UNINIT on a group with inodes in use" damaged inode-uninit-in-use "" \
   -t ext4 -- dbg "set_bg 0 flags 1"
