@@ -33,11 +33,21 @@ step "Check the restored filesystem" "e2fsck -fn fs.raw"
 fsck_verdict="clean"
 e2fsck -fn "$WORK/fs.raw" || fsck_verdict="PROBLEMS (exit $?)"
 
+step "The classic e2i image, read back by dumpe2fs -i" "e2image -p fs.img fs.e2i; dumpe2fs -i fs.e2i"
+"$E2IMAGE" -p "$WORK/fs.img" "$WORK/fs.e2i"
+dumpe2fs -i "$WORK/fs.e2i" 2>/dev/null | sed -n '/^Group 0:/,/^Group 1:/p' | head -n 8
+
+step "Move the filesystem 1 MiB forwards inside its own file, with progress" \
+  "e2image -ra -p -O 1048576 fs.img; e2fsck -fn 'fs.img?offset=1048576'"
+"$E2IMAGE" -ra -p -O 1048576 "$WORK/fs.img"
+move_verdict="clean"
+e2fsck -fn "$WORK/fs.img?offset=1048576" || move_verdict="PROBLEMS (exit $?)"
+
 end=$(date +%s.%N)
 printf '\n\033[1m== Sizes (allocated on disk)\033[0m\n'
 printf '  %-28s %10s\n' "filesystem fs.img" "$(human "$(alloc "$WORK/fs.img")")" \
   "qcow2 image fs.qcow2" "$(human "$(alloc "$WORK/fs.qcow2")")" \
   "raw image fs.raw" "$(human "$(alloc "$WORK/fs.raw")") (apparent $(human "$(stat -c %s "$WORK/fs.raw")"))"
-printf '\nVerdicts: qemu-img check: %s; e2fsck -fn: %s. Total time: %s s\n' \
-  "$qcow2_verdict" "$fsck_verdict" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')"
-[ "$qcow2_verdict" = clean ] && [ "$fsck_verdict" = clean ]
+printf '\nVerdicts: qemu-img check: %s; e2fsck -fn: %s; after the move: %s. Total time: %s s\n' \
+  "$qcow2_verdict" "$fsck_verdict" "$move_verdict" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')"
+[ "$qcow2_verdict" = clean ] && [ "$fsck_verdict" = clean ] && [ "$move_verdict" = clean ]

@@ -29,10 +29,18 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
                                 "; the missing blocks are written as zeros"));
         ++problems;
       }
+      if (source.stale_tails) {
+        for (auto it = source.stale_tails->lower_bound(start);
+             it != source.stale_tails->end() && it->first < start + count; ++it) {
+          auto from = buf.begin() + static_cast<std::ptrdiff_t>((it->first - start) * bs);
+          std::fill(from + it->second, from + static_cast<std::ptrdiff_t>(bs), 0);
+        }
+      }
       sink.WriteBlocks(start, buf);
       start += count;
       done += count;
-      if (progress) progress(done);
+      if (progress)
+        progress(done);
     }
   }
   return problems;

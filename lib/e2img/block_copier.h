@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "e2img/block_set.h"
@@ -22,6 +23,8 @@ struct CopySource {
   uint64_t offset = 0;  // -o
   uint32_t block_size = 0;
   uint64_t first_data_block = 0;  // blocks below it are never copied (as e2image)
+  // Blocks whose bytes from an offset on are zeroed (MetadataMap::stale_tails).
+  const std::map<uint64_t, uint32_t>* stale_tails = nullptr;
 };
 
 // Copies every block of `blocks` to the sink; returns the number of

@@ -5,14 +5,16 @@
 namespace e2img {
 
 void BlockSet::Add(uint64_t block, uint64_t count) {
-  if (count == 0) return;
+  if (count == 0)
+    return;
   if (!extents_.empty()) {
     BlockExtent& last = extents_.back();
     if (block >= last.start && block <= last.end()) {  // extends or overlaps the last run
       last.count = std::max(last.end(), block + count) - last.start;
       return;
     }
-    if (block < last.start) normalized_ = false;
+    if (block < last.start)
+      normalized_ = false;
   }
   extents_.push_back({block, count});
   // Keep memory in check when blocks arrive out of order.
@@ -21,7 +23,8 @@ void BlockSet::Add(uint64_t block, uint64_t count) {
 }
 
 void BlockSet::Normalize() {
-  if (normalized_) return;
+  if (normalized_)
+    return;
   std::sort(extents_.begin(), extents_.end(),
             [](const BlockExtent& a, const BlockExtent& b) { return a.start < b.start; });
   std::vector<BlockExtent> merged;
@@ -43,7 +46,8 @@ const std::vector<BlockExtent>& BlockSet::Extents() {
 
 uint64_t BlockSet::BlockCount() {
   uint64_t n = 0;
-  for (const BlockExtent& e : Extents()) n += e.count;
+  for (const BlockExtent& e : Extents())
+    n += e.count;
   return n;
 }
 
@@ -51,7 +55,8 @@ bool BlockSet::Contains(uint64_t block) {
   const auto& ex = Extents();
   auto it = std::upper_bound(ex.begin(), ex.end(), block,
                              [](uint64_t b, const BlockExtent& e) { return b < e.start; });
-  if (it == ex.begin()) return false;
+  if (it == ex.begin())
+    return false;
   --it;
   return block < it->end();
 }

@@ -2,8 +2,14 @@
 
 #include <et/com_err.h>
 #include <ext2fs/ext2_err.h>
+#include <fcntl.h>
+
+#include <array>
+#include <cstring>
+#include <vector>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace e2img {
 
@@ -16,23 +22,209 @@ std::string ExtErrorText(errcode_t code) {
   return error_message(code);
 }
 
+namespace {
+
+// The open errors after which e2fsck tries the backup superblocks.
+bool PrimaryUnusable(errcode_t err) {
+  return err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
+         err == EXT2_ET_CORRUPT_SUPERBLOCK;
+}
+
+// " (group N: FIELD at block B)" for the first descriptor whose bitmaps or
+// inode table lie outside the group's range ("" when none does).
+std::string FirstBadGroupText(ext2_filsys fs) {
+  const uint64_t blocks_count = ext2fs_blocks_count(fs->super);
+  const bool flex = ext2fs_has_feature_flex_bg(fs->super);
+  for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
+    const uint64_t first = flex ? fs->super->s_first_data_block : ext2fs_group_first_block2(fs, g);
+    const uint64_t last = flex ? blocks_count - 1 : ext2fs_group_last_block2(fs, g);
+    const struct {
+      const char* name;
+      uint64_t block;
+      uint64_t count;
+    } fields[] = {{"block bitmap", ext2fs_block_bitmap_loc(fs, g), 1},
+                  {"inode bitmap", ext2fs_inode_bitmap_loc(fs, g), 1},
+                  {"inode table", ext2fs_inode_table_loc(fs, g), fs->inode_blocks_per_group}};
+    for (const auto& f : fields)
+      if (f.block < first || f.block + f.count - 1 > last)
+        return " (group " + std::to_string(g) + ": " + f.name + " at block " +
+               std::to_string(f.block) + ")";
+  }
+  return "";
+}
+
+}  // namespace
+
+errcode_t Filesystem::TryOpen(uint64_t superblock, uint32_t blocksize, bool ignore_csum) {
+  Close();
+  int flags = EXT2_FLAG_64BITS | EXT2_FLAG_NOFREE_ON_ERROR;
+  if (force_)
+    flags |= EXT2_FLAG_FORCE;
+  if (ignore_csum)
+    flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
+  if (options_.read_write)
+    flags |= EXT2_FLAG_RW;
+  const std::string io_options = "offset=" + std::to_string(options_.source_offset);
+  ext2_filsys fs = nullptr;
+  errcode_t err = 0;
+  if (superblock && !blocksize) {
+    // As e2fsck: probe the block size that goes with a given superblock.
+    for (uint32_t bs = EXT2_MIN_BLOCK_SIZE; bs <= EXT2_MAX_BLOCK_SIZE; bs *= 2) {
+      if (fs)
+        ext2fs_free(fs);
+      fs = nullptr;
+      err = ext2fs_open2(device_.c_str(), io_options.c_str(), flags, static_cast<int>(superblock),
+                         bs, unix_io_manager, &fs);
+      if (!err)
+        break;
+    }
+  } else {
+    err = ext2fs_open2(device_.c_str(), io_options.c_str(), flags, static_cast<int>(superblock),
+                       blocksize, unix_io_manager, &fs);
+  }
+  if (err) {
+    if (fs)
+      ext2fs_free(fs);
+    return err;
+  }
+  fs->flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
+  fs_ = fs;
+  superblock_used_ = superblock;
+  return 0;
+}
+
+bool Filesystem::FindBackup(uint64_t* superblock, uint32_t* blocksize) const {
+  if (fs_) {
+    *superblock = fs_->super->s_blocks_per_group + fs_->super->s_first_data_block;
+    *blocksize = fs_->blocksize;
+    return true;
+  }
+  util::File file;
+  try {
+    file = util::File::Open(device_, O_RDONLY);
+  } catch (const util::Error&) {
+    return false;
+  }
+  for (uint32_t bs = EXT2_MIN_BLOCK_SIZE; bs <= EXT2_MAX_BLOCK_SIZE; bs *= 2) {
+    const uint64_t sb = uint64_t{bs} * 8 + (bs == 1024 ? 1 : 0);
+    ext2_super_block super{};
+    std::span<uint8_t> buf(reinterpret_cast<uint8_t*>(&super), sizeof super);
+    if (file.ReadUpTo(buf, options_.source_offset + sb * bs) != sizeof super)
+      continue;
+    if (super.s_magic == EXT2_SUPER_MAGIC && static_cast<uint32_t>(EXT2_BLOCK_SIZE(&super)) == bs) {
+      *superblock = sb;
+      *blocksize = bs;
+      return true;
+    }
+  }
+  return false;
+}
+
 Filesystem::Filesystem(const std::string& device, const OpenOptions& options)
     : device_(device), options_(options) {
   ExtErrorText(0);  // make sure the error table is registered
-  int flags = EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS;
-  if (options.read_write) flags |= EXT2_FLAG_RW;
-  const std::string io_options = "offset=" + std::to_string(options.source_offset);
-  errcode_t err = ext2fs_open2(device.c_str(), io_options.c_str(), flags,
-                               static_cast<int>(options.superblock),
-                               static_cast<unsigned>(options.blocksize), unix_io_manager, &fs_);
-  if (err) {
-    fs_ = nullptr;
-    throw util::Error(device + ": cannot open filesystem: " + ExtErrorText(err));
+  if (options.superblock) {
+    const errcode_t err = TryOpen(options.superblock, options.blocksize, true);
+    if (err)
+      throw util::Error(device + ": cannot open filesystem with superblock " +
+                        std::to_string(options.superblock) + ": " + ExtErrorText(err));
+    fallback_reason_ = "superblock " + std::to_string(options.superblock) + " given with -b";
+    return;
   }
+  // Without ignoring checksum errors first, as e2fsck: a superblock with a
+  // bad checksum sends it to the backups.
+  const errcode_t primary_err = TryOpen(0, 0, !options.backup_fallback);
+  errcode_t desc_err = 0;
+  if (!primary_err && options.backup_fallback)
+    desc_err = ext2fs_check_desc(fs_);
+  const bool primary_bad = PrimaryUnusable(primary_err) || desc_err;
+  if (primary_bad && options.backup_fallback && (!fs_ || fs_->group_desc_count > 1)) {
+    uint64_t sb = 0;
+    uint32_t bs = 0;
+    const std::string why = primary_err ? "primary superblock: " + ExtErrorText(primary_err)
+                                        : "primary group descriptors: " + ExtErrorText(desc_err) +
+                                              FirstBadGroupText(fs_);
+    if (FindBackup(&sb, &bs)) {
+      const errcode_t backup_err = TryOpen(sb, bs, false);
+      if (!backup_err) {
+        fallback_reason_ = why + "; using the backup superblock at block " + std::to_string(sb) +
+                           " (block size " + std::to_string(bs) + ")";
+        return;
+      }
+    }
+    if (!primary_err) {
+      TryOpen(0, 0, true);
+      if (fs_) {
+        fallback_reason_.clear();
+        return;
+      }
+    }
+  }
+  if (primary_err == EXT2_ET_SB_CSUM_INVALID && TryOpen(0, 0, true) == 0)
+    return;
+  if (primary_err == EXT2_ET_UNSUPP_FEATURE || primary_err == EXT2_ET_RO_UNSUPP_FEATURE) {
+    // An image is wanted most when the filesystem is strange: go ahead.
+    force_ = true;
+    if (TryOpen(0, 0, true) == 0) {
+      open_warning_ = device + ": " + ExtErrorText(primary_err) + "; imaging it anyway";
+      return;
+    }
+  }
+  if (fs_)
+    return;
+  std::string message = device + ": cannot open filesystem: " + ExtErrorText(primary_err);
+  const std::string looks = DescribeNonExtSource(device, options.source_offset);
+  if (!looks.empty())
+    message += " (it looks like " + looks + ")";
+  throw util::Error(message);
+}
+
+void Filesystem::Close() {
+  if (fs_)
+    ext2fs_free(fs_);
+  fs_ = nullptr;
 }
 
 Filesystem::~Filesystem() {
-  if (fs_) ext2fs_free(fs_);
+  Close();
+}
+
+std::string DescribeNonExtSource(const std::string& device, uint64_t offset) {
+  std::vector<uint8_t> head(0x10100, 0);
+  size_t got = 0;
+  try {
+    util::File file = util::File::Open(device, O_RDONLY);
+    got = file.ReadUpTo(head, offset);
+  } catch (const util::Error&) {
+    return "";
+  }
+  if (got == 0)
+    return "an empty file";
+  auto at = [&](size_t pos, const char* magic) {
+    const size_t n = std::strlen(magic);
+    return pos + n <= got && std::memcmp(head.data() + pos, magic, n) == 0;
+  };
+  if (at(0, "QFI\xfb"))
+    return "a qcow2 image";
+  if (at(0, "LUKS\xba\xbe"))
+    return "a LUKS encrypted volume";
+  if (at(0, "XFSB"))
+    return "an XFS filesystem";
+  if (at(0x10040, "_BHRfS_M"))
+    return "a btrfs filesystem";
+  if (at(0, "hsqs"))
+    return "a squashfs filesystem";
+  if (at(4086, "SWAPSPACE2"))
+    return "a swap area";
+  if (at(3, "NTFS    "))
+    return "an NTFS filesystem";
+  if (at(0x36, "FAT") || at(0x52, "FAT32"))
+    return "a FAT filesystem";
+  if (got >= 512 && head[510] == 0x55 && head[511] == 0xAA)
+    return "a partition table (MBR)";
+  if (util::IsAllZero(std::span<const uint8_t>(head.data(), got)))
+    return "all zeros";
+  return "";
 }
 
 }  // namespace e2img

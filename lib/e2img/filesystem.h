@@ -1,20 +1,23 @@
-// An ext2/3/4 filesystem opened read-only through libext2fs, owned with RAII.
+// An ext2/3/4 filesystem opened through libext2fs, owned with RAII. Opening
+// follows e2fsck: when the primary superblock or its group descriptors are
+// unusable, the first backup superblock is tried, and the choice is reported.
 #pragma once
 
 #include <ext2fs/ext2fs.h>
 
+#include <algorithm>
 #include <cstdint>
-#include <memory>
 #include <string>
 
 namespace e2img {
 
 // Where and how to open the source.
 struct OpenOptions {
-  uint64_t source_offset = 0;  // -o: byte offset of the filesystem in the source
-  uint64_t superblock = 0;     // -b: backup superblock block number (0 = primary)
-  uint32_t blocksize = 0;      // -B: block size to go with -b (0 = probe)
-  bool read_write = false;     // -I and -ra only
+  uint64_t source_offset = 0;   // -o: byte offset of the filesystem in the source
+  uint64_t superblock = 0;      // -b: backup superblock block number (0 = primary)
+  uint32_t blocksize = 0;       // -B: block size to go with -b (0 = probe)
+  bool read_write = false;      // -I and -ra only
+  bool backup_fallback = true;  // try the backups as e2fsck does
 };
 
 // libext2fs's message for an errcode_t.
@@ -35,12 +38,40 @@ class Filesystem {
   uint32_t block_size() const { return fs_->blocksize; }
   uint64_t blocks_count() const { return ext2fs_blocks_count(fs_->super); }
   uint64_t size_bytes() const { return blocks_count() * block_size(); }
+  // The block holding the primary superblock (byte 1024), wherever
+  // s_first_data_block says the data starts.
+  uint64_t superblock_block() const { return 1024 / block_size(); }
+  // Blocks below this are never copied (the boot block of 1k filesystems).
+  uint64_t first_copied_block() const {
+    return std::min<uint64_t>(fs_->super->s_first_data_block, superblock_block());
+  }
   const OpenOptions& options() const { return options_; }
+  // The superblock the filesystem was opened with: 0 for the primary, else
+  // the block number of the backup (given with -b, or chosen as e2fsck does).
+  uint64_t superblock_used() const { return superblock_used_; }
+  // Why the primary was not used ("" when it was).
+  const std::string& fallback_reason() const { return fallback_reason_; }
+  // A warning about how the filesystem was opened ("" for none), e.g.
+  // unknown features ignored.
+  const std::string& open_warning() const { return open_warning_; }
 
  private:
+  errcode_t TryOpen(uint64_t superblock, uint32_t blocksize, bool ignore_csum);
+  // Where e2fsck looks for the first backup superblock; false when none found.
+  bool FindBackup(uint64_t* superblock, uint32_t* blocksize) const;
+  void Close();
+
   ext2_filsys fs_ = nullptr;
   std::string device_;
   OpenOptions options_;
+  uint64_t superblock_used_ = 0;
+  std::string fallback_reason_;
+  std::string open_warning_;
+  bool force_ = false;  // open despite unknown features
 };
+
+// A description of what a source that is not an ext filesystem looks like
+// ("" when unknown), from its first bytes.
+std::string DescribeNonExtSource(const std::string& device, uint64_t offset);
 
 }  // namespace e2img

@@ -4,30 +4,18 @@
 
 #include <vector>
 
+#include "e2img/dir_refs.h"
+#include "e2img/group_tables.h"
+#include "e2img/inode_blocks.h"
+
 namespace e2img {
 namespace {
 
-// State shared with libext2fs's block iterator callback.
-struct IterateContext {
-  MetadataMap* map;
-  uint64_t blocks_count;
-  bool keep_data;       // every block, not only tree/indirect blocks
-  bool is_directory;
-  uint64_t out_of_range = 0;
-};
+// Returned by the end-of-group callback to stop the scan at each group.
+constexpr errcode_t kGroupDone = 0x7e2e0001;
 
-int MarkBlock(ext2_filsys, blk64_t* block_nr, e2_blkcnt_t blockcnt, blk64_t, int, void* priv) {
-  auto* ctx = static_cast<IterateContext*>(priv);
-  const uint64_t block = *block_nr;
-  if (block >= ctx->blocks_count) {
-    ++ctx->out_of_range;
-    return 0;
-  }
-  if (blockcnt < 0 || ctx->keep_data) {
-    ctx->map->blocks.Add(block);
-    if (ctx->is_directory && blockcnt >= 0) ctx->map->directory_blocks.Add(block);
-  }
-  return 0;
+errcode_t StopAtGroupEnd(ext2_filsys, ext2_inode_scan, dgrp_t, void*) {
+  return kGroupDone;
 }
 
 // Inode hooks: libext2fs asks for the inode we already hold instead of
@@ -39,20 +27,24 @@ struct StashedInode {
 
 errcode_t StashedGetBlocks(ext2_filsys fs, ext2_ino_t ino, blk_t* blocks) {
   auto* stash = static_cast<StashedInode*>(fs->priv_data);
-  if (!stash || ino != stash->ino) return EXT2_ET_CALLBACK_NOTHANDLED;
-  for (int i = 0; i < EXT2_N_BLOCKS; ++i) blocks[i] = stash->inode->i_block[i];
+  if (!stash || ino != stash->ino)
+    return EXT2_ET_CALLBACK_NOTHANDLED;
+  for (int i = 0; i < EXT2_N_BLOCKS; ++i)
+    blocks[i] = stash->inode->i_block[i];
   return 0;
 }
 
 errcode_t StashedCheckDirectory(ext2_filsys fs, ext2_ino_t ino) {
   auto* stash = static_cast<StashedInode*>(fs->priv_data);
-  if (!stash || ino != stash->ino) return EXT2_ET_CALLBACK_NOTHANDLED;
+  if (!stash || ino != stash->ino)
+    return EXT2_ET_CALLBACK_NOTHANDLED;
   return LINUX_S_ISDIR(stash->inode->i_mode) ? 0 : EXT2_ET_NO_DIRECTORY;
 }
 
 errcode_t StashedReadInode(ext2_filsys fs, ext2_ino_t ino, ext2_inode* inode) {
   auto* stash = static_cast<StashedInode*>(fs->priv_data);
-  if (!stash || ino != stash->ino) return EXT2_ET_CALLBACK_NOTHANDLED;
+  if (!stash || ino != stash->ino)
+    return EXT2_ET_CALLBACK_NOTHANDLED;
   *inode = *stash->inode;
   return 0;
 }
@@ -85,10 +77,12 @@ class InodeScan {
  public:
   explicit InodeScan(ext2_filsys fs) {
     err_ = ext2fs_open_inode_scan(fs, 0, &scan_);
-    if (err_) scan_ = nullptr;
+    if (err_)
+      scan_ = nullptr;
   }
   ~InodeScan() {
-    if (scan_) ext2fs_close_inode_scan(scan_);
+    if (scan_)
+      ext2fs_close_inode_scan(scan_);
   }
   InodeScan(const InodeScan&) = delete;
   InodeScan& operator=(const InodeScan&) = delete;
@@ -100,125 +94,232 @@ class InodeScan {
   errcode_t err_ = 0;
 };
 
-void MarkGroupTables(const Filesystem& filesystem, const MapOptions& options, MetadataMap& map,
-                     const WarningFn& warn) {
-  ext2_filsys fs = filesystem.get();
-  const uint64_t blocks_count = filesystem.blocks_count();
-  auto mark = [&](uint64_t block, uint64_t count, const std::string& what) {
-    if (block >= blocks_count || count > blocks_count - block) {
-      warn(what + " at block " + std::to_string(block) + " is past the end of the filesystem");
-      ++map.problems;
-      return;
-    }
-    map.blocks.Add(block, count);
-  };
-  const uint64_t first = fs->super->s_first_data_block;
-  mark(first, 1, "superblock");
-  for (dgrp_t j = 0; j < fs->desc_blocks; ++j)
-    mark(ext2fs_descriptor_block_loc2(fs, first, j), 1, "group descriptor block " + std::to_string(j));
-  if (filesystem.options().superblock) {
-    const uint64_t backup = filesystem.options().superblock;
-    mark(backup, 1, "backup superblock");
-    for (dgrp_t j = 0; j < fs->desc_blocks; ++j)
-      mark(ext2fs_descriptor_block_loc2(fs, backup, j), 1, "backup group descriptor block");
-  }
-  if (ext2fs_has_feature_mmp(fs->super)) mark(fs->super->s_mmp_block, 1, "MMP block");
-
-  const uint32_t inodes_per_block = EXT2_INODES_PER_BLOCK(fs->super);
-  for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
-    const std::string group = "group " + std::to_string(g);
-    const uint64_t itable = ext2fs_inode_table_loc(fs, g);
-    if ((options.output_is_device || !ext2fs_bg_flags_test(fs, g, EXT2_BG_INODE_UNINIT)) &&
-        itable) {
-      uint64_t count = fs->inode_blocks_per_group;
-      if (!options.output_is_device && ext2fs_has_group_desc_csum(fs)) {
-        const uint64_t unused = ext2fs_bg_itable_unused(fs, g) / inodes_per_block;
-        count = unused < count ? count - unused : 0;
+// Hides inode tables that lie outside the filesystem from libext2fs's scan
+// for its lifetime (the scan would refuse to start, or stop, at the first
+// one); MarkGroupTables has reported them.
+class OutOfRangeTablesHidden {
+ public:
+  explicit OutOfRangeTablesHidden(ext2_filsys fs) : fs_(fs) {
+    const uint64_t blocks_count = ext2fs_blocks_count(fs->super);
+    for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
+      const uint64_t loc = ext2fs_inode_table_loc(fs, g);
+      if (loc && (loc < fs->super->s_first_data_block ||
+                  loc + fs->inode_blocks_per_group > blocks_count)) {
+        hidden_.push_back({g, loc});
+        ext2fs_inode_table_loc_set(fs, g, 0);
       }
-      mark(itable, count, group + ": inode table");
     }
-    // Block 0 in a descriptor field means "none".
-    const uint64_t block_bitmap = ext2fs_block_bitmap_loc(fs, g);
-    if (!ext2fs_bg_flags_test(fs, g, EXT2_BG_BLOCK_UNINIT) && block_bitmap)
-      mark(block_bitmap, 1, group + ": block bitmap");
-    const uint64_t inode_bitmap = ext2fs_inode_bitmap_loc(fs, g);
-    if (!ext2fs_bg_flags_test(fs, g, EXT2_BG_INODE_UNINIT) && inode_bitmap)
-      mark(inode_bitmap, 1, group + ": inode bitmap");
   }
-}
+  ~OutOfRangeTablesHidden() {
+    for (const auto& [group, loc] : hidden_)
+      ext2fs_inode_table_loc_set(fs_, group, loc);
+  }
+  OutOfRangeTablesHidden(const OutOfRangeTablesHidden&) = delete;
+  OutOfRangeTablesHidden& operator=(const OutOfRangeTablesHidden&) = delete;
+
+ private:
+  ext2_filsys fs_;
+  std::vector<std::pair<dgrp_t, uint64_t>> hidden_;
+};
 
 bool IsSpecialFileInode(ext2_filsys fs, ext2_ino_t ino) {
   const ext2_super_block* sb = fs->super;
-  return ino == sb->s_journal_inum || ino == sb->s_usr_quota_inum ||
-         ino == sb->s_grp_quota_inum || ino == sb->s_prj_quota_inum ||
-         ino == sb->s_orphan_file_inum;
+  return ino == sb->s_journal_inum || ino == sb->s_usr_quota_inum || ino == sb->s_grp_quota_inum ||
+         ino == sb->s_prj_quota_inum || ino == sb->s_orphan_file_inum;
 }
 
+// e2fsck reads logical block 0 of an inode whose mode is neither directory,
+// regular file nor symlink, to see whether it is really a directory
+// (check_is_really_dir), unless it looks like a genuine device file.
+bool E2fsckProbesFirstBlock(ext2_filsys fs, const ext2_inode* inode) {
+  const uint16_t mode = inode->i_mode;
+  if (LINUX_S_ISDIR(mode) || LINUX_S_ISREG(mode) || LINUX_S_ISLNK(mode) || !inode->i_block[0])
+    return false;
+  if (inode->i_flags & EXT4_INLINE_DATA_FL)
+    return false;
+  bool not_device = (inode->i_flags & EXT4_EXTENTS_FL) && ext2fs_has_feature_extents(fs->super);
+  if (!not_device) {
+    const uint64_t blocks_count = ext2fs_blocks_count(fs->super);
+    for (int i = 0; i < EXT2_N_BLOCKS; ++i) {
+      const uint64_t blk = inode->i_block[i];
+      if (!blk)
+        continue;
+      if (i >= 4)
+        not_device = true;
+      if (blk < fs->super->s_first_data_block || blk >= blocks_count)
+        return false;
+    }
+  }
+  const bool device = LINUX_S_ISCHR(mode) || LINUX_S_ISBLK(mode);
+  return !(device && inode->i_links_count == 1 && !not_device);
+}
+
+// Widens every run to whole clusters (bigalloc), as e2image's cluster bitmap does.
+void RoundToClusters(ext2_filsys fs, BlockSet& blocks) {
+  const uint64_t ratio = EXT2FS_CLUSTER_RATIO(fs);
+  if (ratio <= 1)
+    return;
+  const uint64_t blocks_count = ext2fs_blocks_count(fs->super);
+  BlockSet rounded;
+  for (const BlockExtent& e : blocks.Extents()) {
+    const uint64_t start = e.start / ratio * ratio;
+    const uint64_t end = std::min(blocks_count, (e.end() + ratio - 1) / ratio * ratio);
+    rounded.Add(start, end - start);
+  }
+  blocks = std::move(rounded);
+}
+
+// The inode pass: every in-use inode's xattr block and block map.
+class InodePass {
+ public:
+  InodePass(const Filesystem& filesystem, const MapOptions& options, MetadataMap& map,
+            const WarningFn& warn)
+      : fs_(filesystem.get()),
+        options_(options),
+        map_(map),
+        warn_(warn),
+        walker_(fs_, map, warn),
+        refs_(fs_),
+        blocks_count_(filesystem.blocks_count()) {}
+
+  void Run(const std::string& device) {
+    OutOfRangeTablesHidden hidden(fs_);
+    InodeScan scan(fs_);
+    if (scan.error()) {
+      warn_(device + ": cannot scan inodes: " + ExtErrorText(scan.error()));
+      ++map_.problems;
+      return;
+    }
+    ext2fs_set_inode_callback(scan.get(), StopAtGroupEnd, nullptr);
+    ext2fs_inode_scan_flags(scan.get(), EXT2_SF_SKIP_MISSING_ITABLE, 0);
+    std::vector<uint8_t> inode_buf(EXT2_INODE_SIZE(fs_->super));
+    auto* inode = reinterpret_cast<ext2_inode*>(inode_buf.data());
+    StashedInode stash;
+    InodeShortcuts shortcuts(fs_, &stash);
+    for (dgrp_t g = 0; g < fs_->group_desc_count; ++g) {
+      errcode_t err = ext2fs_inode_scan_goto_blockgroup(scan.get(), g);
+      while (!err) {
+        ext2_ino_t ino = 0;
+        err =
+            ext2fs_get_next_inode_full(scan.get(), &ino, inode, static_cast<int>(inode_buf.size()));
+        if (err == EXT2_ET_BAD_BLOCK_IN_INODE_TABLE)
+          err = 0;
+        if (err || ino == 0)
+          break;
+        stash.ino = ino;
+        stash.inode = inode;
+        Process(ino, inode);
+        stash.ino = 0;
+      }
+      if (options_.scan_progress)
+        options_.scan_progress(uint64_t{g + 1} * fs_->inode_blocks_per_group);
+      if (err && err != kGroupDone) {
+        warn_("group " + std::to_string(g) + ": cannot read its inode table: " + ExtErrorText(err) +
+              "; its inodes are skipped");
+        ++map_.problems;
+      }
+    }
+    ProcessSkippedSpecialInodes(inode, inode_buf.size(), stash);
+    refs_.AddDirectoryBlocks(map_, warn_);
+    refs_.MarkSkippedInodes(map_, warn_);
+  }
+
+ private:
+  // e2fsck reads the reserved inodes and those the superblock names (journal,
+  // quota, orphan file) directly, even where the scan skips them.
+  void ProcessSkippedSpecialInodes(ext2_inode* inode, size_t inode_size, StashedInode& stash) {
+    const ext2_super_block* sb = fs_->super;
+    std::vector<ext2_ino_t> special;
+    for (ext2_ino_t ino = 1; ino < EXT2_FIRST_INODE(sb); ++ino)
+      special.push_back(ino);
+    for (const ext2_ino_t ino : {sb->s_journal_inum, sb->s_usr_quota_inum, sb->s_grp_quota_inum,
+                                 sb->s_prj_quota_inum, sb->s_orphan_file_inum})
+      if (ino >= EXT2_FIRST_INODE(sb))
+        special.push_back(ino);
+    for (const ext2_ino_t ino : special) {
+      const uint64_t block = SkippedInodeBlock(fs_, ino);
+      if (!block)
+        continue;
+      map_.blocks.Add(block);
+      KeepInodeBytes(fs_, ino, map_);
+      if (ext2fs_read_inode_full(fs_, ino, inode, static_cast<int>(inode_size)))
+        continue;
+      stash.ino = ino;
+      stash.inode = inode;
+      Process(ino, inode);
+      stash.ino = 0;
+    }
+  }
+
+  void Process(ext2_ino_t ino, ext2_inode* inode) {
+    if (!inode->i_links_count)
+      return;
+    const uint64_t acl = ext2fs_file_acl_block(fs_, inode);
+    if (acl) {
+      if (acl < blocks_count_ && acl >= fs_->super->s_first_data_block) {
+        map_.blocks.Add(acl);
+      } else {
+        warn_("inode " + std::to_string(ino) + ": extended attribute block " + std::to_string(acl) +
+              " is outside the filesystem; skipped");
+        ++map_.problems;
+      }
+    }
+    const bool is_dir = LINUX_S_ISDIR(inode->i_mode);
+    const bool probe = E2fsckProbesFirstBlock(fs_, inode);
+    if (!ext2fs_inode_has_valid_blocks2(fs_, inode)) {
+      if (is_dir && (inode->i_flags & EXT4_INLINE_DATA_FL)) {
+        // An inline directory: the parent, then entries in the rest of i_block.
+        const auto* raw = reinterpret_cast<const uint8_t*>(inode->i_block);
+        refs_.AddInode(raw[0] | raw[1] << 8 | raw[2] << 16 | uint32_t{raw[3]} << 24);
+        refs_.AddEntries(std::span<const uint8_t>(raw + 4, sizeof inode->i_block - 4));
+      }
+      if (!probe)
+        return;
+      // Not a directory, file or symlink by its mode: e2fsck maps logical
+      // block 0 (through the extent tree if there is one) and reads it.
+      if (inode->i_flags & EXT4_EXTENTS_FL)
+        KeepFirstBlock(walker_.Walk(ino, inode, /*keep_data=*/false, /*is_dir=*/false));
+      else
+        KeepFirstBlock(InodeWalk{inode->i_block[0], 0});
+      return;
+    }
+    const bool whole = is_dir || LINUX_S_ISLNK(inode->i_mode) || IsSpecialFileInode(fs_, ino);
+    const bool has_tree = (inode->i_flags & EXT4_EXTENTS_FL) || inode->i_block[EXT2_IND_BLOCK] ||
+                          inode->i_block[EXT2_DIND_BLOCK] || inode->i_block[EXT2_TIND_BLOCK];
+    if (!whole && !has_tree && !options_.all_data)
+      return;
+    KeepFirstBlock(walker_.Walk(ino, inode, whole || options_.all_data, is_dir), false);
+  }
+
+  // Counts the walk's problems; keeps logical block 0 when e2fsck reads it.
+  void KeepFirstBlock(const InodeWalk& walk, bool keep = true) {
+    map_.problems += walk.problems;
+    if (keep && walk.first_block && *walk.first_block < blocks_count_ &&
+        *walk.first_block >= fs_->super->s_first_data_block)
+      map_.blocks.Add(*walk.first_block);
+  }
+
+  ext2_filsys fs_;
+  const MapOptions& options_;
+  MetadataMap& map_;
+  const WarningFn& warn_;
+  InodeBlockWalker walker_;
+  DirectoryReferences refs_;
+  uint64_t blocks_count_;
+};
+
 }  // namespace
+
+uint64_t ScanTotal(const Filesystem& fs) {
+  return uint64_t{fs.get()->group_desc_count} * fs.get()->inode_blocks_per_group;
+}
 
 MetadataMap BuildMetadataMap(const Filesystem& filesystem, const MapOptions& options,
                              const WarningFn& warn) {
   MetadataMap map;
-  ext2_filsys fs = filesystem.get();
   MarkGroupTables(filesystem, options, map, warn);
-
-  InodeScan scan(fs);
-  if (scan.error()) {
-    warn(filesystem.device() + ": cannot scan inodes: " + ExtErrorText(scan.error()));
-    ++map.problems;
-    return map;
-  }
-  const uint64_t blocks_count = filesystem.blocks_count();
-  std::vector<uint8_t> inode_buf(EXT2_INODE_SIZE(fs->super));
-  auto* inode = reinterpret_cast<ext2_inode*>(inode_buf.data());
-  std::vector<char> block_buf(fs->blocksize * 3);
-  StashedInode stash;
-  InodeShortcuts shortcuts(fs, &stash);
-  for (;;) {
-    ext2_ino_t ino = 0;
-    errcode_t err = ext2fs_get_next_inode_full(scan.get(), &ino, inode,
-                                               static_cast<int>(inode_buf.size()));
-    if (err == EXT2_ET_BAD_BLOCK_IN_INODE_TABLE) continue;
-    if (err) {
-      warn("inode " + std::to_string(ino) + ": " + ExtErrorText(err) + "; skipping it");
-      ++map.problems;
-      if (ino == 0) break;
-      continue;
-    }
-    if (ino == 0) break;
-    if (!inode->i_links_count) continue;
-    const uint64_t acl = ext2fs_file_acl_block(fs, inode);
-    if (acl) {
-      if (acl < blocks_count) {
-        map.blocks.Add(acl);
-      } else {
-        warn("inode " + std::to_string(ino) + ": extended attribute block " + std::to_string(acl) +
-             " is past the end of the filesystem");
-        ++map.problems;
-      }
-    }
-    if (!ext2fs_inode_has_valid_blocks2(fs, inode)) continue;
-    const bool is_dir = LINUX_S_ISDIR(inode->i_mode);
-    const bool whole = is_dir || LINUX_S_ISLNK(inode->i_mode) || IsSpecialFileInode(fs, ino);
-    const bool has_tree = (inode->i_flags & EXT4_EXTENTS_FL) || inode->i_block[EXT2_IND_BLOCK] ||
-                          inode->i_block[EXT2_DIND_BLOCK] || inode->i_block[EXT2_TIND_BLOCK];
-    if (!whole && !has_tree && !options.all_data) continue;
-    IterateContext ctx{&map, blocks_count, whole || options.all_data, is_dir};
-    stash.ino = ino;
-    stash.inode = inode;
-    err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY, block_buf.data(), MarkBlock, &ctx);
-    stash.ino = 0;
-    if (err) {
-      warn("inode " + std::to_string(ino) + ": cannot read its block map: " + ExtErrorText(err) +
-           "; kept what was readable");
-      ++map.problems;
-    }
-    if (ctx.out_of_range) {
-      warn("inode " + std::to_string(ino) + ": " + std::to_string(ctx.out_of_range) +
-           " block numbers past the end of the filesystem, skipped");
-      ++map.problems;
-    }
-  }
+  InodePass(filesystem, options, map, warn).Run(filesystem.device());
+  RoundToClusters(filesystem.get(), map.blocks);
   return map;
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ namespace e2img {
 struct MapOptions {
   bool all_data = false;          // -a
   bool output_is_device = false;  // whole inode tables, as e2image does for devices
+  // Called after each group's inodes with the inode table blocks scanned so
+  // far (of ScanTotal()).
+  std::function<void(uint64_t blocks_done)> scan_progress;
 };
 
 // One problem met while scanning, already phrased for the user.
@@ -28,8 +32,14 @@ using WarningFn = std::function<void(const std::string&)>;
 struct MetadataMap {
   BlockSet blocks;
   BlockSet directory_blocks;
+  // Inode table blocks only partly in use: block -> byte offset from which
+  // its bytes are stale (no inode e2fsck reads) and are written as zeros.
+  std::map<uint64_t, uint32_t> stale_tails;
   uint64_t problems = 0;
 };
+
+// The inode table blocks the scan goes through (the scan_progress total).
+uint64_t ScanTotal(const Filesystem& fs);
 
 // Scans the filesystem's descriptors and inodes and returns the map.
 MetadataMap BuildMetadataMap(const Filesystem& fs, const MapOptions& options,

@@ -16,7 +16,9 @@ void RawSink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
   writer_.Write(first_block * block_size_, data);
 }
 
-void RawSink::Finish() { writer_.Finish(blocks_count_ * block_size_); }
+void RawSink::Finish() {
+  writer_.Finish(blocks_count_ * block_size_);
+}
 
 Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
                      const Qcow2SinkOptions& options)
@@ -28,7 +30,8 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   w.cluster_bits = options.cluster_bits ? options.cluster_bits
                                         : static_cast<uint32_t>(std::countr_zero(block_size));
   w.version = options.version;
-  if (options.compression) w.compression = *options.compression;
+  if (options.compression)
+    w.compression = *options.compression;
   writer_ = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
   stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression);
 }

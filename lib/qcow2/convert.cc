@@ -46,7 +46,8 @@ void Qcow2Reader::Read(uint64_t guest_offset, std::span<uint8_t> out) {
   }
 }
 
-void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out) {
+void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out,
+                  const std::function<void(uint64_t)>& progress) {
   const uint64_t size = reader.virtual_size();
   constexpr uint64_t kChunk = 4u << 20;
   std::vector<uint8_t> buf;
@@ -67,6 +68,8 @@ void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out) {
       }
     }
     at += m.length;
+    if (progress)
+      progress(at);
   }
   out.Finish(size);
 }

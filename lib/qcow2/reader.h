@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include <set>
@@ -118,8 +119,10 @@ class Qcow2Reader {
   uint64_t decompressions_ = 0;
 };
 
-// Writes the image's whole virtual disk to `out` (exactly virtual_size bytes).
-void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out);
+// Writes the image's whole virtual disk to `out` (exactly virtual_size bytes);
+// progress, if given, gets the number of bytes of the virtual disk done.
+void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out,
+                  const std::function<void(uint64_t bytes_done)>& progress = {});
 
 // True when the file at path starts with the qcow2 magic.
 bool IsQcow2File(const std::string& path);

@@ -1,0 +1,96 @@
+#include "e2img/dir_refs.h"
+
+#include <algorithm>
+#include <string>
+
+#include "e2img/group_tables.h"
+
+namespace e2img {
+namespace {
+
+uint32_t Le32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+}  // namespace
+
+void KeepInodeBytes(ext2_filsys fs, ext2_ino_t ino, MetadataMap& map) {
+  const uint32_t inode_size = EXT2_INODE_SIZE(fs->super);
+  const uint32_t index = (ino - 1) % fs->super->s_inodes_per_group;
+  const uint64_t block = SkippedInodeBlock(fs, ino);
+  auto it = map.stale_tails.find(block);
+  if (it == map.stale_tails.end())
+    return;
+  const uint32_t end = (index % (fs->blocksize / inode_size) + 1) * inode_size;
+  if (end >= fs->blocksize)
+    map.stale_tails.erase(it);
+  else if (end > it->second)
+    it->second = end;
+}
+
+void DirectoryReferences::AddEntries(std::span<const uint8_t> entries) {
+  constexpr size_t kHeader = 8;  // inode, rec_len, name_len, file_type
+  size_t offset = 0;
+  while (offset + kHeader <= entries.size()) {
+    const uint8_t* d = entries.data() + offset;
+    const uint32_t ino = Le32(d);
+    uint32_t rec_len = d[4] | d[5] << 8;
+    // Large blocks encode 65536 as 0 or 65535 (as ext2fs_get_rec_len).
+    if (entries.size() >= 65536) {
+      if (rec_len == 0 || rec_len == 65535)
+        rec_len = 65536;
+      else
+        rec_len = (rec_len & 65532) | ((rec_len & 3) << 16);
+    }
+    if (rec_len < kHeader || offset + rec_len > entries.size())
+      break;
+    if (ino)
+      inodes_.push_back(ino);
+    offset += rec_len;
+  }
+}
+
+void DirectoryReferences::AddDirectoryBlocks(MetadataMap& map, const WarningFn& warn) {
+  constexpr uint64_t kRunBlocks = 64;
+  std::vector<uint8_t> buf;
+  for (const BlockExtent& extent : map.directory_blocks.Extents()) {
+    for (uint64_t start = extent.start; start < extent.end(); start += kRunBlocks) {
+      const uint64_t count = std::min(kRunBlocks, extent.end() - start);
+      buf.resize(count * fs_->blocksize);
+      const errcode_t err =
+          io_channel_read_blk64(fs_->io, start, static_cast<int>(count), buf.data());
+      if (err) {
+        warn("cannot read directory blocks " + std::to_string(start) + "-" +
+             std::to_string(start + count - 1) + ": " + ExtErrorText(err));
+        ++map.problems;
+        continue;
+      }
+      for (uint64_t i = 0; i < count; ++i)
+        AddEntries(std::span<const uint8_t>(buf).subspan(i * fs_->blocksize, fs_->blocksize));
+    }
+  }
+}
+
+void DirectoryReferences::MarkSkippedInodes(MetadataMap& map, const WarningFn& warn) {
+  std::sort(inodes_.begin(), inodes_.end());
+  inodes_.erase(std::unique(inodes_.begin(), inodes_.end()), inodes_.end());
+  const uint32_t per_group = fs_->super->s_inodes_per_group;
+  dgrp_t reported_group = ~dgrp_t{0};
+  for (const uint32_t ino : inodes_) {
+    const uint64_t block = SkippedInodeBlock(fs_, ino);
+    if (!block)
+      continue;
+    const dgrp_t group = (ino - 1) / per_group;
+    if (group != reported_group) {
+      warn("group " + std::to_string(group) + ": directory entries name inodes (first " +
+           std::to_string(ino) +
+           ") past the used part of the inode table; their inode table blocks are kept");
+      ++map.problems;
+      reported_group = group;
+    }
+    map.blocks.Add(block);
+    KeepInodeBytes(fs_, ino, map);
+  }
+}
+
+}  // namespace e2img

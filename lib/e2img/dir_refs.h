@@ -1,0 +1,38 @@
+// Directory entries that name inodes e2fsck reads although the inode scan
+// skips them: inodes in the "unused" tail of an inode table (past
+// bg_itable_unused) or in a group flagged INODE_UNINIT. Their inode table
+// blocks belong in the image; the rest of the unused tail (often an earlier
+// filesystem's leftovers) does not.
+#pragma once
+
+#include <ext2fs/ext2fs.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "e2img/metadata_map.h"
+
+namespace e2img {
+
+// Keeps the bytes of inode `ino` out of its block's stale tail.
+void KeepInodeBytes(ext2_filsys fs, ext2_ino_t ino, MetadataMap& map);
+
+// Collects the inode numbers named by directory entries.
+class DirectoryReferences {
+ public:
+  explicit DirectoryReferences(ext2_filsys fs) : fs_(fs) {}
+  // Parses one directory block (or the entries of an inline directory).
+  void AddEntries(std::span<const uint8_t> entries);
+  // Reads and parses every block of map.directory_blocks.
+  void AddDirectoryBlocks(MetadataMap& map, const WarningFn& warn);
+  void AddInode(uint32_t ino) { inodes_.push_back(ino); }
+  // Marks the inode table block of each named inode the scan skipped.
+  void MarkSkippedInodes(MetadataMap& map, const WarningFn& warn);
+
+ private:
+  ext2_filsys fs_;
+  std::vector<uint32_t> inodes_;
+};
+
+}  // namespace e2img

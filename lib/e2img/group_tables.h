@@ -1,0 +1,24 @@
+// The per-group part of the metadata map: superblocks and descriptor blocks,
+// bitmaps and inode tables, chosen as libext2fs reads them for e2fsck (not
+// only as e2image keeps them: a bitmap of an "uninit" group whose
+// descriptor checksum is wrong is read, so it is kept).
+#pragma once
+
+#include "e2img/filesystem.h"
+#include "e2img/metadata_map.h"
+
+namespace e2img {
+
+// Marks the superblock(s), descriptor blocks, MMP block, bitmaps and the
+// used part of each inode table.
+void MarkGroupTables(const Filesystem& filesystem, const MapOptions& options, MetadataMap& map,
+                     const WarningFn& warn);
+
+// How many inodes of a group (from its first) the inode scan reads: all, or
+// fewer with group descriptor checksums (INODE_UNINIT, bg_itable_unused).
+uint32_t InodesScanned(ext2_filsys fs, dgrp_t group);
+
+// The inode table block holding inode `ino` when the scan skips it, else 0.
+uint64_t SkippedInodeBlock(ext2_filsys fs, ext2_ino_t ino);
+
+}  // namespace e2img

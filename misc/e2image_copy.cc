@@ -1,0 +1,105 @@
+// -ra copies and moves (lib/e2img/device_copy) and -I (lib/e2img/install).
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "e2image_modes.h"
+#include "e2img/device_copy.h"
+#include "e2img/filesystem.h"
+#include "e2img/install.h"
+#include "e2img/metadata_map.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace e2image {
+namespace {
+
+void RefuseMounted(const std::string& device) {
+  int flags = 0;
+  if (ext2fs_check_if_mounted(device.c_str(), &flags) == 0 && (flags & EXT2_MF_MOUNTED))
+    throw util::Error(device + " is mounted: refusing to write to it");
+}
+
+}  // namespace
+
+int CopyOrMove(const Options& o) {
+  const bool same = o.move_in_place || IsSameFile(o.source, o.output);
+  if (same && o.source_offset == o.dest_offset)
+    throw util::Error(o.output +
+                      ": the output is the source itself at the same offset; "
+                      "refusing to overwrite it (give -O to move the filesystem)");
+  CheckMount(o.source, o.force);
+  if (same)
+    RefuseMounted(o.source);
+  else if (!o.nop)
+    RefuseMounted(o.output);
+
+  e2img::OpenOptions open;
+  open.source_offset = o.source_offset;
+  open.superblock = o.superblock;
+  open.blocksize = o.blocksize;
+  e2img::Filesystem fs(o.source, open);
+  const uint64_t open_problems = ReportOpen(fs, o);
+  e2img::MapOptions map_options;
+  map_options.all_data = true;
+  map_options.output_is_device = true;  // whole inode tables: the copy is a filesystem
+  e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
+  map.problems += open_problems;
+
+  const bool writes = !o.nop;
+  util::File source = util::File::Open(o.source, same && writes ? O_RDWR : O_RDONLY);
+  util::File dest_file;
+  if (!same) {
+    struct stat st {};
+    const bool exists = ::stat(o.output.c_str(), &st) == 0;
+    if (writes)
+      dest_file = util::File::Open(o.output, O_RDWR | O_CREAT);
+    else if (exists)
+      dest_file = util::File::Open(o.output, O_RDONLY);
+    else
+      dest_file = util::File::Open("/dev/zero", O_RDONLY);
+  }
+  const util::File& dest = same ? source : dest_file;
+
+  e2img::DeviceCopyOptions copy;
+  copy.source_offset = o.source_offset;
+  copy.dest_offset = o.dest_offset;
+  copy.block_size = fs.block_size();
+  copy.first_data_block = fs.first_copied_block();
+  copy.compare = o.check;
+  copy.print_only = o.nop;
+  util::Progress progress(o.progress, same ? "Moved:" : "Copied:", map.blocks.BlockCount(),
+                          fs.block_size());
+  const e2img::DeviceCopyResult result = e2img::CopyToDevice(
+      source, dest, map.blocks, copy, [&](uint64_t done) { progress.Update(done); }, Warn);
+  if (writes) {
+    const uint64_t end = o.dest_offset + fs.size_bytes();
+    if (S_ISREG(dest.Stat().st_mode) && dest.Size() < end)
+      dest.Truncate(end);
+    dest.Sync();
+  }
+  progress.Finish();
+  if (o.check)
+    std::fprintf(stderr, "e2image: %llu block%s already held the data to be copied: skipped\n",
+                 static_cast<unsigned long long>(result.skipped), result.skipped == 1 ? "" : "s");
+  ReportProblems(map.problems + result.problems, "the copy was made anyway");
+  return 0;
+}
+
+int Install(const Options& o) {
+  // e2image -I device image-file
+  RefuseMounted(o.source);
+  if (IsSameFile(o.source, o.output))
+    throw util::Error(o.output + ": the image is the device itself");
+  const auto start = std::chrono::steady_clock::now();
+  e2img::InstallE2iImage(o.output, o.source);
+  if (o.progress)
+    std::fprintf(stderr, "Installed the metadata of %s onto %s in %.1fs\n", o.output.c_str(),
+                 o.source.c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return 0;
+}
+
+}  // namespace e2image

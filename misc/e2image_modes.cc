@@ -1,0 +1,202 @@
+#include "e2image_modes.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cstdio>
+#include <memory>
+
+#include "e2img/block_copier.h"
+#include "e2img/e2i_writer.h"
+#include "e2img/filesystem.h"
+#include "e2img/metadata_map.h"
+#include "e2img/sinks.h"
+#include "qcow2/reader.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/output.h"
+#include "util/progress.h"
+
+namespace e2image {
+
+void Warn(const std::string& message) {
+  std::fprintf(stderr, "e2image: warning: %s\n", message.c_str());
+}
+
+void ReportProblems(uint64_t problems, const char* outcome) {
+  if (problems)
+    std::fprintf(stderr, "e2image: %llu problem%s found; %s\n",
+                 static_cast<unsigned long long>(problems), problems == 1 ? "" : "s", outcome);
+}
+
+bool IsSameFile(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  if (a == "-" || b == "-" || ::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0)
+    return false;
+  const bool same_inode = sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  const bool same_device = S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode) && sa.st_rdev == sb.st_rdev;
+  return same_inode || same_device;
+}
+
+namespace {
+
+void CheckNotSameFile(const std::string& source, const std::string& output) {
+  if (IsSameFile(source, output))
+    throw util::Error(output + ": the output is the source itself; refusing to overwrite it");
+}
+
+// Prints the blocks a run would write (-n), e2image's way.
+void PrintBlocks(e2img::BlockSet& blocks, uint64_t first_data_block) {
+  for (const e2img::BlockExtent& e : blocks.Extents())
+    for (uint64_t b = std::max(e.start, first_data_block); b < e.end(); ++b)
+      std::printf("Writing block %llu\n", static_cast<unsigned long long>(b));
+}
+
+// Copies a finished temporary file to standard output.
+void StreamOut(const util::File& temp, const util::File& out) {
+  std::vector<uint8_t> buf(1 << 20);
+  uint64_t offset = 0;
+  for (;;) {
+    const size_t got = temp.ReadUpTo(buf, offset);
+    if (!got)
+      break;
+    out.Write(std::span<const uint8_t>(buf.data(), got));
+    offset += got;
+  }
+}
+
+// A temporary file that disappears on close (for e2i on stdout).
+util::File AnonymousTempFile() {
+  const char* dir = std::getenv("TMPDIR");
+  const std::string where = dir && *dir ? dir : "/tmp";
+  const int fd = ::open(where.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    throw util::Error(where + ": cannot create a temporary file: " + util::ErrnoText(errno));
+  return util::File(fd, where + "/(temporary e2i image)");
+}
+
+int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map) {
+  util::OutputFile out = util::OutputFile::Create(o.output);
+  util::Progress progress(o.progress, "Inode table blocks written:", e2img::E2iBlockCount(fs),
+                          fs.block_size());
+  auto update = [&](uint64_t done) { progress.Update(done); };
+  uint64_t problems = map.problems;
+  if (out.kind() == util::OutputFile::Kind::kStream) {
+    util::File temp = AnonymousTempFile();
+    problems += e2img::WriteE2iImage(fs, map, temp, update, Warn);
+    StreamOut(temp, out.file());
+  } else {
+    problems += e2img::WriteE2iImage(fs, map, out.file(), update, Warn);
+  }
+  out.Commit();
+  progress.Finish();
+  ReportProblems(problems, "the image was written anyway");
+  return 0;
+}
+
+}  // namespace
+
+uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o) {
+  uint64_t problems = 0;
+  if (fs.superblock_used() && !o.superblock) {
+    Warn(fs.fallback_reason());
+    ++problems;
+  }
+  if (!fs.open_warning().empty()) {
+    Warn(fs.open_warning());
+    ++problems;
+  }
+  return problems;
+}
+
+e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
+                            bool show_progress) {
+  util::Progress progress(show_progress, "Scanning inode tables:", e2img::ScanTotal(fs),
+                          fs.block_size());
+  options.scan_progress = [&](uint64_t done) { progress.Update(done); };
+  e2img::MetadataMap map = e2img::BuildMetadataMap(fs, options, Warn);
+  progress.Finish();
+  return map;
+}
+
+void CheckMount(const std::string& device, bool force) {
+  int flags = 0;
+  if (ext2fs_check_if_mounted(device.c_str(), &flags) != 0)
+    return;
+  if ((flags & EXT2_MF_MOUNTED) && !(flags & EXT2_MF_READONLY) && !force)
+    throw util::Error(device +
+                      " is mounted read-write: an image of it may be inconsistent; "
+                      "use -f to go ahead anyway");
+}
+
+int ConvertQcow2(const Options& o) {
+  CheckNotSameFile(o.source, o.output);
+  qcow2::Qcow2Reader reader(o.source);
+  for (const std::string& w : reader.warnings())
+    Warn(w);
+  util::OutputFile out = util::OutputFile::Create(o.output);
+  util::RawWriter writer(out, o.dest_offset,
+                         /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
+  constexpr uint64_t kUnit = 4096;
+  util::Progress progress(
+      o.progress, "Converted (4 KiB blocks):", (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
+  qcow2::ConvertToRaw(reader, writer,
+                      [&](uint64_t bytes) { progress.Update((bytes + kUnit - 1) / kUnit); });
+  out.Commit();
+  progress.Finish();
+  return 0;
+}
+
+int Capture(const Options& o) {
+  CheckMount(o.source, o.force);
+  CheckNotSameFile(o.source, o.output);
+  e2img::OpenOptions open;
+  open.source_offset = o.source_offset;
+  open.superblock = o.superblock;
+  open.blocksize = o.blocksize;
+  e2img::Filesystem fs(o.source, open);
+  const uint64_t open_problems = ReportOpen(fs, o);
+  util::File source = util::File::Open(o.source, O_RDONLY);
+
+  struct stat st {};
+  e2img::MapOptions map_options;
+  map_options.all_data = o.all_data;
+  map_options.output_is_device =
+      (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+  e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
+  map.problems += open_problems;
+  if (o.nop) {
+    PrintBlocks(map.blocks, fs.first_copied_block());
+    ReportProblems(map.problems, "nothing was written (-n)");
+    return 0;
+  }
+  if (!o.raw && !o.qcow2)
+    return CaptureE2i(o, fs, map);
+
+  util::OutputFile out = util::OutputFile::Create(o.output);
+  std::unique_ptr<e2img::ImageSink> sink;
+  if (o.qcow2) {
+    e2img::Qcow2SinkOptions q;
+    q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
+    q.version = o.qcow2_version;
+    q.compression = o.compression;
+    sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
+  } else {
+    sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
+  }
+  util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
+  e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block(),
+                        &map.stale_tails};
+  const uint64_t copy_problems = e2img::CopyBlocks(
+      src, map.blocks, *sink, [&](uint64_t done) { progress.Update(done); }, Warn);
+  sink->Finish();
+  out.Commit();
+  progress.Finish();
+  ReportProblems(map.problems + copy_problems, "the image was written anyway");
+  return 0;
+}
+
+}  // namespace e2image

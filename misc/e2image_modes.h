@@ -1,0 +1,38 @@
+// The modes of e2image, each a function of the parsed command line: capture
+// (raw, qcow2 or e2i image, or -n: the list of blocks), -ra copy and move,
+// -I install, qcow2-to-raw conversion. Each returns the exit status.
+#pragma once
+
+#include <string>
+
+#include "e2image_options.h"
+#include "e2img/filesystem.h"
+#include "e2img/metadata_map.h"
+
+namespace e2image {
+
+// One "e2image: warning: ..." line on stderr.
+void Warn(const std::string& message);
+// The closing line when problems were met ("" for none).
+void ReportProblems(uint64_t problems, const char* outcome);
+
+// Refuses to overwrite the source through any path (also for a move with
+// -ra, which must name one file); `allow` lets a move through.
+bool IsSameFile(const std::string& a, const std::string& b);
+// Refuses a source mounted read-write unless forced.
+void CheckMount(const std::string& device, bool force);
+
+// Warns about how the filesystem was opened (a backup superblock chosen as
+// e2fsck would, unknown features ignored); returns the number of problems.
+uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o);
+
+// Builds the metadata map, showing the inode scan's progress with -p.
+e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
+                            bool show_progress);
+
+int ConvertQcow2(const Options& o);
+int Capture(const Options& o);
+int CopyOrMove(const Options& o);
+int Install(const Options& o);
+
+}  // namespace e2image

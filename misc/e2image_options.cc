@@ -1,0 +1,166 @@
+#include "e2image_options.h"
+
+#include <getopt.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "config.h"
+#include "util/error.h"
+
+namespace e2image {
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: e2image [-r|-Q] [-afnps] [-b superblock] [-B blocksize] [-o src_offset]\n"
+    "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
+    "               [--compress[=zlib|zstd]] device image-file\n"
+    "       e2image -I device image-file\n"
+    "       e2image -ra [-cfnp] [-o src_offset] [-O dest_offset] src_fs [dest_fs]\n"
+    "       e2image -r image.qcow2 image.raw\n";
+
+constexpr const char* kHelp =
+    "Save the metadata of an ext2/3/4 filesystem as an image for debugging.\n"
+    "\n"
+    "  (no -r/-Q)      write a classic e2i image (read by dumpe2fs -i, debugfs -i)\n"
+    "  -r              write a raw image (metadata at its offsets, the rest holes);\n"
+    "                  with a qcow2 file as the source, convert it to raw\n"
+    "  -Q              write a qcow2 image\n"
+    "  -a              include file data too (with -r or -Q); -ra copies or moves a\n"
+    "                  filesystem (one file or device and -O: move it in place)\n"
+    "  -b SUPERBLOCK   open the filesystem with this backup superblock\n"
+    "  -B BLOCKSIZE    block size to use with -b\n"
+    "  -o OFFSET       the filesystem starts OFFSET bytes into the source (-r)\n"
+    "  -O OFFSET       write the image OFFSET bytes into the output (-r)\n"
+    "  -c              with -ra: write only the blocks that differ\n"
+    "  -n              print the blocks that would be written; write nothing\n"
+    "  -I              install the metadata of an e2i image onto the device\n"
+    "  -f              allow a filesystem mounted read-write (the image may be inconsistent)\n"
+    "  -p              show progress on stderr\n"
+    "  -s              scramble directory names\n"
+    "      --qcow2-version=N   qcow2 version 2 (default) or 3\n"
+    "      --cluster-size=N    qcow2 cluster size in bytes (default: the block size)\n"
+    "      --compress[=ALGO]   compress qcow2 clusters with zlib (default) or zstd\n"
+    "  -h, --help      show this help\n"
+    "  -V, --version   show the version\n"
+    "\n"
+    "Bug report:  e2image -Q /dev/sdXN fs.qcow2\n"
+    "Maintainer:  e2image -r fs.qcow2 fs.raw && e2fsck -fn fs.raw\n";
+
+}  // namespace
+
+[[noreturn]] void Usage() {
+  std::fputs(kUsage, stderr);
+  std::exit(1);
+}
+
+static uint64_t ParseNumber(const char* text, const char* what) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text, &end, 0);
+  if (errno || end == text || *end != '\0' || text[0] == '-')
+    throw util::Error(std::string("invalid ") + what + ": '" + text + "'");
+  return v;
+}
+
+Options ParseOptions(int argc, char** argv) {
+  enum { kQcow2Version = 256, kClusterSize, kCompress };
+  static const option long_options[] = {
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
+      {"qcow2-version", required_argument, nullptr, kQcow2Version},
+      {"cluster-size", required_argument, nullptr, kClusterSize},
+      {"compress", optional_argument, nullptr, kCompress},
+      {nullptr, 0, nullptr, 0}};
+  Options o;
+  int c;
+  while ((c = getopt_long(argc, argv, "b:B:nrsIQafo:O:pchV", long_options, nullptr)) != -1) {
+    switch (c) {
+      case 'r':
+      case 'Q':
+        if (o.raw || o.qcow2)
+          Usage();
+        (c == 'r' ? o.raw : o.qcow2) = true;
+        break;
+      case 'a':
+        o.all_data = true;
+        break;
+      case 'f':
+        o.force = true;
+        break;
+      case 'p':
+        o.progress = true;
+        break;
+      case 'n':
+        o.nop = true;
+        break;
+      case 's':
+        o.scramble = true;
+        break;
+      case 'c':
+        o.check = true;
+        break;
+      case 'I':
+        o.install = true;
+        break;
+      case 'b':
+        o.superblock = ParseNumber(optarg, "superblock");
+        break;
+      case 'B':
+        o.blocksize = static_cast<uint32_t>(ParseNumber(optarg, "block size"));
+        break;
+      case 'o':
+        o.source_offset = ParseNumber(optarg, "source offset");
+        break;
+      case 'O':
+        o.dest_offset = ParseNumber(optarg, "destination offset");
+        break;
+      case kQcow2Version:
+        o.qcow2_version = static_cast<uint32_t>(ParseNumber(optarg, "qcow2 version"));
+        if (o.qcow2_version != 2 && o.qcow2_version != 3)
+          throw util::Error("--qcow2-version must be 2 or 3");
+        break;
+      case kClusterSize: {
+        o.cluster_size = ParseNumber(optarg, "cluster size");
+        if (!std::has_single_bit(o.cluster_size) || o.cluster_size < 512 ||
+            o.cluster_size > (2u << 20))
+          throw util::Error("--cluster-size must be a power of two from 512 to 2097152");
+        break;
+      }
+      case kCompress: {
+        const std::string algo = optarg ? optarg : "zlib";
+        if (algo == "zlib")
+          o.compression = qcow2::CompressionType::kZlib;
+        else if (algo == "zstd")
+          o.compression = qcow2::CompressionType::kZstd;
+        else
+          throw util::Error("--compress takes zlib or zstd, not '" + algo + "'");
+        break;
+      }
+      case 'h':
+        std::fputs(kUsage, stdout);
+        std::fputs("\n", stdout);
+        std::fputs(kHelp, stdout);
+        std::exit(0);
+      case 'V':
+        std::printf("e2image (e2image-ng) %s\n", PACKAGE_VERSION);
+        std::exit(0);
+      default:
+        Usage();
+    }
+  }
+  // -ra with offsets and one file moves the filesystem within it.
+  const bool move = optind == argc - 1 && o.raw && o.all_data && (o.source_offset || o.dest_offset);
+  if (optind != argc - 2 && !move)
+    Usage();
+  o.source = argv[optind];
+  o.output = move ? o.source : argv[optind + 1];
+  o.move_in_place = move;
+  if (o.compression == qcow2::CompressionType::kZstd && o.qcow2_version < 3)
+    o.qcow2_version = 3;
+  return o;
+}
+
+}  // namespace e2image

@@ -1,0 +1,43 @@
+// The e2image command line: options as in e2fsprogs' e2image 1.47, plus the
+// qcow2 settings of e2image-ng.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "qcow2/compress.h"
+
+namespace e2image {
+
+// Everything the command line says.
+struct Options {
+  bool raw = false;
+  bool qcow2 = false;
+  bool all_data = false;
+  bool force = false;
+  bool progress = false;
+  bool nop = false;
+  bool scramble = false;
+  bool check = false;
+  bool install = false;
+  uint64_t superblock = 0;
+  uint32_t blocksize = 0;
+  uint64_t source_offset = 0;
+  uint64_t dest_offset = 0;
+  uint32_t qcow2_version = 2;
+  uint64_t cluster_size = 0;
+  std::optional<qcow2::CompressionType> compression;
+  bool move_in_place = false;  // -ra with one file: the output is the source
+  std::string source;
+  std::string output;
+};
+
+// Prints the usage on stderr and exits with status 1.
+[[noreturn]] void Usage();
+
+// Parses argv; exits for --help, --version and usage errors; throws
+// util::Error for bad option values.
+Options ParseOptions(int argc, char** argv);
+
+}  // namespace e2image
