@@ -7,6 +7,12 @@
 #include "util/error.h"
 
 namespace qcow2 {
+namespace {
+
+constexpr uint64_t kL1ReservedMask = 0x7f000000000001ffull;
+constexpr uint64_t kL2ReservedMask = 0x3f000000000001feull;
+
+}  // namespace
 
 bool ReferenceCounter::Add(uint64_t cluster) {
   std::vector<uint32_t>& chunk = chunks_[cluster >> kChunkBits];
@@ -70,12 +76,12 @@ std::optional<uint64_t> StoredRefcounts::Get(uint64_t cluster) {
 }
 
 int CheckReport::ExitCode() const {
+  if (check_errors)
+    return 1;
   if (corruptions)
     return 2;
   if (leaks)
     return 3;
-  if (check_errors)
-    return 1;
   return 0;
 }
 
@@ -157,9 +163,13 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
       }
       continue;
     }
+    if (e & kL2ReservedMask)
+      Corruption(where + ": reserved bits set in " + HexOffset(e));
     const uint64_t offset = e & kL2OffsetMask;
     if (offset == 0)
       continue;  // unallocated or plain zero cluster
+    if (offset % cs_ != 0)
+      Corruption(where + ": data cluster offset " + HexOffset(offset) + " is not cluster aligned");
     if (active) {
       ++report_.allocated_clusters;
       if (next_contiguous && offset != next_contiguous)
@@ -167,8 +177,6 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
       next_contiguous = offset + cs_;
     }
     Reference(offset, cs_, where + " data cluster");
-    if (offset % cs_ != 0)
-      Corruption(where + ": data cluster offset " + HexOffset(offset) + " is not cluster aligned");
   }
 }
 
@@ -178,11 +186,15 @@ void Checker::CheckL1(uint64_t l1_offset, uint64_t l1_size, bool active, const s
   Reference(l1_offset, l1_size * 8, name);
   const std::vector<uint64_t> l1 = image_.ReadTableZeroPadded(l1_offset, l1_size);
   for (uint64_t i = 0; i < l1_size; ++i) {
-    const uint64_t l2 = l1[i] & kL1OffsetMask;
-    if (l2 == 0)
+    // As qemu, an entry with only reserved bits set still sends the check to
+    // an L2 table at offset 0.
+    if (l1[i] == 0)
       continue;
+    const uint64_t l2 = l1[i] & kL1OffsetMask;
     const std::string where =
         name + " entry " + std::to_string(i) + " (offset " + HexOffset(l1_offset + i * 8) + ")";
+    if (l1[i] & kL1ReservedMask)
+      Corruption(where + ": reserved bits set in " + HexOffset(l1[i]));
     Reference(l2, cs_, where + " L2 table");
     if (l2 % cs_ != 0)
       Corruption(where + ": L2 table offset " + HexOffset(l2) + " is not cluster aligned");

@@ -62,7 +62,8 @@ struct CheckReport {
   uint64_t fragmented_clusters = 0;
   uint64_t compressed_clusters = 0;
   std::vector<std::string> problems;  // one line each
-  // qemu-img check's exit code: 0 clean, 2 corruptions, 3 leaks only, 1 errors.
+  // qemu-img check's exit code: 1 when the check could not read everything,
+  // else 2 on corruptions, 3 on leaks only, 0 when clean.
   int ExitCode() const;
 };
 
