@@ -1,6 +1,7 @@
 #include "qcow2/check.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 
 #include "util/endian.h"
@@ -106,7 +107,12 @@ class Checker {
     ++report_.corruptions;
     Problem("ERROR " + line);
   }
-  void Reference(uint64_t offset, uint64_t size, const std::string& what);
+  // Counts one reference to each cluster of [offset, offset + size); `what`
+  // describes the referrer, built only when there is a problem to report.
+  void Reference(uint64_t offset, uint64_t size, const std::function<std::string()>& what);
+  void Reference(uint64_t offset, uint64_t size, const std::string& what) {
+    Reference(offset, size, [&] { return what; });
+  }
   void CheckL1(uint64_t l1_offset, uint64_t l1_size, bool active, const std::string& name);
   void CheckL2(uint64_t l2_offset, bool active, const std::string& name);
   void CheckBitmaps();
@@ -124,19 +130,19 @@ class Checker {
   uint64_t highest_cluster_ = 0;
 };
 
-void Checker::Reference(uint64_t offset, uint64_t size, const std::string& what) {
+void Checker::Reference(uint64_t offset, uint64_t size, const std::function<std::string()>& what) {
   if (size == 0)
     return;
   const uint64_t file_size = image_.file_size();
   if (offset + size < offset || offset + size >= file_size + cs_) {
-    Corruption(what + " at " + HexOffset(offset) + " (" + std::to_string(size) +
+    Corruption(what() + " at " + HexOffset(offset) + " (" + std::to_string(size) +
                " bytes) runs a cluster or more past the end of the file");
     return;
   }
   for (uint64_t c = offset / cs_; c <= (offset + size - 1) / cs_; ++c) {
     if (!refs_.Add(c))
       Corruption("refcount overflow on cluster " + std::to_string(c) + " (offset " +
-                 HexOffset(c * cs_) + "), referenced by " + what);
+                 HexOffset(c * cs_) + "), referenced by " + what());
   }
 }
 
@@ -148,14 +154,19 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
   uint64_t next_contiguous = 0;
   for (uint64_t i = 0; i < entries; ++i) {
     const uint64_t e = l2[i];
-    const std::string where = name + " at " + HexOffset(l2_offset) + ", entry " +
-                              std::to_string(i) + " (offset " + HexOffset(l2_offset + i * 8) + ")";
+    if (e == 0)
+      continue;
+    const auto where = [&] {
+      return name + " at " + HexOffset(l2_offset) + ", entry " + std::to_string(i) + " (offset " +
+             HexOffset(l2_offset + i * 8) + ")";
+    };
     if (e & kOflagCompressed) {
       if (e & kOflagCopied)
-        Corruption(where + ": copied flag set on a compressed cluster");
+        Corruption(where() + ": copied flag set on a compressed cluster");
       const uint64_t coffset = e & ((uint64_t{1} << x) - 1);
       const uint64_t sectors = ((e >> x) & csize_mask) + 1;
-      Reference(coffset, sectors * 512 - (coffset & 511), where + " compressed data");
+      Reference(coffset, sectors * 512 - (coffset & 511),
+                [&] { return where() + " compressed data"; });
       if (active) {
         ++report_.allocated_clusters;
         ++report_.compressed_clusters;
@@ -164,19 +175,20 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
       continue;
     }
     if (e & kL2ReservedMask)
-      Corruption(where + ": reserved bits set in " + HexOffset(e));
+      Corruption(where() + ": reserved bits set in " + HexOffset(e));
     const uint64_t offset = e & kL2OffsetMask;
     if (offset == 0)
       continue;  // unallocated or plain zero cluster
     if (offset % cs_ != 0)
-      Corruption(where + ": data cluster offset " + HexOffset(offset) + " is not cluster aligned");
+      Corruption(where() + ": data cluster offset " + HexOffset(offset) +
+                 " is not cluster aligned");
     if (active) {
       ++report_.allocated_clusters;
       if (next_contiguous && offset != next_contiguous)
         ++report_.fragmented_clusters;
       next_contiguous = offset + cs_;
     }
-    Reference(offset, cs_, where + " data cluster");
+    Reference(offset, cs_, [&] { return where() + " data cluster"; });
   }
 }
 

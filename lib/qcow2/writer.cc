@@ -8,6 +8,17 @@
 
 namespace qcow2 {
 
+uint32_t SmallestClusterBits(uint64_t virtual_size, uint32_t min_bits) {
+  for (uint32_t bits = std::max(min_bits, kMinClusterBits); bits <= kMaxClusterBits; ++bits) {
+    Header h;
+    h.cluster_bits = bits;
+    h.size = virtual_size;
+    if (h.l1_entries_needed() * 8 <= kMaxL1Bytes) return bits;
+  }
+  throw util::Error("a qcow2 image of " + std::to_string(virtual_size) +
+                    " bytes needs an L1 table over qemu's 32 MiB limit even with 2 MiB clusters");
+}
+
 void RefcountTracker::Add(uint64_t host_cluster, uint32_t count) {
   if (host_cluster >= counts_.size()) counts_.resize(host_cluster + 1, 0);
   const uint32_t sum = counts_[host_cluster] + count;

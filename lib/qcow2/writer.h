@@ -24,6 +24,10 @@ struct WriterOptions {
   size_t l2_cache_tables = kDefaultL2CacheTables;
 };
 
+// The smallest cluster size (as bits, at least min_bits) whose L1 table for
+// virtual_size fits qemu's 32 MiB limit; throws when none up to 2 MiB does.
+uint32_t SmallestClusterBits(uint64_t virtual_size, uint32_t min_bits);
+
 // Exact refcounts of host clusters, growing as clusters are allocated.
 class RefcountTracker {
  public:
