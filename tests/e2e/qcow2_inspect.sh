@@ -73,6 +73,25 @@ ok "info --json names the snapshot and both bitmaps" \
   sh -c "'$Q' info --json '$base' | jq -e '.snapshots[0].name == \"s1\" and
     ([.\"format-specific\".data.bitmaps[].name] == [\"b0\", \"b1\"])'"
 
+backing_chain() {
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$T/ov1.qcow2" &&
+  qemu-img create -q -f qcow2 -b ov1.qcow2 -F qcow2 "$T/ov2.qcow2" || return 1
+  keys='{"virtual-size", "backing-filename", "backing-filename-format", "full-backing-filename"}'
+  qemu-img info --output=json "$T/ov2.qcow2" | jq -S "$keys" > "$T/qb.json"
+  "$Q" info --json "$T/ov2.qcow2" | jq -S "$keys" > "$T/ob.json"
+  diff "$T/qb.json" "$T/ob.json" || return 1
+  "$Q" info --json "$T/ov2.qcow2" |
+    jq -e "[.\"backing-chain\"[].filename] == [\"$T/ov1.qcow2\", \"$T/base.qcow2\"]" || return 1
+  same_check "$T/ov2.qcow2"
+}
+ok "info: backing chain of two overlays, as qemu-img names it" backing_chain
+backing_loop() {
+  qemu-img create -q -u -f qcow2 -b loop2.qcow2 -F qcow2 "$T/loop1.qcow2" 1M &&
+  qemu-img create -q -u -f qcow2 -b loop1.qcow2 -F qcow2 "$T/loop2.qcow2" 1M || return 1
+  timeout 10 "$Q" info "$T/loop1.qcow2" | grep -q "backing chain loops"
+}
+ok "info: a backing loop is reported, not followed forever" backing_loop
+
 # Images written by our e2image and by Debian's (which leaks clusters).
 make_fs "$T/fs.img" 32M -t ext4 || exit 1
 for opts in "" "--qcow2-version=3" "--compress" "--compress=zstd" "--cluster-size=65536" \
