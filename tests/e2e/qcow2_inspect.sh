@@ -92,6 +92,29 @@ backing_loop() {
 }
 ok "info: a backing loop is reported, not followed forever" backing_loop
 
+refcount_width() {
+  qemu-img create -q -f qcow2 -o cluster_size=512,refcount_bits=$1 "$T/rc$1.qcow2" 4M &&
+  qemu-io -c "write -P 1 0 100k" -c "write -c -P 2 1M 2k" -c "write -z 2M 4k" "$T/rc$1.qcow2" > /dev/null ||
+    return 1
+  # Snapshots need refcounts of 2 and more (qemu refuses them below 4 bits).
+  [ "$1" -lt 4 ] || qemu-img snapshot -c s "$T/rc$1.qcow2" || return 1
+  same_all "$T/rc$1.qcow2" || return 1
+  # Break one stored refcount, whatever its width: zero the first refcount block.
+  rb=$(be64 "$T/rc$1.qcow2" "$(be64 "$T/rc$1.qcow2" 48)")
+  poke64 "$T/rc$1.qcow2" "$rb" 0
+  same_check "$T/rc$1.qcow2" && [ "$(jq .corruptions "$T/o.json")" -gt 0 ]
+}
+for bits in 1 2 4 8 16 32 64; do
+  ok "refcount_bits=$bits image: info, map, check as qemu-img, then with a damaged refcount block" refcount_width $bits
+done
+header_bits() {  # header_bits BIT: sets an incompatible feature bit on a copy of base
+  cp "$base" "$T/h$1.qcow2"
+  poke64 "$T/h$1.qcow2" 72 $(( $(be64 "$base" 72) | $1 ))
+  same_info "$T/h$1.qcow2" && same_check "$T/h$1.qcow2"
+}
+ok "dirty bit: info dirty-flag and check as qemu-img" header_bits 1
+ok "corrupt bit: info corrupt and check as qemu-img" header_bits 2
+
 # Images written by our e2image and by Debian's (which leaks clusters).
 make_fs "$T/fs.img" 32M -t ext4 || exit 1
 for opts in "" "--qcow2-version=3" "--compress" "--compress=zstd" "--cluster-size=65536" \
