@@ -83,19 +83,24 @@ Options ParseOptions(int argc, char** argv) {
 
 int Run(const Options& o) {
   const qcow2::ImageView image(o.image);
-  std::ostringstream out, err;
+  std::ios::sync_with_stdio(false);
   int code = 0;
   if (o.command == "info") {
+    std::ostringstream out;  // small: printed only once complete
     qcow2::PrintInfo(image, o.json, out);
+    std::cout << out.str();
   } else if (o.command == "map") {
-    qcow2::PrintMap(image, o.json, out);
+    qcow2::PrintMap(image, o.json, std::cout);
   } else if (o.command == "check") {
-    code = qcow2::PrintCheck(image, qcow2::CheckImage(image), o.json, out, err);
+    std::ostringstream out;
+    code = qcow2::PrintCheck(image, o.json, out, std::cerr);
+    std::cout << out.str();
   } else {
-    code = qcow2::PrintDump(image, out, err) ? 1 : 0;
+    code = qcow2::PrintDump(image, std::cout, std::cerr) ? 1 : 0;
   }
-  std::cout << out.str() << std::flush;
-  std::cerr << err.str() << std::flush;
+  std::cout.flush();
+  if (!std::cout)
+    throw util::Error("cannot write to standard output");
   return code;
 }
 

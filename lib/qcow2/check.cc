@@ -91,8 +91,9 @@ namespace {
 // One run of the check: the rebuilt references and the report being filled.
 class Checker {
  public:
-  explicit Checker(const ImageView& image)
+  Checker(const ImageView& image, const ProblemSink& problems)
       : image_(image),
+        problems_(problems),
         h_(image.header()),
         cs_(image.cluster_size()),
         refs_(h_.refcount_order >= 5 ? std::numeric_limits<uint32_t>::max()
@@ -102,7 +103,10 @@ class Checker {
   CheckReport Run();
 
  private:
-  void Problem(const std::string& line) { report_.problems.push_back(line); }
+  void Problem(const std::string& line) {
+    if (problems_)
+      problems_(line);
+  }
   void Corruption(const std::string& line) {
     ++report_.corruptions;
     Problem("ERROR " + line);
@@ -121,6 +125,7 @@ class Checker {
   void CheckCopiedFlags();
 
   const ImageView& image_;
+  const ProblemSink& problems_;
   const Header& h_;
   uint64_t cs_;
   uint64_t nb_clusters_ = 0;
@@ -368,8 +373,8 @@ CheckReport Checker::Run() {
 
 }  // namespace
 
-CheckReport CheckImage(const ImageView& image) {
-  return Checker(image).Run();
+CheckReport CheckImage(const ImageView& image, const ProblemSink& problems) {
+  return Checker(image, problems).Run();
 }
 
 }  // namespace qcow2

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -27,7 +28,7 @@ class ReferenceCounter {
   uint64_t end() const { return end_; }
 
  private:
-  static constexpr uint64_t kChunkBits = 16;
+  static constexpr uint64_t kChunkBits = 12;
   uint64_t max_count_;
   uint64_t end_ = 0;
   std::unordered_map<uint64_t, std::vector<uint32_t>> chunks_;
@@ -61,13 +62,16 @@ struct CheckReport {
   uint64_t allocated_clusters = 0;
   uint64_t fragmented_clusters = 0;
   uint64_t compressed_clusters = 0;
-  std::vector<std::string> problems;  // one line each
   // qemu-img check's exit code: 1 when the check could not read everything,
   // else 2 on corruptions, 3 on leaks only, 0 when clean.
   int ExitCode() const;
 };
 
+// Receives each problem found, one line each, as soon as it is found (an
+// image can have millions: they are never all kept in memory).
+using ProblemSink = std::function<void(const std::string& line)>;
+
 // Runs the whole check (reads only).
-CheckReport CheckImage(const ImageView& image);
+CheckReport CheckImage(const ImageView& image, const ProblemSink& problems);
 
 }  // namespace qcow2

@@ -111,6 +111,7 @@ void ForEachMapRange(const ImageView& image, const std::function<void(const MapR
 }
 
 void PrintMap(const ImageView& image, bool json, std::ostream& out) {
+  ForEachMapRange(image, [](const MapRange&) {});
   if (json) {
     out << "[";
     bool first = true;

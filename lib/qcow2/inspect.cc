@@ -235,10 +235,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
       << "dirty flag: " << ((h.incompatible_features & kIncompatDirty) ? "true" : "false") << "\n";
 }
 
-int PrintCheck(const ImageView& image, const CheckReport& r, bool json, std::ostream& out,
-               std::ostream& err) {
-  for (const auto& line : r.problems)
-    err << line << "\n";
+int PrintCheck(const ImageView& image, bool json, std::ostream& out, std::ostream& err) {
+  const CheckReport r = CheckImage(image, [&](const std::string& line) { err << line << "\n"; });
   if (json) {
     util::JsonWriter w(out);
     w.BeginObject().String("filename", image.path()).String("format", "qcow2");

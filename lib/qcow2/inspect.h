@@ -30,10 +30,12 @@ struct MapRange {
 void ForEachMapRange(const ImageView& image, const std::function<void(const MapRange&)>& emit);
 
 void PrintInfo(const ImageView& image, bool json, std::ostream& out);
+// Walks the image once to validate it, then prints while walking again: a
+// bad entry leaves `out` untouched, and memory does not grow with the map.
 void PrintMap(const ImageView& image, bool json, std::ostream& out);
-// Prints the report; problems go to err. Returns qemu-img check's exit code.
-int PrintCheck(const ImageView& image, const CheckReport& report, bool json, std::ostream& out,
-               std::ostream& err);
+// Runs the check, each problem to err as it is found, then prints the report
+// to out. Returns qemu-img check's exit code.
+int PrintCheck(const ImageView& image, bool json, std::ostream& out, std::ostream& err);
 // Prints every structure; returns the number of problems written to err.
 uint64_t PrintDump(const ImageView& image, std::ostream& out, std::ostream& err);
 

@@ -54,7 +54,7 @@ TEST(Qcow2WriterLimits, TinyCompressedClustersNeverOverflowAHostClustersRefcount
     w.Finish();
   }
   const ImageView image(path);
-  const CheckReport r = CheckImage(image);
+  const CheckReport r = CheckImage(image, {});
   EXPECT_EQ(r.corruptions, 0u);
   EXPECT_EQ(r.leaks, 0u);
   EXPECT_EQ(r.compressed_clusters, clusters);
