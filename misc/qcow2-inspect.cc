@@ -62,7 +62,7 @@ Options ParseOptions(int argc, char** argv) {
   if (optind >= argc)
     Usage(1);
   o.command = argv[optind++];
-  optind = optind;  // options may also follow the command
+  // --json may come before or after the image name.
   while ((c = getopt_long(argc, argv, "h", kLong, nullptr)) != -1) {
     if (c == 'j')
       o.json = true;

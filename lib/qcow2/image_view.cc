@@ -231,7 +231,8 @@ void ImageView::LoadBitmaps() {
 
 std::vector<uint64_t> ImageView::ReadTable(uint64_t offset, uint64_t count,
                                            const std::string& what) const {
-  if (count > (kMaxL1Bytes / 8) * 4)
+  // No table is read whole that is larger than qemu's largest, an L1 table.
+  if (count > kMaxL1Bytes / 8)
     Fail(offset, what + " of " + std::to_string(count) + " entries is too large");
   if (offset + count * 8 > file_size_ || offset + count * 8 < offset)
     Fail(offset, what + " (" + std::to_string(count) + " entries) runs past the end of the file");

@@ -109,9 +109,11 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
   const bool v3 = h.version >= 3;
   const std::string compression = h.compression_type == CompressionType::kZstd ? "zstd" : "zlib";
   const std::vector<ChainLink> chain = BackingChain(image);
-  const auto incompat = FeatureNames(h.incompatible_features, kIncompatNames, 5);
-  const auto compat = FeatureNames(h.compatible_features, kCompatNames, 1);
-  const auto autoclear = FeatureNames(h.autoclear_features, kAutoclearNames, 2);
+  const auto incompat =
+      FeatureNames(h.incompatible_features, kIncompatNames, std::size(kIncompatNames));
+  const auto compat = FeatureNames(h.compatible_features, kCompatNames, std::size(kCompatNames));
+  const auto autoclear =
+      FeatureNames(h.autoclear_features, kAutoclearNames, std::size(kAutoclearNames));
   if (json) {
     util::JsonWriter w(out);
     w.BeginObject();

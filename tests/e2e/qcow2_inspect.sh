@@ -249,4 +249,14 @@ bitmap_entry_kinds() {
 }
 ok "dump: bitmap table entry kinds all-ones, all-zeroes, invalid" bitmap_entry_kinds
 
+usage() {
+  "$Q" --help | grep -q "^Usage: qcow2-inspect info" || return 1
+  for args in "" "info" "bogus $base" "dump --json $base" "info a b" "check --frobnicate $base"; do
+    "$Q" $args > "$T/u.out" 2>&1 && { echo "'$args' succeeded"; return 1; }
+    [ $? = 1 ] || { echo "'$args' did not exit 1"; return 1; }
+  done
+  "$Q" info "$base" --json | jq -e '.format == "qcow2"'
+}
+ok "usage: --help exits 0; bad usage exits 1; --json may follow the image" usage
+
 done_testing
