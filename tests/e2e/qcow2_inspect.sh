@@ -115,6 +115,15 @@ header_bits() {  # header_bits BIT: sets an incompatible feature bit on a copy o
 ok "dirty bit: info dirty-flag and check as qemu-img" header_bits 1
 ok "corrupt bit: info corrupt and check as qemu-img" header_bits 2
 
+qemu_v2_image() {
+  qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=1024 "$T/v2.qcow2" 4M &&
+  qemu-io -c "write -P 1 0 100k" -c "write -c -P 2 1M 2k" "$T/v2.qcow2" > /dev/null &&
+  qemu-img snapshot -c s "$T/v2.qcow2" &&
+  qemu-io -c "write -P 3 0 10k" -c "write -z 2M 4k" "$T/v2.qcow2" > /dev/null || return 1
+  same_all "$T/v2.qcow2"
+}
+ok "qemu-made version 2 image with a snapshot: info, map, check as qemu-img" qemu_v2_image
+
 # Images written by our e2image and by Debian's (which leaks clusters).
 make_fs "$T/fs.img" 32M -t ext4 || exit 1
 for opts in "" "--qcow2-version=3" "--compress" "--compress=zstd" "--cluster-size=65536" \
