@@ -34,6 +34,12 @@ for fs in fs4k fs1k; do
   done
 done
 
+default_is_block_size() {
+  "$E2IMAGE" -Q "$T/fs1k.img" "$T/d.qcow2" 2> "$T/d.err" || return 1
+  [ ! -s "$T/d.err" ] || { cat "$T/d.err"; return 1; }
+  qemu-img info --output=json "$T/d.qcow2" | jq -e '."cluster-size" == 1024'
+}
+ok "without --cluster-size, clusters are the block size, silently" default_is_block_size
 v2_zstd_upgrades() {
   "$E2IMAGE" -Q --compress=zstd "$T/fs1k.img" "$T/z.qcow2" || return 1
   qemu-img info --output=json "$T/z.qcow2" |
