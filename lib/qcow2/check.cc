@@ -153,21 +153,28 @@ void Checker::Reference(uint64_t offset, uint64_t size, const std::function<std:
 
 void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) {
   const uint64_t entries = h_.l2_entries();
-  const std::vector<uint64_t> l2 = image_.ReadTableZeroPadded(l2_offset, entries);
+  const uint64_t words = h_.l2_entry_bytes() / 8;  // 2 with extended L2 entries
+  const std::vector<uint64_t> l2 = image_.ReadTableZeroPadded(l2_offset, entries * words);
   const uint32_t x = 62 - (h_.cluster_bits - 8);
   const uint64_t csize_mask = (uint64_t{1} << (h_.cluster_bits - 8)) - 1;
   uint64_t next_contiguous = 0;
   for (uint64_t i = 0; i < entries; ++i) {
-    const uint64_t e = l2[i];
-    if (e == 0)
+    const uint64_t e = l2[i * words];
+    const uint64_t subclusters = words == 2 ? l2[i * words + 1] : 0;
+    if (e == 0 && subclusters == 0)
       continue;
     const auto where = [&] {
       return name + " at " + HexOffset(l2_offset) + ", entry " + std::to_string(i) + " (offset " +
-             HexOffset(l2_offset + i * 8) + ")";
+             HexOffset(l2_offset + i * 8 * words) + ")";
     };
     if (e & kOflagCompressed) {
       if (e & kOflagCopied)
         Corruption(where() + ": copied flag set on a compressed cluster");
+      if (subclusters) {  // as qemu: reported, and its data not counted
+        Corruption(where() + ": compressed cluster with subcluster bitmap " +
+                   HexOffset(subclusters));
+        continue;
+      }
       const uint64_t coffset = e & ((uint64_t{1} << x) - 1);
       const uint64_t sectors = ((e >> x) & csize_mask) + 1;
       Reference(coffset, sectors * 512 - (coffset & 511),
@@ -181,6 +188,9 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
     }
     if (e & kL2ReservedMask)
       Corruption(where() + ": reserved bits set in " + HexOffset(e));
+    if ((subclusters >> 32) & subclusters)
+      Corruption(where() + ": subclusters both allocated and zero in bitmap " +
+                 HexOffset(subclusters));
     const uint64_t offset = e & kL2OffsetMask;
     if (offset == 0)
       continue;  // unallocated or plain zero cluster
@@ -322,16 +332,17 @@ void Checker::CheckCopiedFlags() {
                  HexOffset(h_.l1_table_offset + i * 8) + "): copied flag " +
                  ((l1[i] & kOflagCopied) ? "set" : "clear") + " but the L2 table at " +
                  HexOffset(l2) + " has refcount " + std::to_string(*rc));
-    const std::vector<uint64_t> entries = image_.ReadTableZeroPadded(l2, h_.l2_entries());
-    for (uint64_t j = 0; j < entries.size(); ++j) {
-      const uint64_t e = entries[j];
+    const uint64_t words = h_.l2_entry_bytes() / 8;
+    const std::vector<uint64_t> entries = image_.ReadTableZeroPadded(l2, h_.l2_entries() * words);
+    for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
+      const uint64_t e = entries[j * words];
       const uint64_t offset = e & kL2OffsetMask;
       if ((e & kOflagCompressed) || offset == 0)
         continue;
       const std::optional<uint64_t> data_rc = stored_.Get(offset / cs_);
       if (data_rc && (*data_rc == 1) != ((e & kOflagCopied) != 0))
         Corruption("L2 table of L1 entry " + std::to_string(i) + " at " + HexOffset(l2) +
-                   ", entry " + std::to_string(j) + " (offset " + HexOffset(l2 + j * 8) +
+                   ", entry " + std::to_string(j) + " (offset " + HexOffset(l2 + j * 8 * words) +
                    "): copied flag " + ((e & kOflagCopied) ? "set" : "clear") +
                    " but the data cluster at " + HexOffset(offset) + " has refcount " +
                    std::to_string(*data_rc));
@@ -340,9 +351,6 @@ void Checker::CheckCopiedFlags() {
 }
 
 CheckReport Checker::Run() {
-  if (h_.extended_l2())
-    throw util::Error(image_.path() +
-                      ": checking images with extended L2 entries is not supported");
   if (h_.incompatible_features & kIncompatDataFile)
     throw util::Error(image_.path() +
                       ": checking images with an external data file is not supported");

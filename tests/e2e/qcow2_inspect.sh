@@ -124,6 +124,29 @@ qemu_v2_image() {
 }
 ok "qemu-made version 2 image with a snapshot: info, map, check as qemu-img" qemu_v2_image
 
+extended_l2() {
+  qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=65536 "$T/x.qcow2" 8M &&
+  qemu-io -c "write -P 1 0 6k" -c "write -P 2 64k 64k" -c "write -z 200k 2k" \
+    -c "write -c -P 3 1M 64k" "$T/x.qcow2" > /dev/null || return 1
+  same_info "$T/x.qcow2" && same_check "$T/x.qcow2" || return 1
+  xl2=$(( $(be64 "$T/x.qcow2" "$(be64 "$T/x.qcow2" 40)") & 0x00fffffffffffe00 ))
+  # Subcluster 0 both allocated and zero; then a bitmap on the compressed cluster.
+  cp "$T/x.qcow2" "$T/x1.qcow2"
+  poke64 "$T/x1.qcow2" $((xl2 + 8)) $(( $(be64 "$T/x.qcow2" $((xl2 + 8))) | (1 << 32) | 1 ))
+  same_check "$T/x1.qcow2" || return 1
+  cp "$T/x.qcow2" "$T/x2.qcow2"
+  poke64 "$T/x2.qcow2" $((xl2 + 16 * 16 + 8)) 5
+  same_check "$T/x2.qcow2"
+}
+ok "extended L2 entries: info and check as qemu-img, with bad subcluster bitmaps" extended_l2
+extended_map_refused() {
+  "$Q" map "$T/x.qcow2" > "$T/xm.out" 2> "$T/xm.err"; rc=$?
+  cat "$T/xm.err"
+  [ $rc = 1 ] && [ ! -s "$T/xm.out" ] && [ "$(wc -l < "$T/xm.err")" = 1 ] &&
+    grep -q "extended L2 entries is not supported" "$T/xm.err"
+}
+ok "extended L2 entries: map says it does not support them, in one line" extended_map_refused
+
 # Images written by our e2image and by Debian's (which leaks clusters).
 make_fs "$T/fs.img" 32M -t ext4 || exit 1
 for opts in "" "--qcow2-version=3" "--compress" "--compress=zstd" "--cluster-size=65536" \
