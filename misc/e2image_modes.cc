@@ -14,6 +14,7 @@
 #include "e2img/metadata_map.h"
 #include "e2img/sinks.h"
 #include "qcow2/reader.h"
+#include "qcow2/writer.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/output.h"
@@ -181,6 +182,16 @@ int Capture(const Options& o) {
   if (o.qcow2) {
     e2img::Qcow2SinkOptions q;
     q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
+    if (!o.cluster_size) {
+      // The block size by default, or the smallest larger size whose L1 table fits qemu.
+      const auto block_bits = static_cast<uint32_t>(std::countr_zero(fs.block_size()));
+      q.cluster_bits = qcow2::SmallestClusterBits(fs.blocks_count() * fs.block_size(), block_bits);
+      if (q.cluster_bits != block_bits)
+        std::fprintf(stderr,
+                     "e2image: using %u-byte qcow2 clusters: with %u-byte clusters (the block "
+                     "size) the L1 table would be over qemu's 32 MiB limit\n",
+                     1u << q.cluster_bits, 1u << block_bits);
+    }
     q.version = o.qcow2_version;
     q.compression = o.compression;
     sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);

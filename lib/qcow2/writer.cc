@@ -8,10 +8,21 @@
 
 namespace qcow2 {
 
+uint32_t SmallestClusterBits(uint64_t virtual_size, uint32_t min_bits) {
+  for (uint32_t bits = std::max(min_bits, kMinClusterBits); bits <= kMaxClusterBits; ++bits) {
+    Header h;
+    h.cluster_bits = bits;
+    h.size = virtual_size;
+    if (h.l1_entries_needed() * 8 <= kMaxL1Bytes) return bits;
+  }
+  throw util::Error("a qcow2 image of " + std::to_string(virtual_size) +
+                    " bytes needs an L1 table over qemu's 32 MiB limit even with 2 MiB clusters");
+}
+
 void RefcountTracker::Add(uint64_t host_cluster, uint32_t count) {
   if (host_cluster >= counts_.size()) counts_.resize(host_cluster + 1, 0);
   const uint32_t sum = counts_[host_cluster] + count;
-  if (sum > std::numeric_limits<uint16_t>::max())
+  if (sum > kMaxRefcount)
     throw util::Error("qcow2 writer: refcount overflow on host cluster " +
                       std::to_string(host_cluster));
   counts_[host_cluster] = static_cast<uint16_t>(sum);
@@ -123,6 +134,9 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   // Pack into the partly used host cluster when the data ends within the
   // clusters already allocated, or can extend the allocation contiguously.
   uint64_t start = compressed_cursor_;
+  // A host cluster shared by so many compressed clusters that its 16-bit
+  // refcount would overflow (tiny zstd frames in 2 MiB clusters) is closed.
+  if (start != 0 && refcounts_.Get(start / cs) >= kMaxRefcount) start = 0;
   if (start == 0) start = next_free_;
   const uint64_t end = start + compressed.size();
   const uint64_t allocated_before = next_free_;

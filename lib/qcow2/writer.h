@@ -19,12 +19,20 @@ namespace qcow2 {
 struct WriterOptions {
   uint64_t virtual_size = 0;
   uint32_t cluster_bits = 16;
-  uint32_t version = 2;  // 2 or 3
+  uint32_t version = 2;                                  // 2 or 3
   CompressionType compression = CompressionType::kZlib;  // recorded in v3 headers
   size_t l2_cache_tables = kDefaultL2CacheTables;
 };
 
-// Exact refcounts of host clusters, growing as clusters are allocated.
+// The smallest cluster size (as bits, at least min_bits) whose L1 table for
+// virtual_size fits qemu's 32 MiB limit; throws when none up to 2 MiB does.
+uint32_t SmallestClusterBits(uint64_t virtual_size, uint32_t min_bits);
+
+// Exact refcounts of host clusters, growing as clusters are allocated: 16
+// bits each, as the images' refcount_order 4 stores them, so 2 bytes per
+// host cluster (the image holds only metadata: 20 MB for a 10 GB image of
+// 512-byte clusters).
+inline constexpr uint32_t kMaxRefcount = 0xffff;
 class RefcountTracker {
  public:
   void Add(uint64_t host_cluster, uint32_t count = 1);
@@ -69,8 +77,8 @@ class Qcow2Writer {
   std::vector<uint64_t> l1_;
   std::unique_ptr<L2Cache> l2_cache_;
   RefcountTracker refcounts_;
-  uint64_t next_free_ = 0;           // first unallocated host byte (cluster aligned)
-  uint64_t compressed_cursor_ = 0;   // where the next compressed cluster may start, 0 = none
+  uint64_t next_free_ = 0;          // first unallocated host byte (cluster aligned)
+  uint64_t compressed_cursor_ = 0;  // where the next compressed cluster may start, 0 = none
   bool finished_ = false;
 };
 

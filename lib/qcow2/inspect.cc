@@ -1,0 +1,282 @@
+#include "qcow2/inspect.h"
+
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "qcow2/reader.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace qcow2 {
+namespace {
+
+// "32 MiB", "1.5 KiB", as qemu-img prints sizes.
+std::string HumanSize(uint64_t bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = static_cast<double>(bytes);
+  int unit = 0;
+  while (v >= 1024 && unit < 6) {
+    v /= 1024;
+    ++unit;
+  }
+  std::ostringstream s;
+  if (unit == 0 || v == static_cast<double>(static_cast<uint64_t>(v)))
+    s << static_cast<uint64_t>(v) << " " << kUnits[unit];
+  else
+    s.precision(3), s << v << " " << kUnits[unit];
+  return s.str();
+}
+
+std::vector<std::string> FeatureNames(uint64_t bits, const char* const* names, size_t count) {
+  std::vector<std::string> out;
+  for (unsigned b = 0; b < 64; ++b) {
+    if (!(bits & (uint64_t{1} << b)))
+      continue;
+    out.push_back(b < count ? names[b] : "bit " + std::to_string(b));
+  }
+  return out;
+}
+
+const char* const kIncompatNames[] = {"dirty", "corrupt", "external-data-file", "compression-type",
+                                      "extended-l2"};
+const char* const kCompatNames[] = {"lazy-refcounts"};
+const char* const kAutoclearNames[] = {"bitmaps", "raw-external-data"};
+
+std::vector<std::string> BitmapFlagNames(uint32_t flags) {
+  std::vector<std::string> out;
+  if (flags & kBitmapFlagInUse)
+    out.push_back("in-use");
+  if (flags & kBitmapFlagAuto)
+    out.push_back("auto");
+  if (flags & kBitmapFlagExtraDataCompatible)
+    out.push_back("extra-data-compatible");
+  if (flags & ~7u)
+    out.push_back("unknown " + HexOffset(flags & ~7u));
+  return out;
+}
+
+// One link of a backing chain.
+struct ChainLink {
+  std::string filename;
+  std::string format;
+  std::string problem;  // why the chain stops here, if it does early
+};
+
+std::string Directory(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash + 1);
+}
+
+std::string ResolveBacking(const std::string& image, const std::string& backing) {
+  if (backing.empty() || backing[0] == '/' || backing.find(':') != std::string::npos)
+    return backing;
+  return Directory(image) + backing;
+}
+
+// Follows backing files from the image (at most 64 links, no loops).
+std::vector<ChainLink> BackingChain(const ImageView& image) {
+  std::vector<ChainLink> chain;
+  std::set<std::string> seen{image.path()};
+  std::string backing = image.header().backing_file;
+  std::string format = image.backing_format();
+  std::string from = image.path();
+  while (!backing.empty()) {
+    ChainLink link{ResolveBacking(from, backing), format, ""};
+    backing.clear();
+    if (chain.size() >= 64 || !seen.insert(link.filename).second) {
+      link.problem = "backing chain loops or is longer than 64 images";
+    } else if (IsQcow2File(link.filename)) {
+      link.format = "qcow2";
+      try {
+        ImageView next(link.filename);
+        backing = next.header().backing_file;
+        format = next.backing_format();
+        from = link.filename;
+      } catch (const util::Error& e) {
+        link.problem = e.what();
+      }
+    }
+    chain.push_back(std::move(link));
+  }
+  return chain;
+}
+
+}  // namespace
+
+void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
+  const Header& h = image.header();
+  const bool v3 = h.version >= 3;
+  const std::string compression = h.compression_type == CompressionType::kZstd ? "zstd" : "zlib";
+  const std::vector<ChainLink> chain = BackingChain(image);
+  const auto incompat =
+      FeatureNames(h.incompatible_features, kIncompatNames, std::size(kIncompatNames));
+  const auto compat = FeatureNames(h.compatible_features, kCompatNames, std::size(kCompatNames));
+  const auto autoclear =
+      FeatureNames(h.autoclear_features, kAutoclearNames, std::size(kAutoclearNames));
+  if (json) {
+    util::JsonWriter w(out);
+    w.BeginObject();
+    w.Number("virtual-size", h.size).String("filename", image.path());
+    w.Number("cluster-size", h.cluster_size()).String("format", "qcow2");
+    w.Number("actual-size", image.allocated_bytes()).Number("file-size", image.file_size());
+    w.Number("version", h.version);
+    if (!h.backing_file.empty()) {
+      w.String("backing-filename", h.backing_file);
+      w.String("full-backing-filename", chain.front().filename);
+      if (!image.backing_format().empty())
+        w.String("backing-filename-format", image.backing_format());
+    }
+    if (!image.snapshots().empty()) {
+      w.BeginArray("snapshots");
+      for (const Snapshot& s : image.snapshots()) {
+        w.BeginObject();
+        if (s.icount)
+          w.Number("icount", *s.icount);
+        w.Number("vm-state-size", s.vm_state_size).Number("date-sec", s.date_sec);
+        w.Number("date-nsec", s.date_nsec).Number("vm-clock-sec", s.vm_clock_nsec / 1000000000);
+        w.Number("vm-clock-nsec", s.vm_clock_nsec % 1000000000);
+        w.String("id", s.id).String("name", s.name);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
+    w.BeginObject("format-specific").String("type", "qcow2").BeginObject("data");
+    w.String("compat", v3 ? "1.1" : "0.10").String("compression-type", compression);
+    if (v3)
+      w.Bool("lazy-refcounts", h.compatible_features & kCompatLazyRefcounts);
+    if (v3 && !image.bitmaps().empty()) {
+      w.BeginArray("bitmaps");
+      for (const Bitmap& b : image.bitmaps()) {
+        w.BeginObject().BeginArray("flags");
+        for (const auto& f : BitmapFlagNames(b.flags))
+          w.String("", f);
+        w.EndArray().String("name", b.name);
+        w.Number("granularity", b.granularity_bits < 64 ? uint64_t{1} << b.granularity_bits : 0);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
+    w.Number("refcount-bits", h.refcount_bits());
+    if (v3)
+      w.Bool("corrupt", h.incompatible_features & kIncompatCorrupt);
+    if (v3)
+      w.Bool("extended-l2", h.extended_l2());
+    w.EndObject().EndObject();
+    w.BeginObject("features");
+    for (auto [key, names] :
+         {std::pair{"incompatible", &incompat}, std::pair{"compatible", &compat},
+          std::pair{"autoclear", &autoclear}}) {
+      w.BeginArray(key);
+      for (const auto& n : *names)
+        w.String("", n);
+      w.EndArray();
+    }
+    w.EndObject();
+    w.BeginArray("backing-chain");
+    for (const ChainLink& l : chain) {
+      w.BeginObject().String("filename", l.filename);
+      if (!l.format.empty())
+        w.String("format", l.format);
+      if (!l.problem.empty())
+        w.String("problem", l.problem);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Bool("dirty-flag", h.incompatible_features & kIncompatDirty);
+    w.EndObject().Finish();
+    return;
+  }
+  auto list = [](const std::vector<std::string>& names) {
+    std::string s;
+    for (const auto& n : names)
+      s += (s.empty() ? "" : ", ") + n;
+    return s.empty() ? std::string("none") : s;
+  };
+  out << "image: " << image.path() << "\n"
+      << "file format: qcow2 (version " << h.version << ")\n"
+      << "virtual size: " << HumanSize(h.size) << " (" << h.size << " bytes)\n"
+      << "disk size: " << HumanSize(image.allocated_bytes()) << "\n"
+      << "file size: " << image.file_size() << " bytes\n"
+      << "cluster_size: " << h.cluster_size() << "\n";
+  for (size_t i = 0; i < chain.size(); ++i) {
+    out << (i == 0 ? "backing file: " : "  which is backed by: ") << chain[i].filename;
+    if (!chain[i].format.empty())
+      out << " (format " << chain[i].format << ")";
+    if (!chain[i].problem.empty())
+      out << " [" << chain[i].problem << "]";
+    out << "\n";
+  }
+  if (!image.snapshots().empty()) {
+    out << "Snapshot list:\nID        TAG               VM SIZE    DATE (epoch s)  VM CLOCK (ns)\n";
+    for (const Snapshot& s : image.snapshots())
+      out << s.id << "  " << s.name << "  " << s.vm_state_size << "  " << s.date_sec << "  "
+          << s.vm_clock_nsec << "\n";
+  }
+  out << "Format specific information:\n"
+      << "    compat: " << (v3 ? "1.1" : "0.10") << "\n"
+      << "    compression type: " << compression << "\n";
+  if (v3)
+    out << "    lazy refcounts: "
+        << ((h.compatible_features & kCompatLazyRefcounts) ? "true" : "false") << "\n";
+  if (!image.bitmaps().empty()) {
+    out << "    bitmaps:\n";
+    for (const Bitmap& b : image.bitmaps())
+      out << "        [" << b.name << "] granularity " << (uint64_t{1} << (b.granularity_bits & 63))
+          << ", flags: " << list(BitmapFlagNames(b.flags)) << "\n";
+  }
+  out << "    refcount bits: " << h.refcount_bits() << "\n";
+  if (v3) {
+    out << "    corrupt: " << ((h.incompatible_features & kIncompatCorrupt) ? "true" : "false")
+        << "\n"
+        << "    extended l2: " << (h.extended_l2() ? "true" : "false") << "\n";
+  }
+  out << "    incompatible features: " << list(incompat) << "\n"
+      << "    compatible features: " << list(compat) << "\n"
+      << "    autoclear features: " << list(autoclear) << "\n"
+      << "dirty flag: " << ((h.incompatible_features & kIncompatDirty) ? "true" : "false") << "\n";
+}
+
+int PrintCheck(const ImageView& image, bool json, std::ostream& out, std::ostream& err) {
+  const CheckReport r = CheckImage(image, [&](const std::string& line) { err << line << "\n"; });
+  if (json) {
+    util::JsonWriter w(out);
+    w.BeginObject().String("filename", image.path()).String("format", "qcow2");
+    w.Number("check-errors", r.check_errors).Number("corruptions", r.corruptions);
+    w.Number("leaks", r.leaks).Number("image-end-offset", r.image_end_offset);
+    w.Number("total-clusters", r.total_clusters).Number("allocated-clusters", r.allocated_clusters);
+    w.Number("fragmented-clusters", r.fragmented_clusters);
+    w.Number("compressed-clusters", r.compressed_clusters);
+    w.EndObject().Finish();
+    return r.ExitCode();
+  }
+  if (r.corruptions == 0 && r.leaks == 0 && r.check_errors == 0)
+    out << "No errors were found on the image.\n";
+  if (r.corruptions)
+    out << "\n"
+        << r.corruptions << " errors were found on the image.\n"
+        << "Data may be corrupted, or further writes to the image may corrupt it.\n";
+  if (r.leaks)
+    out << "\n"
+        << r.leaks << " leaked clusters were found on the image.\n"
+        << "This means waste of disk space, but no harm to data.\n";
+  if (r.check_errors)
+    out << "\n" << r.check_errors << " internal errors have occurred during the check.\n";
+  if (r.total_clusters) {
+    auto pct = [&](uint64_t n, uint64_t of) {
+      std::ostringstream s;
+      s.setf(std::ios::fixed);
+      s.precision(2);
+      s << (of ? 100.0 * static_cast<double>(n) / static_cast<double>(of) : 0.0) << "%";
+      return s.str();
+    };
+    out << r.allocated_clusters << "/" << r.total_clusters << " = "
+        << pct(r.allocated_clusters, r.total_clusters) << " allocated, "
+        << pct(r.fragmented_clusters, r.allocated_clusters) << " fragmented, "
+        << pct(r.compressed_clusters, r.allocated_clusters) << " compressed clusters\n";
+  }
+  out << "Image end offset: " << r.image_end_offset << "\n";
+  return r.ExitCode();
+}
+
+}  // namespace qcow2

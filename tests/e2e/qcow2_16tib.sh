@@ -1,0 +1,59 @@
+#!/bin/bash
+# A 16 TiB filesystem (sparse file) through e2image -Q: the cluster size grows
+# until the L1 table fits qemu's 32 MiB limit (and e2image says so), the image
+# passes qemu-img check, and peak memory stays bounded.
+. "$TESTLIB"
+: "${QCOW2_INSPECT:?QCOW2_INSPECT must point at the built misc/qcow2-inspect}"
+MAX_RSS_KB=200000
+
+# ext4 hosts cap files just under 16 TiB: fall back to tmpfs, where the
+# filesystem's few hundred MiB of written metadata live in memory.
+BIG=$T/big
+if ! truncate -s 16T "$T/big.probe" 2> /dev/null; then
+  BIG=$(mktemp -d /dev/shm/e2image-ng-16tib.XXXXXX) || exit 1
+  trap 'rm -rf "$T" "$BIG"' EXIT
+fi
+rm -f "$T/big.probe"
+mkdir -p "$BIG"
+truncate -s 16T "$BIG/fs.img" || exit 1
+mke2fs -q -F -t ext4 -E lazy_itable_init=1,nodiscard "$BIG/fs.img" > "$T/mke2fs.log" 2>&1 ||
+  { cat "$T/mke2fs.log"; exit 1; }
+
+capture_16tib() {  # capture_16tib NAME EXPECTED-CLUSTER-SIZE E2IMAGE-OPTIONS...
+  name=$1; expected_cs=$2; shift 2
+  /usr/bin/time -f "%M" -o "$T/$name.rss" "$E2IMAGE" -Q "$@" "$BIG/fs.img" "$T/$name.qcow2" \
+    2> "$T/$name.err" || { cat "$T/$name.err"; return 1; }
+  cat "$T/$name.err"
+  rss=$(tail -n 1 "$T/$name.rss")
+  echo "peak RSS: $rss KiB"
+  [ "$rss" -lt $MAX_RSS_KB ] || { echo "peak RSS over $MAX_RSS_KB KiB"; return 1; }
+  qemu-img info --output=json "$T/$name.qcow2" > "$T/$name.json" || return 1
+  jq -e ".\"virtual-size\" == $((16 << 40)) and .\"cluster-size\" == $expected_cs" "$T/$name.json" ||
+    return 1
+  qcow2_clean "$T/$name.qcow2" || return 1
+  "$QCOW2_INSPECT" check "$T/$name.qcow2" || return 1
+  ls -l "$T/$name.qcow2"
+}
+says_cluster_size() {
+  grep -q "using 8192-byte qcow2 clusters: with 4096-byte clusters (the block size) the L1 table would be over qemu's 32 MiB limit" "$T/auto.err"
+}
+ok "16 TiB, default options: 8 KiB clusters, clean, bounded memory" capture_16tib auto 8192
+ok "16 TiB: e2image says why the cluster size is not the block size" says_cluster_size
+ok "16 TiB --qcow2-version=3 --compress=zstd (8 KiB clusters chosen too)" \
+  capture_16tib zstd 8192 --qcow2-version=3 --compress=zstd
+same_map_as_qemu() {
+  qemu-img map --output=json "$T/auto.qcow2" | jq -c '.[]' > "$T/qm" || return 1
+  "$QCOW2_INSPECT" map --json "$T/auto.qcow2" | jq -c '.[] | del(.compressed)' > "$T/om" || return 1
+  cmp "$T/qm" "$T/om"
+}
+ok "16 TiB: qcow2-inspect map equals qemu-img map" same_map_as_qemu
+rm -f "$T"/*.qcow2
+too_small_cluster() {
+  ! "$E2IMAGE" -Q --cluster-size=4096 "$BIG/fs.img" "$T/small.qcow2" 2> "$T/small.err" &&
+    [ ! -e "$T/small.qcow2" ] && [ "$(wc -l < "$T/small.err")" = 1 ] &&
+    grep -q "32 MiB limit" "$T/small.err"
+}
+ok "16 TiB --cluster-size=4096: one error line, no output" too_small_cluster
+rm -f "$BIG/fs.img"
+
+done_testing
