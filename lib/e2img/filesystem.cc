@@ -88,6 +88,10 @@ errcode_t Filesystem::TryOpen(uint64_t superblock, uint32_t blocksize, bool igno
     return err;
   }
   fs->flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
+  // Bitmaps libext2fs allocates for us (ext2fs_check_desc's, for one) as
+  // trees of extents, as e2fsck does: a bit array would take 512 MiB on a
+  // 16 TiB filesystem.
+  fs->default_bitmap_type = EXT2FS_BMAP64_RBTREE;
   fs_ = fs;
   superblock_used_ = superblock;
   return 0;
