@@ -18,9 +18,7 @@ using util::StoreBE64;
   throw util::Error(util::AtOffset(name, offset, "qcow2 header: " + what));
 }
 
-uint64_t AlignUp8(uint64_t n) {
-  return (n + 7) & ~uint64_t{7};
-}
+uint64_t AlignUp8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
 }  // namespace
 
@@ -31,14 +29,13 @@ uint64_t Header::l1_entries_needed() const {
 
 const HeaderExtension* Header::FindExtension(uint32_t type) const {
   for (const auto& ext : extensions)
-    if (ext.type == type)
-      return &ext;
+    if (ext.type == type) return &ext;
   return nullptr;
 }
 
 std::vector<uint8_t> Header::Encode() const {
-  const uint32_t fixed =
-      version >= 3 ? std::max<uint32_t>(header_length, kV3HeaderSize) : kV2HeaderSize;
+  const uint32_t fixed = version >= 3 ? std::max<uint32_t>(header_length, kV3HeaderSize)
+                                      : kV2HeaderSize;
   std::vector<uint8_t> out(fixed, 0);
   uint8_t* p = out.data();
   StoreBE32(p + 0, kMagic);
@@ -60,8 +57,7 @@ std::vector<uint8_t> Header::Encode() const {
     StoreBE64(p + 88, autoclear_features);
     StoreBE32(p + 96, refcount_order);
     StoreBE32(p + 100, fixed);
-    if (fixed > kV3HeaderSize)
-      p[104] = static_cast<uint8_t>(compression_type);
+    if (fixed > kV3HeaderSize) p[104] = static_cast<uint8_t>(compression_type);
     for (const auto& ext : extensions) {
       const size_t at = out.size();
       out.resize(at + 8 + AlignUp8(ext.data.size()), 0);
@@ -85,10 +81,8 @@ bool HasQcow2Magic(std::span<const uint8_t> first_bytes) {
 }
 
 Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
-  if (b.size() < kV2HeaderSize)
-    Fail(name, b.size(), "file too short for a qcow2 header");
-  if (!HasQcow2Magic(b))
-    Fail(name, 0, "bad magic");
+  if (b.size() < kV2HeaderSize) Fail(name, b.size(), "file too short for a qcow2 header");
+  if (!HasQcow2Magic(b)) Fail(name, 0, "bad magic");
   Header h;
   const uint8_t* p = b.data();
   h.version = LoadBE32(p + 4);
@@ -108,8 +102,7 @@ Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
   if (h.cluster_bits < kMinClusterBits || h.cluster_bits > kMaxClusterBits)
     Fail(name, 20, "cluster_bits " + std::to_string(h.cluster_bits) + " out of range 9..21");
   if (h.version >= 3) {
-    if (b.size() < kV3HeaderSize)
-      Fail(name, b.size(), "file too short for a version 3 header");
+    if (b.size() < kV3HeaderSize) Fail(name, b.size(), "file too short for a version 3 header");
     h.incompatible_features = LoadBE64(p + 72);
     h.compatible_features = LoadBE64(p + 80);
     h.autoclear_features = LoadBE64(p + 88);
@@ -120,11 +113,9 @@ Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
     if (h.header_length > h.cluster_size())
       Fail(name, 100, "header_length larger than a cluster");
     if (h.header_length > kV3HeaderSize) {
-      if (b.size() < kV3HeaderSize + 1)
-        Fail(name, 104, "file too short for compression_type");
+      if (b.size() < kV3HeaderSize + 1) Fail(name, 104, "file too short for compression_type");
       const uint8_t type = p[104];
-      if (type > 1)
-        Fail(name, 104, "unknown compression type " + std::to_string(type));
+      if (type > 1) Fail(name, 104, "unknown compression type " + std::to_string(type));
       h.compression_type = static_cast<CompressionType>(type);
     }
     if (h.compression_type != CompressionType::kZlib &&
@@ -139,15 +130,12 @@ Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
     uint64_t at = h.header_length;
     const uint64_t limit = std::min<uint64_t>(b.size(), h.cluster_size());
     for (;;) {
-      if (at + 8 > limit)
-        Fail(name, at, "header extension runs past the first cluster");
+      if (at + 8 > limit) Fail(name, at, "header extension runs past the first cluster");
       const uint32_t type = LoadBE32(p + at);
       const uint32_t len = LoadBE32(p + at + 4);
-      if (type == kExtEnd)
-        break;
+      if (type == kExtEnd) break;
       if (at + 8 + len > limit)
-        Fail(name, at,
-             "header extension 0x" + std::to_string(type) + " length runs past the first cluster");
+        Fail(name, at, "header extension 0x" + std::to_string(type) + " length runs past the first cluster");
       HeaderExtension ext;
       ext.type = type;
       ext.data.assign(p + at + 8, p + at + 8 + len);
@@ -156,8 +144,7 @@ Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
     }
   }
   if (h.backing_file_offset != 0) {
-    if (h.backing_file_size > 1023)
-      Fail(name, 16, "backing file name longer than 1023 bytes");
+    if (h.backing_file_size > 1023) Fail(name, 16, "backing file name longer than 1023 bytes");
     const uint64_t end = h.backing_file_offset + h.backing_file_size;
     if (end > std::min<uint64_t>(b.size(), h.cluster_size()) || end < h.backing_file_offset)
       Fail(name, 8, "backing file name outside the first cluster");
