@@ -43,7 +43,11 @@ Qcow2Reader::Qcow2Reader(const std::string& path)
     for (size_t i = 0; i < table.size(); ++i) table[i] = util::LoadBE64(&raw[i * 8]);
   };
   auto store = [](uint64_t, std::span<const uint64_t>) {};
-  l2_cache_ = std::make_unique<L2Cache>(kDefaultL2CacheTables, entries, load, store);
+  // Never cache more tables than the file can hold: L1 entries that all point
+  // at one table must not make the cache hold hundreds of copies of it.
+  const uint64_t tables = std::clamp<uint64_t>(file_size_ / header_.cluster_size(), 1,
+                                               kDefaultL2CacheTables);
+  l2_cache_ = std::make_unique<L2Cache>(static_cast<size_t>(tables), entries, load, store);
 }
 
 void Qcow2Reader::CheckHostRange(uint64_t offset, uint64_t length, const std::string& what) const {
@@ -88,9 +92,10 @@ void Qcow2Reader::LoadL1() {
   const Header& h = header_;
   // Only the entries that map the virtual size matter.
   const uint64_t used = h.l1_entries_needed();
-  l1_.assign(used, 0);
+  l1_.clear();
   if (used == 0) return;
-  CheckHostRange(h.l1_table_offset, used * 8, "L1 table");
+  CheckHostRange(h.l1_table_offset, used * 8, "L1 table");  // before allocating for it
+  l1_.assign(used, 0);
   std::vector<uint8_t> raw(used * 8);
   file_.ReadAt(raw, h.l1_table_offset);
   const uint64_t cs = h.cluster_size();
