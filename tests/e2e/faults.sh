@@ -115,7 +115,13 @@ full_tmpfs() {
     [ "$(ls -A "$1")" = "$(printf "err\nfull.raw")" ]
   ' bash "$T/small" "$E2IMAGE" "$T/data.img"
 }
-ok "a full 1 MiB tmpfs: ENOSPC is one error line, no temporary file left" full_tmpfs
+if unshare --mount true 2> /dev/null; then
+  ok "a full 1 MiB tmpfs: ENOSPC is one error line, no temporary file left" full_tmpfs
+else  # no mount namespaces here (an unprivileged container): every write fails instead
+  ok "ENOSPC on every write of a -a capture (no tmpfs allowed here)" \
+    fails_cleanly "$T/full.raw" 'full\.raw: write error: No space left on device at offset [0-9]+' \
+    faulty IOFAULT_PATH=full.raw IOFAULT_NTH=1 IOFAULT_ERRNO=ENOSPC "$E2IMAGE" -r -a "$T/data.img" "$T/full.raw"
+fi
 
 # SIGINT and SIGTERM part way through a slowed-down -a capture.
 interrupted() {
