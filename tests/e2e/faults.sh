@@ -130,10 +130,11 @@ interrupted() {
   env --default-signal=INT,TERM LD_PRELOAD="$IOFAULT_SO" IOFAULT_PATH="sig-$1.qcow2" \
     IOFAULT_DELAY_MS=50 "$E2IMAGE" -Q -a "$T/data.img" "$dest" 2> "$T/sig-err" &
   pid=$!
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 400); do  # up to 20 s for the temporary file to appear
     ls -A "$T" | grep -q "sig-$1.qcow2.e2image-" && break
     sleep 0.05
   done
+  ls -A "$T" | grep -q "sig-$1.qcow2.e2image-" || { echo "no temporary file appeared"; return 1; }
   sleep 0.3
   kill -s "$sig" $pid || { echo "e2image had already finished"; return 1; }
   wait $pid; rc=$?
