@@ -134,7 +134,7 @@ interrupted() {
     ls -A "$T" | grep -q "sig-$1.qcow2.e2image-" && break
     sleep 0.05
   done
-  ls -A "$T" | grep -q "sig-$1.qcow2.e2image-" || { echo "no temporary file appeared"; return 1; }
+  ls -A "$T" | grep -q "sig-$1.qcow2.e2image-" || { kill $pid; wait $pid; echo "no temporary file appeared"; return 1; }
   sleep 0.3
   kill -s "$sig" $pid || { echo "e2image had already finished"; return 1; }
   wait $pid; rc=$?
