@@ -1,5 +1,6 @@
 #include "qcow2/format.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "util/endian.h"
@@ -66,7 +67,7 @@ std::vector<uint8_t> Header::Encode() const {
       out.resize(at + 8 + AlignUp8(ext.data.size()), 0);
       StoreBE32(out.data() + at, ext.type);
       StoreBE32(out.data() + at + 4, static_cast<uint32_t>(ext.data.size()));
-      std::memcpy(out.data() + at + 8, ext.data.data(), ext.data.size());
+      std::copy(ext.data.begin(), ext.data.end(), out.begin() + static_cast<ptrdiff_t>(at + 8));
     }
     out.resize(out.size() + 8, 0);  // end-of-extensions marker
   }

@@ -66,8 +66,11 @@ void Qcow2Reader::Open(int depth, std::set<FileId>& open_layers) {
   ClaimL2Tables();
 
   const uint64_t words = header_.cluster_size() / 8;  // an L2 table as 64-bit words
-  const size_t tables = static_cast<size_t>(
-      std::clamp<uint64_t>(kL2CacheBytes / header_.cluster_size(), 2, kDefaultL2CacheTables));
+  // Never more tables than the file can hold (a small hostile file must not
+  // make the cache allocate for hundreds of tables it does not have).
+  const uint64_t file_clusters = file_size_ / header_.cluster_size();
+  const size_t tables = static_cast<size_t>(std::clamp<uint64_t>(
+      std::min(kL2CacheBytes / header_.cluster_size(), file_clusters), 2, kDefaultL2CacheTables));
   auto load = [this](uint64_t host, std::span<uint64_t> table) {
     std::vector<uint8_t> raw(table.size() * 8);
     file_.ReadAt(raw, host);

@@ -13,7 +13,10 @@
 namespace util {
 
 File::File(File&& other) noexcept
-    : fd_(other.fd_), owned_(other.owned_), path_(std::move(other.path_)) {
+    : fd_(other.fd_),
+      owned_(other.owned_),
+      path_(std::move(other.path_)),
+      stream_offset_(other.stream_offset_) {
   other.fd_ = -1;
 }
 
@@ -23,6 +26,7 @@ File& File::operator=(File&& other) noexcept {
     fd_ = other.fd_;
     owned_ = other.owned_;
     path_ = std::move(other.path_);
+    stream_offset_ = other.stream_offset_;
     other.fd_ = -1;
   }
   return *this;
@@ -84,10 +88,12 @@ void File::Write(std::span<const uint8_t> buf) const {
     ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw Error(path_ + ": write error: " + ErrnoText(errno));
+      throw Error(AtOffset(path_, stream_offset_ + done, "write error: " + ErrnoText(errno)));
     }
+    if (n == 0) throw Error(AtOffset(path_, stream_offset_ + done, "write error: no progress"));
     done += static_cast<size_t>(n);
   }
+  stream_offset_ += done;
 }
 
 void File::Truncate(uint64_t size) const {

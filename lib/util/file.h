@@ -52,6 +52,7 @@ class File {
   int fd_ = -1;
   bool owned_ = true;
   std::string path_;
+  mutable uint64_t stream_offset_ = 0;  // bytes written by Write(), for messages
 };
 
 // True when every byte of data is zero.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -19,12 +20,31 @@ namespace {
 // The one temporary file to remove if a signal ends the process.
 char g_temp_path[4096];
 std::atomic<bool> g_temp_armed{false};
+constexpr int kCleanupSignals[] = {SIGINT, SIGTERM, SIGHUP};
 
 void RemoveTempAndDie(int sig) {
   if (g_temp_armed.load()) ::unlink(g_temp_path);
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
+
+// Blocks the cleanup signals for its lifetime, so that no signal can land
+// between creating the temporary file and arming its removal.
+class CleanupSignalsBlocked {
+ public:
+  CleanupSignalsBlocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : kCleanupSignals) sigaddset(&set, sig);
+    ::sigprocmask(SIG_BLOCK, &set, &saved_);
+  }
+  ~CleanupSignalsBlocked() { ::sigprocmask(SIG_SETMASK, &saved_, nullptr); }
+  CleanupSignalsBlocked(const CleanupSignalsBlocked&) = delete;
+  CleanupSignalsBlocked& operator=(const CleanupSignalsBlocked&) = delete;
+
+ private:
+  sigset_t saved_;
+};
 
 void ArmTempCleanup(const std::string& path) {
   if (path.size() >= sizeof(g_temp_path)) return;
@@ -33,12 +53,31 @@ void ArmTempCleanup(const std::string& path) {
   struct sigaction sa{};
   sa.sa_handler = RemoveTempAndDie;
   sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGHUP, &sa, nullptr);
+  for (int sig : kCleanupSignals) sigaddset(&sa.sa_mask, sig);
+  for (int sig : kCleanupSignals) {
+    struct sigaction old{};
+    // A signal the caller ignores (nohup, a background job) stays ignored.
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    ::sigaction(sig, &sa, nullptr);
+  }
+  // Going over RLIMIT_FSIZE must give EFBIG (a clear error, and the
+  // temporary file removed), not kill the process with SIGXFSZ.
+  ::signal(SIGXFSZ, SIG_IGN);
 }
 
 void DisarmTempCleanup() { g_temp_armed = false; }
+
+// The path to replace: an existing symlink is followed, so that the image
+// lands where it points (as writing through it would) instead of replacing it.
+std::string ResolveDestination(const std::string& path) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return path;
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real) return path;
+  std::string resolved(real);
+  std::free(real);
+  return resolved;
+}
 
 std::string DirectoryOf(const std::string& path) {
   const auto slash = path.rfind('/');
@@ -49,6 +88,14 @@ std::string DirectoryOf(const std::string& path) {
 std::string BaseOf(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Makes a rename durable: fsync of the directory that holds path.
+void SyncDirectoryOf(const std::string& path) {
+  const int fd = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // best effort: the image itself is complete and synced
+  ::fsync(fd);
+  ::close(fd);
 }
 
 }  // namespace
@@ -67,16 +114,22 @@ OutputFile OutputFile::Create(const std::string& path) {
     out.kind_ = S_ISBLK(st.st_mode) ? Kind::kBlockDevice : Kind::kStream;
     return out;
   }
-  std::string templ = DirectoryOf(path) + "/." + BaseOf(path) + ".e2image-XXXXXX";
+  out.final_path_ = ResolveDestination(path);
+  const std::string templ =
+      DirectoryOf(out.final_path_) + "/." + BaseOf(out.final_path_) + ".e2image-XXXXXX";
   std::vector<char> name(templ.begin(), templ.end());
   name.push_back('\0');
+  CleanupSignalsBlocked blocked;
   const int fd = ::mkostemp(name.data(), O_CLOEXEC);
   if (fd < 0) throw Error(path + ": cannot create output file: " + ErrnoText(errno));
   out.temp_path_ = name.data();
-  ::fchmod(fd, 0644);
   out.file_ = File(fd, path);
   out.kind_ = Kind::kRegular;
   ArmTempCleanup(out.temp_path_);
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  if (::fchmod(fd, 0666 & ~mask) != 0)
+    throw Error(path + ": cannot set the output file's mode: " + ErrnoText(errno));
   return out;
 }
 
@@ -84,6 +137,7 @@ OutputFile::OutputFile(OutputFile&& o) noexcept
     : file_(std::move(o.file_)),
       kind_(o.kind_),
       path_(std::move(o.path_)),
+      final_path_(std::move(o.final_path_)),
       temp_path_(std::move(o.temp_path_)),
       committed_(o.committed_) {
   o.temp_path_.clear();
@@ -101,9 +155,11 @@ void OutputFile::Commit() {
   file_.Sync();
   if (kind_ == Kind::kRegular) {
     file_.Close();
-    if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
+    if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0)
       throw Error(path_ + ": cannot rename the finished image into place: " + ErrnoText(errno));
     DisarmTempCleanup();
+    temp_path_.clear();
+    SyncDirectoryOf(final_path_);
   }
   committed_ = true;
 }

@@ -38,6 +38,7 @@ class OutputFile {
   File file_;
   Kind kind_ = Kind::kStream;
   std::string path_;
+  std::string final_path_;  // path_ with a symlink at the destination resolved
   std::string temp_path_;
   bool committed_ = false;
 };

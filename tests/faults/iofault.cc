@@ -1,0 +1,196 @@
+// An LD_PRELOAD library for the fault tests: it wraps read(2), write(2),
+// pread(2), pwrite(2) and fsync(2) and, on the descriptors whose path contains
+// IOFAULT_PATH, fails or shortens transfers as the environment asks:
+//
+//   IOFAULT_OP     read | write | fsync: which calls to count (default write)
+//   IOFAULT_PATH   substring of /proc/self/fd/N's target (default: any file)
+//   IOFAULT_NTH    fail the Nth matching call (1-based) and every later one
+//   IOFAULT_ERRNO  EIO | ENOSPC | EFBIG | EINTR (EINTR fails only that call)
+//   IOFAULT_SHORT  1: never fail; every matching read or write moves at most
+//                  half the bytes asked (at least one), and every other
+//                  call first fails with EINTR
+//   IOFAULT_DELAY_MS  sleep this long before every matching call (to
+//                  interrupt a run part way)
+//   IOFAULT_LOG    a file that gets one line per injected failure
+//   IOFAULT_COUNT  a file that gets the number of matching calls at exit
+//                  (to aim IOFAULT_NTH at, say, the last read)
+//
+// Built without sanitizers so that it can be preloaded into any build.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+// The configuration read once from the environment.
+struct Config {
+  bool loaded = false;
+  bool active = false;
+  char op[16] = "write";
+  const char* path = nullptr;
+  long nth = 0;
+  int error = EIO;
+  bool shortened = false;
+  long delay_ms = 0;
+  const char* log = nullptr;
+  const char* count_file = nullptr;
+};
+
+Config g_config;
+long g_calls = 0;
+
+void Load() {
+  if (g_config.loaded)
+    return;
+  g_config.loaded = true;
+  if (const char* op = std::getenv("IOFAULT_OP"))
+    std::snprintf(g_config.op, sizeof g_config.op, "%s", op);
+  g_config.path = std::getenv("IOFAULT_PATH");
+  if (const char* nth = std::getenv("IOFAULT_NTH"))
+    g_config.nth = std::atol(nth);
+  if (const char* e = std::getenv("IOFAULT_ERRNO")) {
+    if (!std::strcmp(e, "ENOSPC"))
+      g_config.error = ENOSPC;
+    if (!std::strcmp(e, "EFBIG"))
+      g_config.error = EFBIG;
+    if (!std::strcmp(e, "EINTR"))
+      g_config.error = EINTR;
+  }
+  g_config.shortened = std::getenv("IOFAULT_SHORT") && std::atoi(std::getenv("IOFAULT_SHORT"));
+  if (const char* delay = std::getenv("IOFAULT_DELAY_MS"))
+    g_config.delay_ms = std::atol(delay);
+  g_config.log = std::getenv("IOFAULT_LOG");
+  g_config.count_file = std::getenv("IOFAULT_COUNT");
+  g_config.active =
+      g_config.nth > 0 || g_config.shortened || g_config.delay_ms > 0 || g_config.count_file;
+}
+
+bool PathMatches(int fd) {
+  if (!g_config.path || !*g_config.path)
+    return true;
+  char link[64];
+  char target[4096];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  const ssize_t n = ::readlink(link, target, sizeof target - 1);
+  if (n < 0)
+    return false;
+  target[n] = '\0';
+  return std::strstr(target, g_config.path) != nullptr;
+}
+
+void Log(const char* call, int fd, size_t count) {
+  if (!g_config.log)
+    return;
+  // The real write, so that logging never recurses into the shim.
+  using WriteFn = ssize_t (*)(int, const void*, size_t);
+  static auto real_write = reinterpret_cast<WriteFn>(dlsym(RTLD_NEXT, "write"));
+  const int log_fd = ::open(g_config.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0)
+    return;
+  char line[256];
+  const int len =
+      std::snprintf(line, sizeof line, "%s fd=%d count=%zu call=%ld errno=%d short=%d\n", call, fd,
+                    count, g_calls, g_config.error, g_config.shortened);
+  if (len > 0)
+    real_write(log_fd, line, static_cast<size_t>(len));
+  ::close(log_fd);
+}
+
+// What to do with one call: 0 = pass through, -1 = fail (errno set), or a
+// reduced byte count to pass through with.
+struct Decision {
+  bool fail = false;
+  size_t count = 0;
+};
+
+Decision Decide(const char* kind, const char* call, int fd, size_t count) {
+  Decision d{false, count};
+  Load();
+  if (!g_config.active || std::strcmp(g_config.op, kind) != 0 || !PathMatches(fd))
+    return d;
+  ++g_calls;
+  if (g_config.delay_ms > 0)
+    ::usleep(static_cast<useconds_t>(g_config.delay_ms) * 1000);
+  if (g_config.shortened) {
+    if (g_calls % 2 == 1) {
+      d.fail = true;
+      errno = EINTR;
+      return d;
+    }
+    if (count > 1)
+      d.count = count / 2;
+    return d;
+  }
+  if (g_config.nth <= 0)
+    return d;
+  if (g_calls == g_config.nth || (g_calls > g_config.nth && g_config.error != EINTR)) {
+    Log(call, fd, count);
+    d.fail = true;
+    errno = g_config.error;
+  }
+  return d;
+}
+
+// Writes the call count to IOFAULT_COUNT when the process exits normally.
+__attribute__((destructor)) void WriteCount() {
+  if (!g_config.count_file)
+    return;
+  if (FILE* f = std::fopen(g_config.count_file, "w")) {
+    std::fprintf(f, "%ld\n", g_calls);
+    std::fclose(f);
+  }
+}
+
+template <typename Fn>
+Fn Next(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+
+}  // namespace
+
+extern "C" {
+
+ssize_t read(int fd, void* buf, size_t count) {
+  static auto real = Next<ssize_t (*)(int, void*, size_t)>("read");
+  const Decision d = Decide("read", "read", fd, count);
+  return d.fail ? -1 : real(fd, buf, d.count);
+}
+
+ssize_t write(int fd, const void* buf, size_t count) {
+  static auto real = Next<ssize_t (*)(int, const void*, size_t)>("write");
+  const Decision d = Decide("write", "write", fd, count);
+  return d.fail ? -1 : real(fd, buf, d.count);
+}
+
+ssize_t pread64(int fd, void* buf, size_t count, off_t offset) {
+  static auto real = Next<ssize_t (*)(int, void*, size_t, off_t)>("pread64");
+  const Decision d = Decide("read", "pread", fd, count);
+  return d.fail ? -1 : real(fd, buf, d.count, offset);
+}
+
+ssize_t pread(int fd, void* buf, size_t count, off_t offset) {
+  return pread64(fd, buf, count, offset);
+}
+
+ssize_t pwrite64(int fd, const void* buf, size_t count, off_t offset) {
+  static auto real = Next<ssize_t (*)(int, const void*, size_t, off_t)>("pwrite64");
+  const Decision d = Decide("write", "pwrite", fd, count);
+  return d.fail ? -1 : real(fd, buf, d.count, offset);
+}
+
+ssize_t pwrite(int fd, const void* buf, size_t count, off_t offset) {
+  return pwrite64(fd, buf, count, offset);
+}
+
+int fsync(int fd) {
+  static auto real = Next<int (*)(int)>("fsync");
+  const Decision d = Decide("fsync", "fsync", fd, 0);
+  return d.fail ? -1 : real(fd);
+}
+
+}  // extern "C"

@@ -1,0 +1,124 @@
+// OutputFile's all-or-nothing behaviour: nothing at the destination until
+// Commit(), an existing file untouched by an abandoned run, no temporary
+// file left behind, symlinks followed.
+#include "util/output.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+#include "util/error.h"
+
+namespace {
+
+std::vector<std::string> Entries(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d)
+    return names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..")
+      names.push_back(name);
+  }
+  ::closedir(d);
+  return names;
+}
+
+void WriteText(const util::OutputFile& out, const std::string& text) {
+  out.file().WriteAt({reinterpret_cast<const uint8_t*>(text.data()), text.size()}, 0);
+}
+
+std::string ReadText(const std::string& path) {
+  const std::vector<uint8_t> bytes = testutil::ReadAll(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+TEST(OutputFileTest, NothingAppearsWithoutCommit) {
+  testutil::TempDir dir;
+  {
+    util::OutputFile out = util::OutputFile::Create(dir.File("image.raw"));
+    EXPECT_EQ(out.kind(), util::OutputFile::Kind::kRegular);
+    WriteText(out, "partial");
+    EXPECT_EQ(Entries(dir.path()).size(), 1u);  // only the temporary file
+    EXPECT_NE(Entries(dir.path())[0], "image.raw");
+  }
+  EXPECT_TRUE(Entries(dir.path()).empty());
+}
+
+TEST(OutputFileTest, CommitRenamesIntoPlace) {
+  testutil::TempDir dir;
+  util::OutputFile out = util::OutputFile::Create(dir.File("image.raw"));
+  WriteText(out, "complete");
+  out.Commit();
+  EXPECT_EQ(ReadText(dir.File("image.raw")), "complete");
+  EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"image.raw"});
+}
+
+TEST(OutputFileTest, AbandonedRunLeavesExistingFileUntouched) {
+  testutil::TempDir dir;
+  testutil::WriteAll(dir.File("image.raw"), {'o', 'l', 'd'});
+  {
+    util::OutputFile out = util::OutputFile::Create(dir.File("image.raw"));
+    WriteText(out, "new bytes that must not land");
+  }
+  EXPECT_EQ(ReadText(dir.File("image.raw")), "old");
+  EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"image.raw"});
+}
+
+TEST(OutputFileTest, CommitReplacesExistingFile) {
+  testutil::TempDir dir;
+  testutil::WriteAll(dir.File("image.raw"), std::vector<uint8_t>(100, 'x'));
+  util::OutputFile out = util::OutputFile::Create(dir.File("image.raw"));
+  WriteText(out, "short");
+  out.Commit();
+  EXPECT_EQ(ReadText(dir.File("image.raw")), "short");
+}
+
+TEST(OutputFileTest, SymlinkDestinationIsFollowed) {
+  testutil::TempDir dir;
+  testutil::WriteAll(dir.File("target.raw"), {'o', 'l', 'd'});
+  ASSERT_EQ(::symlink("target.raw", dir.File("link.raw").c_str()), 0);
+  util::OutputFile out = util::OutputFile::Create(dir.File("link.raw"));
+  WriteText(out, "new");
+  out.Commit();
+  struct stat st {};
+  ASSERT_EQ(::lstat(dir.File("link.raw").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  EXPECT_EQ(ReadText(dir.File("target.raw")), "new");
+}
+
+TEST(OutputFileTest, MissingDirectoryIsOneClearError) {
+  testutil::TempDir dir;
+  try {
+    util::OutputFile::Create(dir.File("no/such/dir/image.raw"));
+    FAIL() << "expected util::Error";
+  } catch (const util::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("image.raw: cannot create output file"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(RawWriterTest, ZeroPagesBecomeHolesAndSizeIsExact) {
+  testutil::TempDir dir;
+  util::OutputFile out = util::OutputFile::Create(dir.File("image.raw"));
+  util::RawWriter writer(out, 0, false);
+  std::vector<uint8_t> data(3 * 4096, 0);
+  data[4096] = 7;  // only the middle page has data
+  writer.Write(8192, data);
+  writer.Finish(1 << 20);
+  out.Commit();
+  const std::vector<uint8_t> bytes = testutil::ReadAll(dir.File("image.raw"));
+  ASSERT_EQ(bytes.size(), 1u << 20);
+  EXPECT_EQ(bytes[8192 + 4096], 7);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.File("image.raw").c_str(), &st), 0);
+  EXPECT_LE(st.st_blocks * 512, 64 * 1024);  // a page of data, not a megabyte
+}
+
+}  // namespace
