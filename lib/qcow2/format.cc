@@ -62,15 +62,18 @@ std::vector<uint8_t> Header::Encode() const {
     StoreBE32(p + 100, fixed);
     if (fixed > kV3HeaderSize)
       p[104] = static_cast<uint8_t>(compression_type);
-    for (const auto& ext : extensions) {
-      const size_t at = out.size();
-      out.resize(at + 8 + AlignUp8(ext.data.size()), 0);
-      StoreBE32(out.data() + at, ext.type);
-      StoreBE32(out.data() + at + 4, static_cast<uint32_t>(ext.data.size()));
-      std::copy(ext.data.begin(), ext.data.end(), out.begin() + static_cast<ptrdiff_t>(at + 8));
-    }
-    out.resize(out.size() + 8, 0);  // end-of-extensions marker
   }
+  // Extensions follow the fixed header in version 2 too, as qemu writes them
+  // and DecodeHeader reads them.
+  for (const auto& ext : extensions) {
+    const size_t at = out.size();
+    out.resize(at + 8 + AlignUp8(ext.data.size()), 0);
+    StoreBE32(out.data() + at, ext.type);
+    StoreBE32(out.data() + at + 4, static_cast<uint32_t>(ext.data.size()));
+    std::copy(ext.data.begin(), ext.data.end(), out.begin() + static_cast<ptrdiff_t>(at + 8));
+  }
+  if (version >= 3 || !extensions.empty())
+    out.resize(out.size() + 8, 0);  // end-of-extensions marker
   if (!backing_file.empty()) {
     const uint64_t at = out.size();
     out.insert(out.end(), backing_file.begin(), backing_file.end());
