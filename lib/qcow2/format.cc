@@ -142,8 +142,8 @@ Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
   {
     uint64_t at = h.header_length;
     uint64_t limit = std::min<uint64_t>(b.size(), h.cluster_size());
-    if (h.backing_file_offset > at)
-      limit = std::min(limit, h.backing_file_offset);
+    if (h.backing_file_offset != 0)  // a name right after the fixed header leaves no room
+      limit = std::min(limit, std::max(h.backing_file_offset, at));
     while (at < limit) {
       if (at + 8 > limit)
         Fail(name, at, "header extension runs past the first cluster");
