@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "config.h"
 #include "e2img/block_copier.h"
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
+#include "e2img/scramble.h"
 #include "e2img/sinks.h"
 #include "qcow2/reader.h"
 #include "util/error.h"
@@ -28,7 +30,7 @@ namespace {
 constexpr const char* kUsage =
     "Usage: e2image [-r|-Q] [-afnps] [-b superblock] [-B blocksize] [-o src_offset]\n"
     "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
-    "               [--compress[=zlib|zstd]] device image-file\n"
+    "               [--compress[=zlib|zstd]] [--scramble-seed=N] device image-file\n"
     "       e2image -r image.qcow2 image.raw\n";
 
 constexpr const char* kHelp =
@@ -44,7 +46,10 @@ constexpr const char* kHelp =
     "  -O OFFSET       write the image OFFSET bytes into the output (-r)\n"
     "  -f              allow a filesystem mounted read-write (the image may be inconsistent)\n"
     "  -p              show progress on stderr\n"
-    "  -n, -s, -c, -I  accepted as in e2fsprogs' e2image (see the man page)\n"
+    "  -s              scramble: replace every name, symlink target and user/trusted\n"
+    "                  xattr value by one of the same length (the image stays e2fsck-clean)\n"
+    "      --scramble-seed=N   seed for -s, to make scrambled images reproducible\n"
+    "  -n, -c, -I      accepted as in e2fsprogs' e2image (see the man page)\n"
     "      --qcow2-version=N   qcow2 version 2 (default) or 3\n"
     "      --cluster-size=N    qcow2 cluster size in bytes (default: the block size)\n"
     "      --compress[=ALGO]   compress qcow2 clusters with zlib (default) or zstd\n"
@@ -63,6 +68,7 @@ struct Options {
   bool progress = false;
   bool nop = false;
   bool scramble = false;
+  std::optional<uint64_t> scramble_seed;
   bool check = false;
   bool install = false;
   uint64_t superblock = 0;
@@ -93,13 +99,14 @@ uint64_t ParseNumber(const char* text, const char* what) {
 }
 
 Options ParseOptions(int argc, char** argv) {
-  enum { kQcow2Version = 256, kClusterSize, kCompress };
+  enum { kQcow2Version = 256, kClusterSize, kCompress, kScrambleSeed };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
       {"qcow2-version", required_argument, nullptr, kQcow2Version},
       {"cluster-size", required_argument, nullptr, kClusterSize},
       {"compress", optional_argument, nullptr, kCompress},
+      {"scramble-seed", required_argument, nullptr, kScrambleSeed},
       {nullptr, 0, nullptr, 0}};
   Options o;
   int c;
@@ -133,6 +140,7 @@ Options ParseOptions(int argc, char** argv) {
           throw util::Error("--cluster-size must be a power of two from 512 to 2097152");
         break;
       }
+      case kScrambleSeed: o.scramble_seed = ParseNumber(optarg, "scramble seed"); break;
       case kCompress: {
         const std::string algo = optarg ? optarg : "zlib";
         if (algo == "zlib")
@@ -207,7 +215,15 @@ int Capture(const Options& o) {
   e2img::MapOptions map_options;
   map_options.all_data = o.all_data;
   map_options.output_is_device = out.kind() == util::OutputFile::Kind::kBlockDevice;
+  std::optional<e2img::Scrambler> scrambler;
+  if (o.scramble) {
+    scrambler.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
+    map_options.observe_inode = [&](uint32_t ino, const ext2_inode& inode) {
+      scrambler->ObserveInode(ino, inode);
+    };
+  }
   e2img::MetadataMap map = e2img::BuildMetadataMap(fs, map_options, Warn);
+  if (scrambler) scrambler->Plan();
 
   std::unique_ptr<e2img::ImageSink> sink;
   if (o.qcow2) {
@@ -219,13 +235,17 @@ int Capture(const Options& o) {
   } else {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
   }
+  std::unique_ptr<e2img::ImageSink> scrambling;
+  if (scrambler)
+    scrambling = std::make_unique<e2img::ScramblingSink>(*scrambler, *sink, fs.block_size());
   util::Progress progress(o.progress, "Copied", map.blocks.BlockCount(), fs.block_size());
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.super()->s_first_data_block};
   const uint64_t copy_problems = e2img::CopyBlocks(
-      src, map.blocks, *sink, [&](uint64_t done) { progress.Update(done); }, Warn);
-  sink->Finish();
+      src, map.blocks, scrambling ? *scrambling : *sink, [&](uint64_t done) { progress.Update(done); }, Warn);
+  (scrambling ? *scrambling : *sink).Finish();
   out.Commit();
   progress.Finish();
+  if (scrambler && !scrambler->Summary().empty()) Warn(scrambler->Summary());
   const uint64_t problems = map.problems + copy_problems;
   if (problems)
     std::fprintf(stderr, "e2image: %llu problem%s found; the image was written anyway\n",
@@ -244,8 +264,9 @@ int Run(const Options& o) {
       !(o.raw && qcow2::IsQcow2File(o.source)))
     throw util::Error("--qcow2-version, --cluster-size and --compress go with -Q");
   if (o.raw && qcow2::IsQcow2File(o.source)) return ConvertQcow2(o);
-  if (o.install || o.nop || o.check || o.scramble)
-    throw util::Error("-I, -n, -c and -s are not implemented yet in e2image-ng");
+  if (o.scramble_seed && !o.scramble) throw util::Error("--scramble-seed goes with -s");
+  if (o.install || o.nop || o.check)
+    throw util::Error("-I, -n and -c are not implemented yet in e2image-ng");
   if (!o.raw && !o.qcow2)
     throw util::Error("normal (e2i) image files are not implemented yet; use -r or -Q");
   return Capture(o);

@@ -187,6 +187,7 @@ MetadataMap BuildMetadataMap(const Filesystem& filesystem, const MapOptions& opt
     }
     if (ino == 0) break;
     if (!inode->i_links_count) continue;
+    if (options.observe_inode) options.observe_inode(ino, *inode);
     const uint64_t acl = ext2fs_file_acl_block(fs, inode);
     if (acl) {
       if (acl < blocks_count) {

@@ -19,6 +19,8 @@ namespace e2img {
 struct MapOptions {
   bool all_data = false;          // -a
   bool output_is_device = false;  // whole inode tables, as e2image does for devices
+  // Called for every in-use inode (the scrambler learns the filesystem this way).
+  std::function<void(uint32_t ino, const ext2_inode& inode)> observe_inode;
 };
 
 // One problem met while scanning, already phrased for the user.

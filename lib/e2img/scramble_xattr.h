@@ -1,0 +1,37 @@
+// Extended attributes side of the scrambler (-s): the values of user.* and
+// trusted.* attributes and the names of user.* ones are replaced (same
+// lengths), entry hashes follow; other namespaces (security, system, ACLs,
+// encryption context, inline data) keep their bytes. Works on the entries
+// in an inode body and in an xattr block.
+#pragma once
+
+#include <ext2fs/ext2fs.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "e2img/scramble_names.h"
+
+namespace e2img {
+
+// One list of xattr entries and the area its values live in.
+struct XattrArea {
+  std::span<uint8_t> entries;  // from the first entry to the end of the area
+  std::span<uint8_t> values;   // e_value_offs counts from values.data()
+};
+
+// Called with the value of system.data (inline data) so that the caller can
+// rewrite it (directory entries, symlink target).
+using InlineDataFn = std::function<void(std::span<uint8_t> value)>;
+
+// Rewrites the entries in place; returns true if anything changed. Entry
+// hashes are recomputed when they were right (either variant e2fsck accepts).
+bool ScrambleXattrs(ext2_filsys fs, const XattrArea& area, Prng& prng,
+                    const InlineDataFn& inline_data);
+
+// Rewrites an xattr block in place: entries, then h_hash and the checksum
+// when they were right. block_nr: its number (the checksum covers it).
+void ScrambleXattrBlock(ext2_filsys fs, uint64_t block_nr, std::span<uint8_t> block, Prng& prng);
+
+}  // namespace e2img
