@@ -1,0 +1,139 @@
+#!/bin/bash
+# -s: scrambled images of filesystems with big hash-tree directories (1k and
+# 4k blocks, several hash versions), inline-data directories, casefolded
+# directories, fast and slow symlinks, and user/trusted xattrs in inodes, in
+# blocks and in ea_inode inodes must pass `e2fsck -fn` clean and hold none of
+# the original names, targets or values. Every original name, target and
+# value carries the marker QZMARK (scrambled names are lower case, so they
+# cannot make it up by chance).
+. "$TESTLIB"
+MARK=QZMARK
+
+# scramble_tree DIR: the names that matter, each with the marker; /big and
+# /cf get most of their entries from $ADD_ENTRIES once indexed.
+scramble_tree() {
+  dir=$1
+  mkdir -p "$dir/big" "$dir/sub/deeper" "$dir/few" "$dir/cf"
+  (cd "$dir/big" && seq -f "${MARK}%g" 1 300 | xargs touch && touch a b c zz)
+  for i in 1 2 3 4 5; do echo data > "$dir/few/$MARK-small-$i"; done
+  echo data > "$dir/sub/deeper/$MARK-deep-file"
+  ln -s "$MARK-fast" "$dir/fastlink-$MARK"
+  ln -s "$MARK$(printf 'y%.0s' $(seq 1 300))" "$dir/slowlink-$MARK"
+  touch "$dir/xattr-in-inode" "$dir/xattr-in-block" "$dir/xattr-ea-inode"
+}
+
+ino_of() { debugfs -R "ls -l /" "$1" 2>/dev/null | awk -v n="$2" '$NF == n { print $1 }'; }
+
+# build_fs IMAGE SIZE BIG_ENTRIES HASH MKE2FS-OPTIONS...: the tree, xattrs,
+# indexed directories (HASH: the default hash for e2fsck -D to index with).
+build_fs() {
+  img=$1; size=$2; n=$3; hash=$4; shift 4
+  tree="$T/tree"
+  [ -d "$tree" ] || scramble_tree "$tree"
+  rm -f "$img"
+  mke2fs -q -F -N $((n + 5000)) -d "$tree" "$@" "$img" "$size" > "$T/mke2fs.log" 2>&1 || {
+    cat "$T/mke2fs.log"; return 1; }
+  head -c 2000 /dev/zero | tr '\0' 'v' | sed "s/^/$MARK/" > "$T/value.block"
+  head -c 9000 /dev/zero | tr '\0' 'w' | sed "s/^/$MARK/" > "$T/value.big"
+  features=$(dumpe2fs -h "$img" 2>/dev/null | grep features)
+  {
+    echo "ssv def_hash_version $hash"
+    echo "ea_set /xattr-in-inode user.$MARK-name $MARK-value"
+    echo "ea_set /xattr-in-inode trusted.name-kept $MARK-trusted"
+    echo "ea_set /xattr-in-inode security.keep kept-security-value"
+    echo "ea_set -f $T/value.block /xattr-in-block user.$MARK-blockname"
+    case $features in *ea_inode*)
+      echo "ea_set -f $T/value.big /xattr-ea-inode user.$MARK-eainode" ;; esac
+    # An empty directory may become casefolded.
+    case $features in *casefold*) echo "set_inode_field /cf flags 0x40080000" ;; esac
+  } > "$T/debugfs.cmds"
+  debugfs -w -f "$T/debugfs.cmds" "$img" > "$T/debugfs.log" 2>&1 || { cat "$T/debugfs.log"; return 1; }
+  e2fsck -fyD "$img" > "$T/e2fsck-D.log" 2>&1
+  "$ADD_ENTRIES" "$img" "$(ino_of "$img" big)" "$MARK-entry-" "$n" || return 1
+  "$ADD_ENTRIES" "$img" "$(ino_of "$img" cf)" "$MARK-Case-" 2000 || return 1
+  e2fsck -fyD "$img" > "$T/e2fsck-D.log" 2>&1
+  e2fsck -fn "$img" > "$T/e2fsck.log" 2>&1 || { echo "original not clean"; cat "$T/e2fsck.log"; return 1; }
+}
+
+fsck_clean() { e2fsck -fn "$1" > "$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; return 1; }; }
+no_marker() {
+  if grep -a -o "$MARK[^/]\{0,20\}" "$1" | head -n 5 | grep .; then
+    echo "$1 still holds original names"; return 1
+  fi
+  return 0
+}
+has_marker() { grep -a -q "$MARK" "$1"; }
+# Entries of a directory, by count (names differ, the number may not).
+entry_count() { debugfs -R "ls -l $2" "$1" 2>/dev/null | grep -c .; }
+is_htree() { debugfs -R "stat $2" "$1" 2>/dev/null | grep -q "Flags: 0x.*1[0-9a-f]\{3\}$"; }
+
+check_config() {
+  name=$1; shift
+  img="$T/$name.img"
+  build_fs "$img" "$@" || return 1
+  has_marker "$img" || { echo "the original has no marker: the test cannot fail"; return 1; }
+  debugfs -R "htree /big" "$img" 2>/dev/null | grep -q "Indirect levels" ||
+    { echo "/big is not a hash-tree directory"; return 1; }
+  "$E2IMAGE" -r -s --scramble-seed=7 "$img" "$T/$name.s.raw" 2> "$T/$name.err" ||
+    { cat "$T/$name.err"; return 1; }
+  fsck_clean "$T/$name.s.raw" || return 1
+  no_marker "$T/$name.s.raw" || return 1
+  # The root keeps lost+found; every directory keeps its number of entries.
+  debugfs -R "ls /" "$T/$name.s.raw" 2>/dev/null | grep -q "lost+found" ||
+    { echo "lost+found lost its name"; return 1; }
+  orig=$(debugfs -R "ls -l /" "$img" 2>/dev/null | wc -l)
+  new=$(debugfs -R "ls -l /" "$T/$name.s.raw" 2>/dev/null | wc -l)
+  [ "$orig" = "$new" ] || { echo "root had $orig entries, now $new"; return 1; }
+  rm -f "$T/$name.s.raw"
+}
+
+# Each configuration: name, size, entries in /big, hash, mke2fs options.
+ok "1k blocks, half_md4, metadata_csum: -s image is clean and nameless" \
+  check_config c1k 64M 30000 half_md4 -t ext4 -b 1024 -O metadata_csum
+ok "4k blocks, tea, no metadata_csum: -s image is clean and nameless" \
+  check_config c4k 128M 30000 tea -t ext4 -b 4096 -O ^metadata_csum
+ok "1k blocks, legacy hash, ext3: -s image is clean and nameless" \
+  check_config clegacy 32M 5000 legacy -t ext3 -b 1024
+ok "inline_data, ea_inode, casefold: -s image is clean and nameless" \
+  check_config cfeat 64M 5000 half_md4 -t ext4 -b 4096 -O inline_data,ea_inode,casefold
+
+img="$T/c1k.img"
+ok "-s -Q image converts to a clean, nameless raw image" sh -c '
+  "$E2IMAGE" -Q -s --scramble-seed=3 "$1" "$2/q.qcow2" &&
+  "$E2IMAGE" -r "$2/q.qcow2" "$2/q.raw" && e2fsck -fn "$2/q.raw" >/dev/null 2>&1 &&
+  ! grep -a -q QZMARK "$2/q.qcow2" && ! grep -a -q QZMARK "$2/q.raw"' _ "$img" "$T"
+ok "the same --scramble-seed gives the same image" sh -c '
+  "$E2IMAGE" -r -s --scramble-seed=11 "$1" "$2/a.raw" &&
+  "$E2IMAGE" -r -s --scramble-seed=11 "$1" "$2/b.raw" && cmp "$2/a.raw" "$2/b.raw"' _ "$img" "$T"
+ok "another seed gives other names" sh -c '
+  "$E2IMAGE" -r -s --scramble-seed=12 "$1" "$2/c.raw" && ! cmp -s "$2/a.raw" "$2/c.raw"' _ "$img" "$T"
+rm -f "$T/a.raw" "$T/b.raw" "$T/c.raw" "$T/q.raw" "$T/q.qcow2"
+
+img="$T/cfeat.img"
+ok "security.* xattrs keep their values" sh -c '
+  "$E2IMAGE" -r -s "$1" "$2/f.raw" &&
+  debugfs -R "ea_list /xattr-in-inode" "$2/f.raw" 2>/dev/null | grep -q kept-security-value' \
+  _ "$img" "$T"
+ok "inline-data and casefolded directories keep their entry counts" sh -c '
+  for d in /few /cf; do
+    a=$(debugfs -R "ls -l $d" "$1" 2>/dev/null | wc -l)
+    b=$(debugfs -R "ls -l $d" "$2/f.raw" 2>/dev/null | wc -l)
+    [ "$a" = "$b" ] || { echo "$d: $a entries, then $b"; exit 1; }
+  done' _ "$img" "$T"
+
+# A damaged filesystem: the scrambled image shows the same problems.
+damaged() {
+  img="$T/c1k.img"
+  debugfs -w -R "sif /sub/deeper/$MARK-deep-file links_count 5" "$img" > /dev/null 2>&1 || return 1
+  debugfs -w -R "freeb 3000 20" "$img" > /dev/null 2>&1 || return 1
+  "$E2IMAGE" -r -s "$img" "$T/d.raw" || return 1
+  e2fsck -fn "$img" 2>&1 | tail -n +2 | sed "s|$img||" > "$T/d.orig"
+  e2fsck -fn "$T/d.raw" 2>&1 | tail -n +2 | sed "s|$T/d.raw||" > "$T/d.scr"
+  grep -q "ref count is 5" "$T/d.orig" || { echo "the damage did not show"; return 1; }
+  diff "$T/d.orig" "$T/d.scr"
+}
+ok "a damaged filesystem's -s image shows the same e2fsck problems" damaged
+
+ok "--scramble-seed without -s is refused" sh -c '! "$E2IMAGE" -r --scramble-seed=1 "$1" "$2/x.raw" 2>/dev/null && [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
+
+done_testing
