@@ -44,8 +44,14 @@ build_fs() {
     echo "ea_set -f $T/value.block /xattr-in-block user.$MARK-blockname"
     case $features in *ea_inode*)
       echo "ea_set -f $T/value.big /xattr-ea-inode user.$MARK-eainode" ;; esac
+    case $features in *inline_data*)  # a directory and a symlink in inode and system.data
+      echo "mkdir /inl"
+      for i in 1 2; do echo "write /dev/null /inl/$MARK-i$i"; done
+      echo "symlink /inlink $MARK$(printf 'z%.0s' $(seq 1 90))" ;; esac
     # An empty directory may become casefolded.
-    case $features in *casefold*) echo "set_inode_field /cf flags 0x40080000" ;; esac
+    case $features in *casefold*)
+      flags=$(debugfs -R "stat /cf" "$img" 2>/dev/null | sed -n 's/.*Flags: \(0x[0-9a-f]*\).*/\1/p')
+      echo "set_inode_field /cf flags $(printf '0x%x' $((flags | 0x40000000)))" ;; esac
   } > "$T/debugfs.cmds"
   debugfs -w -f "$T/debugfs.cmds" "$img" > "$T/debugfs.log" 2>&1 || { cat "$T/debugfs.log"; return 1; }
   e2fsck -fyD "$img" > "$T/e2fsck-D.log" 2>&1
@@ -110,16 +116,21 @@ ok "another seed gives other names" sh -c '
 rm -f "$T/a.raw" "$T/b.raw" "$T/c.raw" "$T/q.raw" "$T/q.qcow2"
 
 img="$T/cfeat.img"
-ok "security.* xattrs keep their values" sh -c '
-  "$E2IMAGE" -r -s "$1" "$2/f.raw" &&
-  debugfs -R "ea_list /xattr-in-inode" "$2/f.raw" 2>/dev/null | grep -q kept-security-value' \
-  _ "$img" "$T"
+"$E2IMAGE" -r -s "$img" "$T/f.raw"
+ok "security.* xattrs keep their values, user.* ones do not" sh -c '
+  debugfs -R "ea_list <$1>" "$2/f.raw" 2>/dev/null > "$2/ea.out"
+  grep -q kept-security-value "$2/ea.out" && ! grep -q "QZMARK" "$2/ea.out" &&
+    grep -q "^  user\." "$2/ea.out"' _ "$(ino_of "$img" xattr-in-inode)" "$T"
 ok "inline-data and casefolded directories keep their entry counts" sh -c '
-  for d in /few /cf; do
-    a=$(debugfs -R "ls -l $d" "$1" 2>/dev/null | wc -l)
-    b=$(debugfs -R "ls -l $d" "$2/f.raw" 2>/dev/null | wc -l)
-    [ "$a" = "$b" ] || { echo "$d: $a entries, then $b"; exit 1; }
-  done' _ "$img" "$T"
+  debugfs -R "stat /inl" "$1" 2>/dev/null | grep -q "Flags: 0x10000000" || {
+    echo "/inl is not an inline-data directory"; exit 1; }
+  debugfs -R "stat /cf" "$1" 2>/dev/null | grep -q "Flags: 0x4008" || {
+    echo "/cf is not casefolded"; exit 1; }
+  for d in "$3" "$4"; do
+    a=$(debugfs -R "ls -l <$d>" "$1" 2>/dev/null | wc -l)
+    b=$(debugfs -R "ls -l <$d>" "$2/f.raw" 2>/dev/null | wc -l)
+    [ "$a" -gt 2 ] && [ "$a" = "$b" ] || { echo "inode $d: $a entries, then $b"; exit 1; }
+  done' _ "$img" "$T" "$(ino_of "$img" inl)" "$(ino_of "$img" cf)"
 
 # A damaged filesystem: the scrambled image shows the same problems.
 damaged() {
