@@ -8,8 +8,9 @@ namespace {
 // Attempts per name with each alphabet before the old name is kept.
 constexpr uint64_t kMinTries = 4096;
 constexpr uint64_t kTriesPerLeaf = 64;
-// Names kept for a (leaf, length) that has not been seen yet.
-constexpr size_t kSparePerBucket = 16;
+// Names kept for a (leaf, length) that has not been seen yet: as many as
+// entries of that length fit in a 4 KiB leaf, so few candidates are wasted.
+size_t SpareLimit(size_t length) { return 4096 / (8 + ((length + 3) & ~size_t{3})) + 1; }
 
 uint64_t SpareKey(int leaf, size_t length) {
   return (static_cast<uint64_t>(leaf) << 8) | (length & 0xff);
@@ -124,7 +125,7 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
       const int other = LeafOf(hash);
       if (other != kNoLeaf && !finished_[other]) {
         std::vector<std::string>& bucket = spare_[SpareKey(other, length)];
-        if (bucket.size() < kSparePerBucket)
+        if (bucket.size() < SpareLimit(length))
           bucket.push_back(candidate);
       }
     }
