@@ -10,7 +10,12 @@ constexpr uint64_t kMinTries = 4096;
 constexpr uint64_t kTriesPerLeaf = 64;
 // Names kept for a (leaf, length) that has not been seen yet: as many as
 // entries of that length fit in a 4 KiB leaf, so few candidates are wasted.
-size_t SpareLimit(size_t length) { return 4096 / (8 + ((length + 3) & ~size_t{3})) + 1; }
+// Names at least this long are not checked for uniqueness (see Used).
+constexpr size_t kLongName = 12;
+
+size_t SpareLimit(size_t length) {
+  return 4096 / (8 + ((length + 3) & ~size_t{3})) + 1;
+}
 
 uint64_t SpareKey(int leaf, size_t length) {
   return (static_cast<uint64_t>(leaf) << 8) | (length & 0xff);
@@ -34,7 +39,7 @@ void Prng::Fill(std::span<char> out, std::string_view alphabet) {
       bits = Next();
       left = 8;
     }
-    c = alphabet[(bits & 0xff) % alphabet.size()];
+    c = alphabet[((bits & 0xff) * alphabet.size()) >> 8];
     bits >>= 8;
     --left;
   }
@@ -67,6 +72,11 @@ uint32_t DirHash::Of(std::string_view name) const {
 DirNames::DirNames(uint64_t seed, DirHash hash, std::vector<LeafRange> leaves)
     : prng_(seed), hash_(hash), leaves_(std::move(leaves)), finished_(leaves_.size(), false) {}
 
+void DirNames::Write(const Pick& pick, std::span<char> out) {
+  Prng p(pick.state);
+  p.Fill(out, pick.alphabet == 0 ? kNameAlphabet : kWideAlphabet);
+}
+
 int DirNames::LeafOf(uint32_t hash) const {
   auto it = std::upper_bound(leaves_.begin(), leaves_.end(), hash,
                              [](uint32_t h, const LeafRange& r) { return h < r.lo; });
@@ -76,65 +86,75 @@ int DirNames::LeafOf(uint32_t hash) const {
   return leaves_[leaf].Holds(hash) ? leaf : kNoLeaf;
 }
 
-bool DirNames::Fits(std::string_view name, int leaf, uint32_t* hash_out) {
+bool DirNames::Fits(std::span<const char> name, int leaf, uint32_t* hash_out) const {
   if (leaf == kNoLeaf || leaves_.empty())
     return true;
-  *hash_out = hash_.Of(name);
+  *hash_out = hash_.Of(std::string_view(name.data(), name.size()));
   return leaves_[leaf].Holds(*hash_out);
 }
 
-void DirNames::Take(std::string_view name, uint64_t old_fp, std::span<char> out) {
-  used_.insert(Fingerprint(name, 0));
-  by_old_.emplace(old_fp, std::string(name));
-  std::copy(name.begin(), name.end(), out.begin());
+bool DirNames::Used(std::span<const char> name) const {
+  // Long generated names cannot meet by chance (38^12 > 10^18); only short
+  // ones are remembered.
+  if (name.size() >= kLongName)
+    return false;
+  return used_.contains(Fingerprint(std::string_view(name.data(), name.size()), 0));
+}
+
+void DirNames::Take(const Pick& pick, std::span<const char> name, uint64_t old_fp) {
+  if (name.size() < kLongName)
+    used_.insert(Fingerprint(std::string_view(name.data(), name.size()), 0));
+  by_old_.emplace(old_fp, pick);
 }
 
 bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
   if (leaf >= static_cast<int>(leaves_.size()))
     leaf = kNoLeaf;
   const uint64_t old_fp = Fingerprint(old, 1);
-  if (auto it = by_old_.find(old_fp); it != by_old_.end() && it->second.size() == old.size()) {
-    std::copy(it->second.begin(), it->second.end(), out.begin());
+  if (auto it = by_old_.find(old_fp); it != by_old_.end()) {  // the same name again
+    if (it->second.alphabet == kKept)
+      return false;
+    Write(it->second, out);
     return true;
   }
   const size_t length = old.size();
   if (leaf != kNoLeaf) {
     auto spare = spare_.find(SpareKey(leaf, length));
     while (spare != spare_.end() && !spare->second.empty()) {
-      std::string name = std::move(spare->second.back());
+      const Pick pick = spare->second.back();
       spare->second.pop_back();
-      if (!used_.contains(Fingerprint(name, 0))) {
-        Take(name, old_fp, out);
+      Write(pick, out);
+      if (!Used(out)) {
+        Take(pick, out, old_fp);
         return true;
       }
     }
   }
   const uint64_t tries =
       std::max<uint64_t>(kMinTries, kTriesPerLeaf * static_cast<uint64_t>(leaves_.size()));
-  std::string candidate(length, 'a');
-  for (std::string_view alphabet : {kNameAlphabet, kWideAlphabet}) {
+  for (uint8_t alphabet = 0; alphabet < 2; ++alphabet) {
     for (uint64_t i = 0; i < tries; ++i) {
-      prng_.Fill(std::span<char>(candidate), alphabet);
-      if (used_.contains(Fingerprint(candidate, 0)))
+      const Pick pick{prng_.Next(), alphabet};
+      Write(pick, out);
+      if (Used(out))
         continue;
       uint32_t hash = 0;
-      if (Fits(candidate, leaf, &hash)) {
-        Take(candidate, old_fp, out);
+      if (Fits(out, leaf, &hash)) {
+        Take(pick, out, old_fp);
         return true;
       }
       const int other = LeafOf(hash);
       if (other != kNoLeaf && !finished_[other]) {
-        std::vector<std::string>& bucket = spare_[SpareKey(other, length)];
+        std::vector<Pick>& bucket = spare_[SpareKey(other, length)];
         if (bucket.size() < SpareLimit(length))
-          bucket.push_back(candidate);
+          bucket.push_back(pick);
       }
     }
   }
   // No same-length name hashes into this leaf (very short names in big
   // directories): keep the old one, which is known to fit.
-  used_.insert(Fingerprint(old, 0));
-  by_old_.emplace(old_fp, std::string(old));
   std::copy(old.begin(), old.end(), out.begin());
+  Take(Pick{0, kKept}, out, old_fp);
   return false;
 }
 

@@ -76,17 +76,26 @@ class DirNames {
   bool hashed() const { return !leaves_.empty(); }
 
  private:
+  // A generated name, stored as the generator state that writes it (no
+  // string per name): kKept means the old name was kept.
+  struct Pick {
+    uint64_t state = 0;
+    uint8_t alphabet = 0;  // 0: kNameAlphabet, 1: kWideAlphabet, 2: kept
+  };
+  static constexpr uint8_t kKept = 2;
+  static void Write(const Pick& pick, std::span<char> out);
   int LeafOf(uint32_t hash) const;
-  bool Fits(std::string_view name, int leaf, uint32_t* hash_out);
-  void Take(std::string_view name, uint64_t old_fp, std::span<char> out);
+  bool Fits(std::span<const char> name, int leaf, uint32_t* hash_out) const;
+  bool Used(std::span<const char> name) const;
+  void Take(const Pick& pick, std::span<const char> name, uint64_t old_fp);
 
   Prng prng_;
   DirHash hash_;
   std::vector<LeafRange> leaves_;  // sorted by lo
   std::vector<bool> finished_;
-  std::unordered_set<uint64_t> used_;                             // fingerprints of names given out
-  std::unordered_map<uint64_t, std::string> by_old_;              // old name's fingerprint -> new
-  std::unordered_map<uint64_t, std::vector<std::string>> spare_;  // (leaf, length) -> names
+  std::unordered_set<uint64_t> used_;                      // fingerprints of short names given out
+  std::unordered_map<uint64_t, Pick> by_old_;              // old name's fingerprint -> its pick
+  std::unordered_map<uint64_t, std::vector<Pick>> spare_;  // (leaf, length) -> picks
 };
 
 }  // namespace e2img
