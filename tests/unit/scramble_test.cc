@@ -1,0 +1,223 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "e2img/scramble_dir.h"
+#include "e2img/scramble_names.h"
+
+namespace e2img {
+namespace {
+
+const uint32_t kSeed[4] = {0x12345678, 0x9abcdef0, 0x0f1e2d3c, 0x4b5a6978};
+
+DirHash HalfMd4() {
+  DirHash h;
+  h.version = EXT2_HASH_HALF_MD4;
+  h.seed = kSeed;
+  return h;
+}
+
+std::string Pick(DirNames& names, const std::string& old, int leaf = DirNames::kNoLeaf) {
+  std::string out(old.size(), '?');
+  names.Choose(old, leaf, std::span<char>(out));
+  return out;
+}
+
+TEST(DirNames, LinearNamesKeepLengthAndDifferAndAreUnique) {
+  DirNames names(1, DirHash{}, {});
+  std::set<std::string> seen;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string old = "original-name-" + std::to_string(i);
+    const std::string fresh = Pick(names, old);
+    ASSERT_EQ(fresh.size(), old.size());
+    EXPECT_NE(fresh, old);
+    EXPECT_EQ(fresh.find_first_not_of(kNameAlphabet), std::string::npos) << fresh;
+    EXPECT_TRUE(seen.insert(fresh).second) << "duplicate " << fresh;
+  }
+}
+
+TEST(DirNames, ShortNamesStayUniqueUntilTheAlphabetsRunOut) {
+  DirNames names(2, DirHash{}, {});
+  std::set<std::string> seen;
+  // 38 + 28 one-character names exist in the two alphabets.
+  for (int i = 0; i < 60; ++i) {
+    const std::string fresh = Pick(names, std::string(1, static_cast<char>(0x80 + i)));
+    EXPECT_TRUE(seen.insert(fresh).second) << "duplicate " << fresh;
+  }
+}
+
+TEST(DirNames, SameOldNameGivesSameNewNameAndSeedsReproduce) {
+  DirNames a(7, DirHash{}, {});
+  DirNames b(7, DirHash{}, {});
+  DirNames c(8, DirHash{}, {});
+  const std::string first = Pick(a, "hello-world");
+  Pick(a, "other-name!");
+  EXPECT_EQ(Pick(a, "hello-world"), first);  // again in the same directory
+  EXPECT_EQ(Pick(b, "hello-world"), first);  // the same seed
+  EXPECT_NE(Pick(c, "hello-world"), first);
+}
+
+TEST(DirNames, HashTreeNamesHashIntoTheirLeaf) {
+  // 64 leaves splitting the hash space; old names sit in the leaf of their hash.
+  std::vector<LeafRange> leaves;
+  for (uint32_t i = 0; i < 64; ++i) {
+    LeafRange r;
+    r.lo = i << 26;
+    r.hi = i == 63 ? 0xffffffff : (i + 1) << 26;
+    r.hi_inclusive = i == 63;
+    leaves.push_back(r);
+  }
+  const DirHash hash = HalfMd4();
+  DirNames names(3, hash, leaves);
+  std::set<std::string> seen;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string old = "file-" + std::to_string(i) + ".txt";
+    const int leaf = static_cast<int>(hash.Of(old) >> 26);
+    std::string fresh(old.size(), '?');
+    ASSERT_TRUE(names.Choose(old, leaf, std::span<char>(fresh)));
+    EXPECT_TRUE(leaves[leaf].Holds(hash.Of(fresh))) << old << " -> " << fresh;
+    EXPECT_TRUE(seen.insert(fresh).second);
+  }
+}
+
+TEST(DirNames, KeepsTheOldNameWhenNothingFits) {
+  // A leaf two hash values wide: no generated one-character name (lower
+  // case) lands there, only the old one.
+  const DirHash hash = HalfMd4();
+  const uint32_t h = hash.Of("Q");
+  DirNames names(
+      4, hash,
+      {LeafRange{0, h, false}, LeafRange{h, h + 2, false}, LeafRange{h + 2, 0xffffffff, true}});
+  std::string out = "?";
+  EXPECT_FALSE(names.Choose("Q", 1, std::span<char>(out)));
+  EXPECT_EQ(out, "Q");
+}
+
+// A fake filesystem handle with just what directory parsing reads.
+struct FakeFs {
+  FakeFs(uint32_t block_size) {
+    std::memset(&fs, 0, sizeof(fs));
+    std::memset(&super, 0, sizeof(super));
+    fs.blocksize = block_size;
+    fs.super = &super;
+    std::memcpy(super.s_hash_seed, kSeed, sizeof(kSeed));
+  }
+  struct_ext2_filsys fs;
+  ext2_super_block super;
+};
+
+void PutEntry(std::vector<uint8_t>& b, size_t at, uint32_t ino, uint16_t rec_len,
+              const std::string& name) {
+  std::memcpy(&b[at], &ino, 4);
+  std::memcpy(&b[at + 4], &rec_len, 2);
+  b[at + 6] = static_cast<uint8_t>(name.size());
+  b[at + 7] = 1;
+  std::memcpy(&b[at + 8], name.data(), name.size());
+}
+
+TEST(RewriteDirEntries, ReplacesNamesKeepsDotsAndZeroesSlack) {
+  FakeFs f(1024);
+  std::vector<uint8_t> block(1024, 0xAB);
+  PutEntry(block, 0, 2, 12, ".");
+  PutEntry(block, 12, 2, 12, "..");
+  PutEntry(block, 24, 11, 20, "lost+found");
+  PutEntry(block, 44, 0, 24, "deleted-one");  // a deleted entry
+  PutEntry(block, 68, 12, 1024 - 68, "secret-name");
+  DirNames names(5, DirHash{}, {});
+  DirRewrite how;
+  how.names = &names;
+  how.root = true;
+  ScrambleStats stats;
+  how.stats = &stats;
+  ASSERT_TRUE(RewriteDirEntries(&f.fs, block, how));
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(&block[8]), 1), ".");
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(&block[20]), 2), "..");
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(&block[32]), 10), "lost+found");
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(&block[52]), 11), std::string(11, '\0'));
+  const std::string fresh(reinterpret_cast<char*>(&block[76]), 11);
+  EXPECT_NE(fresh, "secret-name");
+  EXPECT_EQ(stats.names, 1u);
+  // Everything after each name up to its rec_len is zero.
+  for (size_t i = 76 + 11; i < 1024; ++i)
+    ASSERT_EQ(block[i], 0) << i;
+  for (size_t i = 8 + 1; i < 12; ++i)
+    ASSERT_EQ(block[i], 0) << i;
+}
+
+TEST(RewriteDirEntries, StopsAtABadRecLen) {
+  FakeFs f(1024);
+  std::vector<uint8_t> block(1024, 0);
+  PutEntry(block, 0, 12, 20, "first-name");
+  PutEntry(block, 20, 13, 7, "bad");  // rec_len below 8
+  DirNames names(6, DirHash{}, {});
+  DirRewrite how;
+  how.names = &names;
+  ScrambleStats stats;
+  how.stats = &stats;
+  EXPECT_FALSE(RewriteDirEntries(&f.fs, block, how));
+  EXPECT_EQ(stats.bad_blocks, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(&block[28]), 3), "bad");
+}
+
+TEST(ReadHtreeLayout, GivesEachLeafTheRangeOfItsIndexEntry) {
+  FakeFs f(1024);
+  // dx_root at logical 0 with three leaves (logical 1, 2, 3); the third
+  // entry's hash has the collision bit set.
+  std::vector<uint8_t> root(1024, 0);
+  PutEntry(root, 0, 12, 12, ".");
+  PutEntry(root, 12, 2, 1012, "..");
+  root[24 + 4] = EXT2_HASH_TEA;  // hash_version
+  root[24 + 5] = 8;              // info_length
+  root[24 + 6] = 0;              // indirect_levels
+  const size_t at = 32;
+  const uint16_t limit = 100, count = 3;
+  std::memcpy(&root[at], &limit, 2);
+  std::memcpy(&root[at + 2], &count, 2);
+  const uint32_t entries[3][2] = {{0, 1}, {0x40000000, 2}, {0x80000001, 3}};
+  for (int i = 0; i < 3; ++i) {
+    if (i)
+      std::memcpy(&root[at + 8 * i], &entries[i][0], 4);
+    std::memcpy(&root[at + 8 * i + 4], &entries[i][1], 4);
+  }
+  auto read = [&](uint64_t logical, std::span<uint8_t> out) {
+    if (logical != 0)
+      return false;
+    std::copy(root.begin(), root.end(), out.begin());
+    return true;
+  };
+  const HtreeLayout layout = ReadHtreeLayout(&f.fs, 0, 4, read);
+  ASSERT_TRUE(layout.valid);
+  EXPECT_EQ(layout.hash.version, EXT2_HASH_TEA);
+  ASSERT_EQ(layout.leaves.size(), 3u);
+  EXPECT_EQ(layout.leaf_of.at(1), 0);
+  EXPECT_EQ(layout.leaf_of.at(3), 2);
+  EXPECT_EQ(layout.leaves[0].lo, 0u);
+  EXPECT_EQ(layout.leaves[0].hi, 0x40000000u);
+  EXPECT_FALSE(layout.leaves[0].hi_inclusive);
+  EXPECT_EQ(layout.leaves[1].hi, 0x80000000u);
+  EXPECT_TRUE(layout.leaves[1].hi_inclusive);  // the next leaf continues a collision
+  EXPECT_EQ(layout.leaves[2].lo, 0x80000000u);
+  EXPECT_TRUE(layout.leaves[2].Holds(0xfffffffe));
+}
+
+TEST(ReadHtreeLayout, RejectsALeafPastTheDirectory) {
+  FakeFs f(1024);
+  std::vector<uint8_t> root(1024, 0);
+  root[24 + 5] = 8;
+  const uint16_t limit = 100, count = 1;
+  const uint32_t leaf = 9;
+  std::memcpy(&root[32], &limit, 2);
+  std::memcpy(&root[34], &count, 2);
+  std::memcpy(&root[36], &leaf, 4);
+  auto read = [&](uint64_t, std::span<uint8_t> out) {
+    std::copy(root.begin(), root.end(), out.begin());
+    return true;
+  };
+  EXPECT_FALSE(ReadHtreeLayout(&f.fs, 0, 4, read).valid);
+}
+
+}  // namespace
+}  // namespace e2img
