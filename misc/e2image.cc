@@ -223,7 +223,7 @@ int Capture(const Options& o) {
     };
   }
   e2img::MetadataMap map = e2img::BuildMetadataMap(fs, map_options, Warn);
-  if (scrambler) scrambler->Plan();
+  if (scrambler) scrambler->Plan(map.blocks);
 
   std::unique_ptr<e2img::ImageSink> sink;
   if (o.qcow2) {

@@ -42,6 +42,10 @@ void Scrambler::ObserveInode(uint32_t ino, const ext2_inode& inode_in) {
     return;  // rewritten with the inode table
   if (!ext2fs_inode_has_valid_blocks2(fs_, inode))
     return;
+  if (inode->i_flags & EXT4_EA_INODE_FL) {
+    ea_inodes_.emplace_back(ino, *inode);
+    return;
+  }
   if (LINUX_S_ISDIR(inode->i_mode)) {
     dirs_[ino].flags = inode->i_flags;
   } else if (LINUX_S_ISLNK(inode->i_mode) && !(inode->i_flags & EXT4_ENCRYPT_FL)) {
@@ -49,7 +53,7 @@ void Scrambler::ObserveInode(uint32_t ino, const ext2_inode& inode_in) {
   }
 }
 
-void Scrambler::Plan() {
+void Scrambler::Plan(BlockSet& copied) {
   const uint32_t ipg = fs_->super->s_inodes_per_group;
   for (dgrp_t g = 0; g < fs_->group_desc_count; ++g) {
     const uint64_t loc = ext2fs_inode_table_loc(fs_, g);
@@ -75,6 +79,40 @@ void Scrambler::Plan() {
   }
   slow_links_.clear();
   slow_links_.shrink_to_fit();
+  for (auto& [ino, inode] : ea_inodes_)
+    PlanEaInode(ino, inode, copied);
+  ea_inodes_.clear();
+}
+
+void Scrambler::PlanEaInode(uint32_t ino, ext2_inode& inode, BlockSet& copied) {
+  // Only values the image carries (-a) are rewritten; then the stored value
+  // hash and the entries that point to the inode change with them.
+  DirBlockList list;
+  list.blocks_count = ext2fs_blocks_count(fs_->super);
+  std::vector<char> scratch(fs_->blocksize * 3);
+  if (ext2fs_block_iterate3(fs_, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, scratch.data(),
+                            CollectDirBlock, &list))
+    return;
+  const uint64_t size = EXT2_I_SIZE(&inode);
+  if (size > (64u << 20))
+    return;
+  bool any = false;
+  for (const auto& [logical, phys] : list.blocks) {
+    if (!copied.Contains(phys))
+      continue;
+    any = true;
+    roles_.emplace(phys, BlockRole{BlockRole::kEaValue, static_cast<int32_t>(logical), ino, 0});
+  }
+  if (!any)
+    return;
+  const uint32_t bs = fs_->blocksize;
+  std::vector<uint8_t> value((size + bs - 1) / bs * bs);
+  for (uint64_t logical = 0; logical * bs < value.size(); ++logical)
+    FillEaValueBlock(seed_, ino, logical, size,
+                     std::span<uint8_t>(value).subspan(logical * bs, bs));
+  ea_sizes_[ino] = size;
+  ea_changes_[ino] = EaHashChange{ext2fs_get_ea_inode_hash(&inode),
+                                  ext2fs_crc32c_le(fs_->csum_seed, value.data(), size)};
 }
 
 void Scrambler::PlanDirectory(uint32_t ino) {
@@ -154,11 +192,15 @@ void Scrambler::Transform(uint64_t first_block, std::span<uint8_t> data) {
         break;
       case BlockRole::kXattr: {
         Prng prng(Mix(seed_, block ^ 0x5a5a5a5a00000000ull));
-        ScrambleXattrBlock(fs_, block, one, prng);
+        ScrambleXattrBlock(fs_, block, one, prng, ea_changes_);
         break;
       }
       case BlockRole::kSymlink:
         RewriteSymlinkBlock(role, block, one);
+        break;
+      case BlockRole::kEaValue:
+        FillEaValueBlock(seed_, role.ino, static_cast<uint64_t>(role.leaf), ea_sizes_[role.ino],
+                         one);
         break;
     }
   }
@@ -171,7 +213,8 @@ void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::sp
   for (size_t at = 0; at + inode_size <= data.size(); at += inode_size, ++ino) {
     if (ino > fs_->super->s_inodes_count)
       break;
-    ScrambleInode(fs_, static_cast<uint32_t>(ino), data.subspan(at, inode_size), seed_, stats_);
+    ScrambleInode(fs_, static_cast<uint32_t>(ino), data.subspan(at, inode_size), seed_, ea_changes_,
+                  stats_);
   }
 }
 

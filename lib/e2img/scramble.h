@@ -15,8 +15,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "e2img/block_set.h"
 #include "e2img/filesystem.h"
 #include "e2img/scramble_dir.h"
+#include "e2img/scramble_xattr.h"
 #include "e2img/sinks.h"
 
 namespace e2img {
@@ -37,8 +39,9 @@ class Scrambler {
 
   // Called for every in-use inode while the metadata map is built.
   void ObserveInode(uint32_t ino, const ext2_inode& inode);
-  // Resolves directories and symlinks to blocks and reads hash-tree indexes.
-  void Plan();
+  // Resolves directories, symlinks and ea_inodes to blocks and reads
+  // hash-tree indexes. copied: the blocks the image will hold.
+  void Plan(BlockSet& copied);
   // Rewrites `data` (whole blocks from first_block) in place where needed.
   void Transform(uint64_t first_block, std::span<uint8_t> data);
   // One summary line for stderr, empty if nothing worth saying.
@@ -48,8 +51,8 @@ class Scrambler {
  private:
   // The role of a block the scrambler rewrites (inode table blocks aside).
   struct BlockRole {
-    enum Kind : uint8_t { kDirLinear, kDirLeaf, kDirIndex, kXattr, kSymlink } kind;
-    int32_t leaf = DirNames::kNoLeaf;
+    enum Kind : uint8_t { kDirLinear, kDirLeaf, kDirIndex, kXattr, kSymlink, kEaValue } kind;
+    int32_t leaf = DirNames::kNoLeaf;  // for kEaValue: the logical block
     uint32_t ino = 0;
     uint32_t length = 0;  // symlink target length
   };
@@ -61,6 +64,7 @@ class Scrambler {
   };
 
   void PlanDirectory(uint32_t ino);
+  void PlanEaInode(uint32_t ino, ext2_inode& inode, BlockSet& copied);
   void RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data);
   void RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data);
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
@@ -74,6 +78,9 @@ class Scrambler {
   std::unordered_map<uint64_t, BlockRole> roles_;
   std::unordered_map<uint32_t, ScrambleDir> dirs_;
   std::vector<std::pair<uint32_t, ext2_inode>> slow_links_;
+  std::vector<std::pair<uint32_t, ext2_inode>> ea_inodes_;
+  std::unordered_map<uint32_t, uint64_t> ea_sizes_;
+  EaHashChanges ea_changes_;
   ScrambleStats stats_;
   uint64_t planning_problems_ = 0;
 };

@@ -36,7 +36,7 @@ void ScrambleTarget(std::span<uint8_t> bytes, Prng& prng) {
 }  // namespace
 
 void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint64_t seed,
-                   ScrambleStats& stats) {
+                   const EaHashChanges& ea, ScrambleStats& stats) {
   auto* inode = reinterpret_cast<ext2_inode*>(bytes.data());
   if (inode->i_mode == 0)
     return;
@@ -47,7 +47,9 @@ void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint6
   const bool inline_data = flags & EXT4_INLINE_DATA_FL;
   const XattrArea xattrs = BodyXattrs(fs, bytes);
   const bool fast_link = is_link && !inline_data && ext2fs_is_fast_symlink(inode);
-  if (!xattrs.entries.size() && !((is_dir || is_link) && inline_data) && !fast_link)
+  const auto ea_change = (flags & EXT4_EA_INODE_FL) ? ea.find(ino) : ea.end();
+  const bool ea_value = ea_change != ea.end();
+  if (!xattrs.entries.size() && !((is_dir || is_link) && inline_data) && !fast_link && !ea_value)
     return;
 
   auto* large = reinterpret_cast<ext2_inode_large*>(bytes.data());
@@ -73,13 +75,16 @@ void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint6
     ScrambleTarget(std::span<uint8_t>(i_block, std::min<uint64_t>(size, kIBlockBytes)), prng);
 
   if (xattrs.entries.size()) {
-    ScrambleXattrs(fs, xattrs, prng, [&](std::span<uint8_t> value) {
+    auto inline_value = [&](std::span<uint8_t> value) {
       if (inline_dir)
         RewriteDirEntries(fs, value, how);
       if (inline_link && size > kIBlockBytes)
         ScrambleTarget(value.first(std::min<uint64_t>(value.size(), size - kIBlockBytes)), prng);
-    });
+    };
+    ScrambleXattrs(fs, xattrs, prng, inline_value, ea);
   }
+  if (ea_value && ext2fs_get_ea_inode_hash(inode) == ea_change->second.before)
+    ext2fs_set_ea_inode_hash(inode, ea_change->second.after);
   if (csum_ok)
     ext2fs_inode_csum_set(fs, ino, large);
 }

@@ -10,11 +10,13 @@
 #include <span>
 
 #include "e2img/scramble_dir.h"
+#include "e2img/scramble_xattr.h"
 
 namespace e2img {
 
 // Rewrites one inode (inode_size bytes, on-disk layout) in place.
+// ea: the ea_inodes whose values are scrambled (their stored hash changes).
 void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> inode, uint64_t seed,
-                   ScrambleStats& stats);
+                   const EaHashChanges& ea, ScrambleStats& stats);
 
 }  // namespace e2img

@@ -100,8 +100,18 @@ void ScrambleUserNames(std::vector<EntryRef>& list, Prng& prng) {
 
 }  // namespace
 
+void FillEaValueBlock(uint64_t seed, uint32_t ino, uint64_t logical, uint64_t value_size,
+                      std::span<uint8_t> block) {
+  const uint64_t start = logical * block.size();
+  const uint64_t used =
+      start < value_size ? std::min<uint64_t>(block.size(), value_size - start) : 0;
+  Prng prng(Mix(Mix(seed, ino), logical + 0xea));
+  prng.Fill(block.first(used), kNameAlphabet);
+  std::fill(block.begin() + static_cast<std::ptrdiff_t>(used), block.end(), 0);
+}
+
 bool ScrambleXattrs(ext2_filsys fs, const XattrArea& area, Prng& prng,
-                    const InlineDataFn& inline_data) {
+                    const InlineDataFn& inline_data, const EaHashChanges& ea) {
   std::vector<EntryRef> list = ListEntries(area);
   std::vector<EntryHashes> before;
   before.reserve(list.size());
@@ -130,15 +140,20 @@ bool ScrambleXattrs(ext2_filsys fs, const XattrArea& area, Prng& prng,
     const EntryHashes after = HashesOf(fs, list[i]);
     if (!after.ok)
       continue;
+    // An entry's hash ends with an XOR of its ea_inode's value hash.
+    uint32_t value_change = 0;
+    if (auto it = ea.find(e->e_value_inum); e->e_value_inum && it != ea.end())
+      value_change = it->second.before ^ it->second.after;
     if (e->e_hash == before[i].plain)
-      e->e_hash = after.plain;
+      e->e_hash = after.plain ^ value_change;
     else if (e->e_hash == before[i].sign)
-      e->e_hash = after.sign;
+      e->e_hash = after.sign ^ value_change;
   }
   return changed;
 }
 
-void ScrambleXattrBlock(ext2_filsys fs, uint64_t block_nr, std::span<uint8_t> block, Prng& prng) {
+void ScrambleXattrBlock(ext2_filsys fs, uint64_t block_nr, std::span<uint8_t> block, Prng& prng,
+                        const EaHashChanges& ea) {
   auto* header = reinterpret_cast<ext2_ext_attr_header*>(block.data());
   if (block.size() < sizeof(*header) + 4 || header->h_magic != kXattrMagic || header->h_blocks != 1)
     return;
@@ -155,7 +170,7 @@ void ScrambleXattrBlock(ext2_filsys fs, uint64_t block_nr, std::span<uint8_t> bl
   ext2fs_ext_attr_block_rehash(header, end);
   const bool hash_ok = header->h_hash == probe.h_hash;
   header->h_hash = probe.h_hash;
-  ScrambleXattrs(fs, area, prng, nullptr);
+  ScrambleXattrs(fs, area, prng, nullptr, ea);
   if (hash_ok)
     ext2fs_ext_attr_block_rehash(header, end);
   if (csum_ok)

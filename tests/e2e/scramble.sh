@@ -132,6 +132,13 @@ ok "inline-data and casefolded directories keep their entry counts" sh -c '
     [ "$a" -gt 2 ] && [ "$a" = "$b" ] || { echo "inode $d: $a entries, then $b"; exit 1; }
   done' _ "$img" "$T" "$(ino_of "$img" inl)" "$(ino_of "$img" cf)"
 
+ok "-a -s: ea_inode values are scrambled too, hashes follow" sh -c '
+  "$E2IMAGE" -r -a "$1" "$2/plain-a.raw" && grep -a -q "QZMARKwwww" "$2/plain-a.raw" || {
+    echo "the ea_inode value is not in the -a image: the test cannot fail"; exit 1; }
+  "$E2IMAGE" -r -a -s "$1" "$2/s-a.raw" && e2fsck -fn "$2/s-a.raw" &&
+    ! grep -a -q QZMARK "$2/s-a.raw"' _ "$img" "$T"
+rm -f "$T/plain-a.raw" "$T/s-a.raw" "$T/f.raw"
+
 # A damaged filesystem: the scrambled image shows the same problems.
 damaged() {
   img="$T/c1k.img"
