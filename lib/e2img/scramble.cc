@@ -82,6 +82,46 @@ void Scrambler::Plan(BlockSet& copied) {
   for (auto& [ino, inode] : ea_inodes_)
     PlanEaInode(ino, inode, copied);
   ea_inodes_.clear();
+  PlanJournal();
+}
+
+void Scrambler::PlanJournal() {
+  // A clean journal (s_start == 0) is never replayed: past its superblock it
+  // only holds old copies of metadata blocks, names included. Those become
+  // zeros. A journal that needs recovery is left alone, with a warning.
+  const uint32_t ino = fs_->super->s_journal_inum;
+  if (!ext2fs_has_feature_journal(fs_->super) || !ino || fs_->super->s_journal_dev)
+    return;
+  DirBlockList list;
+  list.blocks_count = ext2fs_blocks_count(fs_->super);
+  std::vector<char> scratch(fs_->blocksize * 3);
+  if (ext2fs_block_iterate3(fs_, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, scratch.data(),
+                            CollectDirBlock, &list) ||
+      list.blocks.empty())
+    return;
+  uint64_t first = 0;
+  for (const auto& [logical, phys] : list.blocks)
+    if (logical == 0)
+      first = phys;
+  std::vector<uint8_t> sb(fs_->blocksize);
+  if (!first || io_channel_read_blk64(fs_->io, first, 1, sb.data()))
+    return;
+  auto be32 = [&](size_t at) {
+    return (uint32_t{sb[at]} << 24) | (uint32_t{sb[at + 1]} << 16) | (uint32_t{sb[at + 2]} << 8) |
+           sb[at + 3];
+  };
+  constexpr uint32_t kJournalMagic = 0xC03B3998;
+  if (be32(0) != kJournalMagic)
+    return;
+  if (be32(28) != 0) {  // s_start: transactions wait for replay
+    warn_(
+        "the journal needs recovery: the blocks it holds are copied as they are, names "
+        "included (run e2fsck on the filesystem first to avoid that)");
+    return;
+  }
+  for (const auto& [logical, phys] : list.blocks)
+    if (logical != 0)
+      roles_.emplace(phys, BlockRole{BlockRole::kZero, DirNames::kNoLeaf, ino, 0});
 }
 
 void Scrambler::PlanEaInode(uint32_t ino, ext2_inode& inode, BlockSet& copied) {
@@ -197,6 +237,9 @@ void Scrambler::Transform(uint64_t first_block, std::span<uint8_t> data) {
       }
       case BlockRole::kSymlink:
         RewriteSymlinkBlock(role, block, one);
+        break;
+      case BlockRole::kZero:
+        std::fill(one.begin(), one.end(), 0);
         break;
       case BlockRole::kEaValue:
         FillEaValueBlock(seed_, role.ino, static_cast<uint64_t>(role.leaf), ea_sizes_[role.ino],

@@ -51,7 +51,15 @@ class Scrambler {
  private:
   // The role of a block the scrambler rewrites (inode table blocks aside).
   struct BlockRole {
-    enum Kind : uint8_t { kDirLinear, kDirLeaf, kDirIndex, kXattr, kSymlink, kEaValue } kind;
+    enum Kind : uint8_t {
+      kDirLinear,
+      kDirLeaf,
+      kDirIndex,
+      kXattr,
+      kSymlink,
+      kEaValue,
+      kZero  // old journal blocks of a clean journal
+    } kind;
     int32_t leaf = DirNames::kNoLeaf;  // for kEaValue: the logical block
     uint32_t ino = 0;
     uint32_t length = 0;  // symlink target length
@@ -65,6 +73,7 @@ class Scrambler {
 
   void PlanDirectory(uint32_t ino);
   void PlanEaInode(uint32_t ino, ext2_inode& inode, BlockSet& copied);
+  void PlanJournal();
   void RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data);
   void RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data);
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
