@@ -26,9 +26,7 @@ if [ -z "$FS" ]; then
   size_mb=$(( FILES * 300 / 1048576 + 64 ))
   mke2fs -q -F -t ext4 -N $((FILES + dirs + 100)) -d "$WORK/tree" "$FS" "${size_mb}M"
   debugfs -R "ls -l /" "$FS" 2>/dev/null | awk '$NF ~ /^directory-/ { print $1 }' |
-    while read -r ino; do
-      "$ADD_ENTRIES" "$FS" "$ino" "some-file-name-" "$PER_DIR"
-    done
+    xargs "$ADD_ENTRIES" "$FS" "some-file-name-" "$PER_DIR"
   e2fsck -fyD "$FS" > /dev/null 2>&1 || [ $? -le 1 ]
 fi
 

@@ -263,7 +263,10 @@ int Run(const Options& o) {
   if ((o.cluster_size || o.compression || o.qcow2_version != 2) && !o.qcow2 &&
       !(o.raw && qcow2::IsQcow2File(o.source)))
     throw util::Error("--qcow2-version, --cluster-size and --compress go with -Q");
-  if (o.raw && qcow2::IsQcow2File(o.source)) return ConvertQcow2(o);
+  if (o.raw && qcow2::IsQcow2File(o.source)) {
+    if (o.scramble) throw util::Error("-s scrambles a filesystem, not a qcow2 image");
+    return ConvertQcow2(o);
+  }
   if (o.scramble_seed && !o.scramble) throw util::Error("--scramble-seed goes with -s");
   if (o.install || o.nop || o.check)
     throw util::Error("-I, -n and -c are not implemented yet in e2image-ng");

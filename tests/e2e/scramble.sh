@@ -55,8 +55,8 @@ build_fs() {
   } > "$T/debugfs.cmds"
   debugfs -w -f "$T/debugfs.cmds" "$img" > "$T/debugfs.log" 2>&1 || { cat "$T/debugfs.log"; return 1; }
   e2fsck -fyD "$img" > "$T/e2fsck-D.log" 2>&1
-  "$ADD_ENTRIES" "$img" "$(ino_of "$img" big)" "$MARK-entry-" "$n" || return 1
-  "$ADD_ENTRIES" "$img" "$(ino_of "$img" cf)" "$MARK-Case-" 2000 || return 1
+  "$ADD_ENTRIES" "$img" "$MARK-entry-" "$n" "$(ino_of "$img" big)" || return 1
+  "$ADD_ENTRIES" "$img" "$MARK-Case-" 2000 "$(ino_of "$img" cf)" || return 1
   e2fsck -fyD "$img" > "$T/e2fsck-D.log" 2>&1
   e2fsck -fn "$img" > "$T/e2fsck.log" 2>&1 || { echo "original not clean"; cat "$T/e2fsck.log"; return 1; }
 }
@@ -169,6 +169,9 @@ damaged() {
 }
 ok "a damaged filesystem's -s image shows the same e2fsck problems" damaged
 
+ok "-s with a qcow2 source (conversion) is refused" sh -c '
+  "$E2IMAGE" -Q "$1" "$2/src.qcow2" && ! "$E2IMAGE" -r -s "$2/src.qcow2" "$2/x.raw" 2>/dev/null &&
+  [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
 ok "--scramble-seed without -s is refused" sh -c '! "$E2IMAGE" -r --scramble-seed=1 "$1" "$2/x.raw" 2>/dev/null && [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
 
 done_testing
