@@ -118,6 +118,13 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
     return true;
   }
   const size_t length = old.size();
+  if (leaf != kNoLeaf && !leaves_.empty()) {
+    // A name the original already has in the wrong leaf (damage) goes where
+    // its hash points, so that e2fsck finds the same fault in the image.
+    const uint32_t old_hash = hash_.Of(old);
+    if (!leaves_[leaf].Holds(old_hash))
+      leaf = LeafOf(old_hash);
+  }
   if (leaf != kNoLeaf) {
     auto spare = spare_.find(SpareKey(leaf, length));
     while (spare != spare_.end() && !spare->second.empty()) {
