@@ -22,8 +22,8 @@ if [ -z "$FS" ]; then
   dirs=$(( (FILES + PER_DIR - 1) / PER_DIR ))
   mkdir -p "$WORK/tree"
   (cd "$WORK/tree" && seq -f "directory-%g" 1 "$dirs" | xargs mkdir)
-  # About 300 bytes of metadata per file, 4 KiB blocks.
-  size_mb=$(( FILES * 300 / 1048576 + 64 ))
+  # 4 KiB blocks: a group (128 MiB) holds at most 32768 inodes. The file is sparse.
+  size_mb=$(( (FILES / 32768 + 2) * 128 ))
   mke2fs -q -F -t ext4 -N $((FILES + dirs + 100)) -d "$WORK/tree" "$FS" "${size_mb}M"
   debugfs -R "ls -l /" "$FS" 2>/dev/null | awk '$NF ~ /^directory-/ { print $1 }' |
     xargs "$ADD_ENTRIES" "$FS" "some-file-name-" "$PER_DIR"

@@ -49,7 +49,8 @@ void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint6
   const bool fast_link = is_link && !inline_data && ext2fs_is_fast_symlink(inode);
   const auto ea_change = (flags & EXT4_EA_INODE_FL) ? ea.find(ino) : ea.end();
   const bool ea_value = ea_change != ea.end();
-  if (!xattrs.entries.size() && !((is_dir || is_link) && inline_data) && !fast_link && !ea_value)
+  const bool xattr_work = !xattrs.entries.empty() && HasScrambledXattrs(xattrs);
+  if (!xattr_work && !((is_dir || is_link) && inline_data) && !fast_link && !ea_value)
     return;
 
   auto* large = reinterpret_cast<ext2_inode_large*>(bytes.data());
@@ -74,7 +75,7 @@ void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint6
   if (fast_link && !encrypted)
     ScrambleTarget(std::span<uint8_t>(i_block, std::min<uint64_t>(size, kIBlockBytes)), prng);
 
-  if (xattrs.entries.size()) {
+  if (xattr_work) {
     auto inline_value = [&](std::span<uint8_t> value) {
       if (inline_dir)
         RewriteDirEntries(fs, value, how);

@@ -110,6 +110,15 @@ void FillEaValueBlock(uint64_t seed, uint32_t ino, uint64_t logical, uint64_t va
   std::fill(block.begin() + static_cast<std::ptrdiff_t>(used), block.end(), 0);
 }
 
+bool HasScrambledXattrs(const XattrArea& area) {
+  for (const EntryRef& r : ListEntries(area)) {
+    const uint8_t index = r.entry->e_name_index;
+    if (index == kIndexUser || index == kIndexTrusted || index == kIndexSystem)
+      return true;
+  }
+  return false;
+}
+
 bool ScrambleXattrs(ext2_filsys fs, const XattrArea& area, Prng& prng,
                     const InlineDataFn& inline_data, const EaHashChanges& ea) {
   std::vector<EntryRef> list = ListEntries(area);

@@ -39,6 +39,10 @@ void FillEaValueBlock(uint64_t seed, uint32_t ino, uint64_t logical, uint64_t va
 // rewrite it (directory entries, symlink target).
 using InlineDataFn = std::function<void(std::span<uint8_t> value)>;
 
+// Whether the area holds anything ScrambleXattrs rewrites (user.*, trusted.*,
+// system.data): most inodes carry only security.* or ACLs.
+bool HasScrambledXattrs(const XattrArea& area);
+
 // Rewrites the entries in place; returns true if anything changed. Entry
 // hashes are recomputed when they were right (either variant e2fsck accepts).
 bool ScrambleXattrs(ext2_filsys fs, const XattrArea& area, Prng& prng,

@@ -7,6 +7,7 @@
 
 #include "e2img/scramble_dir.h"
 #include "e2img/scramble_names.h"
+#include "e2img/scramble_xattr.h"
 
 namespace e2img {
 namespace {
@@ -217,6 +218,69 @@ TEST(ReadHtreeLayout, RejectsALeafPastTheDirectory) {
     return true;
   };
   EXPECT_FALSE(ReadHtreeLayout(&f.fs, 0, 4, read).valid);
+}
+
+// Appends an xattr entry at `at` (entries) with its value at `value_at`.
+ext2_ext_attr_entry* PutXattr(std::vector<uint8_t>& b, size_t at, size_t value_base,
+                              size_t value_at, uint8_t index, const std::string& name,
+                              const std::string& value) {
+  auto* e = reinterpret_cast<ext2_ext_attr_entry*>(&b[at]);
+  e->e_name_len = static_cast<uint8_t>(name.size());
+  e->e_name_index = index;
+  e->e_value_offs = static_cast<uint16_t>(value_at - value_base);
+  e->e_value_size = static_cast<uint32_t>(value.size());
+  std::memcpy(&b[at + sizeof(*e)], name.data(), name.size());
+  std::memcpy(&b[value_at], value.data(), value.size());
+  e->e_hash = ext2fs_ext_attr_hash_entry(e, &b[value_at]);
+  return e;
+}
+
+TEST(ScrambleXattrBlock, HidesUserNamesAndValuesKeepsSecurityAndFixesHashes) {
+  FakeFs f(1024);
+  std::vector<uint8_t> block(1024, 0);
+  auto* header = reinterpret_cast<ext2_ext_attr_header*>(block.data());
+  header->h_magic = 0xEA020000;
+  header->h_refcount = 1;
+  header->h_blocks = 1;
+  auto* user = PutXattr(block, 32, 0, 900, 1, "secret-name", "secret-value");
+  auto* trusted = PutXattr(block, 60, 0, 940, 4, "tname", "trusted-value");
+  auto* security = PutXattr(block, 84, 0, 980, 6, "selinux", "system_u:object_r");
+  auto* end = reinterpret_cast<ext2_ext_attr_entry*>(&block[108]);
+  ext2fs_ext_attr_block_rehash(header, end);
+  Prng prng(9);
+  ScrambleXattrBlock(&f.fs, 77, block, prng, {});
+  const std::string user_name(EXT2_EXT_ATTR_NAME(user), 11);
+  EXPECT_NE(user_name, "secret-name");
+  EXPECT_NE(std::string(reinterpret_cast<char*>(&block[900]), 12), "secret-value");
+  EXPECT_EQ(std::string(EXT2_EXT_ATTR_NAME(trusted), 5), "tname");
+  EXPECT_NE(std::string(reinterpret_cast<char*>(&block[940]), 13), "trusted-value");
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(&block[980]), 17), "system_u:object_r");
+  for (ext2_ext_attr_entry* e : {user, trusted, security})
+    EXPECT_EQ(e->e_hash, ext2fs_ext_attr_hash_entry(e, &block[e->e_value_offs]));
+  const uint32_t h_hash = header->h_hash;
+  ext2fs_ext_attr_block_rehash(header, end);
+  EXPECT_EQ(header->h_hash, h_hash);
+}
+
+TEST(ScrambleXattrs, KeepsAWrongHashWrong) {
+  FakeFs f(1024);
+  std::vector<uint8_t> body(160, 0);
+  auto* user = PutXattr(body, 0, 0, 100, 1, "n", "value");
+  user->e_hash ^= 1;  // damaged
+  const uint32_t damaged = user->e_hash;
+  Prng prng(10);
+  ScrambleXattrs(&f.fs, XattrArea{body, body}, prng, nullptr, {});
+  EXPECT_EQ(user->e_hash, damaged);
+  EXPECT_NE(std::string(reinterpret_cast<char*>(&body[100]), 5), "value");
+}
+
+TEST(FillEaValueBlock, IsDeterministicAndZeroesPastTheValue) {
+  std::vector<uint8_t> a(1024, 0xff), b(1024, 0);
+  FillEaValueBlock(3, 20, 1, 1500, a);
+  FillEaValueBlock(3, 20, 1, 1500, b);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a[475], 0);
+  EXPECT_EQ(a[476], 0);
 }
 
 }  // namespace
