@@ -14,7 +14,7 @@ PER_DIR=${PER_DIR:-1000}
 RUNS=${RUNS:-3}
 ADD_ENTRIES=${ADD_ENTRIES:-$(dirname "$E2IMAGE")/../tests/e2e/add_entries}
 WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/scramble-bench.XXXXXX")
-trap "" EXIT
+trap 'rm -rf "$WORK"' EXIT
 PATH=/usr/sbin:/sbin:$PATH
 
 if [ -z "$FS" ]; then
