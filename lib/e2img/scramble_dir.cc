@@ -1,6 +1,7 @@
 #include "e2img/scramble_dir.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string_view>
 
@@ -136,8 +137,10 @@ bool RewriteDirEntries(ext2_filsys fs, std::span<uint8_t> entries, const DirRewr
     if (dirent->inode == 0) {
       std::memset(name, 0, name_len);  // a deleted entry: its name is not needed
     } else if (how.names && name_len > 0 && !IsDotName(old) && !(how.root && old == "lost+found")) {
-      const std::string saved(old);
-      if (how.names->Choose(saved, how.leaf, std::span<char>(name, name_len))) {
+      std::array<char, 256> saved;  // Choose writes over the old name
+      std::copy(old.begin(), old.end(), saved.begin());
+      if (how.names->Choose(std::string_view(saved.data(), name_len), how.leaf,
+                            std::span<char>(name, name_len))) {
         if (how.stats)
           ++how.stats->names;
       } else if (how.stats) {

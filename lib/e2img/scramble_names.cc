@@ -111,10 +111,20 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
   if (leaf >= static_cast<int>(leaves_.size()))
     leaf = kNoLeaf;
   const uint64_t old_fp = Fingerprint(old, 1);
+  // Characters no name may hold ('/', NUL) stay where they are, so that e2fsck
+  // finds the same illegal name in the image.
+  const bool illegal = old.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos;
+  auto write = [&](const Pick& pick) {
+    Write(pick, out);
+    if (illegal)
+      for (size_t i = 0; i < old.size(); ++i)
+        if (old[i] == '/' || old[i] == '\0')
+          out[i] = old[i];
+  };
   if (auto it = by_old_.find(old_fp); it != by_old_.end()) {  // the same name again
     if (it->second.alphabet == kKept)
       return false;
-    Write(it->second, out);
+    write(it->second);
     return true;
   }
   const size_t length = old.size();
@@ -125,12 +135,12 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
     if (!leaves_[leaf].Holds(old_hash))
       leaf = LeafOf(old_hash);
   }
-  if (leaf != kNoLeaf) {
+  if (leaf != kNoLeaf && !illegal) {
     auto spare = spare_.find(SpareKey(leaf, length));
     while (spare != spare_.end() && !spare->second.empty()) {
       const Pick pick = spare->second.back();
       spare->second.pop_back();
-      Write(pick, out);
+      write(pick);
       if (!Used(out)) {
         Take(pick, out, old_fp);
         return true;
@@ -142,7 +152,7 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
   for (uint8_t alphabet = 0; alphabet < 2; ++alphabet) {
     for (uint64_t i = 0; i < tries; ++i) {
       const Pick pick{prng_.Next(), alphabet};
-      Write(pick, out);
+      write(pick);
       if (Used(out))
         continue;
       uint32_t hash = 0;
@@ -151,7 +161,7 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
         return true;
       }
       const int other = LeafOf(hash);
-      if (other != kNoLeaf && !finished_[other]) {
+      if (other != kNoLeaf && !finished_[other] && !illegal) {
         std::vector<Pick>& bucket = spare_[SpareKey(other, length)];
         if (bucket.size() < SpareLimit(length))
           bucket.push_back(pick);

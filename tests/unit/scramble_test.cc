@@ -84,6 +84,15 @@ TEST(DirNames, HashTreeNamesHashIntoTheirLeaf) {
   }
 }
 
+TEST(DirNames, IllegalCharactersStayInPlace) {
+  DirNames names(11, DirHash{}, {});
+  const std::string old("ab/cd\0ef", 8);
+  const std::string fresh = Pick(names, old);
+  EXPECT_EQ(fresh[2], '/');
+  EXPECT_EQ(fresh[5], '\0');
+  EXPECT_NE(fresh.substr(0, 2), "ab");
+}
+
 TEST(DirNames, KeepsTheOldNameWhenNothingFits) {
   // A leaf two hash values wide: no generated one-character name (lower
   // case) lands there, only the old one.
