@@ -38,6 +38,7 @@ build_fs() {
   features=$(dumpe2fs -h "$img" 2>/dev/null | grep features)
   {
     echo "ssv def_hash_version $hash"
+    [ -z "${SB_FLAGS:-}" ] || echo "ssv flags $SB_FLAGS"
     echo "ea_set /xattr-in-inode user.$MARK-name $MARK-value"
     echo "ea_set /xattr-in-inode trusted.name-kept $MARK-trusted"
     echo "ea_set /xattr-in-inode security.keep kept-security-value"
@@ -98,8 +99,10 @@ ok "1k blocks, half_md4, metadata_csum: -s image is clean and nameless" \
   check_config c1k 64M 30000 half_md4 -t ext4 -b 1024 -O metadata_csum
 ok "4k blocks, tea, no metadata_csum: -s image is clean and nameless" \
   check_config c4k 128M 30000 tea -t ext4 -b 4096 -O ^metadata_csum
-ok "1k blocks, legacy hash, ext3: -s image is clean and nameless" \
+SB_FLAGS=2  # EXT2_FLAGS_UNSIGNED_HASH
+ok "1k blocks, legacy unsigned hash, ext3: -s image is clean and nameless" \
   check_config clegacy 32M 5000 legacy -t ext3 -b 1024
+SB_FLAGS=
 ok "inline_data, ea_inode, casefold: -s image is clean and nameless" \
   check_config cfeat 64M 5000 half_md4 -t ext4 -b 4096 -O inline_data,ea_inode,casefold
 
