@@ -23,8 +23,10 @@ struct EntryRef {
 };
 
 // The entries of an area, stopping at the end marker or the first bad one.
-std::vector<EntryRef> ListEntries(const XattrArea& area) {
-  std::vector<EntryRef> list;
+// Calls visit(EntryRef) for each entry, stopping at the end marker, the
+// first bad entry, or when visit returns false.
+template <typename Visit>
+void ForEachEntry(const XattrArea& area, Visit visit) {
   size_t at = 0;
   while (at + sizeof(ext2_ext_attr_entry) <= area.entries.size()) {
     uint8_t* p = area.entries.data() + at;
@@ -41,9 +43,18 @@ std::vector<EntryRef> ListEntries(const XattrArea& area) {
         break;
       value = area.values.data() + e->e_value_offs;
     }
-    list.push_back({e, value});
+    if (!visit(EntryRef{e, value}))
+      break;
     at += len;
   }
+}
+
+std::vector<EntryRef> ListEntries(const XattrArea& area) {
+  std::vector<EntryRef> list;
+  ForEachEntry(area, [&](const EntryRef& r) {
+    list.push_back(r);
+    return true;
+  });
   return list;
 }
 
@@ -111,12 +122,13 @@ void FillEaValueBlock(uint64_t seed, uint32_t ino, uint64_t logical, uint64_t va
 }
 
 bool HasScrambledXattrs(const XattrArea& area) {
-  for (const EntryRef& r : ListEntries(area)) {
+  bool found = false;
+  ForEachEntry(area, [&](const EntryRef& r) {
     const uint8_t index = r.entry->e_name_index;
-    if (index == kIndexUser || index == kIndexTrusted || index == kIndexSystem)
-      return true;
-  }
-  return false;
+    found = index == kIndexUser || index == kIndexTrusted || index == kIndexSystem;
+    return !found;
+  });
+  return found;
 }
 
 bool ScrambleXattrs(ext2_filsys fs, const XattrArea& area, Prng& prng,
