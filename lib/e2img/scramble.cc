@@ -309,8 +309,8 @@ std::string Scrambler::Summary() const {
   std::string s;
   if (stats_.names_kept)
     s += std::to_string(stats_.names_kept) +
-         " short name(s) kept as they were: no other name of their length hashes into their "
-         "hash-tree leaf";
+         " short name(s) kept as they were: no other name of their length was free (in "
+         "hash-tree directories: hashing into the same leaf)";
   if (stats_.bad_blocks) {
     if (!s.empty())
       s += "; ";

@@ -10,6 +10,19 @@ constexpr uint64_t kMinTries = 4096;
 constexpr uint64_t kTriesPerLeaf = 64;
 // Names kept for a (leaf, length) that has not been seen yet: as many as
 // entries of that length fit in a 4 KiB leaf, so few candidates are wasted.
+bool SameAs(std::span<const char> a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+
+// For 1- and 2-character names there are few candidates: a bounded number
+// of draws sees them all (about 8 draws per name).
+uint64_t FewNames(uint8_t alphabet, size_t length) {
+  const uint64_t size = alphabet == 0 ? kNameAlphabet.size() : kWideAlphabet.size();
+  if (length > 2)
+    return ~uint64_t{0};
+  return 8 * (length == 1 ? size : size * size);
+}
+
 // Names at least this long are not checked for uniqueness (see Used).
 constexpr size_t kLongName = 12;
 
@@ -141,7 +154,7 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
       const Pick pick = spare->second.back();
       spare->second.pop_back();
       write(pick);
-      if (!Used(out)) {
+      if (!Used(out) && !SameAs(out, old)) {
         Take(pick, out, old_fp);
         return true;
       }
@@ -150,10 +163,10 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
   const uint64_t tries =
       std::max<uint64_t>(kMinTries, kTriesPerLeaf * static_cast<uint64_t>(leaves_.size()));
   for (uint8_t alphabet = 0; alphabet < 2; ++alphabet) {
-    for (uint64_t i = 0; i < tries; ++i) {
+    for (uint64_t i = 0; i < std::min(tries, FewNames(alphabet, length)); ++i) {
       const Pick pick{prng_.Next(), alphabet};
       write(pick);
-      if (Used(out))
+      if (Used(out) || SameAs(out, old))
         continue;
       uint32_t hash = 0;
       if (Fits(out, leaf, &hash)) {

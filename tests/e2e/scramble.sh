@@ -99,6 +99,8 @@ ok "1k blocks, half_md4, metadata_csum: -s image is clean and nameless" \
   check_config c1k 64M 30000 half_md4 -t ext4 -b 1024 -O metadata_csum
 ok "4k blocks, tea, no metadata_csum: -s image is clean and nameless" \
   check_config c4k 128M 30000 tea -t ext4 -b 4096 -O ^metadata_csum
+ok "one-character names in a big hash-tree directory are kept, with a warning" \
+  grep -q "short name(s) kept as they were" "$T/c1k.err"
 SB_FLAGS=2  # EXT2_FLAGS_UNSIGNED_HASH
 ok "1k blocks, legacy unsigned hash, ext3: -s image is clean and nameless" \
   check_config clegacy 32M 5000 legacy -t ext3 -b 1024
