@@ -236,13 +236,13 @@ int Capture(const Options& o) {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
   }
   std::unique_ptr<e2img::ImageSink> scrambling;
-  if (scrambler)
-    scrambling = std::make_unique<e2img::ScramblingSink>(*scrambler, *sink, fs.block_size());
+  if (scrambler) scrambling = std::make_unique<e2img::ScramblingSink>(*scrambler, *sink);
+  e2img::ImageSink& target = scrambling ? *scrambling : *sink;
   util::Progress progress(o.progress, "Copied", map.blocks.BlockCount(), fs.block_size());
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.super()->s_first_data_block};
   const uint64_t copy_problems = e2img::CopyBlocks(
-      src, map.blocks, scrambling ? *scrambling : *sink, [&](uint64_t done) { progress.Update(done); }, Warn);
-  (scrambling ? *scrambling : *sink).Finish();
+      src, map.blocks, target, [&](uint64_t done) { progress.Update(done); }, Warn);
+  target.Finish();
   out.Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty()) Warn(scrambler->Summary());

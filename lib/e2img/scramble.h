@@ -97,15 +97,13 @@ class Scrambler {
 // An ImageSink that scrambles the blocks on their way to another sink.
 class ScramblingSink : public ImageSink {
  public:
-  ScramblingSink(Scrambler& scrambler, ImageSink& inner, uint32_t block_size)
-      : scrambler_(scrambler), inner_(inner), block_size_(block_size) {}
+  ScramblingSink(Scrambler& scrambler, ImageSink& inner) : scrambler_(scrambler), inner_(inner) {}
   void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
   void Finish() override { inner_.Finish(); }
 
  private:
   Scrambler& scrambler_;
   ImageSink& inner_;
-  uint32_t block_size_;
   std::vector<uint8_t> buffer_;
 };
 
