@@ -1,6 +1,8 @@
 #include "e2img/scramble_names.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 
 namespace e2img {
 namespace {
@@ -11,7 +13,8 @@ constexpr uint64_t kTriesPerLeaf = 64;
 // Names kept for a (leaf, length) that has not been seen yet: as many as
 // entries of that length fit in a 4 KiB leaf, so few candidates are wasted.
 bool SameAs(std::span<const char> a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  return a.size() == b.size() && (a.empty() || a[0] == b[0]) &&
+         std::memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 // For 1- and 2-character names there are few candidates: a bounded number
@@ -68,9 +71,17 @@ uint64_t Mix(uint64_t a, uint64_t b) {
 }
 
 uint64_t Fingerprint(std::string_view bytes, uint64_t salt) {
-  uint64_t h = 0xcbf29ce484222325ull ^ salt;
-  for (unsigned char c : bytes)
-    h = (h ^ c) * 0x100000001b3ull;
+  // Eight bytes at a time, each word folded in with a multiply and a rotation.
+  uint64_t h = 0xcbf29ce484222325ull ^ salt ^ (bytes.size() * 0x9e3779b97f4a7c15ull);
+  size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, bytes.data() + i, 8);
+    h = std::rotl((h ^ w) * 0xff51afd7ed558ccdull, 29);
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
+  h = std::rotl((h ^ tail) * 0xc4ceb9fe1a85ec53ull, 31);
   return Mix(h, bytes.size());
 }
 
@@ -126,7 +137,9 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
   const uint64_t old_fp = Fingerprint(old, 1);
   // Characters no name may hold ('/', NUL) stay where they are, so that e2fsck
   // finds the same illegal name in the image.
-  const bool illegal = old.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos;
+  bool illegal = false;
+  for (char c : old)
+    illegal |= c == '/' || c == '\0';
   auto write = [&](const Pick& pick) {
     Write(pick, out);
     if (illegal)
