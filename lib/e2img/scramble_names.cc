@@ -93,6 +93,44 @@ uint32_t DirHash::Of(std::string_view name) const {
   return hash;
 }
 
+const NamePick* PickTable::Find(uint64_t key) const {
+  if (slots_.empty())
+    return nullptr;
+  key = Stored(key);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = key & mask;; i = (i + 1) & mask) {
+    if (slots_[i].key == key)
+      return &slots_[i].value;
+    if (slots_[i].key == 0)
+      return nullptr;
+  }
+}
+
+void PickTable::Insert(uint64_t key, NamePick value) {
+  if ((size_ + 1) * 2 > slots_.size())
+    Grow();
+  key = Stored(key);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = key & mask;; i = (i + 1) & mask) {
+    if (slots_[i].key == key)
+      return;
+    if (slots_[i].key == 0) {
+      slots_[i] = Slot{key, value};
+      ++size_;
+      return;
+    }
+  }
+}
+
+void PickTable::Grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+  size_ = 0;
+  for (const Slot& slot : old)
+    if (slot.key)
+      Insert(slot.key, slot.value);
+}
+
 DirNames::DirNames(uint64_t seed, DirHash hash, std::vector<LeafRange> leaves)
     : prng_(seed), hash_(hash), leaves_(std::move(leaves)), finished_(leaves_.size(), false) {}
 
@@ -122,13 +160,13 @@ bool DirNames::Used(std::span<const char> name) const {
   // ones are remembered.
   if (name.size() >= kLongName)
     return false;
-  return used_.contains(Fingerprint(std::string_view(name.data(), name.size()), 0));
+  return used_.Find(Fingerprint(std::string_view(name.data(), name.size()), 0)) != nullptr;
 }
 
 void DirNames::Take(const Pick& pick, std::span<const char> name, uint64_t old_fp) {
   if (name.size() < kLongName)
-    used_.insert(Fingerprint(std::string_view(name.data(), name.size()), 0));
-  by_old_.emplace(old_fp, pick);
+    used_.Insert(Fingerprint(std::string_view(name.data(), name.size()), 0), pick);
+  by_old_.Insert(old_fp, pick);
 }
 
 bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
@@ -147,10 +185,10 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
         if (old[i] == '/' || old[i] == '\0')
           out[i] = old[i];
   };
-  if (auto it = by_old_.find(old_fp); it != by_old_.end()) {  // the same name again
-    if (it->second.alphabet == kKept)
+  if (const Pick* seen = by_old_.Find(old_fp)) {  // the same name again
+    if (seen->alphabet == kKept)
       return false;
-    write(it->second);
+    write(*seen);
     return true;
   }
   const size_t length = old.size();

@@ -58,6 +58,32 @@ struct LeafRange {
   bool Holds(uint32_t h) const { return h >= lo && (h < hi || (hi_inclusive && h == hi)); }
 };
 
+// A generated name, stored as the generator state that writes it (no string
+// per name); alphabet 0: kNameAlphabet, 1: kWideAlphabet, 2: the old name kept.
+struct NamePick {
+  uint64_t state = 0;
+  uint8_t alphabet = 0;
+};
+
+// An open-addressing table from 64-bit fingerprints to picks: no allocation
+// per entry (directories hold up to millions of names).
+class PickTable {
+ public:
+  const NamePick* Find(uint64_t key) const;
+  // Keeps the first value given for a key.
+  void Insert(uint64_t key, NamePick value);
+
+ private:
+  struct Slot {
+    uint64_t key = 0;  // 0: empty
+    NamePick value;
+  };
+  static uint64_t Stored(uint64_t key) { return key ? key : 1; }
+  void Grow();
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
+};
+
 // Chooses the new names of one directory. Linear directories only need
 // unique names; in a hash-tree directory each new name must also hash into
 // its leaf's range. Candidates that land in other, not yet seen leaves are
@@ -76,12 +102,7 @@ class DirNames {
   bool hashed() const { return !leaves_.empty(); }
 
  private:
-  // A generated name, stored as the generator state that writes it (no
-  // string per name): kKept means the old name was kept.
-  struct Pick {
-    uint64_t state = 0;
-    uint8_t alphabet = 0;  // 0: kNameAlphabet, 1: kWideAlphabet, 2: kept
-  };
+  using Pick = NamePick;
   static constexpr uint8_t kKept = 2;
   static void Write(const Pick& pick, std::span<char> out);
   int LeafOf(uint32_t hash) const;
@@ -93,8 +114,8 @@ class DirNames {
   DirHash hash_;
   std::vector<LeafRange> leaves_;  // sorted by lo
   std::vector<bool> finished_;
-  std::unordered_set<uint64_t> used_;                      // fingerprints of short names given out
-  std::unordered_map<uint64_t, Pick> by_old_;              // old name's fingerprint -> its pick
+  PickTable used_;                                         // fingerprints of short names given out
+  PickTable by_old_;                                       // old name's fingerprint -> its pick
   std::unordered_map<uint64_t, std::vector<Pick>> spare_;  // (leaf, length) -> picks
 };
 
