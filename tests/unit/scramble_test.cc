@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "e2img/scramble_dir.h"
+#include "e2img/scramble_inode.h"
 #include "e2img/scramble_names.h"
 #include "e2img/scramble_xattr.h"
 
@@ -281,6 +282,43 @@ TEST(ScrambleXattrs, KeepsAWrongHashWrong) {
   ScrambleXattrs(&f.fs, XattrArea{body, body}, prng, nullptr, {});
   EXPECT_EQ(user->e_hash, damaged);
   EXPECT_NE(std::string(reinterpret_cast<char*>(&body[100]), 5), "value");
+}
+
+TEST(ScrambleInode, InlineDirectoryNamesInIBlockAndSystemDataChange) {
+  FakeFs f(4096);
+  f.super.s_inode_size = 256;
+  std::vector<uint8_t> bytes(256, 0);
+  auto* inode = reinterpret_cast<ext2_inode_large*>(bytes.data());
+  inode->i_mode = LINUX_S_IFDIR | 0755;
+  inode->i_links_count = 2;
+  inode->i_flags = EXT4_INLINE_DATA_FL;
+  inode->i_extra_isize = 32;
+  // i_block: parent inode, then two entries filling the 56 bytes.
+  std::vector<uint8_t> i_block(60, 0);
+  const uint32_t parent = 2;
+  std::memcpy(&i_block[0], &parent, 4);
+  PutEntry(i_block, 4, 20, 24, "inline-one");
+  PutEntry(i_block, 28, 21, 32, "inline-two");
+  std::memcpy(inode->i_block, i_block.data(), 60);
+  // The in-body xattrs: system.data holding one more entry.
+  const size_t xattrs = 128 + 32;
+  const uint32_t magic = 0xEA020000;
+  std::memcpy(&bytes[xattrs], &magic, 4);
+  std::vector<uint8_t> more(24, 0);
+  PutEntry(more, 0, 22, 24, "inline-three");
+  const std::string value(more.begin(), more.end());
+  PutXattr(bytes, xattrs + 4, xattrs + 4, xattrs + 4 + 40, 7, "data", value);
+  ScrambleStats stats;
+  ScrambleInode(&f.fs, 30, bytes, 1, {}, stats);
+  EXPECT_EQ(stats.names, 3u);
+  const auto* blk = reinterpret_cast<const char*>(inode->i_block);
+  EXPECT_EQ(std::string(blk + 4 + 8, 10).find("inline"), std::string::npos);
+  EXPECT_EQ(std::string(blk + 28 + 8, 10).find("inline"), std::string::npos);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(&bytes[xattrs + 4 + 40 + 8]), 12).find("inline"),
+            std::string::npos);
+  EXPECT_EQ(std::memcmp(blk, &parent, 4), 0);  // the parent stays
+  const std::string data_name(reinterpret_cast<char*>(&bytes[xattrs + 4 + 16]), 4);
+  EXPECT_EQ(data_name, "data");
 }
 
 TEST(FillEaValueBlock, IsDeterministicAndZeroesPastTheValue) {
