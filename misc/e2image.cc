@@ -31,17 +31,24 @@ int Run(const Options& o) {
   if ((o.cluster_size || o.compression || o.qcow2_version != 2) && !o.qcow2 &&
       !(o.raw && qcow2::IsQcow2File(o.source)))
     throw util::Error("--qcow2-version, --cluster-size and --compress go with -Q");
-  if (o.raw && qcow2::IsQcow2File(o.source))
+  if (o.scramble_seed && !o.scramble)
+    throw util::Error("--scramble-seed goes with -s");
+  if (o.raw && qcow2::IsQcow2File(o.source)) {
+    if (o.scramble)
+      throw util::Error("-s scrambles a filesystem, not a qcow2 image");
     return e2image::ConvertQcow2(o);
+  }
   if (o.qcow2 && o.output == "-")
     throw util::Error(
         "a qcow2 image cannot be written to standard output (it is not seekable); "
         "write it to a file, or use -r for a raw image on stdout");
-  if (o.scramble)
-    throw util::Error("-s is not implemented yet in e2image-ng");
   if (o.raw && o.all_data &&
-      (o.move_in_place || o.check || e2image::IsSameFile(o.source, o.output)))
+      (o.move_in_place || o.check || e2image::IsSameFile(o.source, o.output))) {
+    if (o.scramble)
+      throw util::Error("-s cannot scramble a filesystem copied or moved in place (-ra with -c "
+                        "or one file); write the scrambled image to a new file");
     return e2image::CopyOrMove(o);
+  }
   return e2image::Capture(o);
 }
 

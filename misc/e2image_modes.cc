@@ -7,11 +7,15 @@
 #include <bit>
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <random>
+#include <span>
 
 #include "e2img/block_copier.h"
 #include "e2img/e2i_writer.h"
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
+#include "e2img/scramble.h"
 #include "e2img/sinks.h"
 #include "qcow2/reader.h"
 #include "qcow2/writer.h"
@@ -79,21 +83,29 @@ util::File AnonymousTempFile() {
   return util::File(fd, where + "/(temporary e2i image)");
 }
 
-int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map) {
+int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
+               e2img::Scrambler* scrambler) {
   util::OutputFile out = util::OutputFile::Create(o.output);
   util::Progress progress(o.progress, "Inode table blocks written:", e2img::E2iBlockCount(fs),
                           fs.block_size());
   auto update = [&](uint64_t done) { progress.Update(done); };
   uint64_t problems = map.problems;
+  e2img::BlockTransform transform;
+  if (scrambler)
+    transform = [scrambler](uint64_t block, std::span<uint8_t> data) {
+      scrambler->Transform(block, data);
+    };
   if (out.kind() == util::OutputFile::Kind::kStream) {
     util::File temp = AnonymousTempFile();
-    problems += e2img::WriteE2iImage(fs, map, temp, update, Warn);
+    problems += e2img::WriteE2iImage(fs, map, temp, update, Warn, transform);
     StreamOut(temp, out.file());
   } else {
-    problems += e2img::WriteE2iImage(fs, map, out.file(), update, Warn);
+    problems += e2img::WriteE2iImage(fs, map, out.file(), update, Warn, transform);
   }
   out.Commit();
   progress.Finish();
+  if (scrambler && !scrambler->Summary().empty())
+    Warn(scrambler->Summary());
   ReportProblems(problems, "the image was written anyway");
   return 0;
 }
@@ -167,15 +179,24 @@ int Capture(const Options& o) {
   map_options.all_data = o.all_data;
   map_options.output_is_device =
       (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+  std::optional<e2img::Scrambler> scrambler;
+  if (o.scramble) {
+    scrambler.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
+    map_options.observe_inode = [&](uint32_t ino, const ext2_inode& inode) {
+      scrambler->ObserveInode(ino, inode);
+    };
+  }
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
   map.problems += open_problems;
+  if (scrambler)
+    scrambler->Plan(map.blocks);
   if (o.nop) {
     PrintBlocks(map.blocks, fs.first_copied_block());
     ReportProblems(map.problems, "nothing was written (-n)");
     return 0;
   }
   if (!o.raw && !o.qcow2)
-    return CaptureE2i(o, fs, map);
+    return CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
 
   util::OutputFile out = util::OutputFile::Create(o.output);
   std::unique_ptr<e2img::ImageSink> sink;
@@ -198,14 +219,20 @@ int Capture(const Options& o) {
   } else {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
   }
+  std::unique_ptr<e2img::ImageSink> scrambling;
+  if (scrambler)
+    scrambling = std::make_unique<e2img::ScramblingSink>(*scrambler, *sink);
+  e2img::ImageSink& target = scrambling ? *scrambling : *sink;
   util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block(),
                         &map.stale_tails};
   const uint64_t copy_problems = e2img::CopyBlocks(
-      src, map.blocks, *sink, [&](uint64_t done) { progress.Update(done); }, Warn);
-  sink->Finish();
+      src, map.blocks, target, [&](uint64_t done) { progress.Update(done); }, Warn);
+  target.Finish();
   out.Commit();
   progress.Finish();
+  if (scrambler && !scrambler->Summary().empty())
+    Warn(scrambler->Summary());
   ReportProblems(map.problems + copy_problems, "the image was written anyway");
   return 0;
 }

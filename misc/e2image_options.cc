@@ -16,7 +16,7 @@ namespace {
 constexpr const char* kUsage =
     "Usage: e2image [-r|-Q] [-afnps] [-b superblock] [-B blocksize] [-o src_offset]\n"
     "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
-    "               [--compress[=zlib|zstd]] device image-file\n"
+    "               [--compress[=zlib|zstd]] [--scramble-seed=N] device image-file\n"
     "       e2image -I device image-file\n"
     "       e2image -ra [-cfnp] [-o src_offset] [-O dest_offset] src_fs [dest_fs]\n"
     "       e2image -r image.qcow2 image.raw\n";
@@ -39,7 +39,9 @@ constexpr const char* kHelp =
     "  -I              install the metadata of an e2i image onto the device\n"
     "  -f              allow a filesystem mounted read-write (the image may be inconsistent)\n"
     "  -p              show progress on stderr\n"
-    "  -s              scramble directory names\n"
+    "  -s              scramble: replace every name, symlink target and user/trusted\n"
+    "                  xattr value by one of the same length (the image stays e2fsck-clean)\n"
+    "      --scramble-seed=N   seed for -s, to make scrambled images reproducible\n"
     "      --qcow2-version=N   qcow2 version 2 (default) or 3\n"
     "      --cluster-size=N    qcow2 cluster size in bytes (default: the block size)\n"
     "      --compress[=ALGO]   compress qcow2 clusters with zlib (default) or zstd\n"
@@ -66,13 +68,14 @@ static uint64_t ParseNumber(const char* text, const char* what) {
 }
 
 Options ParseOptions(int argc, char** argv) {
-  enum { kQcow2Version = 256, kClusterSize, kCompress };
+  enum { kQcow2Version = 256, kClusterSize, kCompress, kScrambleSeed };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
       {"qcow2-version", required_argument, nullptr, kQcow2Version},
       {"cluster-size", required_argument, nullptr, kClusterSize},
       {"compress", optional_argument, nullptr, kCompress},
+      {"scramble-seed", required_argument, nullptr, kScrambleSeed},
       {nullptr, 0, nullptr, 0}};
   Options o;
   int c;
@@ -129,6 +132,9 @@ Options ParseOptions(int argc, char** argv) {
           throw util::Error("--cluster-size must be a power of two from 512 to 2097152");
         break;
       }
+      case kScrambleSeed:
+        o.scramble_seed = ParseNumber(optarg, "scramble seed");
+        break;
       case kCompress: {
         const std::string algo = optarg ? optarg : "zlib";
         if (algo == "zlib")

@@ -19,6 +19,7 @@ struct Options {
   bool progress = false;
   bool nop = false;
   bool scramble = false;
+  std::optional<uint64_t> scramble_seed;  // --scramble-seed (reproducible -s)
   bool check = false;
   bool install = false;
   uint64_t superblock = 0;

@@ -61,7 +61,8 @@ uint64_t E2iBlockCount(const Filesystem& fs) {
 }
 
 uint64_t WriteE2iImage(const Filesystem& filesystem, MetadataMap& map, const util::File& out,
-                       const std::function<void(uint64_t)>& progress, const WarningFn& warn) {
+                       const std::function<void(uint64_t)>& progress, const WarningFn& warn,
+                       const BlockTransform& transform) {
   ext2_filsys fs = filesystem.get();
   const uint32_t bs = fs->blocksize;
   const uint64_t blocks_count = filesystem.blocks_count();
@@ -97,6 +98,8 @@ uint64_t WriteE2iImage(const Filesystem& filesystem, MetadataMap& map, const uti
       auto tail = map.stale_tails.find(itable + i);
       if (tail != map.stale_tails.end())
         std::fill(block.begin() + tail->second, block.end(), uint8_t{0});
+      if (transform)
+        transform(itable + i, block);
       if (util::IsAllZero(block))
         Skip(out, bs);
       else

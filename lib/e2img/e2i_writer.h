@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 
 #include "e2img/filesystem.h"
@@ -45,9 +46,12 @@ static_assert(sizeof(E2iHeader) == 332, "e2i header layout");
 
 // Writes the e2i image of `fs` to `out` (a seekable file positioned at 0).
 // Returns the number of problems met (each already reported through warn).
+// transform, if given, may rewrite each inode table block before it is
+// written (the scrambler's hook).
+using BlockTransform = std::function<void(uint64_t block, std::span<uint8_t> data)>;
 uint64_t WriteE2iImage(const Filesystem& fs, MetadataMap& map, const util::File& out,
                        const std::function<void(uint64_t blocks_done)>& progress,
-                       const WarningFn& warn);
+                       const WarningFn& warn, const BlockTransform& transform = {});
 
 // Blocks WriteE2iImage copies (for progress totals).
 uint64_t E2iBlockCount(const Filesystem& fs);

@@ -254,6 +254,8 @@ class InodePass {
   void Process(ext2_ino_t ino, ext2_inode* inode) {
     if (!inode->i_links_count)
       return;
+    if (options_.observe_inode)
+      options_.observe_inode(ino, *inode);
     const uint64_t acl = ext2fs_file_acl_block(fs_, inode);
     if (acl) {
       if (acl < blocks_count_ && acl >= fs_->super->s_first_data_block) {

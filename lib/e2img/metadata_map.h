@@ -23,6 +23,8 @@ struct MapOptions {
   // Called after each group's inodes with the inode table blocks scanned so
   // far (of ScanTotal()).
   std::function<void(uint64_t blocks_done)> scan_progress;
+  // Called for every in-use inode (the scrambler learns the filesystem this way).
+  std::function<void(uint32_t ino, const ext2_inode& inode)> observe_inode;
 };
 
 // One problem met while scanning, already phrased for the user.

@@ -1,0 +1,329 @@
+#include "e2img/scramble.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "e2img/scramble_inode.h"
+#include "e2img/scramble_xattr.h"
+
+namespace e2img {
+namespace {
+
+// Collects a directory's logical -> physical block map.
+struct DirBlockList {
+  std::vector<std::pair<uint64_t, uint64_t>> blocks;  // (logical, physical)
+  uint64_t blocks_count = 0;
+};
+
+int CollectDirBlock(ext2_filsys, blk64_t* block_nr, e2_blkcnt_t blockcnt, blk64_t, int,
+                    void* priv) {
+  auto* list = static_cast<DirBlockList*>(priv);
+  if (blockcnt >= 0 && *block_nr < list->blocks_count)
+    list->blocks.emplace_back(static_cast<uint64_t>(blockcnt), *block_nr);
+  return 0;
+}
+
+uint16_t Le16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+
+}  // namespace
+
+Scrambler::Scrambler(const Filesystem& fs, uint64_t seed,
+                     std::function<void(const std::string&)> warn)
+    : fs_(fs.get()), seed_(seed), warn_(std::move(warn)) {}
+
+void Scrambler::ObserveInode(uint32_t ino, const ext2_inode& inode_in) {
+  auto* inode = const_cast<ext2_inode*>(&inode_in);  // libext2fs takes non-const pointers
+  const uint64_t acl = ext2fs_file_acl_block(fs_, inode);
+  if (acl && acl < ext2fs_blocks_count(fs_->super))
+    roles_.emplace(acl, BlockRole{BlockRole::kXattr, DirNames::kNoLeaf, ino, 0});
+  if (inode->i_flags & EXT4_INLINE_DATA_FL)
+    return;  // rewritten with the inode table
+  if (!ext2fs_inode_has_valid_blocks2(fs_, inode))
+    return;
+  if (inode->i_flags & EXT4_EA_INODE_FL) {
+    ea_inodes_.emplace_back(ino, *inode);
+    return;
+  }
+  if (LINUX_S_ISDIR(inode->i_mode)) {
+    dirs_[ino].flags = inode->i_flags;
+  } else if (LINUX_S_ISLNK(inode->i_mode) && !(inode->i_flags & EXT4_ENCRYPT_FL)) {
+    slow_links_.emplace_back(ino, *inode);
+  }
+}
+
+void Scrambler::Plan(BlockSet& copied) {
+  const uint32_t ipg = fs_->super->s_inodes_per_group;
+  for (dgrp_t g = 0; g < fs_->group_desc_count; ++g) {
+    const uint64_t loc = ext2fs_inode_table_loc(fs_, g);
+    if (loc)
+      itables_.push_back({loc, fs_->inode_blocks_per_group, g * ipg + 1});
+  }
+  std::sort(itables_.begin(), itables_.end(),
+            [](const ItableRun& a, const ItableRun& b) { return a.start < b.start; });
+  std::vector<uint32_t> dir_inos;
+  dir_inos.reserve(dirs_.size());
+  for (const auto& [ino, dir] : dirs_)
+    dir_inos.push_back(ino);
+  std::sort(dir_inos.begin(), dir_inos.end());
+  for (uint32_t ino : dir_inos)
+    PlanDirectory(ino);
+  for (auto& [ino, inode] : slow_links_) {
+    blk64_t phys = 0;
+    if (ext2fs_bmap2(fs_, ino, &inode, nullptr, 0, 0, nullptr, &phys) || !phys ||
+        phys >= ext2fs_blocks_count(fs_->super))
+      continue;
+    roles_.emplace(phys, BlockRole{BlockRole::kSymlink, DirNames::kNoLeaf, ino,
+                                   static_cast<uint32_t>(EXT2_I_SIZE(&inode))});
+  }
+  slow_links_.clear();
+  slow_links_.shrink_to_fit();
+  for (auto& [ino, inode] : ea_inodes_)
+    PlanEaInode(ino, inode, copied);
+  ea_inodes_.clear();
+  PlanJournal();
+}
+
+void Scrambler::PlanJournal() {
+  // A clean journal (s_start == 0) is never replayed: past its superblock it
+  // only holds old copies of metadata blocks, names included. Those become
+  // zeros. A journal that needs recovery is left alone, with a warning.
+  const uint32_t ino = fs_->super->s_journal_inum;
+  if (!ext2fs_has_feature_journal(fs_->super) || !ino || fs_->super->s_journal_dev)
+    return;
+  DirBlockList list;
+  list.blocks_count = ext2fs_blocks_count(fs_->super);
+  std::vector<char> scratch(fs_->blocksize * 3);
+  if (ext2fs_block_iterate3(fs_, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, scratch.data(),
+                            CollectDirBlock, &list) ||
+      list.blocks.empty())
+    return;
+  uint64_t first = 0;
+  for (const auto& [logical, phys] : list.blocks)
+    if (logical == 0)
+      first = phys;
+  std::vector<uint8_t> sb(fs_->blocksize);
+  if (!first || io_channel_read_blk64(fs_->io, first, 1, sb.data()))
+    return;
+  auto be32 = [&](size_t at) {
+    return (uint32_t{sb[at]} << 24) | (uint32_t{sb[at + 1]} << 16) | (uint32_t{sb[at + 2]} << 8) |
+           sb[at + 3];
+  };
+  constexpr uint32_t kJournalMagic = 0xC03B3998;
+  if (be32(0) != kJournalMagic)
+    return;
+  if (be32(28) != 0) {  // s_start: transactions wait for replay
+    warn_(
+        "the journal needs recovery: the blocks it holds are copied as they are, names "
+        "included (run e2fsck on the filesystem first to avoid that)");
+    return;
+  }
+  for (const auto& [logical, phys] : list.blocks)
+    if (logical != 0)
+      roles_.emplace(phys, BlockRole{BlockRole::kZero, DirNames::kNoLeaf, ino, 0});
+}
+
+void Scrambler::PlanEaInode(uint32_t ino, ext2_inode& inode, BlockSet& copied) {
+  // Only values the image carries (-a) are rewritten; then the stored value
+  // hash and the entries that point to the inode change with them.
+  DirBlockList list;
+  list.blocks_count = ext2fs_blocks_count(fs_->super);
+  std::vector<char> scratch(fs_->blocksize * 3);
+  if (ext2fs_block_iterate3(fs_, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, scratch.data(),
+                            CollectDirBlock, &list))
+    return;
+  const uint64_t size = EXT2_I_SIZE(&inode);
+  if (size > (64u << 20))
+    return;
+  bool any = false;
+  for (const auto& [logical, phys] : list.blocks) {
+    if (!copied.Contains(phys))
+      continue;
+    any = true;
+    roles_.emplace(phys, BlockRole{BlockRole::kEaValue, static_cast<int32_t>(logical), ino, 0});
+  }
+  if (!any)
+    return;
+  const uint32_t bs = fs_->blocksize;
+  std::vector<uint8_t> value((size + bs - 1) / bs * bs);
+  for (uint64_t logical = 0; logical * bs < value.size(); ++logical)
+    FillEaValueBlock(seed_, ino, logical, size,
+                     std::span<uint8_t>(value).subspan(logical * bs, bs));
+  ea_sizes_[ino] = size;
+  ea_changes_[ino] = EaHashChange{ext2fs_get_ea_inode_hash(&inode),
+                                  ext2fs_crc32c_le(fs_->csum_seed, value.data(), size)};
+}
+
+void Scrambler::PlanDirectory(uint32_t ino) {
+  ScrambleDir& dir = dirs_[ino];
+  DirBlockList list;
+  list.blocks_count = ext2fs_blocks_count(fs_->super);
+  std::vector<char> scratch(fs_->blocksize * 3);
+  if (ext2fs_block_iterate3(fs_, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, scratch.data(),
+                            CollectDirBlock, &list))
+    ++planning_problems_;  // keep what was listed
+  HtreeLayout layout;
+  if ((dir.flags & EXT2_INDEX_FL) && !(dir.flags & EXT4_ENCRYPT_FL)) {
+    std::unordered_map<uint64_t, uint64_t> physical;
+    uint64_t logical_end = 0;
+    for (const auto& [logical, phys] : list.blocks) {
+      physical.emplace(logical, phys);
+      logical_end = std::max(logical_end, logical + 1);
+    }
+    auto read = [&](uint64_t logical, std::span<uint8_t> out) {
+      auto it = physical.find(logical);
+      return it != physical.end() && io_channel_read_blk64(fs_->io, it->second, 1, out.data()) == 0;
+    };
+    layout = ReadHtreeLayout(fs_, dir.flags, logical_end, read);
+  }
+  for (const auto& [logical, phys] : list.blocks) {
+    BlockRole role{BlockRole::kDirLinear, DirNames::kNoLeaf, ino, 0};
+    if (layout.valid) {
+      if (std::find(layout.index_blocks.begin(), layout.index_blocks.end(), logical) !=
+          layout.index_blocks.end()) {
+        role.kind = BlockRole::kDirIndex;
+        role.leaf = logical == 0 ? 0 : 1;  // root or node: where the count/limit sit
+      } else if (auto it = layout.leaf_of.find(logical); it != layout.leaf_of.end()) {
+        role.kind = BlockRole::kDirLeaf;
+        role.leaf = it->second;
+      }
+    }
+    if (roles_.emplace(phys, role).second && role.kind != BlockRole::kDirIndex)
+      ++dir.blocks_left;
+  }
+  if (layout.valid) {
+    dir.leaves = std::move(layout.leaves);
+    dir.hash = layout.hash;
+  }
+  if (dir.blocks_left == 0)
+    dirs_.erase(ino);
+}
+
+const Scrambler::ItableRun* Scrambler::ItableOf(uint64_t block) const {
+  auto it = std::upper_bound(itables_.begin(), itables_.end(), block,
+                             [](uint64_t b, const ItableRun& r) { return b < r.start; });
+  if (it == itables_.begin())
+    return nullptr;
+  --it;
+  return block < it->start + it->count ? &*it : nullptr;
+}
+
+void Scrambler::Transform(uint64_t first_block, std::span<uint8_t> data) {
+  const uint32_t bs = fs_->blocksize;
+  for (uint64_t i = 0; i * bs < data.size(); ++i) {
+    const uint64_t block = first_block + i;
+    std::span<uint8_t> one = data.subspan(i * bs, bs);
+    if (const ItableRun* run = ItableOf(block)) {
+      RewriteItableBlock(*run, block, one);
+      continue;
+    }
+    auto it = roles_.find(block);
+    if (it == roles_.end())
+      continue;
+    const BlockRole& role = it->second;
+    switch (role.kind) {
+      case BlockRole::kDirLinear:
+      case BlockRole::kDirLeaf:
+        RewriteDirBlock(role, one);
+        break;
+      case BlockRole::kDirIndex:
+        ClearIndexSlack(role, one);
+        break;
+      case BlockRole::kXattr: {
+        Prng prng(Mix(seed_, block ^ 0x5a5a5a5a00000000ull));
+        ScrambleXattrBlock(fs_, block, one, prng, ea_changes_);
+        break;
+      }
+      case BlockRole::kSymlink:
+        RewriteSymlinkBlock(role, block, one);
+        break;
+      case BlockRole::kZero:
+        std::fill(one.begin(), one.end(), 0);
+        break;
+      case BlockRole::kEaValue:
+        FillEaValueBlock(seed_, role.ino, static_cast<uint64_t>(role.leaf), ea_sizes_[role.ino],
+                         one);
+        break;
+    }
+  }
+}
+
+void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data) {
+  const size_t inode_size = EXT2_INODE_SIZE(fs_->super);
+  const uint64_t per_block = fs_->blocksize / inode_size;
+  uint64_t ino = run.first_ino + (block - run.start) * per_block;
+  for (size_t at = 0; at + inode_size <= data.size(); at += inode_size, ++ino) {
+    if (ino > fs_->super->s_inodes_count)
+      break;
+    ScrambleInode(fs_, static_cast<uint32_t>(ino), data.subspan(at, inode_size), seed_, ea_changes_,
+                  stats_);
+  }
+}
+
+void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data) {
+  auto it = dirs_.find(role.ino);
+  if (it == dirs_.end())
+    return;
+  ScrambleDir& dir = it->second;
+  const bool encrypted = dir.flags & EXT4_ENCRYPT_FL;
+  if (!dir.names && !encrypted)
+    dir.names = std::make_unique<DirNames>(Mix(seed_, role.ino), dir.hash, std::move(dir.leaves));
+  DirRewrite how;
+  how.names = dir.names.get();
+  how.leaf = role.leaf;
+  how.root = role.ino == EXT2_ROOT_INO;
+  how.zero_slack = !(encrypted && (dir.flags & EXT4_CASEFOLD_FL));
+  how.stats = &stats_;
+  e2img::RewriteDirBlock(fs_, role.ino, data, how);
+  if (dir.names)
+    dir.names->FinishLeaf(role.leaf);
+  if (--dir.blocks_left == 0)
+    dirs_.erase(it);
+}
+
+void Scrambler::ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data) {
+  // Unused index entries (count..limit) may still hold bytes of the entries
+  // the block had before it became an index; the checksum does not cover them.
+  const size_t at = role.leaf == 0 ? 32 : 8;
+  if (data.size() < at + 4)
+    return;
+  const uint16_t limit = Le16(data.data() + at);
+  const uint16_t count = Le16(data.data() + at + 2);
+  const size_t end = std::min<size_t>(at + static_cast<size_t>(limit) * 8, data.size());
+  const size_t from = at + static_cast<size_t>(count) * 8;
+  if (count <= limit && from < end)
+    std::memset(data.data() + from, 0, end - from);
+}
+
+void Scrambler::RewriteSymlinkBlock(const BlockRole& role, uint64_t block,
+                                    std::span<uint8_t> data) {
+  if (role.length == 0 || role.length >= data.size())
+    return;  // not a valid target
+  Prng prng(Mix(seed_, block ^ 0xa5a5a5a500000000ull));
+  prng.Fill(data.first(role.length), kNameAlphabet);
+  std::memset(data.data() + role.length, 0, data.size() - role.length);
+}
+
+std::string Scrambler::Summary() const {
+  std::string s;
+  if (stats_.names_kept)
+    s += std::to_string(stats_.names_kept) +
+         " short name(s) kept as they were: no other name of their length was free (in "
+         "hash-tree directories: hashing into the same leaf)";
+  if (stats_.bad_blocks) {
+    if (!s.empty())
+      s += "; ";
+    s += std::to_string(stats_.bad_blocks) +
+         " directory block(s) with a bad entry were scrambled only up to that entry";
+  }
+  return s;
+}
+
+void ScramblingSink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
+  buffer_.assign(data.begin(), data.end());
+  scrambler_.Transform(first_block, buffer_);
+  inner_.WriteBlocks(first_block, buffer_);
+}
+
+}  // namespace e2img

@@ -1,0 +1,110 @@
+// Scrambler (-s): hides every name in the image while keeping it consistent
+// for e2fsck. It learns the filesystem while the metadata map scans the
+// inodes (ObserveInode), reads the hash-tree index blocks (Plan), then
+// rewrites the name-bearing blocks as they go to the sink: directory blocks,
+// inode table blocks, xattr blocks and slow symlink blocks.
+#pragma once
+
+#include <ext2fs/ext2fs.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "e2img/block_set.h"
+#include "e2img/filesystem.h"
+#include "e2img/scramble_dir.h"
+#include "e2img/scramble_xattr.h"
+#include "e2img/sinks.h"
+
+namespace e2img {
+
+// What the scrambler knows about one directory.
+struct ScrambleDir {
+  uint32_t flags = 0;               // i_flags
+  uint32_t blocks_left = 0;         // blocks not yet rewritten (the state is freed at 0)
+  std::unique_ptr<DirNames> names;  // created at the first block
+  std::vector<LeafRange> leaves;    // moved into names then
+  DirHash hash;
+};
+
+// The scrambler's plan and state for one capture.
+class Scrambler {
+ public:
+  Scrambler(const Filesystem& fs, uint64_t seed, std::function<void(const std::string&)> warn);
+
+  // Called for every in-use inode while the metadata map is built.
+  void ObserveInode(uint32_t ino, const ext2_inode& inode);
+  // Resolves directories, symlinks and ea_inodes to blocks and reads
+  // hash-tree indexes. copied: the blocks the image will hold.
+  void Plan(BlockSet& copied);
+  // Rewrites `data` (whole blocks from first_block) in place where needed.
+  void Transform(uint64_t first_block, std::span<uint8_t> data);
+  // One summary line for stderr, empty if nothing worth saying.
+  std::string Summary() const;
+  const ScrambleStats& stats() const { return stats_; }
+
+ private:
+  // The role of a block the scrambler rewrites (inode table blocks aside).
+  struct BlockRole {
+    enum Kind : uint8_t {
+      kDirLinear,
+      kDirLeaf,
+      kDirIndex,
+      kXattr,
+      kSymlink,
+      kEaValue,
+      kZero  // old journal blocks of a clean journal
+    } kind;
+    int32_t leaf = DirNames::kNoLeaf;  // for kEaValue: the logical block
+    uint32_t ino = 0;
+    uint32_t length = 0;  // symlink target length
+  };
+  // A group's inode table: where it is and its first inode.
+  struct ItableRun {
+    uint64_t start = 0;
+    uint64_t count = 0;
+    uint32_t first_ino = 0;
+  };
+
+  void PlanDirectory(uint32_t ino);
+  void PlanEaInode(uint32_t ino, ext2_inode& inode, BlockSet& copied);
+  void PlanJournal();
+  void RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data);
+  void RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data);
+  void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
+  void RewriteSymlinkBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data);
+  const ItableRun* ItableOf(uint64_t block) const;
+
+  ext2_filsys fs_;
+  uint64_t seed_;
+  std::function<void(const std::string&)> warn_;
+  std::vector<ItableRun> itables_;  // sorted by start
+  std::unordered_map<uint64_t, BlockRole> roles_;
+  std::unordered_map<uint32_t, ScrambleDir> dirs_;
+  std::vector<std::pair<uint32_t, ext2_inode>> slow_links_;
+  std::vector<std::pair<uint32_t, ext2_inode>> ea_inodes_;
+  std::unordered_map<uint32_t, uint64_t> ea_sizes_;
+  EaHashChanges ea_changes_;
+  ScrambleStats stats_;
+  uint64_t planning_problems_ = 0;
+};
+
+// An ImageSink that scrambles the blocks on their way to another sink.
+class ScramblingSink : public ImageSink {
+ public:
+  ScramblingSink(Scrambler& scrambler, ImageSink& inner) : scrambler_(scrambler), inner_(inner) {}
+  void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
+  void Finish() override { inner_.Finish(); }
+
+ private:
+  Scrambler& scrambler_;
+  ImageSink& inner_;
+  std::vector<uint8_t> buffer_;
+};
+
+}  // namespace e2img

@@ -1,0 +1,175 @@
+#include "e2img/scramble_dir.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string_view>
+
+#include "util/endian.h"
+
+namespace e2img {
+namespace {
+
+constexpr int kMaxIndexLevels = 3;
+
+uint16_t Le16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+uint32_t Le32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+// Walks one index block's entries, recursing into lower index levels.
+class HtreeWalker {
+ public:
+  HtreeWalker(ext2_filsys fs, uint64_t dir_blocks, const DirBlockReader& read, HtreeLayout& out)
+      : fs_(fs), dir_blocks_(dir_blocks), read_(read), out_(out), buf_(fs->blocksize) {}
+
+  // entries: the countlimit+entries area of an index block at `levels` above the leaves.
+  bool Walk(std::span<const uint8_t> entries, int levels, LeafRange range) {
+    if (entries.size() < 8)
+      return false;
+    const uint16_t limit = Le16(entries.data());
+    const uint16_t count = Le16(entries.data() + 2);
+    if (count == 0 || count > limit || static_cast<size_t>(limit) * 8 > entries.size())
+      return false;
+    // Copy: recursion reuses the read buffer.
+    std::vector<uint8_t> mine(entries.begin(), entries.begin() + count * 8);
+    for (uint16_t i = 0; i < count; ++i) {
+      const uint8_t* e = mine.data() + i * 8;
+      const uint64_t block = Le32(e + 4) & 0x0fffffff;
+      LeafRange child = range;
+      if (i > 0)
+        child.lo = Le32(e) & ~1u;
+      if (i + 1 < count) {
+        const uint32_t next = Le32(e + 8);
+        child.hi = next & ~1u;
+        child.hi_inclusive = (next & 1) != 0 || child.hi <= child.lo;
+      }
+      if (block >= dir_blocks_)
+        return false;
+      if (levels == 0) {
+        if (out_.leaf_of.count(block))
+          return false;
+        out_.leaf_of.emplace(block, static_cast<int>(out_.leaves.size()));
+        out_.leaves.push_back(child);
+        continue;
+      }
+      if (!read_(block, buf_))
+        return false;
+      // dx_node: a fake entry (inode 0, rec_len = block) then countlimit.
+      out_.index_blocks.push_back(block);
+      if (!Walk(std::span<const uint8_t>(buf_).subspan(8), levels - 1, child))
+        return false;
+    }
+    return true;
+  }
+
+ private:
+  ext2_filsys fs_;
+  uint64_t dir_blocks_;
+  const DirBlockReader& read_;
+  HtreeLayout& out_;
+  std::vector<uint8_t> buf_;
+};
+
+bool IsDotName(std::string_view name) {
+  return name == "." || name == "..";
+}
+
+}  // namespace
+
+HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blocks,
+                            const DirBlockReader& read) {
+  HtreeLayout layout;
+  std::vector<uint8_t> root(fs->blocksize);
+  if (dir_blocks < 2 || !read(0, root))
+    return layout;
+  // dx_root: '.' (12 bytes), '..' (rec_len to the end), then dx_root_info.
+  constexpr size_t kInfo = 24;
+  const uint8_t hash_version = root[kInfo + 4];
+  const uint8_t info_length = root[kInfo + 5];
+  const uint8_t levels = root[kInfo + 6];
+  if (info_length != 8 || levels >= kMaxIndexLevels || hash_version > EXT2_HASH_SIPHASH)
+    return layout;
+  layout.hash.version = hash_version;
+  if (hash_version <= EXT2_HASH_TEA && (fs->super->s_flags & EXT2_FLAGS_UNSIGNED_HASH))
+    layout.hash.version += 3;
+  if (dir_flags & EXT4_CASEFOLD_FL) {
+    layout.hash.charset = fs->encoding;
+    layout.hash.flags = EXT4_CASEFOLD_FL;
+  }
+  layout.hash.seed = fs->super->s_hash_seed;
+  layout.index_blocks.push_back(0);
+  HtreeWalker walker(fs, dir_blocks, read, layout);
+  const size_t entries_at = kInfo + info_length;
+  layout.valid =
+      walker.Walk(std::span<const uint8_t>(root).subspan(entries_at), levels, LeafRange{});
+  if (!layout.valid) {
+    layout.leaves.clear();
+    layout.leaf_of.clear();
+  }
+  return layout;
+}
+
+bool RewriteDirEntries(ext2_filsys fs, std::span<uint8_t> entries, const DirRewrite& how) {
+  size_t at = 0;
+  while (at + 8 <= entries.size()) {
+    auto* dirent = reinterpret_cast<ext2_dir_entry*>(entries.data() + at);
+    unsigned int rec_len = 0;
+    if (ext2fs_get_rec_len(fs, dirent, &rec_len) || rec_len < 8 || rec_len % 4 ||
+        rec_len > entries.size() - at) {
+      if (how.stats)
+        ++how.stats->bad_blocks;
+      return false;
+    }
+    const unsigned name_len = ext2fs_dirent_name_len(dirent);
+    if (name_len + 8u > rec_len) {
+      if (how.stats)
+        ++how.stats->bad_blocks;
+      return false;
+    }
+    char* name = dirent->name;
+    if (how.zero_slack)
+      std::memset(name + name_len, 0, rec_len - 8 - name_len);
+    const std::string_view old(name, name_len);
+    if (dirent->inode == 0) {
+      std::memset(name, 0, name_len);  // a deleted entry: its name is not needed
+    } else if (how.names && name_len > 0 && !IsDotName(old) && !(how.root && old == "lost+found")) {
+      std::array<char, 256> saved;  // Choose writes over the old name
+      std::copy(old.begin(), old.end(), saved.begin());
+      if (how.names->Choose(std::string_view(saved.data(), name_len), how.leaf,
+                            std::span<char>(name, name_len))) {
+        if (how.stats)
+          ++how.stats->names;
+      } else if (how.stats) {
+        ++how.stats->names_kept;
+      }
+    }
+    at += rec_len;
+  }
+  return true;
+}
+
+void RewriteDirBlock(ext2_filsys fs, uint32_t ino, std::span<uint8_t> block,
+                     const DirRewrite& how) {
+  auto* first = reinterpret_cast<ext2_dir_entry*>(block.data());
+  const bool csum = ext2fs_has_feature_metadata_csum(fs->super);
+  bool had_good_csum = false;
+  size_t entries_end = block.size();
+  if (csum) {
+    // The tail is a fake entry of 12 bytes: inode 0, rec_len 12, name_len 0xDE00.
+    const uint8_t* t = block.data() + block.size() - sizeof(ext2_dir_entry_tail);
+    if (Le32(t) == 0 && Le16(t + 4) == sizeof(ext2_dir_entry_tail) &&
+        Le16(t + 6) == EXT2_DIR_NAME_LEN_CSUM) {
+      entries_end -= sizeof(ext2_dir_entry_tail);
+      had_good_csum = ext2fs_dir_block_csum_verify(fs, ino, first);
+    }
+  }
+  RewriteDirEntries(fs, block.first(entries_end), how);
+  if (had_good_csum)
+    ext2fs_dir_block_csum_set(fs, ino, first);
+}
+
+}  // namespace e2img

@@ -1,0 +1,62 @@
+// Directory side of the scrambler (-s): the hash-tree layout of a directory
+// (which blocks are index blocks, and each leaf's hash range), and the
+// rewriting of directory entries (block leaves and inline data) with new
+// names of the same length.
+#pragma once
+
+#include <ext2fs/ext2fs.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "e2img/scramble_names.h"
+
+namespace e2img {
+
+// What the index blocks of one hash-tree directory say.
+struct HtreeLayout {
+  bool valid = false;
+  DirHash hash;
+  std::vector<LeafRange> leaves;              // in hash order
+  std::unordered_map<uint64_t, int> leaf_of;  // logical block -> index in leaves
+  std::vector<uint64_t> index_blocks;         // logical blocks of the root and nodes
+};
+
+// Reads one logical block of the directory; false if it cannot.
+using DirBlockReader = std::function<bool(uint64_t logical, std::span<uint8_t> out)>;
+
+// Walks the dx_root and dx_node blocks of a directory with EXT2_INDEX_FL.
+// Leaves it cannot reach stay out of the layout (they are then scrambled
+// like linear blocks).
+HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blocks,
+                            const DirBlockReader& read);
+
+// Counters the scrambler reports.
+struct ScrambleStats {
+  uint64_t names = 0;       // names replaced
+  uint64_t names_kept = 0;  // names kept: no same-length name fits their hash range
+  uint64_t bad_blocks = 0;  // directory blocks left partly as they were (bad rec_len)
+};
+
+// Rewrites the entries of a run of directory entries (a directory block, or
+// the inline-data parts of a directory): names replaced, deleted entries'
+// names and the slack after each name zeroed. keep_names: '.', '..' always;
+// lost+found too in the root. Returns false if it met a malformed entry
+// (the bytes from there on are left as they were).
+struct DirRewrite {
+  DirNames* names = nullptr;  // nullptr: names stay (encrypted directories)
+  int leaf = DirNames::kNoLeaf;
+  bool root = false;       // keep lost+found
+  bool zero_slack = true;  // not for encrypted+casefolded (hashes follow names)
+  ScrambleStats* stats = nullptr;
+};
+bool RewriteDirEntries(ext2_filsys fs, std::span<uint8_t> entries, const DirRewrite& how);
+
+// Rewrites one directory block in place, recomputing its checksum when the
+// original one was right. ino: the directory.
+void RewriteDirBlock(ext2_filsys fs, uint32_t ino, std::span<uint8_t> block, const DirRewrite& how);
+
+}  // namespace e2img

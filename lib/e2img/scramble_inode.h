@@ -1,0 +1,22 @@
+// Inode side of the scrambler (-s): rewrites the inodes of an inode table
+// block as it passes by: fast symlink targets, inline-data directories and
+// symlinks (in i_block and in the system.data xattr), and the xattrs in the
+// inode body; the inode checksum is recomputed when it was right.
+#pragma once
+
+#include <ext2fs/ext2fs.h>
+
+#include <cstdint>
+#include <span>
+
+#include "e2img/scramble_dir.h"
+#include "e2img/scramble_xattr.h"
+
+namespace e2img {
+
+// Rewrites one inode (inode_size bytes, on-disk layout) in place.
+// ea: the ea_inodes whose values are scrambled (their stored hash changes).
+void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> inode, uint64_t seed,
+                   const EaHashChanges& ea, ScrambleStats& stats);
+
+}  // namespace e2img

@@ -1,0 +1,203 @@
+#!/bin/bash
+# -s: scrambled images of filesystems with big hash-tree directories (1k and
+# 4k blocks, several hash versions), inline-data directories, casefolded
+# directories, fast and slow symlinks, and user/trusted xattrs in inodes, in
+# blocks and in ea_inode inodes must pass `e2fsck -fn` clean and hold none of
+# the original names, targets or values. Every original name, target and
+# value carries the marker QZMARK (scrambled names are lower case, so they
+# cannot make it up by chance).
+. "$TESTLIB"
+MARK=QZMARK
+
+# scramble_tree DIR: the names that matter, each with the marker; /big and
+# /cf get most of their entries from $ADD_ENTRIES once indexed.
+scramble_tree() {
+  dir=$1
+  mkdir -p "$dir/big" "$dir/sub/deeper" "$dir/few" "$dir/cf"
+  (cd "$dir/big" && seq -f "${MARK}%g" 1 300 | xargs touch && touch a b c zz)
+  for i in 1 2 3 4 5; do echo data > "$dir/few/$MARK-small-$i"; done
+  echo data > "$dir/sub/deeper/$MARK-deep-file"
+  ln -s "$MARK-fast" "$dir/fastlink-$MARK"
+  ln -s "$MARK$(printf 'y%.0s' $(seq 1 300))" "$dir/slowlink-$MARK"
+  touch "$dir/xattr-in-inode" "$dir/xattr-in-block" "$dir/xattr-ea-inode"
+}
+
+ino_of() { debugfs -R "ls -l /" "$1" 2>/dev/null | awk -v n="$2" '$NF == n { print $1 }'; }
+
+# build_fs IMAGE SIZE BIG_ENTRIES HASH MKE2FS-OPTIONS...: the tree, xattrs,
+# indexed directories (HASH: the default hash for e2fsck -D to index with).
+build_fs() {
+  img=$1; size=$2; n=$3; hash=$4; shift 4
+  tree="$T/tree"
+  [ -d "$tree" ] || scramble_tree "$tree"
+  rm -f "$img"
+  mke2fs -q -F -N $((n + 5000)) -d "$tree" "$@" "$img" "$size" > "$T/mke2fs.log" 2>&1 || {
+    cat "$T/mke2fs.log"; return 1; }
+  head -c 2000 /dev/zero | tr '\0' 'v' | sed "s/^/$MARK/" > "$T/value.block"
+  head -c 9000 /dev/zero | tr '\0' 'w' | sed "s/^/$MARK/" > "$T/value.big"
+  features=$(dumpe2fs -h "$img" 2>/dev/null | grep features)
+  {
+    echo "ssv def_hash_version $hash"
+    [ -z "${SB_FLAGS:-}" ] || echo "ssv flags $SB_FLAGS"
+    echo "ea_set /xattr-in-inode user.$MARK-name $MARK-value"
+    echo "ea_set /xattr-in-inode trusted.name-kept $MARK-trusted"
+    echo "ea_set /xattr-in-inode security.keep kept-security-value"
+    echo "ea_set -f $T/value.block /xattr-in-block user.$MARK-blockname"
+    case $features in *ea_inode*)
+      echo "ea_set -f $T/value.big /xattr-ea-inode user.$MARK-eainode" ;; esac
+    case $features in *inline_data*)  # a directory and a symlink in inode and system.data
+      echo "mkdir /inl"
+      for i in 1 2; do echo "write /dev/null /inl/$MARK-i$i"; done
+      echo "symlink /inlink $MARK$(printf 'z%.0s' $(seq 1 90))" ;; esac
+    # An empty directory may become casefolded.
+    case $features in *casefold*)
+      flags=$(debugfs -R "stat /cf" "$img" 2>/dev/null | sed -n 's/.*Flags: \(0x[0-9a-f]*\).*/\1/p')
+      echo "set_inode_field /cf flags $(printf '0x%x' $((flags | 0x40000000)))" ;; esac
+  } > "$T/debugfs.cmds"
+  debugfs -w -f "$T/debugfs.cmds" "$img" > "$T/debugfs.log" 2>&1 || { cat "$T/debugfs.log"; return 1; }
+  e2fsck -fyD "$img" > "$T/e2fsck-D.log" 2>&1
+  "$ADD_ENTRIES" "$img" "$MARK-entry-" "$n" "$(ino_of "$img" big)" || return 1
+  "$ADD_ENTRIES" "$img" "$MARK-Case-" 2000 "$(ino_of "$img" cf)" || return 1
+  e2fsck -fyD "$img" > "$T/e2fsck-D.log" 2>&1
+  e2fsck -fn "$img" > "$T/e2fsck.log" 2>&1 || { echo "original not clean"; cat "$T/e2fsck.log"; return 1; }
+}
+
+fsck_clean() { e2fsck -fn "$1" > "$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; return 1; }; }
+no_marker() {
+  if grep -a -o "$MARK[^/]\{0,20\}" "$1" | head -n 5 | grep .; then
+    echo "$1 still holds original names"; return 1
+  fi
+  return 0
+}
+has_marker() { grep -a -q "$MARK" "$1"; }
+# Entries of a directory, by count (names differ, the number may not).
+entry_count() { debugfs -R "ls -l $2" "$1" 2>/dev/null | grep -c .; }
+is_htree() { debugfs -R "stat $2" "$1" 2>/dev/null | grep -q "Flags: 0x.*1[0-9a-f]\{3\}$"; }
+
+check_config() {
+  name=$1; shift
+  img="$T/$name.img"
+  build_fs "$img" "$@" || return 1
+  has_marker "$img" || { echo "the original has no marker: the test cannot fail"; return 1; }
+  debugfs -R "htree /big" "$img" 2>/dev/null | grep -q "Indirect levels" ||
+    { echo "/big is not a hash-tree directory"; return 1; }
+  "$E2IMAGE" -r -s --scramble-seed=7 "$img" "$T/$name.s.raw" 2> "$T/$name.err" ||
+    { cat "$T/$name.err"; return 1; }
+  fsck_clean "$T/$name.s.raw" || return 1
+  no_marker "$T/$name.s.raw" || return 1
+  # The root keeps lost+found; every directory keeps its number of entries.
+  debugfs -R "ls /" "$T/$name.s.raw" 2>/dev/null | grep -q "lost+found" ||
+    { echo "lost+found lost its name"; return 1; }
+  orig=$(debugfs -R "ls -l /" "$img" 2>/dev/null | wc -l)
+  new=$(debugfs -R "ls -l /" "$T/$name.s.raw" 2>/dev/null | wc -l)
+  [ "$orig" = "$new" ] || { echo "root had $orig entries, now $new"; return 1; }
+  rm -f "$T/$name.s.raw"
+}
+
+# Each configuration: name, size, entries in /big, hash, mke2fs options.
+ok "1k blocks, half_md4, metadata_csum: -s image is clean and nameless" \
+  check_config c1k 64M 30000 half_md4 -t ext4 -b 1024 -O metadata_csum
+ok "4k blocks, tea, no metadata_csum: -s image is clean and nameless" \
+  check_config c4k 128M 30000 tea -t ext4 -b 4096 -O ^metadata_csum
+ok "one-character names in a big hash-tree directory are kept, with a warning" \
+  grep -q "short name(s) kept as they were" "$T/c1k.err"
+SB_FLAGS=2  # EXT2_FLAGS_UNSIGNED_HASH
+ok "1k blocks, legacy unsigned hash, ext3: -s image is clean and nameless" \
+  check_config clegacy 32M 5000 legacy -t ext3 -b 1024
+SB_FLAGS=
+ok "inline_data, ea_inode, casefold: -s image is clean and nameless" \
+  check_config cfeat 64M 5000 half_md4 -t ext4 -b 4096 -O inline_data,ea_inode,casefold
+
+img="$T/c1k.img"
+ok "-s -Q image converts to a clean, nameless raw image" sh -c '
+  "$E2IMAGE" -Q -s --scramble-seed=3 "$1" "$2/q.qcow2" &&
+  "$E2IMAGE" -r "$2/q.qcow2" "$2/q.raw" && e2fsck -fn "$2/q.raw" >/dev/null 2>&1 &&
+  ! grep -a -q QZMARK "$2/q.qcow2" && ! grep -a -q QZMARK "$2/q.raw"' _ "$img" "$T"
+ok "the same --scramble-seed gives the same image" sh -c '
+  "$E2IMAGE" -r -s --scramble-seed=11 "$1" "$2/a.raw" &&
+  "$E2IMAGE" -r -s --scramble-seed=11 "$1" "$2/b.raw" && cmp "$2/a.raw" "$2/b.raw"' _ "$img" "$T"
+ok "another seed gives other names" sh -c '
+  "$E2IMAGE" -r -s --scramble-seed=12 "$1" "$2/c.raw" && ! cmp -s "$2/a.raw" "$2/c.raw"' _ "$img" "$T"
+rm -f "$T/a.raw" "$T/b.raw" "$T/c.raw" "$T/q.raw" "$T/q.qcow2"
+
+img="$T/cfeat.img"
+"$E2IMAGE" -r -s "$img" "$T/f.raw"
+ok "security.* xattrs keep their values, user.* ones do not" sh -c '
+  debugfs -R "ea_list <$1>" "$2/f.raw" 2>/dev/null > "$2/ea.out"
+  grep -q kept-security-value "$2/ea.out" && ! grep -q "QZMARK" "$2/ea.out" &&
+    grep -q "^  user\." "$2/ea.out"' _ "$(ino_of "$img" xattr-in-inode)" "$T"
+ok "inline-data and casefolded directories keep their entry counts" sh -c '
+  debugfs -R "stat /inl" "$1" 2>/dev/null | grep -q "Flags: 0x10000000" || {
+    echo "/inl is not an inline-data directory"; exit 1; }
+  debugfs -R "stat /cf" "$1" 2>/dev/null | grep -q "Flags: 0x4008" || {
+    echo "/cf is not casefolded"; exit 1; }
+  for d in "$3" "$4"; do
+    a=$(debugfs -R "ls -l <$d>" "$1" 2>/dev/null | wc -l)
+    b=$(debugfs -R "ls -l <$d>" "$2/f.raw" 2>/dev/null | wc -l)
+    [ "$a" -gt 2 ] && [ "$a" = "$b" ] || { echo "inode $d: $a entries, then $b"; exit 1; }
+  done' _ "$img" "$T" "$(ino_of "$img" inl)" "$(ino_of "$img" cf)"
+
+ok "-a -s: ea_inode values are scrambled too, hashes follow" sh -c '
+  "$E2IMAGE" -r -a "$1" "$2/plain-a.raw" && grep -a -q "QZMARKwwww" "$2/plain-a.raw" || {
+    echo "the ea_inode value is not in the -a image: the test cannot fail"; exit 1; }
+  "$E2IMAGE" -r -a -s "$1" "$2/s-a.raw" && e2fsck -fn "$2/s-a.raw" &&
+    ! grep -a -q QZMARK "$2/s-a.raw"' _ "$img" "$T"
+rm -f "$T/plain-a.raw" "$T/s-a.raw" "$T/f.raw"
+
+# Old blocks in a clean journal (here: a transaction written by debugfs,
+# then replayed by e2fsck) carry names too.
+journal_names() {
+  img="$T/journal.img"
+  make_fs "$img" 32M -t ext4 || return 1
+  head -c 4096 /dev/zero | tr '\0' 'j' | sed "s/^/$MARK-in-the-journal/" > "$T/jblock"
+  printf 'jo\njw -b 7000 %s\njc\n' "$T/jblock" | debugfs -w -f - "$img" > /dev/null 2>&1
+  "$E2IMAGE" -r -s "$img" "$T/dirty.raw" 2> "$T/dirty.err" || return 1
+  grep -q "journal needs recovery" "$T/dirty.err" || { echo "no warning for a dirty journal"; return 1; }
+  e2fsck -fy "$img" > /dev/null 2>&1
+  "$E2IMAGE" -r "$img" "$T/j.raw" && grep -a -q "$MARK-in-the-journal" "$T/j.raw" || {
+    echo "the journal holds no marker: the test cannot fail"; return 1; }
+  "$E2IMAGE" -r -s "$img" "$T/js.raw" && fsck_clean "$T/js.raw" && no_marker "$T/js.raw"
+}
+ok "a clean journal's old blocks are zeroed; a dirty one is kept with a warning" journal_names
+rm -f "$T/journal.img" "$T/dirty.raw" "$T/j.raw" "$T/js.raw"
+
+# A damaged filesystem: the scrambled image shows the same problems.
+damaged() {
+  img="$T/c1k.img"
+  debugfs -w -R "sif /sub/deeper/$MARK-deep-file links_count 5" "$img" > /dev/null 2>&1 || return 1
+  debugfs -w -R "freeb 3000 20" "$img" > /dev/null 2>&1 || return 1
+  # A name whose hash no longer fits its hash-tree leaf (and a bad checksum).
+  off=$(grep -a -b -o "$MARK-entry-12345" "$img" | head -n 1 | cut -d: -f1)
+  printf 'x' | dd of="$img" bs=1 seek=$((off + 17)) conv=notrunc 2> /dev/null
+  "$E2IMAGE" -r -s "$img" "$T/d.raw" || return 1
+  # Names (in quotes or parentheses) may differ; nothing else may.
+  e2fsck -fn "$img" 2>&1 | tail -n +2 | sed "s|$img||; s/([^)]*)/(NAME)/g" > "$T/d.orig"
+  e2fsck -fn "$T/d.raw" 2>&1 | tail -n +2 | sed "s|$T/d.raw||; s/([^)]*)/(NAME)/g" > "$T/d.scr"
+  grep -q "ref count is 5" "$T/d.orig" || { echo "the damage did not show"; return 1; }
+  grep -q "bad m.. hash" "$T/d.orig" || { echo "the htree damage did not show"; return 1; }
+  diff "$T/d.orig" "$T/d.scr"
+}
+ok "a damaged filesystem's -s image shows the same e2fsck problems" damaged
+
+ok "-s with a qcow2 source (conversion) is refused" sh -c '
+  "$E2IMAGE" -Q "$1" "$2/src.qcow2" && ! "$E2IMAGE" -r -s "$2/src.qcow2" "$2/x.raw" 2>/dev/null &&
+  [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
+ok "--scramble-seed without -s is refused" sh -c '! "$E2IMAGE" -r --scramble-seed=1 "$1" "$2/x.raw" 2>/dev/null && [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
+
+# The e2i image holds inode tables: fast symlink targets, inline data and
+# in-inode xattrs are scrambled there too.
+e2i_scrambled() {
+  "$E2IMAGE" "$T/c1k.img" "$T/plain.e2i" || return 1
+  has_marker "$T/plain.e2i" || { echo "the plain e2i image has no marker: the test cannot fail"; return 1; }
+  "$E2IMAGE" -s --scramble-seed=7 "$T/c1k.img" "$T/s.e2i" || return 1
+  no_marker "$T/s.e2i" || return 1
+  dumpe2fs -i -h "$T/s.e2i" > /dev/null 2>&1 || { echo "dumpe2fs -i cannot read it"; return 1; }
+  rm -f "$T/plain.e2i" "$T/s.e2i"
+}
+ok "-s on an e2i image: inode tables hold no original target or value" e2i_scrambled
+ok "-ra -c -s (a copy in place) is refused, the destination untouched" sh -c '
+  cp "$1" "$2/dest.img" && sum=$(md5sum < "$2/dest.img") &&
+  ! "$E2IMAGE" -ra -c -s "$1" "$2/dest.img" 2> "$2/err" && [ "$(wc -l < "$2/err")" = 1 ] &&
+  [ "$(md5sum < "$2/dest.img")" = "$sum" ]' _ "$T/c1k.img" "$T"
+
+done_testing
