@@ -44,6 +44,10 @@ struct Qcow2SinkOptions {
   std::optional<qcow2::CompressionType> compression;
 };
 
+// The default qcow2 cluster size: the block size, doubled until the L1 table
+// fits qemu's 32 MiB limit (a 15 TiB filesystem with 4 KiB blocks needs 8 KiB).
+uint32_t SmallestClusterBitsFor(uint32_t block_size, uint64_t virtual_size);
+
 // A qcow2 image of the filesystem: one guest cluster per block by default.
 class Qcow2Sink : public ImageSink {
  public:
