@@ -221,6 +221,7 @@ int Capture(const Options& o) {
   }
   util::Progress progress(o.progress, "Copied", map.blocks.BlockCount(), fs.block_size());
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.super()->s_first_data_block};
+  src.skip_holes = out.kind() != util::OutputFile::Kind::kBlockDevice;
   const uint64_t copy_problems = e2img::CopyBlocks(
       src, map.blocks, *sink, [&](uint64_t done) { progress.Update(done); }, Warn);
   sink->Finish();

@@ -22,6 +22,7 @@ struct CopySource {
   uint64_t offset = 0;  // -o
   uint32_t block_size = 0;
   uint64_t first_data_block = 0;  // blocks below it are never copied (as e2image)
+  bool skip_holes = false;        // leave out the holes of a sparse source (not for device outputs)
 };
 
 // Copies every block of `blocks` to the sink; returns the number of

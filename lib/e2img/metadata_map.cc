@@ -2,6 +2,9 @@
 
 #include <ext2fs/ext2_err.h>
 
+#include "e2img/extent_walk.h"
+#include "e2img/read_ahead.h"
+
 #include <vector>
 
 namespace e2img {
@@ -168,6 +171,7 @@ MetadataMap BuildMetadataMap(const Filesystem& filesystem, const MapOptions& opt
     ++map.problems;
     return map;
   }
+  InodeTableReadAhead read_ahead(filesystem, scan.get());
   const uint64_t blocks_count = filesystem.blocks_count();
   std::vector<uint8_t> inode_buf(EXT2_INODE_SIZE(fs->super));
   auto* inode = reinterpret_cast<ext2_inode*>(inode_buf.data());
@@ -204,10 +208,17 @@ MetadataMap BuildMetadataMap(const Filesystem& filesystem, const MapOptions& opt
                           inode->i_block[EXT2_DIND_BLOCK] || inode->i_block[EXT2_TIND_BLOCK];
     if (!whole && !has_tree && !options.all_data) continue;
     IterateContext ctx{&map, blocks_count, whole || options.all_data, is_dir};
-    stash.ino = ino;
-    stash.inode = inode;
-    err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY, block_buf.data(), MarkBlock, &ctx);
-    stash.ino = 0;
+    if (!whole && (inode->i_flags & EXT4_EXTENTS_FL)) {
+      // Only the tree's nodes (and with -a whole extents), never block by block.
+      const ExtentWalkResult walk = WalkExtentTree(fs, *inode, options.all_data, map.blocks);
+      err = walk.error;
+      ctx.out_of_range = walk.out_of_range;
+    } else {
+      stash.ino = ino;
+      stash.inode = inode;
+      err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY, block_buf.data(), MarkBlock, &ctx);
+      stash.ino = 0;
+    }
     if (err) {
       warn("inode " + std::to_string(ino) + ": cannot read its block map: " + ExtErrorText(err) +
            "; kept what was readable");

@@ -16,7 +16,9 @@ void RawSink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
   writer_.Write(first_block * block_size_, data);
 }
 
-void RawSink::Finish() { writer_.Finish(blocks_count_ * block_size_); }
+void RawSink::Finish() {
+  writer_.Finish(blocks_count_ * block_size_);
+}
 
 uint32_t SmallestClusterBitsFor(uint32_t block_size, uint64_t virtual_size) {
   // Start at the block size and double until the L1 table fits qemu's limit:
@@ -24,7 +26,8 @@ uint32_t SmallestClusterBitsFor(uint32_t block_size, uint64_t virtual_size) {
   uint32_t bits = static_cast<uint32_t>(std::countr_zero(block_size));
   for (; bits < qcow2::kMaxClusterBits; ++bits) {
     const uint64_t l1_span = (uint64_t{1} << bits) * ((uint64_t{1} << bits) / 8);
-    if ((virtual_size + l1_span - 1) / l1_span * 8 <= qcow2::kMaxL1Bytes) break;
+    if ((virtual_size + l1_span - 1) / l1_span * 8 <= qcow2::kMaxL1Bytes)
+      break;
   }
   return bits;
 }
@@ -39,7 +42,8 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   w.cluster_bits = options.cluster_bits ? options.cluster_bits
                                         : SmallestClusterBitsFor(block_size, w.virtual_size);
   w.version = options.version;
-  if (options.compression) w.compression = *options.compression;
+  if (options.compression)
+    w.compression = *options.compression;
   writer_ = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
   stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression);
 }

@@ -1,0 +1,65 @@
+// Read-ahead for the two reading phases of a capture: the kernel is asked
+// (posix_fadvise WILLNEED) to fetch the source ranges a window ahead of the
+// reader, so many reads are in flight at once instead of one at a time.
+// Hints only: they change no result, and a failed hint is ignored.
+#pragma once
+
+#include <ext2fs/ext2fs.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "e2img/block_set.h"
+#include "e2img/filesystem.h"
+#include "e2img/source_holes.h"
+#include "util/file.h"
+
+namespace e2img {
+
+// Hints the byte ranges of a list of block extents, in order, keeping about
+// `window` bytes hinted ahead of the reader. Holes of a sparse source are
+// not hinted (the kernel would fill pages with zeros for nothing).
+class ExtentReadAhead {
+ public:
+  ExtentReadAhead(const util::File& file, const std::vector<BlockExtent>& extents,
+                  uint64_t source_offset, uint32_t block_size, bool skip_holes,
+                  uint64_t window = kDefaultWindow);
+  // The reader has consumed this many blocks of the extents (increasing).
+  void ReaderDone(uint64_t blocks_done);
+
+  static constexpr uint64_t kDefaultWindow = 32ull << 20;
+
+ private:
+  const util::File& file_;
+  const std::vector<BlockExtent>& extents_;
+  SourceHoles holes_;
+  uint64_t source_offset_;
+  uint64_t block_size_;
+  uint64_t window_blocks_;
+  size_t next_extent_ = 0;      // first extent not fully hinted
+  uint64_t next_block_ = 0;     // first block of it not hinted
+  uint64_t hinted_blocks_ = 0;  // blocks of the extents hinted so far
+};
+
+// Hints the inode tables a few groups ahead of an inode scan, advancing as
+// the scan finishes each group (ext2fs_set_inode_callback). Owns its own
+// descriptor on the device: the page cache is shared with libext2fs's.
+class InodeTableReadAhead {
+ public:
+  InodeTableReadAhead(const Filesystem& fs, ext2_inode_scan scan);
+  ~InodeTableReadAhead();
+  InodeTableReadAhead(const InodeTableReadAhead&) = delete;
+  InodeTableReadAhead& operator=(const InodeTableReadAhead&) = delete;
+
+ private:
+  static errcode_t GroupDone(ext2_filsys fs, ext2_inode_scan scan, dgrp_t group, void* priv);
+  void HintUpTo(dgrp_t group);
+
+  ext2_filsys fs_;
+  ext2_inode_scan scan_;
+  util::File file_;
+  uint64_t source_offset_;
+  dgrp_t next_group_ = 0;  // first group not hinted
+};
+
+}  // namespace e2img
