@@ -17,6 +17,7 @@
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
 #include "e2img/sinks.h"
+#include "qcow2/compress_pool.h"
 #include "qcow2/reader.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -28,7 +29,7 @@ namespace {
 constexpr const char* kUsage =
     "Usage: e2image [-r|-Q] [-afnps] [-b superblock] [-B blocksize] [-o src_offset]\n"
     "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
-    "               [--compress[=zlib|zstd]] device image-file\n"
+    "               [--compress[=zlib|zstd]] [--threads=N] device image-file\n"
     "       e2image -r image.qcow2 image.raw\n";
 
 constexpr const char* kHelp =
@@ -48,6 +49,8 @@ constexpr const char* kHelp =
     "      --qcow2-version=N   qcow2 version 2 (default) or 3\n"
     "      --cluster-size=N    qcow2 cluster size in bytes (default: the block size)\n"
     "      --compress[=ALGO]   compress qcow2 clusters with zlib (default) or zstd\n"
+    "                          (clusters of 64 KiB unless --cluster-size says otherwise)\n"
+    "      --threads=N         compression threads (default: all cores)\n"
     "  -h, --help      show this help\n"
     "  -V, --version   show the version\n"
     "\n"
@@ -72,6 +75,7 @@ struct Options {
   uint32_t qcow2_version = 2;
   uint64_t cluster_size = 0;
   std::optional<qcow2::CompressionType> compression;
+  unsigned threads = 0;  // 0: all cores
   std::string source;
   std::string output;
 };
@@ -93,13 +97,14 @@ uint64_t ParseNumber(const char* text, const char* what) {
 }
 
 Options ParseOptions(int argc, char** argv) {
-  enum { kQcow2Version = 256, kClusterSize, kCompress };
+  enum { kQcow2Version = 256, kClusterSize, kCompress, kThreads };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
       {"qcow2-version", required_argument, nullptr, kQcow2Version},
       {"cluster-size", required_argument, nullptr, kClusterSize},
       {"compress", optional_argument, nullptr, kCompress},
+      {"threads", required_argument, nullptr, kThreads},
       {nullptr, 0, nullptr, 0}};
   Options o;
   int c;
@@ -143,6 +148,10 @@ Options ParseOptions(int argc, char** argv) {
           throw util::Error("--compress takes zlib or zstd, not '" + algo + "'");
         break;
       }
+      case kThreads:
+        o.threads = static_cast<unsigned>(ParseNumber(optarg, "thread count"));
+        if (o.threads < 1 || o.threads > 256) throw util::Error("--threads must be from 1 to 256");
+        break;
       case 'h':
         std::fputs(kUsage, stdout);
         std::fputs("\n", stdout);
@@ -215,6 +224,7 @@ int Capture(const Options& o) {
     q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
     q.version = o.qcow2_version;
     q.compression = o.compression;
+    q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
     sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
   } else {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);

@@ -1,5 +1,6 @@
 #include "e2img/sinks.h"
 
+#include <algorithm>
 #include <bit>
 
 #include "util/error.h"
@@ -19,6 +20,9 @@ void RawSink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
 void RawSink::Finish() {
   writer_.Finish(blocks_count_ * block_size_);
 }
+
+// 64 KiB: the cluster size of compressed captures unless one is given.
+constexpr uint32_t kCompressedClusterBits = 16;
 
 uint32_t SmallestClusterBitsFor(uint32_t block_size, uint64_t virtual_size) {
   // Start at the block size and double until the L1 table fits qemu's limit:
@@ -41,11 +45,14 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   w.virtual_size = blocks_count * block_size;
   w.cluster_bits = options.cluster_bits ? options.cluster_bits
                                         : SmallestClusterBitsFor(block_size, w.virtual_size);
+  // Compressed: 64 KiB clusters by default (as qemu-img): 4 KiB ones compress half as well.
+  if (!options.cluster_bits && options.compression)
+    w.cluster_bits = std::max(w.cluster_bits, kCompressedClusterBits);
   w.version = options.version;
   if (options.compression)
     w.compression = *options.compression;
   writer_ = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
-  stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression);
+  stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression, options.threads);
 }
 
 void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {

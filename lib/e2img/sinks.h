@@ -42,6 +42,7 @@ struct Qcow2SinkOptions {
   uint32_t cluster_bits = 0;  // 0: the block size
   uint32_t version = 2;
   std::optional<qcow2::CompressionType> compression;
+  unsigned threads = 1;  // compression workers
 };
 
 // The default qcow2 cluster size: the block size, doubled until the L1 table
