@@ -132,6 +132,14 @@ Mapping Qcow2Reader::Map(uint64_t guest_offset) {
   const uint64_t in_cluster = guest_offset % cs;
   const uint64_t table_end =
       std::min(h.size, (cluster / per + 1) * per * cs);  // end of this L2 table's range
+  // No L2 table: its whole range, and that of the empty L1 entries after it,
+  // is unallocated (a 15 TiB image has millions of them; never walk them cluster by cluster).
+  if (cluster / per >= l1_.size() || l1_[cluster / per] == 0) {
+    uint64_t l1_index = cluster / per + 1;
+    while (l1_index < l1_.size() && l1_[l1_index] == 0) ++l1_index;
+    m.length = std::min(h.size, l1_index * per * cs) - guest_offset;
+    return m;
+  }
   const uint64_t raw = L2Entry(cluster);
   const uint64_t entry_at = l1_[cluster / per] + (cluster % per) * 8;
   if (raw & kOflagCompressed) {
