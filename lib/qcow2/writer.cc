@@ -105,7 +105,7 @@ void Qcow2Writer::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> 
                       " written twice");
   compressed_cursor_ = 0;
   const uint64_t host = AllocateClusters(1);
-  out_.WriteAt(data, host);
+  data_out_.Write(data, host);
   entry = host | kOflagCopied;
 }
 
@@ -130,7 +130,7 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   // New clusters got their reference from AllocateClusters; the shared one needs another.
   for (uint64_t c = start / cs; c <= (end - 1) / cs && c * cs < allocated_before; ++c)
     refcounts_.Add(c);
-  out_.WriteAt(compressed, start);
+  data_out_.Write(compressed, start);
   entry = EncodeCompressedL2Entry(start, compressed.size(), header_.cluster_bits);
   compressed_cursor_ = end % cs == 0 ? 0 : end;
 }
@@ -172,6 +172,7 @@ void Qcow2Writer::WriteRefcounts() {
 
 void Qcow2Writer::Finish() {
   if (finished_) return;
+  data_out_.Flush();
   l2_cache_->Flush();
   compressed_cursor_ = 0;
   WriteRefcounts();
