@@ -16,6 +16,7 @@
 #include "e2img/block_copier.h"
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
+#include "e2img/read_ahead.h"
 #include "e2img/sinks.h"
 #include "qcow2/compress_pool.h"
 #include "qcow2/reader.h"
@@ -192,6 +193,7 @@ void CheckMount(const std::string& device, bool force) {
 
 int ConvertQcow2(const Options& o) {
   CheckNotSameFile(o.source, o.output);
+  e2img::HintWholeFile(o.source);  // a metadata image: have it all on its way at once
   qcow2::Qcow2Reader reader(o.source);
   for (const std::string& w : reader.warnings()) Warn(w);
   util::OutputFile out = util::OutputFile::Create(o.output);

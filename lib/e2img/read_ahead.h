@@ -7,6 +7,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "e2img/block_set.h"
@@ -61,5 +62,11 @@ class InodeTableReadAhead {
   uint64_t source_offset_;
   dgrp_t next_group_ = 0;  // first group not hinted
 };
+
+// Asks the kernel to read a whole file ahead when it is at most max_bytes
+// (a metadata image about to be converted): its clusters are then read from
+// the page cache, with the disk queue kept full meanwhile.
+inline constexpr uint64_t kWholeFileHintMax = 1ull << 30;
+void HintWholeFile(const std::string& path, uint64_t max_bytes = kWholeFileHintMax);
 
 }  // namespace e2img

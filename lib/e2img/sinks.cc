@@ -48,6 +48,9 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   // Compressed: 64 KiB clusters by default (as qemu-img): 4 KiB ones compress half as well.
   if (!options.cluster_bits && options.compression)
     w.cluster_bits = std::max(w.cluster_bits, kCompressedClusterBits);
+  // The L2 cache holds at most 8 MiB (512 tables of 64 KiB would be 32 MiB).
+  w.l2_cache_tables =
+      std::clamp<size_t>((size_t{8} << 20) >> w.cluster_bits, 16, qcow2::kDefaultL2CacheTables);
   w.version = options.version;
   if (options.compression)
     w.compression = *options.compression;

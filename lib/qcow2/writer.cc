@@ -88,7 +88,8 @@ std::span<uint64_t> Qcow2Writer::L2TableFor(uint64_t guest_cluster) {
   uint64_t& l1_entry = l1_[l1_index];
   const bool fresh = l1_entry == 0;
   if (fresh) {
-    compressed_cursor_ = 0;  // the new table breaks the run of packed compressed data
+    // Packed compressed data may still fill the rest of its host cluster
+    // (WriteCompressedCluster never lets it run into this table).
     l1_entry = AllocateClusters(1) | kOflagCopied;
   }
   return l2_cache_->Get(l1_index, l1_entry & kL1OffsetMask, fresh, /*for_write=*/true);
@@ -103,7 +104,6 @@ void Qcow2Writer::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> 
   if (entry != 0)
     throw util::Error(out_.path() + ": guest cluster " + std::to_string(guest_cluster) +
                       " written twice");
-  compressed_cursor_ = 0;
   const uint64_t host = AllocateClusters(1);
   data_out_.Write(data, host);
   entry = host | kOflagCopied;
@@ -123,6 +123,11 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   // Pack into the partly used host cluster when the data ends within the
   // clusters already allocated, or can extend the allocation contiguously.
   uint64_t start = compressed_cursor_;
+  // The run may grow past its partly used host cluster only into free space,
+  // not into a table or data cluster allocated since.
+  if (start != 0 && start + compressed.size() > (start / cs + 1) * cs &&
+      next_free_ != (start / cs + 1) * cs)
+    start = 0;
   if (start == 0) start = next_free_;
   const uint64_t end = start + compressed.size();
   const uint64_t allocated_before = next_free_;
