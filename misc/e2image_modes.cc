@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <memory>
@@ -15,8 +16,10 @@
 #include "e2img/e2i_writer.h"
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
+#include "e2img/read_ahead.h"
 #include "e2img/scramble.h"
 #include "e2img/sinks.h"
+#include "qcow2/compress_pool.h"
 #include "qcow2/reader.h"
 #include "qcow2/writer.h"
 #include "util/error.h"
@@ -147,6 +150,7 @@ void CheckMount(const std::string& device, bool force) {
 
 int ConvertQcow2(const Options& o) {
   CheckNotSameFile(o.source, o.output);
+  e2img::HintWholeFile(o.source);  // a metadata image: have it all on its way at once
   qcow2::Qcow2Reader reader(o.source);
   for (const std::string& w : reader.warnings())
     Warn(w);
@@ -207,7 +211,9 @@ int Capture(const Options& o) {
       // The block size by default, or the smallest larger size whose L1 table fits qemu.
       const auto block_bits = static_cast<uint32_t>(std::countr_zero(fs.block_size()));
       q.cluster_bits = qcow2::SmallestClusterBits(fs.blocks_count() * fs.block_size(), block_bits);
-      if (q.cluster_bits != block_bits)
+      if (o.compression)
+        q.cluster_bits = std::max(q.cluster_bits, e2img::kCompressedClusterBits);
+      else if (q.cluster_bits != block_bits)
         std::fprintf(stderr,
                      "e2image: using %u-byte qcow2 clusters: with %u-byte clusters (the block "
                      "size) the L1 table would be over qemu's 32 MiB limit\n",
@@ -215,6 +221,7 @@ int Capture(const Options& o) {
     }
     q.version = o.qcow2_version;
     q.compression = o.compression;
+    q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
     sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
   } else {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
@@ -226,6 +233,7 @@ int Capture(const Options& o) {
   util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block(),
                         &map.stale_tails};
+  src.skip_holes = out.kind() != util::OutputFile::Kind::kBlockDevice;
   const uint64_t copy_problems = e2img::CopyBlocks(
       src, map.blocks, target, [&](uint64_t done) { progress.Update(done); }, Warn);
   target.Finish();

@@ -2,6 +2,7 @@
 
 #include <getopt.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -16,7 +17,8 @@ namespace {
 constexpr const char* kUsage =
     "Usage: e2image [-r|-Q] [-afnps] [-b superblock] [-B blocksize] [-o src_offset]\n"
     "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
-    "               [--compress[=zlib|zstd]] [--scramble-seed=N] device image-file\n"
+    "               [--compress[=zlib|zstd]] [--threads=N] [--scramble-seed=N]\n"
+    "               device image-file\n"
     "       e2image -I device image-file\n"
     "       e2image -ra [-cfnp] [-o src_offset] [-O dest_offset] src_fs [dest_fs]\n"
     "       e2image -r image.qcow2 image.raw\n";
@@ -45,6 +47,8 @@ constexpr const char* kHelp =
     "      --qcow2-version=N   qcow2 version 2 (default) or 3\n"
     "      --cluster-size=N    qcow2 cluster size in bytes (default: the block size)\n"
     "      --compress[=ALGO]   compress qcow2 clusters with zlib (default) or zstd\n"
+    "                          (clusters of 64 KiB unless --cluster-size says otherwise)\n"
+    "      --threads=N         compression threads (default: all cores)\n"
     "  -h, --help      show this help\n"
     "  -V, --version   show the version\n"
     "\n"
@@ -68,7 +72,7 @@ static uint64_t ParseNumber(const char* text, const char* what) {
 }
 
 Options ParseOptions(int argc, char** argv) {
-  enum { kQcow2Version = 256, kClusterSize, kCompress, kScrambleSeed };
+  enum { kQcow2Version = 256, kClusterSize, kCompress, kScrambleSeed, kThreads };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
@@ -76,6 +80,7 @@ Options ParseOptions(int argc, char** argv) {
       {"cluster-size", required_argument, nullptr, kClusterSize},
       {"compress", optional_argument, nullptr, kCompress},
       {"scramble-seed", required_argument, nullptr, kScrambleSeed},
+      {"threads", required_argument, nullptr, kThreads},
       {nullptr, 0, nullptr, 0}};
   Options o;
   int c;
@@ -132,6 +137,11 @@ Options ParseOptions(int argc, char** argv) {
           throw util::Error("--cluster-size must be a power of two from 512 to 2097152");
         break;
       }
+      case kThreads:
+        o.threads = static_cast<unsigned>(std::min<uint64_t>(ParseNumber(optarg, "thread count"), 1000));
+        if (o.threads < 1 || o.threads > 256)
+          throw util::Error("--threads must be from 1 to 256");
+        break;
       case kScrambleSeed:
         o.scramble_seed = ParseNumber(optarg, "scramble seed");
         break;

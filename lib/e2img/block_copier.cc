@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "e2img/read_ahead.h"
+#include "e2img/source_holes.h"
 #include "util/error.h"
 
 namespace e2img {
@@ -15,12 +17,26 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
   std::vector<uint8_t> buf;
   uint64_t done = 0;
   uint64_t problems = 0;
+  SourceHoles holes(*source.file, source.skip_holes);
+  ExtentReadAhead read_ahead(*source.file, blocks.Extents(), source.offset, source.block_size,
+                             source.skip_holes);
   for (const BlockExtent& extent : blocks.Extents()) {
     uint64_t start = std::max(extent.start, source.first_data_block);
     while (start < extent.end()) {
-      const uint64_t count = std::min(chunk_blocks, extent.end() - start);
-      buf.resize(count * bs);
+      uint64_t count = std::min(chunk_blocks, extent.end() - start);
       const uint64_t at = source.offset + start * bs;
+      // Holes of a sparse source are zeros: skip whole blocks of them unread.
+      const SourceRun run = holes.RunAt(at, count * bs);
+      if (run.hole && run.length >= bs) {
+        start += run.length / bs;
+        done += run.length / bs;
+        read_ahead.ReaderDone(done);
+        if (progress)
+          progress(done);
+        continue;
+      }
+      count = std::min(count, std::max<uint64_t>(1, (run.length + bs - 1) / bs));
+      buf.resize(count * bs);
       const size_t got = source.file->ReadUpTo(buf, at);
       if (got < buf.size()) {
         std::fill(buf.begin() + static_cast<std::ptrdiff_t>(got), buf.end(), 0);
@@ -39,6 +55,7 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
       sink.WriteBlocks(start, buf);
       start += count;
       done += count;
+      read_ahead.ReaderDone(done);
       if (progress)
         progress(done);
     }

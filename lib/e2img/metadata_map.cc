@@ -7,6 +7,7 @@
 #include "e2img/dir_refs.h"
 #include "e2img/group_tables.h"
 #include "e2img/inode_blocks.h"
+#include "e2img/read_ahead.h"
 
 namespace e2img {
 namespace {
@@ -182,8 +183,10 @@ class InodePass {
         refs_(fs_),
         blocks_count_(filesystem.blocks_count()) {}
 
-  void Run(const std::string& device) {
+  void Run(const Filesystem& filesystem) {
+    const std::string& device = filesystem.device();
     OutOfRangeTablesHidden hidden(fs_);
+    InodeTableReadAhead read_ahead(filesystem);
     InodeScan scan(fs_);
     if (scan.error()) {
       warn_(device + ": cannot scan inodes: " + ExtErrorText(scan.error()));
@@ -211,6 +214,7 @@ class InodePass {
         Process(ino, inode);
         stash.ino = 0;
       }
+      read_ahead.GroupDone(g);
       if (options_.scan_progress)
         options_.scan_progress(uint64_t{g + 1} * fs_->inode_blocks_per_group);
       if (err && err != kGroupDone) {
@@ -320,7 +324,7 @@ MetadataMap BuildMetadataMap(const Filesystem& filesystem, const MapOptions& opt
                              const WarningFn& warn) {
   MetadataMap map;
   MarkGroupTables(filesystem, options, map, warn);
-  InodePass(filesystem, options, map, warn).Run(filesystem.device());
+  InodePass(filesystem, options, map, warn).Run(filesystem);
   RoundToClusters(filesystem.get(), map.blocks);
   return map;
 }

@@ -1,5 +1,6 @@
 #include "e2img/sinks.h"
 
+#include <algorithm>
 #include <bit>
 
 #include "util/error.h"
@@ -29,11 +30,14 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   w.virtual_size = blocks_count * block_size;
   w.cluster_bits = options.cluster_bits ? options.cluster_bits
                                         : static_cast<uint32_t>(std::countr_zero(block_size));
+  // The L2 cache holds at most 8 MiB (512 tables of 64 KiB would be 32 MiB).
+  w.l2_cache_tables =
+      std::clamp<size_t>((size_t{8} << 20) >> w.cluster_bits, 16, qcow2::kDefaultL2CacheTables);
   w.version = options.version;
   if (options.compression)
     w.compression = *options.compression;
   writer_ = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
-  stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression);
+  stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression, options.threads);
 }
 
 void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {

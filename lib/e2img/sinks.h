@@ -42,7 +42,12 @@ struct Qcow2SinkOptions {
   uint32_t cluster_bits = 0;  // 0: the block size
   uint32_t version = 2;
   std::optional<qcow2::CompressionType> compression;
+  unsigned threads = 1;  // compression workers
 };
+
+// The cluster size of compressed captures unless one is given: 64 KiB, as
+// qemu-img's default (4 KiB clusters compress half as well).
+inline constexpr uint32_t kCompressedClusterBits = 16;
 
 // A qcow2 image of the filesystem: one guest cluster per block by default.
 class Qcow2Sink : public ImageSink {

@@ -8,12 +8,32 @@
 
 namespace qcow2 {
 
-ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression)
-    : writer_(writer), compression_(compression), cluster_size_(writer.cluster_size()) {}
+ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
+                             unsigned threads)
+    : writer_(writer), compression_(compression), cluster_size_(writer.cluster_size()) {
+  if (compression_ && threads > 1)
+    pool_ = std::make_unique<CompressPool>(*compression_, -1, threads);
+}
+
+ClusterStream::~ClusterStream() = default;
+
+void ClusterStream::Store(CompressedCluster& cluster) {
+  if (cluster.compressed) {
+    writer_.WriteCompressedCluster(cluster.cluster, cluster.data);
+    ++clusters_compressed_;
+  } else {
+    writer_.WriteCluster(cluster.cluster, cluster.data);
+  }
+}
 
 void ClusterStream::EmitCluster(uint64_t cluster, std::span<const uint8_t> data) {
-  if (util::IsAllZero(data)) return;
+  if (util::IsAllZero(data))
+    return;
   ++clusters_written_;
+  if (pool_) {
+    pool_->Submit(cluster, data, [this](CompressedCluster& done) { Store(done); });
+    return;
+  }
   if (compression_) {
     if (auto packed = CompressCluster(*compression_, data)) {
       writer_.WriteCompressedCluster(cluster, *packed);
@@ -32,8 +52,10 @@ void ClusterStream::Write(uint64_t guest_offset, std::span<const uint8_t> data) 
     const uint64_t at = guest_offset + done;
     const uint64_t cluster = at / cluster_size_;
     const uint64_t in_cluster = at % cluster_size_;
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(cluster_size_ - in_cluster, data.size() - done));
-    if (pending_cluster_ && *pending_cluster_ != cluster) Flush();
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(cluster_size_ - in_cluster, data.size() - done));
+    if (pending_cluster_ && *pending_cluster_ != cluster)
+      EmitPending();
     if (!pending_cluster_ && in_cluster == 0 && n == cluster_size_) {
       EmitCluster(cluster, data.subspan(done, n));  // whole cluster: no copy
     } else {
@@ -48,11 +70,18 @@ void ClusterStream::Write(uint64_t guest_offset, std::span<const uint8_t> data) 
   position_ = guest_offset + data.size();
 }
 
-void ClusterStream::Flush() {
-  if (!pending_cluster_) return;
+void ClusterStream::EmitPending() {
+  if (!pending_cluster_)
+    return;
   const uint64_t cluster = *pending_cluster_;
   pending_cluster_.reset();
   EmitCluster(cluster, pending_);
+}
+
+void ClusterStream::Flush() {
+  EmitPending();
+  if (pool_)
+    pool_->Drain([this](CompressedCluster& done) { Store(done); });
 }
 
 }  // namespace qcow2

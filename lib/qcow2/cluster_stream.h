@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "qcow2/compress.h"
+#include "qcow2/compress_pool.h"
 #include "qcow2/writer.h"
 
 namespace qcow2 {
@@ -16,8 +18,11 @@ namespace qcow2 {
 // Cluster assembly in front of a writer.
 class ClusterStream {
  public:
-  // compression: compress each cluster with this codec (stored plain when it does not shrink).
-  ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression);
+  // compression: compress each cluster with this codec (stored plain when it
+  // does not shrink); threads > 1: on a pool of that many workers.
+  ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
+                unsigned threads = 1);
+  ~ClusterStream();
   // Adds guest bytes at offset; offsets must not go backwards.
   void Write(uint64_t guest_offset, std::span<const uint8_t> data);
   // Stores the last partial cluster. Call before writer.Finish().
@@ -28,8 +33,11 @@ class ClusterStream {
 
  private:
   void EmitCluster(uint64_t cluster, std::span<const uint8_t> data);
+  void EmitPending();
+  void Store(CompressedCluster& cluster);
   Qcow2Writer& writer_;
   std::optional<CompressionType> compression_;
+  std::unique_ptr<CompressPool> pool_;
   uint64_t cluster_size_;
   std::vector<uint8_t> pending_;
   std::optional<uint64_t> pending_cluster_;

@@ -82,7 +82,12 @@ Mapping Qcow2Reader::Map(uint64_t guest_offset) {
   const uint64_t in_cluster = guest_offset % cs;
   const uint64_t table_end = std::min(h.size, (cluster / per + 1) * per * cs);
   if (cluster / per >= l1_.size() || l1_[cluster / per] == 0) {
-    m.length = table_end - guest_offset;  // no L2 table: all of its range is unallocated
+    // No L2 table: all of its range is unallocated, and so is that of the
+    // empty L1 entries after it (a 15 TiB image has millions of them).
+    uint64_t l1_index = cluster / per + 1;
+    while (l1_index < l1_.size() && l1_[l1_index] == 0)
+      ++l1_index;
+    m.length = std::max(table_end, std::min(h.size, l1_index * per * cs)) - guest_offset;
     return m;
   }
   ClusterDescriptor d = Descriptor(cluster);

@@ -99,7 +99,8 @@ std::span<uint64_t> Qcow2Writer::L2TableFor(uint64_t guest_cluster) {
   uint64_t& l1_entry = l1_[l1_index];
   const bool fresh = l1_entry == 0;
   if (fresh) {
-    compressed_cursor_ = 0;  // the new table breaks the run of packed compressed data
+    // Packed compressed data may still fill the rest of its host cluster
+    // (WriteCompressedCluster never lets it run into this table).
     l1_entry = AllocateClusters(1) | kOflagCopied;
   }
   return l2_cache_->Get(l1_index, l1_entry & kL1OffsetMask, fresh, /*for_write=*/true);
@@ -114,9 +115,8 @@ void Qcow2Writer::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> 
   if (entry != 0)
     throw util::Error(out_.path() + ": guest cluster " + std::to_string(guest_cluster) +
                       " written twice");
-  compressed_cursor_ = 0;
   const uint64_t host = AllocateClusters(1);
-  out_.WriteAt(data, host);
+  data_out_.Write(data, host);
   entry = host | kOflagCopied;
 }
 
@@ -137,6 +137,11 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   // A host cluster shared by so many compressed clusters that its 16-bit
   // refcount would overflow (tiny zstd frames in 2 MiB clusters) is closed.
   if (start != 0 && refcounts_.Get(start / cs) >= kMaxRefcount) start = 0;
+  // The run may grow past its partly used host cluster only into free space,
+  // not into a table or data cluster allocated since.
+  if (start != 0 && start + compressed.size() > (start / cs + 1) * cs &&
+      next_free_ != (start / cs + 1) * cs)
+    start = 0;
   if (start == 0) start = next_free_;
   const uint64_t end = start + compressed.size();
   const uint64_t allocated_before = next_free_;
@@ -144,7 +149,7 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   // New clusters got their reference from AllocateClusters; the shared one needs another.
   for (uint64_t c = start / cs; c <= (end - 1) / cs && c * cs < allocated_before; ++c)
     refcounts_.Add(c);
-  out_.WriteAt(compressed, start);
+  data_out_.Write(compressed, start);
   entry = EncodeCompressedL2Entry(start, compressed.size(), header_.cluster_bits);
   compressed_cursor_ = end % cs == 0 ? 0 : end;
 }
@@ -186,6 +191,7 @@ void Qcow2Writer::WriteRefcounts() {
 
 void Qcow2Writer::Finish() {
   if (finished_) return;
+  data_out_.Flush();
   l2_cache_->Flush();
   compressed_cursor_ = 0;
   WriteRefcounts();

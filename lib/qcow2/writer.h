@@ -11,6 +11,7 @@
 
 #include "qcow2/format.h"
 #include "qcow2/l2_cache.h"
+#include "qcow2/write_combiner.h"
 #include "util/file.h"
 
 namespace qcow2 {
@@ -72,6 +73,7 @@ class Qcow2Writer {
   void WriteRefcounts();
 
   const util::File& out_;
+  WriteCombiner data_out_{out_};  // data clusters, written in runs
   Header header_;
   uint64_t l1_clusters_ = 0;
   std::vector<uint64_t> l1_;

@@ -29,8 +29,8 @@ class OutputFile {
   const File& file() const { return file_; }
   Kind kind() const { return kind_; }
   const std::string& path() const { return path_; }
-  // Syncs and renames the temporary file into place (regular files), or
-  // syncs the device. Without it, the destructor removes the temporary file.
+  // Renames the temporary file into place (regular files), or syncs the
+  // device. Without it, the destructor removes the temporary file.
   void Commit();
 
  private:

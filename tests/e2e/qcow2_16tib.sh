@@ -39,8 +39,8 @@ says_cluster_size() {
 }
 ok "16 TiB, default options: 8 KiB clusters, clean, bounded memory" capture_16tib auto 8192
 ok "16 TiB: e2image says why the cluster size is not the block size" says_cluster_size
-ok "16 TiB --qcow2-version=3 --compress=zstd (8 KiB clusters chosen too)" \
-  capture_16tib zstd 8192 --qcow2-version=3 --compress=zstd
+ok "16 TiB --qcow2-version=3 --compress=zstd (64 KiB clusters, the compressed default)" \
+  capture_16tib zstd 65536 --qcow2-version=3 --compress=zstd
 same_map_as_qemu() {
   qemu-img map --output=json "$T/auto.qcow2" | jq -c '.[]' > "$T/qm" || return 1
   "$QCOW2_INSPECT" map --json "$T/auto.qcow2" | jq -c '.[] | del(.compressed)' > "$T/om" || return 1

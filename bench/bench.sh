@@ -1,0 +1,193 @@
+#!/bin/bash
+# The benchmark of e2image-ng against its references (issue 5): for each
+# filesystem built by make-fs.sh and each operation, runs ours and the
+# reference alternately BENCH_RUNS times, with the page cache dropped before
+# every run, and prints the medians, the ratio ours/reference, the peak memory
+# and whether each target is met, as a Markdown table.
+#
+#   bench.sh E2IMAGE
+#
+# Environment (defaults give the full-size run of `make bench`):
+#   BENCH_SCALE=1     size of the usr and small filesystems (0.1 = a tenth)
+#   BENCH_RUNS=5      runs of each program per measurement
+#   BENCH_CACHE=/var/tmp/e2image-ng-bench   where filesystems are kept
+#   BENCH_FS="usr small huge"               which filesystems
+#   BENCH_OPS="Q r Qa q2r zQ"               which operations
+#   BENCH_RESULTS=FILE                      also write the table there
+set -euo pipefail
+
+ours=${1:?usage: bench.sh PATH/TO/e2image}
+ours=$(readlink -f "$ours")
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+runs=${BENCH_RUNS:-5}
+cache=${BENCH_CACHE:-/var/tmp/e2image-ng-bench}
+fs_names=${BENCH_FS:-usr small huge}
+ops=${BENCH_OPS:-Q r Qa q2r zQ}
+ref_e2image=/usr/sbin/e2image
+time_bin=/usr/bin/time
+mem_target_mib=64
+
+for tool in "$ref_e2image" "$time_bin" qemu-img mke2fs perl; do
+  command -v "$tool" > /dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+
+drop_note=""
+drop_caches() {
+  sync
+  if ! { echo 3 > /proc/sys/vm/drop_caches; } 2> /dev/null; then
+    drop_note="The page cache could not be dropped (not root): the times are warm-cache times."
+  fi
+}
+
+declare -A fs_path
+mkdir -p "$cache"
+"$bench_dir/make-fs.sh" "$cache" > "$cache/paths"
+while read -r name path; do fs_path[$name]=$path; done < "$cache/paths"
+
+work="$cache/work"
+rm -rf "$work"
+mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
+
+# run_timed FILE OUTPUT CMD: drops the caches, removes OUTPUT, runs CMD under
+# /usr/bin/time and appends "seconds maxrss_kib" to FILE.
+run_timed() {
+  local file=$1 output=$2
+  shift 2
+  rm -f "$output"
+  drop_caches
+  if ! "$time_bin" -f '%e %M' -o "$work/time.out" "$@" > /dev/null 2> "$work/stderr.out"; then
+    echo "bench: failed: $*" >&2
+    cat "$work/stderr.out" >&2
+    exit 1
+  fi
+  tail -n 1 "$work/time.out" >> "$file"
+}
+
+# median FILE COLUMN; peak FILE COLUMN (max, in MiB)
+median() { cut -d' ' -f"$2" "$1" | sort -g | awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); if (NR % 2) print v[m]; else printf "%.2f\n", (v[m] + v[m + 1]) / 2 }'; }
+peak_mib() { cut -d' ' -f"$2" "$1" | sort -g | tail -n 1 | awk '{ printf "%.0f\n", $1 / 1024 }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+
+rows=()
+missed=0
+total=0
+
+# measure FS OP_LABEL REF_LABEL TARGET_RATIO OURS_OUT REF_OUT -- OURS_CMD... -- REF_CMD...
+# Alternates ours and the reference; records a table row.
+measure() {
+  local fs=$1 label=$2 ref_label=$3 target=$4 ours_out=$5 ref_out=$6
+  shift 6
+  [ "$1" = -- ] && shift
+  local ours_cmd=() ref_cmd=()
+  while [ "$1" != -- ]; do ours_cmd+=("$1"); shift; done
+  shift
+  ref_cmd=("$@")
+  local ours_times="$work/ours.times" ref_times="$work/ref.times"
+  : > "$ours_times"
+  : > "$ref_times"
+  echo "bench: $fs: $label vs $ref_label ($runs runs each)" >&2
+  for ((i = 0; i < runs; i++)); do
+    run_timed "$ours_times" "$ours_out" "${ours_cmd[@]}"
+    run_timed "$ref_times" "$ref_out" "${ref_cmd[@]}"
+  done
+  local ours_s ref_s ratio ours_mem ref_mem met note=""
+  ours_s=$(median "$ours_times" 1)
+  ref_s=$(median "$ref_times" 1)
+  ratio=$(awk -v a="$ours_s" -v b="$ref_s" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  ours_mem=$(peak_mib "$ours_times" 2)
+  ref_mem=$(peak_mib "$ref_times" 2)
+  met=yes
+  if [ "$ratio" = n/a ] || awk -v r="$ratio" -v t="$target" 'BEGIN { exit !(r > t) }'; then
+    met=no
+    note="time"
+  fi
+  if [ "$ours_mem" -gt "$mem_target_mib" ]; then
+    met=no
+    note="${note:+$note, }memory"
+  fi
+  if [ -n "${EXTRA_CHECK:-}" ]; then
+    if ! eval "$EXTRA_CHECK"; then
+      met=no
+      note="${note:+$note, }${EXTRA_NOTE:-check}"
+    fi
+  fi
+  [ -n "${EXTRA_INFO:-}" ] && note="${note:+$note; }$EXTRA_INFO"
+  total=$((total + 1))
+  [ "$met" = yes ] || missed=$((missed + 1))
+  rows+=("| $fs | $label | $ours_s | $ref_label | $ref_s | $ratio | ≤ $target | $ours_mem | $ref_mem | $met${note:+ ($note)} |")
+  EXTRA_CHECK="" EXTRA_NOTE="" EXTRA_INFO=""
+}
+
+# The sizes of the last run's images, noted in the row (called from EXTRA_CHECK).
+note_sizes() {
+  EXTRA_INFO="sizes: ours $(mib "$(stat -c %s "$out_ours")"), ref $(mib "$(stat -c %s "$out_ref")")"
+}
+
+has_op() { [[ " $ops " == *" $1 "* ]]; }
+
+for fs in $fs_names; do
+  img=${fs_path[$fs]:?unknown filesystem $fs}
+  out_ours="$work/ours.out"
+  out_ref="$work/ref.out"
+  if has_op Q; then
+    EXTRA_CHECK='qemu-img info "$out_ours" > /dev/null 2>&1 && qemu-img check -q "$out_ours" > /dev/null 2>&1'
+    EXTRA_NOTE="qemu-img cannot open or check our image"
+    measure "$fs" "-Q" "e2image -Q" 0.5 "$out_ours" "$out_ref" \
+      -- "$ours" -Q "$img" "$out_ours" -- "$ref_e2image" -Q "$img" "$out_ref"
+  fi
+  if has_op r; then
+    measure "$fs" "-r" "e2image -r" 0.5 "$out_ours" "$out_ref" \
+      -- "$ours" -r "$img" "$out_ours" -- "$ref_e2image" -r "$img" "$out_ref"
+  fi
+  # Reading a 15 TiB sparse file end to end measures nothing useful: no -Qa on huge.
+  if has_op Qa && [ "$fs" != huge ]; then
+    measure "$fs" "-Qa" "cat image > /dev/null" 1.5 "$out_ours" "$work/none" \
+      -- "$ours" -Qa "$img" "$out_ours" -- bash -c 'exec cat "$1" > /dev/null' cat "$img"
+  fi
+  if has_op q2r; then
+    qcow2_in="$work/$fs.qcow2"
+    "$ours" -Q "$img" "$qcow2_in"
+    measure "$fs" "qcow2 to raw (-r)" "qemu-img convert -O raw" 0.5 "$out_ours" "$out_ref" \
+      -- "$ours" -r "$qcow2_in" "$out_ours" -- qemu-img convert -O raw "$qcow2_in" "$out_ref"
+    rm -f "$qcow2_in"
+  fi
+  if has_op zQ; then
+    meta_raw="$work/$fs.meta.raw"
+    "$ours" -r "$img" "$meta_raw"
+    EXTRA_CHECK='[ "$(stat -c %s "$out_ours")" -lt "$(stat -c %s "$out_ref")" ]'
+    EXTRA_NOTE="image not smaller"
+    EXTRA_CHECK="note_sizes; $EXTRA_CHECK"
+    measure "$fs" "-Q --compress=zstd" "qemu-img convert -c zstd (of the -r image)" 0.5 \
+      "$out_ours" "$out_ref" \
+      -- "$ours" -Q --compress=zstd "$img" "$out_ours" \
+      -- qemu-img convert -c -O qcow2 -o compression_type=zstd "$meta_raw" "$out_ref"
+    rm -f "$meta_raw"
+  fi
+  rm -f "$out_ours" "$out_ref"
+done
+
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+{
+  echo "Machine: $(nproc) cores ($cpu), $mem RAM, Linux $(uname -r), images on $(df -T "$cache" | awk 'NR == 2 { print $2 " (" $1 ")" }')."
+  echo "Scale: BENCH_SCALE=${BENCH_SCALE:-1}, BENCH_RUNS=$runs; filesystems:"
+  for fs in $fs_names; do
+    echo "- $fs: $(cat "$cache/$fs.stamp"), $(du -h --apparent-size "${fs_path[$fs]}" | cut -f1) apparent, $(du -h "${fs_path[$fs]}" | cut -f1) allocated"
+  done
+  [ -n "$drop_note" ] && echo "$drop_note"
+  echo
+  echo "| fs | ours | ours (s) | reference | ref (s) | ours/ref | target | ours peak (MiB) | ref peak (MiB) | met |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Times are medians of $runs runs, page cache dropped before each run; memory targets: ≤ $mem_target_mib MiB."
+  if [ "$missed" = 0 ]; then
+    echo "All $total targets met."
+  else
+    echo "$missed of $total targets missed."
+  fi
+} | tee "$work/results.md"
+[ -n "${BENCH_RESULTS:-}" ] && cp "$work/results.md" "$BENCH_RESULTS"
+if [ "${BENCH_STRICT:-0}" = 1 ] && [ "$missed" != 0 ]; then exit 1; fi
+exit 0

@@ -1,0 +1,69 @@
+// Read-ahead for the two reading phases of a capture: the kernel is asked
+// (posix_fadvise WILLNEED) to fetch the source ranges a window ahead of the
+// reader, so many reads are in flight at once instead of one at a time.
+// Hints only: they change no result, and a failed hint is ignored.
+#pragma once
+
+#include <ext2fs/ext2fs.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "e2img/block_set.h"
+#include "e2img/filesystem.h"
+#include "e2img/source_holes.h"
+#include "util/file.h"
+
+namespace e2img {
+
+// Hints the byte ranges of a list of block extents, in order, keeping about
+// `window` bytes hinted ahead of the reader. Holes of a sparse source are
+// not hinted (the kernel would fill pages with zeros for nothing).
+class ExtentReadAhead {
+ public:
+  ExtentReadAhead(const util::File& file, const std::vector<BlockExtent>& extents,
+                  uint64_t source_offset, uint32_t block_size, bool skip_holes,
+                  uint64_t window = kDefaultWindow);
+  // The reader has consumed this many blocks of the extents (increasing).
+  void ReaderDone(uint64_t blocks_done);
+
+  static constexpr uint64_t kDefaultWindow = 32ull << 20;
+
+ private:
+  const util::File& file_;
+  const std::vector<BlockExtent>& extents_;
+  SourceHoles holes_;
+  uint64_t source_offset_;
+  uint64_t block_size_;
+  uint64_t window_blocks_;
+  size_t next_extent_ = 0;      // first extent not fully hinted
+  uint64_t next_block_ = 0;     // first block of it not hinted
+  uint64_t hinted_blocks_ = 0;  // blocks of the extents hinted so far
+};
+
+// Hints the inode tables a few groups ahead of an inode scan, advancing as
+// the scan reports each group done. Owns its own descriptor on the device:
+// the page cache is shared with libext2fs's.
+class InodeTableReadAhead {
+ public:
+  explicit InodeTableReadAhead(const Filesystem& fs);
+  // The scan has read every inode of `group`.
+  void GroupDone(dgrp_t group);
+
+ private:
+  void HintUpTo(dgrp_t group);
+
+  ext2_filsys fs_;
+  util::File file_;
+  uint64_t source_offset_;
+  dgrp_t next_group_ = 0;  // first group not hinted
+};
+
+// Asks the kernel to read a whole file ahead when it is at most max_bytes
+// (a metadata image about to be converted): its clusters are then read from
+// the page cache, with the disk queue kept full meanwhile.
+inline constexpr uint64_t kWholeFileHintMax = 1ull << 30;
+void HintWholeFile(const std::string& path, uint64_t max_bytes = kWholeFileHintMax);
+
+}  // namespace e2img

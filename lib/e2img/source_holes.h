@@ -1,0 +1,38 @@
+// SourceHoles finds the holes of a sparse source file (SEEK_DATA/SEEK_HOLE)
+// so the copier never reads them: they read as zeros, and the image leaves
+// them out. A 15 TiB filesystem in a sparse file has a 1 GiB journal that is
+// all hole; reading it would cost more than the rest of the capture.
+#pragma once
+
+#include <cstdint>
+
+#include "util/file.h"
+
+namespace e2img {
+
+// What the source holds at an offset: a hole or data, and for how long.
+struct SourceRun {
+  bool hole = false;
+  uint64_t length = 0;  // bytes from the offset, at most the length asked
+};
+
+// Answers "hole or data?" for byte ranges of one file, remembering the last
+// run so sequential queries cost one or two lseek calls per run.
+class SourceHoles {
+ public:
+  // enabled: the source is a regular file whose holes may be skipped.
+  SourceHoles(const util::File& file, bool enabled);
+  // The run starting at `at`, cut at `at + max_length`. Past the end of the
+  // file, or when holes are not looked for, everything is data.
+  SourceRun RunAt(uint64_t at, uint64_t max_length);
+
+ private:
+  const util::File& file_;
+  bool enabled_;
+  uint64_t size_ = 0;
+  bool known_hole_ = false;  // the cached run [known_start_, known_end_)
+  uint64_t known_start_ = 0;
+  uint64_t known_end_ = 0;
+};
+
+}  // namespace e2img

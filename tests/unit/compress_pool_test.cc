@@ -1,0 +1,87 @@
+#include "qcow2/compress_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "qcow2/writer.h"
+#include "test_util.h"
+
+namespace qcow2 {
+namespace {
+
+// Clusters that compress (repeated text) and clusters that do not (noise).
+std::vector<uint8_t> ClusterFor(uint64_t i, size_t size) {
+  if (i % 3 == 0) {
+    std::mt19937 random(static_cast<uint32_t>(i));
+    std::vector<uint8_t> noise(size);
+    for (uint8_t& b : noise)
+      b = static_cast<uint8_t>(random());
+    return noise;
+  }
+  std::vector<uint8_t> text(size);
+  for (size_t j = 0; j < size; ++j)
+    text[j] = static_cast<uint8_t>("inode table "[j % 12] + i % 7);
+  return text;
+}
+
+// Every cluster comes back once, in submission order, and decompresses to its input.
+void CheckRoundTrip(CompressionType type, unsigned threads) {
+  constexpr size_t kCluster = 65536;
+  constexpr uint64_t kCount = 100;  // several batches
+  std::vector<uint64_t> order;
+  uint64_t compressed = 0;
+  auto sink = [&](CompressedCluster& c) {
+    order.push_back(c.cluster);
+    const std::vector<uint8_t> expected = ClusterFor(c.cluster / 2, kCluster);
+    if (c.compressed) {
+      ++compressed;
+      ASSERT_LT(c.data.size(), kCluster);
+      std::vector<uint8_t> out(kCluster);
+      ASSERT_TRUE(DecompressCluster(type, c.data, out));
+      EXPECT_EQ(out, expected) << "cluster " << c.cluster;
+    } else {
+      EXPECT_EQ(c.data, expected) << "cluster " << c.cluster;
+    }
+  };
+  {
+    CompressPool pool(type, -1, threads);
+    for (uint64_t i = 0; i < kCount; ++i)
+      pool.Submit(2 * i, ClusterFor(i, kCluster), sink);
+    pool.Drain(sink);
+  }
+  ASSERT_EQ(order.size(), kCount);
+  for (uint64_t i = 0; i < kCount; ++i)
+    EXPECT_EQ(order[i], 2 * i);
+  EXPECT_EQ(compressed, kCount - (kCount + 2) / 3);  // the noisy third stays plain
+}
+
+TEST(CompressPool, ZstdInOrderWithOneThread) {
+  CheckRoundTrip(CompressionType::kZstd, 1);
+}
+TEST(CompressPool, ZstdInOrderWithThreeThreads) {
+  CheckRoundTrip(CompressionType::kZstd, 3);
+}
+TEST(CompressPool, ZlibInOrderWithTwoThreads) {
+  CheckRoundTrip(CompressionType::kZlib, 2);
+}
+
+TEST(CompressPool, DestroyedWithWorkQueuedDoesNotHang) {
+  CompressPool pool(CompressionType::kZstd, -1, 2);
+  auto sink = [](CompressedCluster&) {};
+  for (uint64_t i = 0; i < 40; ++i)
+    pool.Submit(i, ClusterFor(i, 65536), sink);
+}
+
+TEST(SmallestClusterBits, DoublesPastTheEightTebibyteBoundary) {
+  EXPECT_EQ(SmallestClusterBits(1ull << 30, 12), 12u);
+  // 4 KiB clusters map 2 MiB per L1 entry: 8 TiB is the most 32 MiB of L1 covers.
+  EXPECT_EQ(SmallestClusterBits(8ull << 40, 12), 12u);
+  EXPECT_EQ(SmallestClusterBits((8ull << 40) + 4096, 12), 13u);
+  EXPECT_EQ(SmallestClusterBits(15ull << 40, 12), 13u);
+  // 1 KiB clusters: 128 KiB per entry, 512 GiB in all.
+  EXPECT_EQ(SmallestClusterBits(1ull << 40, 10), 11u);
+}
+
+}  // namespace
+}  // namespace qcow2
