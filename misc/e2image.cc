@@ -47,8 +47,9 @@ int Run(const Options& o) {
   if (o.raw && o.all_data &&
       (o.move_in_place || o.check || e2image::IsSameFile(o.source, o.output))) {
     if (o.scramble)
-      throw util::Error("-s cannot scramble a filesystem copied or moved in place (-ra with -c "
-                        "or one file); write the scrambled image to a new file");
+      throw util::Error(
+          "-s cannot scramble a filesystem copied or moved in place (-ra with -c "
+          "or one file); write the scrambled image to a new file");
     return e2image::CopyOrMove(o);
   }
   return e2image::Capture(o);

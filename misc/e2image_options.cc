@@ -138,7 +138,8 @@ Options ParseOptions(int argc, char** argv) {
         break;
       }
       case kThreads:
-        o.threads = static_cast<unsigned>(std::min<uint64_t>(ParseNumber(optarg, "thread count"), 1000));
+        o.threads =
+            static_cast<unsigned>(std::min<uint64_t>(ParseNumber(optarg, "thread count"), 1000));
         if (o.threads < 1 || o.threads > 256)
           throw util::Error("--threads must be from 1 to 256");
         break;

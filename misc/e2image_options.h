@@ -29,7 +29,7 @@ struct Options {
   uint32_t qcow2_version = 2;
   uint64_t cluster_size = 0;
   std::optional<qcow2::CompressionType> compression;
-  unsigned threads = 0;  // --threads: compression workers (0: all cores)
+  unsigned threads = 0;        // --threads: compression workers (0: all cores)
   bool move_in_place = false;  // -ra with one file: the output is the source
   std::string source;
   std::string output;

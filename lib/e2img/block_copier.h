@@ -25,7 +25,7 @@ struct CopySource {
   uint64_t first_data_block = 0;  // blocks below it are never copied (as e2image)
   // Blocks whose bytes from an offset on are zeroed (MetadataMap::stale_tails).
   const std::map<uint64_t, uint32_t>* stale_tails = nullptr;
-  bool skip_holes = false;        // leave out the holes of a sparse source (not for device outputs)
+  bool skip_holes = false;  // leave out the holes of a sparse source (not for device outputs)
 };
 
 // Copies every block of `blocks` to the sink; returns the number of

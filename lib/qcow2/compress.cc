@@ -13,7 +13,8 @@ class ZStream {
  public:
   explicit ZStream(bool deflate) : deflate_(deflate) {}
   ~ZStream() {
-    if (ok_) deflate_ ? deflateEnd(&s_) : inflateEnd(&s_);
+    if (ok_)
+      deflate_ ? deflateEnd(&s_) : inflateEnd(&s_);
   }
   bool InitInflate() { return ok_ = inflateInit2(&s_, -12) == Z_OK; }
   bool InitDeflate(int level) {
@@ -32,7 +33,8 @@ bool InflateRaw(std::span<const uint8_t> in, std::span<uint8_t> out) {
   // One inflate state per thread, reset for each cluster.
   thread_local ZStream z(false);
   thread_local const bool ready = z.InitInflate();
-  if (!ready || inflateReset(z.get()) != Z_OK) return false;
+  if (!ready || inflateReset(z.get()) != Z_OK)
+    return false;
   z_stream* s = z.get();
   s->next_in = const_cast<Bytef*>(in.data());
   s->avail_in = static_cast<uInt>(in.size());
@@ -40,7 +42,8 @@ bool InflateRaw(std::span<const uint8_t> in, std::span<uint8_t> out) {
   s->avail_out = static_cast<uInt>(out.size());
   const int ret = inflate(s, Z_FINISH);
   // Z_BUF_ERROR with a full output buffer means trailing input, which is fine.
-  if (ret != Z_STREAM_END && ret != Z_BUF_ERROR) return false;
+  if (ret != Z_STREAM_END && ret != Z_BUF_ERROR)
+    return false;
   return s->avail_out == 0;
 }
 
@@ -48,16 +51,20 @@ bool ZstdDecompress(std::span<const uint8_t> in, std::span<uint8_t> out) {
   // One decompression context per thread, reset for each cluster.
   thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(),
                                                                         ZSTD_freeDCtx);
-  if (!ctx || ZSTD_isError(ZSTD_DCtx_reset(ctx.get(), ZSTD_reset_session_only))) return false;
+  if (!ctx || ZSTD_isError(ZSTD_DCtx_reset(ctx.get(), ZSTD_reset_session_only)))
+    return false;
   ZSTD_inBuffer input{in.data(), in.size(), 0};
   ZSTD_outBuffer output{out.data(), out.size(), 0};
   // Stream decoding, as qemu does: the compressed size is rounded up to
   // sectors, so bytes after the frame are expected and ignored.
   while (output.pos < output.size) {
     const size_t ret = ZSTD_decompressStream(ctx.get(), &output, &input);
-    if (ZSTD_isError(ret)) return false;
-    if (ret == 0) break;  // frame complete
-    if (input.pos == input.size) return false;
+    if (ZSTD_isError(ret))
+      return false;
+    if (ret == 0)
+      break;  // frame complete
+    if (input.pos == input.size)
+      return false;
   }
   return output.pos == output.size;
 }
@@ -75,21 +82,25 @@ std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,
     out.resize(ZSTD_compressBound(in.size()));
     const size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(),
                                    level < 0 ? ZSTD_CLEVEL_DEFAULT : level);
-    if (ZSTD_isError(n)) return std::nullopt;
+    if (ZSTD_isError(n))
+      return std::nullopt;
     out.resize(n);
   } else {
     ZStream z(true);
-    if (!z.InitDeflate(level)) return std::nullopt;
+    if (!z.InitDeflate(level))
+      return std::nullopt;
     out.resize(in.size());
     z_stream* s = z.get();
     s->next_in = const_cast<Bytef*>(in.data());
     s->avail_in = static_cast<uInt>(in.size());
     s->next_out = out.data();
     s->avail_out = static_cast<uInt>(out.size());
-    if (deflate(s, Z_FINISH) != Z_STREAM_END) return std::nullopt;  // did not fit: not smaller
+    if (deflate(s, Z_FINISH) != Z_STREAM_END)
+      return std::nullopt;  // did not fit: not smaller
     out.resize(out.size() - s->avail_out);
   }
-  if (out.size() >= in.size()) return std::nullopt;
+  if (out.size() >= in.size())
+    return std::nullopt;
   return out;
 }
 

@@ -19,7 +19,8 @@ std::span<uint64_t> L2Cache::Get(uint64_t l1_index, uint64_t host_offset, bool f
     t.dirty |= for_write;
     return t.entries;
   }
-  if (tables_.size() >= capacity_) EvictOldest();
+  if (tables_.size() >= capacity_)
+    EvictOldest();
   lru_.push_front(Table{l1_index, host_offset, for_write || fresh,
                         std::vector<uint64_t>(entries_per_table_, 0)});
   Table& t = lru_.front();
@@ -44,7 +45,8 @@ void L2Cache::EvictOldest() {
 void L2Cache::Flush() {
   std::vector<Table*> dirty;
   for (Table& t : lru_)
-    if (t.dirty) dirty.push_back(&t);
+    if (t.dirty)
+      dirty.push_back(&t);
   std::sort(dirty.begin(), dirty.end(),
             [](const Table* a, const Table* b) { return a->host_offset < b->host_offset; });
   for (Table* t : dirty) {

@@ -13,14 +13,16 @@ uint32_t SmallestClusterBits(uint64_t virtual_size, uint32_t min_bits) {
     Header h;
     h.cluster_bits = bits;
     h.size = virtual_size;
-    if (h.l1_entries_needed() * 8 <= kMaxL1Bytes) return bits;
+    if (h.l1_entries_needed() * 8 <= kMaxL1Bytes)
+      return bits;
   }
   throw util::Error("a qcow2 image of " + std::to_string(virtual_size) +
                     " bytes needs an L1 table over qemu's 32 MiB limit even with 2 MiB clusters");
 }
 
 void RefcountTracker::Add(uint64_t host_cluster, uint32_t count) {
-  if (host_cluster >= counts_.size()) counts_.resize(host_cluster + 1, 0);
+  if (host_cluster >= counts_.size())
+    counts_.resize(host_cluster + 1, 0);
   const uint32_t sum = counts_[host_cluster] + count;
   if (sum > kMaxRefcount)
     throw util::Error("qcow2 writer: refcount overflow on host cluster " +
@@ -64,11 +66,13 @@ Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : 
   auto load = [this](uint64_t host, std::span<uint64_t> entries) {
     std::vector<uint8_t> raw(entries.size() * 8);
     out_.ReadAt(raw, host);
-    for (size_t i = 0; i < entries.size(); ++i) entries[i] = util::LoadBE64(&raw[i * 8]);
+    for (size_t i = 0; i < entries.size(); ++i)
+      entries[i] = util::LoadBE64(&raw[i * 8]);
   };
   auto store = [this](uint64_t host, std::span<const uint64_t> entries) {
     std::vector<uint8_t> raw(entries.size() * 8);
-    for (size_t i = 0; i < entries.size(); ++i) util::StoreBE64(&raw[i * 8], entries[i]);
+    for (size_t i = 0; i < entries.size(); ++i)
+      util::StoreBE64(&raw[i * 8], entries[i]);
     out_.WriteAt(raw, host);
   };
   l2_cache_ = std::make_unique<L2Cache>(options.l2_cache_tables, header_.l2_entries(), load, store);
@@ -82,13 +86,15 @@ uint64_t Qcow2Writer::guest_clusters() const {
 uint64_t Qcow2Writer::AllocateClusters(uint64_t count) {
   const uint64_t at = next_free_;
   const uint64_t first = at >> header_.cluster_bits;
-  for (uint64_t i = 0; i < count; ++i) refcounts_.Add(first + i);
+  for (uint64_t i = 0; i < count; ++i)
+    refcounts_.Add(first + i);
   next_free_ += count << header_.cluster_bits;
   return at;
 }
 
 void Qcow2Writer::CheckGuestCluster(uint64_t guest_cluster) const {
-  if (finished_) throw util::Error(out_.path() + ": qcow2 writer used after Finish");
+  if (finished_)
+    throw util::Error(out_.path() + ": qcow2 writer used after Finish");
   if (guest_cluster >= guest_clusters())
     throw util::Error(out_.path() + ": guest cluster " + std::to_string(guest_cluster) +
                       " is past the virtual size");
@@ -136,16 +142,19 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   uint64_t start = compressed_cursor_;
   // A host cluster shared by so many compressed clusters that its 16-bit
   // refcount would overflow (tiny zstd frames in 2 MiB clusters) is closed.
-  if (start != 0 && refcounts_.Get(start / cs) >= kMaxRefcount) start = 0;
+  if (start != 0 && refcounts_.Get(start / cs) >= kMaxRefcount)
+    start = 0;
   // The run may grow past its partly used host cluster only into free space,
   // not into a table or data cluster allocated since.
   if (start != 0 && start + compressed.size() > (start / cs + 1) * cs &&
       next_free_ != (start / cs + 1) * cs)
     start = 0;
-  if (start == 0) start = next_free_;
+  if (start == 0)
+    start = next_free_;
   const uint64_t end = start + compressed.size();
   const uint64_t allocated_before = next_free_;
-  if (end > next_free_) AllocateClusters((end - next_free_ + cs - 1) / cs);
+  if (end > next_free_)
+    AllocateClusters((end - next_free_ + cs - 1) / cs);
   // New clusters got their reference from AllocateClusters; the shared one needs another.
   for (uint64_t c = start / cs; c <= (end - 1) / cs && c * cs < allocated_before; ++c)
     refcounts_.Add(c);
@@ -164,12 +173,14 @@ void Qcow2Writer::WriteRefcounts() {
     const uint64_t total = data_clusters + blocks + table_clusters;
     const uint64_t need_blocks = (total + per_block - 1) / per_block;
     const uint64_t need_table = std::max<uint64_t>(1, (need_blocks * 8 + cs - 1) / cs);
-    if (need_blocks <= blocks && need_table <= table_clusters) break;
+    if (need_blocks <= blocks && need_table <= table_clusters)
+      break;
     blocks = std::max(blocks, need_blocks);
     table_clusters = std::max(table_clusters, need_table);
   }
   if (table_clusters * cs > kMaxRefcountTableBytes)
-    throw util::Error(out_.path() + ": refcount table over qemu's limit: use a larger cluster size");
+    throw util::Error(out_.path() +
+                      ": refcount table over qemu's limit: use a larger cluster size");
   const uint64_t blocks_at = AllocateClusters(blocks);
   const uint64_t table_at = AllocateClusters(table_clusters);
 
@@ -179,7 +190,8 @@ void Qcow2Writer::WriteRefcounts() {
     std::fill(buf.begin(), buf.end(), 0);
     for (uint64_t i = 0; i < per_block; ++i) {
       const uint64_t count = refcounts_.Get(b * per_block + i);
-      if (count) util::StoreBE16(&buf[i * 2], static_cast<uint16_t>(count));
+      if (count)
+        util::StoreBE16(&buf[i * 2], static_cast<uint16_t>(count));
     }
     out_.WriteAt(buf, blocks_at + b * cs);
     util::StoreBE64(&table[b * 8], blocks_at + b * cs);
@@ -190,7 +202,8 @@ void Qcow2Writer::WriteRefcounts() {
 }
 
 void Qcow2Writer::Finish() {
-  if (finished_) return;
+  if (finished_)
+    return;
   data_out_.Flush();
   l2_cache_->Flush();
   compressed_cursor_ = 0;
@@ -199,11 +212,13 @@ void Qcow2Writer::Finish() {
 
   const uint64_t cs = cluster_size();
   std::vector<uint8_t> l1_raw(l1_clusters_ * cs, 0);
-  for (size_t i = 0; i < l1_.size(); ++i) util::StoreBE64(&l1_raw[i * 8], l1_[i]);
+  for (size_t i = 0; i < l1_.size(); ++i)
+    util::StoreBE64(&l1_raw[i * 8], l1_[i]);
   out_.WriteAt(l1_raw, header_.l1_table_offset);
 
   std::vector<uint8_t> head = header_.Encode();
-  if (head.size() > cs) throw util::Error(out_.path() + ": qcow2 header larger than a cluster");
+  if (head.size() > cs)
+    throw util::Error(out_.path() + ": qcow2 header larger than a cluster");
   head.resize(cs, 0);
   out_.WriteAt(head, 0);
   out_.Truncate(next_free_);

@@ -5,7 +5,9 @@
 
 namespace util {
 
-inline uint16_t LoadBE16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint16_t LoadBE16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
 inline uint32_t LoadBE32(const uint8_t* p) {
   return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
 }
@@ -17,7 +19,8 @@ inline void StoreBE16(uint8_t* p, uint16_t v) {
   p[1] = static_cast<uint8_t>(v);
 }
 inline void StoreBE32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+  for (int i = 0; i < 4; ++i)
+    p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
 }
 inline void StoreBE64(uint8_t* p, uint64_t v) {
   StoreBE32(p, static_cast<uint32_t>(v >> 32));

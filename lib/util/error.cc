@@ -8,6 +8,8 @@ std::string AtOffset(const std::string& file, uint64_t offset, const std::string
   return file + ": " + what + " at offset " + std::to_string(offset);
 }
 
-std::string ErrnoText(int errnum) { return std::strerror(errnum); }
+std::string ErrnoText(int errnum) {
+  return std::strerror(errnum);
+}
 
 }  // namespace util

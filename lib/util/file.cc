@@ -22,7 +22,8 @@ File::File(File&& other) noexcept
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0 && owned_) ::close(fd_);
+    if (fd_ >= 0 && owned_)
+      ::close(fd_);
     fd_ = other.fd_;
     owned_ = other.owned_;
     path_ = std::move(other.path_);
@@ -33,12 +34,14 @@ File& File::operator=(File&& other) noexcept {
 }
 
 File::~File() {
-  if (fd_ >= 0 && owned_) ::close(fd_);
+  if (fd_ >= 0 && owned_)
+    ::close(fd_);
 }
 
 File File::Open(const std::string& path, int flags, mode_t mode) {
   int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-  if (fd < 0) throw Error(path + ": cannot open: " + ErrnoText(errno));
+  if (fd < 0)
+    throw Error(path + ": cannot open: " + ErrnoText(errno));
   return File(fd, path);
 }
 
@@ -51,8 +54,9 @@ File File::Borrow(int fd, std::string name) {
 void File::ReadAt(std::span<uint8_t> buf, uint64_t offset) const {
   size_t got = ReadUpTo(buf, offset);
   if (got != buf.size())
-    throw Error(AtOffset(path_, offset + got, "unexpected end of file while reading " +
-                                                  std::to_string(buf.size()) + " bytes"));
+    throw Error(
+        AtOffset(path_, offset + got,
+                 "unexpected end of file while reading " + std::to_string(buf.size()) + " bytes"));
 }
 
 size_t File::ReadUpTo(std::span<uint8_t> buf, uint64_t offset) const {
@@ -60,10 +64,12 @@ size_t File::ReadUpTo(std::span<uint8_t> buf, uint64_t offset) const {
   while (done < buf.size()) {
     ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done, offset + done);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       throw Error(AtOffset(path_, offset + done, "read error: " + ErrnoText(errno)));
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
     done += static_cast<size_t>(n);
   }
   return done;
@@ -74,10 +80,12 @@ void File::WriteAt(std::span<const uint8_t> buf, uint64_t offset) const {
   while (done < buf.size()) {
     ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, offset + done);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       throw Error(AtOffset(path_, offset + done, "write error: " + ErrnoText(errno)));
     }
-    if (n == 0) throw Error(AtOffset(path_, offset + done, "write error: no progress"));
+    if (n == 0)
+      throw Error(AtOffset(path_, offset + done, "write error: no progress"));
     done += static_cast<size_t>(n);
   }
 }
@@ -87,10 +95,12 @@ void File::Write(std::span<const uint8_t> buf) const {
   while (done < buf.size()) {
     ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       throw Error(AtOffset(path_, stream_offset_ + done, "write error: " + ErrnoText(errno)));
     }
-    if (n == 0) throw Error(AtOffset(path_, stream_offset_ + done, "write error: no progress"));
+    if (n == 0)
+      throw Error(AtOffset(path_, stream_offset_ + done, "write error: no progress"));
     done += static_cast<size_t>(n);
   }
   stream_offset_ += done;
@@ -107,8 +117,9 @@ void File::Sync() const {
 }
 
 struct stat File::Stat() const {
-  struct stat st{};
-  if (::fstat(fd_, &st) != 0) throw Error(path_ + ": cannot stat: " + ErrnoText(errno));
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0)
+    throw Error(path_ + ": cannot stat: " + ErrnoText(errno));
   return st;
 }
 
@@ -124,10 +135,12 @@ uint64_t File::Size() const {
 }
 
 void File::Close() {
-  if (fd_ < 0) return;
+  if (fd_ < 0)
+    return;
   int fd = fd_;
   fd_ = -1;
-  if (owned_ && ::close(fd) != 0) throw Error(path_ + ": close failed: " + ErrnoText(errno));
+  if (owned_ && ::close(fd) != 0)
+    throw Error(path_ + ": close failed: " + ErrnoText(errno));
 }
 
 bool IsAllZero(std::span<const uint8_t> data) {
@@ -137,10 +150,12 @@ bool IsAllZero(std::span<const uint8_t> data) {
   for (; i < words; ++i) {
     uint64_t w;
     std::memcpy(&w, data.data() + i * sizeof(uint64_t), sizeof(w));
-    if (w != 0) return false;
+    if (w != 0)
+      return false;
   }
   for (size_t j = words * sizeof(uint64_t); j < data.size(); ++j)
-    if (data[j] != 0) return false;
+    if (data[j] != 0)
+      return false;
   return true;
 }
 

@@ -23,7 +23,8 @@ std::atomic<bool> g_temp_armed{false};
 constexpr int kCleanupSignals[] = {SIGINT, SIGTERM, SIGHUP};
 
 void RemoveTempAndDie(int sig) {
-  if (g_temp_armed.load()) ::unlink(g_temp_path);
+  if (g_temp_armed.load())
+    ::unlink(g_temp_path);
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
@@ -35,7 +36,8 @@ class CleanupSignalsBlocked {
   CleanupSignalsBlocked() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : kCleanupSignals) sigaddset(&set, sig);
+    for (int sig : kCleanupSignals)
+      sigaddset(&set, sig);
     ::sigprocmask(SIG_BLOCK, &set, &saved_);
   }
   ~CleanupSignalsBlocked() { ::sigprocmask(SIG_SETMASK, &saved_, nullptr); }
@@ -47,17 +49,20 @@ class CleanupSignalsBlocked {
 };
 
 void ArmTempCleanup(const std::string& path) {
-  if (path.size() >= sizeof(g_temp_path)) return;
+  if (path.size() >= sizeof(g_temp_path))
+    return;
   std::memcpy(g_temp_path, path.c_str(), path.size() + 1);
   g_temp_armed = true;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = RemoveTempAndDie;
   sigemptyset(&sa.sa_mask);
-  for (int sig : kCleanupSignals) sigaddset(&sa.sa_mask, sig);
+  for (int sig : kCleanupSignals)
+    sigaddset(&sa.sa_mask, sig);
   for (int sig : kCleanupSignals) {
-    struct sigaction old{};
+    struct sigaction old {};
     // A signal the caller ignores (nohup, a background job) stays ignored.
-    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN)
+      continue;
     ::sigaction(sig, &sa, nullptr);
   }
   // Going over RLIMIT_FSIZE must give EFBIG (a clear error, and the
@@ -65,15 +70,19 @@ void ArmTempCleanup(const std::string& path) {
   ::signal(SIGXFSZ, SIG_IGN);
 }
 
-void DisarmTempCleanup() { g_temp_armed = false; }
+void DisarmTempCleanup() {
+  g_temp_armed = false;
+}
 
 // The path to replace: an existing symlink is followed, so that the image
 // lands where it points (as writing through it would) instead of replacing it.
 std::string ResolveDestination(const std::string& path) {
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return path;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode))
+    return path;
   char* real = ::realpath(path.c_str(), nullptr);
-  if (!real) return path;
+  if (!real)
+    return path;
   std::string resolved(real);
   std::free(real);
   return resolved;
@@ -81,7 +90,8 @@ std::string ResolveDestination(const std::string& path) {
 
 std::string DirectoryOf(const std::string& path) {
   const auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
+  if (slash == std::string::npos)
+    return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
@@ -93,7 +103,8 @@ std::string BaseOf(const std::string& path) {
 // Makes a rename durable: fsync of the directory that holds path.
 void SyncDirectoryOf(const std::string& path) {
   const int fd = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;  // best effort: the image itself is complete and synced
+  if (fd < 0)
+    return;  // best effort: the image itself is complete and synced
   ::fsync(fd);
   ::close(fd);
 }
@@ -108,7 +119,7 @@ OutputFile OutputFile::Create(const std::string& path) {
     out.kind_ = Kind::kStream;
     return out;
   }
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
     out.file_ = File::Open(path, O_RDWR);
     out.kind_ = S_ISBLK(st.st_mode) ? Kind::kBlockDevice : Kind::kStream;
@@ -121,7 +132,8 @@ OutputFile OutputFile::Create(const std::string& path) {
   name.push_back('\0');
   CleanupSignalsBlocked blocked;
   const int fd = ::mkostemp(name.data(), O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot create output file: " + ErrnoText(errno));
+  if (fd < 0)
+    throw Error(path + ": cannot create output file: " + ErrnoText(errno));
   out.temp_path_ = name.data();
   out.file_ = File(fd, path);
   out.kind_ = Kind::kRegular;
@@ -151,11 +163,13 @@ OutputFile::~OutputFile() {
 }
 
 void OutputFile::Commit() {
-  if (kind_ == Kind::kStream) return;
+  if (kind_ == Kind::kStream)
+    return;
   // A device is synced; a regular file is not (as e2image, qemu-img and cp):
   // the rename alone makes it appear complete or not at all, and an fsync of
   // the whole image cost more than the rest of a qcow2-to-raw conversion.
-  if (kind_ == Kind::kBlockDevice) file_.Sync();
+  if (kind_ == Kind::kBlockDevice)
+    file_.Sync();
   if (kind_ == Kind::kRegular) {
     file_.Close();
     if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0)
@@ -186,7 +200,8 @@ void RawWriter::FillZeros(uint64_t from, uint64_t to) {
 void RawWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
   if (offset < position_)
     throw Error(AtOffset(out_.path(), base_ + offset, "internal error: raw output went backwards"));
-  if (zero_gaps_) FillZeros(position_, offset);
+  if (zero_gaps_)
+    FillZeros(position_, offset);
   if (out_.kind() == OutputFile::Kind::kStream) {
     out_.file().Write(data);
   } else if (out_.kind() == OutputFile::Kind::kRegular) {
@@ -202,7 +217,8 @@ void RawWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
       size_t j = i + n;
       while (j < data.size()) {
         size_t m = std::min(kPage, data.size() - j);
-        if (IsAllZero(data.subspan(j, m))) break;
+        if (IsAllZero(data.subspan(j, m)))
+          break;
         j += m;
       }
       out_.file().WriteAt(data.subspan(i, j - i), base_ + offset + i);
@@ -222,7 +238,8 @@ void RawWriter::Finish(uint64_t size) {
     FillZeros(position_, size);
   } else if (out_.kind() == OutputFile::Kind::kRegular) {
     const uint64_t current = out_.file().Size();
-    if (current < base_ + size) out_.file().Truncate(base_ + size);
+    if (current < base_ + size)
+      out_.file().Truncate(base_ + size);
   }
   position_ = size;
 }

@@ -19,10 +19,12 @@ Progress::Progress(bool enabled, std::string what, uint64_t total, uint32_t unit
 
 void Progress::Update(uint64_t done) {
   done_ = done;
-  if (!enabled_) return;
+  if (!enabled_)
+    return;
   const auto now = Clock::now();
   const auto interval = tty_ ? std::chrono::milliseconds(200) : std::chrono::seconds(5);
-  if (now - last_ < interval) return;
+  if (now - last_ < interval)
+    return;
   last_ = now;
   Print(done, false);
 }
@@ -51,9 +53,11 @@ void Progress::Print(uint64_t done, bool final_line) {
 }
 
 void Progress::Finish() {
-  if (finished_) return;
+  if (finished_)
+    return;
   finished_ = true;
-  if (enabled_) Print(done_, true);
+  if (enabled_)
+    Print(done_, true);
 }
 
 }  // namespace util

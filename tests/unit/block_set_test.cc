@@ -33,7 +33,8 @@ TEST(BlockSet, ContainsAnswersForEdges) {
 
 TEST(BlockSet, ManyOutOfOrderBlocksStayCompact) {
   BlockSet s;
-  for (uint64_t i = 0; i < 100000; ++i) s.Add((i * 7919) % 100000);
+  for (uint64_t i = 0; i < 100000; ++i)
+    s.Add((i * 7919) % 100000);
   const auto& e = s.Extents();
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0].count, 100000u);

@@ -18,7 +18,8 @@ std::vector<uint8_t> RoundTrip(const std::string& path, uint32_t cluster_bits, u
     util::File f = testutil::CreateFile(path);
     Qcow2Writer w(f, {.virtual_size = size, .cluster_bits = cluster_bits, .version = 3});
     ClusterStream s(w, compression);
-    for (const auto& [off, data] : runs) s.Write(off, data);
+    for (const auto& [off, data] : runs)
+      s.Write(off, data);
     s.Flush();
     w.Finish();
     *written = s.clusters_written();
@@ -62,9 +63,9 @@ TEST(ClusterStream, CompressedAndIncompressibleClustersReadBack) {
   std::vector<uint8_t> expect(text);
   expect.insert(expect.end(), noise.begin(), noise.end());
   uint64_t written = 0;
-  EXPECT_EQ(RoundTrip(dir.File("c"), 12, expect.size(), {{0, expect}}, CompressionType::kZlib,
-                      &written),
-            expect);
+  EXPECT_EQ(
+      RoundTrip(dir.File("c"), 12, expect.size(), {{0, expect}}, CompressionType::kZlib, &written),
+      expect);
   EXPECT_EQ(written, 4u);
 }
 

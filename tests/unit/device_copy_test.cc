@@ -38,10 +38,18 @@ void CheckMove(uint64_t blocks, uint64_t from, uint64_t to) {
 // More than one 4 MiB chunk, so that the order of the chunks matters.
 constexpr uint64_t kManyBlocks = 10 * 1024;
 
-TEST(DeviceCopy, MovesForwardOverlappingByHalfABlock) { CheckMove(kManyBlocks, 0, 512); }
-TEST(DeviceCopy, MovesForwardByOneChunkAndABit) { CheckMove(kManyBlocks, 0, (4u << 20) + 1024); }
-TEST(DeviceCopy, MovesBackwardOverlapping) { CheckMove(kManyBlocks, 3 * 1024 + 5, 5); }
-TEST(DeviceCopy, MovesBackwardFar) { CheckMove(kManyBlocks, 6u << 20, 0); }
+TEST(DeviceCopy, MovesForwardOverlappingByHalfABlock) {
+  CheckMove(kManyBlocks, 0, 512);
+}
+TEST(DeviceCopy, MovesForwardByOneChunkAndABit) {
+  CheckMove(kManyBlocks, 0, (4u << 20) + 1024);
+}
+TEST(DeviceCopy, MovesBackwardOverlapping) {
+  CheckMove(kManyBlocks, 3 * 1024 + 5, 5);
+}
+TEST(DeviceCopy, MovesBackwardFar) {
+  CheckMove(kManyBlocks, 6u << 20, 0);
+}
 
 TEST(DeviceCopy, CompareSkipsBlocksAlreadyThere) {
   testutil::TempDir dir;

@@ -14,7 +14,8 @@ TempDir::TempDir() {
   std::string templ = std::string(base && *base ? base : "/tmp") + "/e2image-ng-unit-XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
-  if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  if (!::mkdtemp(buf.data()))
+    throw std::runtime_error("mkdtemp failed");
   path_ = buf.data();
 }
 

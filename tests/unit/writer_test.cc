@@ -24,22 +24,26 @@ void ExpectExactRefcounts(const std::string& path) {
   ASSERT_EQ(file.size() % cs, 0u) << "file size is not a whole number of clusters";
   std::map<uint64_t, uint64_t> expected;
   auto ref = [&](uint64_t offset, uint64_t bytes) {
-    for (uint64_t c = offset / cs; c <= (offset + bytes - 1) / cs; ++c) expected[c]++;
+    for (uint64_t c = offset / cs; c <= (offset + bytes - 1) / cs; ++c)
+      expected[c]++;
   };
   ref(0, cs);
   ref(h.l1_table_offset, std::max<uint64_t>(h.l1_size * 8, 1));
   ref(h.refcount_table_offset, h.refcount_table_clusters * cs);
   for (uint64_t i = 0; i < h.refcount_table_clusters * cs / 8; ++i) {
     uint64_t block = util::LoadBE64(&file[h.refcount_table_offset + i * 8]);
-    if (block) ref(block, cs);
+    if (block)
+      ref(block, cs);
   }
   for (uint32_t i = 0; i < h.l1_size; ++i) {
     uint64_t l2 = util::LoadBE64(&file[h.l1_table_offset + i * 8]) & kL1OffsetMask;
-    if (!l2) continue;
+    if (!l2)
+      continue;
     ref(l2, cs);
     for (uint64_t j = 0; j < h.l2_entries(); ++j) {
       L2Entry e = DecodeL2Entry(util::LoadBE64(&file[l2 + j * 8]), h);
-      if (e.kind == ClusterKind::kNormal) ref(e.host_offset, cs);
+      if (e.kind == ClusterKind::kNormal)
+        ref(e.host_offset, cs);
       if (e.kind == ClusterKind::kCompressed) {
         const uint64_t n = std::min<uint64_t>(e.compressed_size, file.size() - e.host_offset);
         ref(e.host_offset, n);
@@ -87,9 +91,11 @@ TEST_F(WriterFixture, OutOfOrderWritesThroughATinyCacheSurviveEviction) {
   {
     util::File f = testutil::CreateFile(path);
     Qcow2Writer w(f, {.virtual_size = clusters * 512, .cluster_bits = 9, .l2_cache_tables = 3});
-    for (uint64_t i = 0; i < clusters; i += 97) w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
+    for (uint64_t i = 0; i < clusters; i += 97)
+      w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
     for (uint64_t i = clusters - 2; i > 211; i -= 211)
-      if (i % 97 != 0) w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
+      if (i % 97 != 0)
+        w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
     EXPECT_LE(w.l2_cache().size(), 3u);
     EXPECT_GT(w.l2_cache().loads(), 0u);
     w.Finish();
@@ -112,7 +118,8 @@ TEST_F(WriterFixture, ManyClustersNeedSeveralRefcountBlocks) {
     util::File f = testutil::CreateFile(path);
     // 512-byte clusters: one refcount block covers 256 clusters.
     Qcow2Writer w(f, {.virtual_size = 4000 * 512, .cluster_bits = 9});
-    for (uint64_t i = 0; i < 4000; ++i) w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
+    for (uint64_t i = 0; i < 4000; ++i)
+      w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
     w.Finish();
   }
   ExpectExactRefcounts(path);
@@ -124,12 +131,13 @@ TEST_F(WriterFixture, ManyClustersNeedSeveralRefcountBlocks) {
 
 TEST_F(WriterFixture, CompressedClustersSharingHostClustersAreCountedPerReference) {
   std::vector<uint8_t> text(4096);
-  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<uint8_t>("metadata "[i % 9]);
+  for (size_t i = 0; i < text.size(); ++i)
+    text[i] = static_cast<uint8_t>("metadata "[i % 9]);
   for (CompressionType type : {CompressionType::kZlib, CompressionType::kZstd}) {
     {
       util::File f = testutil::CreateFile(path);
-      Qcow2Writer w(f, {.virtual_size = 64 * 4096, .cluster_bits = 12, .version = 3,
-                        .compression = type});
+      Qcow2Writer w(
+          f, {.virtual_size = 64 * 4096, .cluster_bits = 12, .version = 3, .compression = type});
       for (uint64_t i = 0; i < 64; ++i) {
         text[0] = static_cast<uint8_t>(i);
         auto packed = CompressCluster(type, text);
@@ -167,7 +175,9 @@ TEST_F(WriterFixture, RefusesAnL1TableQemuCannotOpen) {
 TEST_F(WriterFixture, VersionThreeHeaderRecordsZstd) {
   {
     util::File f = testutil::CreateFile(path);
-    Qcow2Writer w(f, {.virtual_size = 1 << 20, .cluster_bits = 16, .version = 3,
+    Qcow2Writer w(f, {.virtual_size = 1 << 20,
+                      .cluster_bits = 16,
+                      .version = 3,
                       .compression = CompressionType::kZstd});
     w.Finish();
   }
