@@ -36,11 +36,7 @@ int CopyOrMove(const Options& o) {
   else if (!o.nop)
     RefuseMounted(o.output);
 
-  e2img::OpenOptions open;
-  open.source_offset = o.source_offset;
-  open.superblock = o.superblock;
-  open.blocksize = o.blocksize;
-  e2img::Filesystem fs(o.source, open);
+  e2img::Filesystem fs = OpenSource(o);
   const uint64_t open_problems = ReportOpen(fs, o);
   e2img::MapOptions map_options;
   map_options.all_data = true;

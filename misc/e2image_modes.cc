@@ -115,6 +115,14 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
 
 }  // namespace
 
+e2img::Filesystem OpenSource(const Options& o) {
+  e2img::OpenOptions open;
+  open.source_offset = o.source_offset;
+  open.superblock = o.superblock;
+  open.blocksize = o.blocksize;
+  return e2img::Filesystem(o.source, open);
+}
+
 uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o) {
   uint64_t problems = 0;
   if (fs.superblock_used() && !o.superblock) {
@@ -170,11 +178,7 @@ int ConvertQcow2(const Options& o) {
 int Capture(const Options& o) {
   CheckMount(o.source, o.force);
   CheckNotSameFile(o.source, o.output);
-  e2img::OpenOptions open;
-  open.source_offset = o.source_offset;
-  open.superblock = o.superblock;
-  open.blocksize = o.blocksize;
-  e2img::Filesystem fs(o.source, open);
+  e2img::Filesystem fs = OpenSource(o);
   const uint64_t open_problems = ReportOpen(fs, o);
   util::File source = util::File::Open(o.source, O_RDONLY);
 

@@ -22,6 +22,9 @@ bool IsSameFile(const std::string& a, const std::string& b);
 // Refuses a source mounted read-write unless forced.
 void CheckMount(const std::string& device, bool force);
 
+// Opens the source filesystem with -o, -b and -B.
+e2img::Filesystem OpenSource(const Options& o);
+
 // Warns about how the filesystem was opened (a backup superblock chosen as
 // e2fsck would, unknown features ignored); returns the number of problems.
 uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o);
