@@ -16,7 +16,8 @@ File::File(File&& other) noexcept
     : fd_(other.fd_),
       owned_(other.owned_),
       path_(std::move(other.path_)),
-      stream_offset_(other.stream_offset_) {
+      stream_offset_(other.stream_offset_),
+      writeback_every_(other.writeback_every_) {
   other.fd_ = -1;
 }
 
@@ -28,6 +29,7 @@ File& File::operator=(File&& other) noexcept {
     owned_ = other.owned_;
     path_ = std::move(other.path_);
     stream_offset_ = other.stream_offset_;
+    writeback_every_ = other.writeback_every_;
     other.fd_ = -1;
   }
   return *this;
@@ -88,6 +90,18 @@ void File::WriteAt(std::span<const uint8_t> buf, uint64_t offset) const {
       throw Error(AtOffset(path_, offset + done, "write error: no progress"));
     done += static_cast<size_t>(n);
   }
+  NoteWritten(buf.size());
+}
+
+void File::NoteWritten(size_t bytes) const {
+  if (!writeback_every_)
+    return;
+  written_since_writeback_ += bytes;
+  if (written_since_writeback_ < writeback_every_)
+    return;
+  written_since_writeback_ = 0;
+  // A hint: a failure here is met again, and reported, by Sync().
+  (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 void File::Write(std::span<const uint8_t> buf) const {
@@ -104,6 +118,7 @@ void File::Write(std::span<const uint8_t> buf) const {
     done += static_cast<size_t>(n);
   }
   stream_offset_ += done;
+  NoteWritten(done);
 }
 
 void File::Truncate(uint64_t size) const {

@@ -42,6 +42,10 @@ class File {
   void Write(std::span<const uint8_t> buf) const;
   void Truncate(uint64_t size) const;
   void Sync() const;
+  // From now on, every `bytes` written through WriteAt/Write start the
+  // kernel's writeback of the file (sync_file_range, not waiting), so that
+  // the final Sync() finds little left to write.
+  void StartWritebackEvery(uint64_t bytes) { writeback_every_ = bytes; }
   struct stat Stat() const;
   // Size in bytes: st_size for files, BLKGETSIZE64 for block devices.
   uint64_t Size() const;
@@ -53,6 +57,9 @@ class File {
   bool owned_ = true;
   std::string path_;
   mutable uint64_t stream_offset_ = 0;  // bytes written by Write(), for messages
+  uint64_t writeback_every_ = 0;         // 0: leave writeback to the kernel
+  mutable uint64_t written_since_writeback_ = 0;
+  void NoteWritten(size_t bytes) const;
 };
 
 // True when every byte of data is zero.

@@ -29,8 +29,8 @@ class OutputFile {
   const File& file() const { return file_; }
   Kind kind() const { return kind_; }
   const std::string& path() const { return path_; }
-  // Renames the temporary file into place (regular files), or syncs the
-  // device. Without it, the destructor removes the temporary file.
+  // Syncs the file or device, then renames the temporary file into place
+  // (regular files). Without it, the destructor removes the temporary file.
   void Commit();
 
  private:
