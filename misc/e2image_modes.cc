@@ -12,6 +12,7 @@
 #include <random>
 #include <span>
 
+#include "e2img/async_sink.h"
 #include "e2img/block_copier.h"
 #include "e2img/e2i_writer.h"
 #include "e2img/filesystem.h"
@@ -230,10 +231,14 @@ int Capture(const Options& o) {
   } else {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
   }
+  // Scrambling costs CPU: it runs on a worker thread while the next blocks are read.
   std::unique_ptr<e2img::ImageSink> scrambling;
-  if (scrambler)
+  std::unique_ptr<e2img::ImageSink> overlapped;
+  if (scrambler) {
     scrambling = std::make_unique<e2img::ScramblingSink>(*scrambler, *sink);
-  e2img::ImageSink& target = scrambling ? *scrambling : *sink;
+    overlapped = std::make_unique<e2img::AsyncSink>(*scrambling);
+  }
+  e2img::ImageSink& target = overlapped ? *overlapped : *sink;
   util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block(),
                         &map.stale_tails};
