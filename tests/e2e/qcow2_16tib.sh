@@ -5,6 +5,8 @@
 . "$TESTLIB"
 : "${QCOW2_INSPECT:?QCOW2_INSPECT must point at the built misc/qcow2-inspect}"
 MAX_RSS_KB=200000
+# AddressSanitizer's shadow memory and quarantine about double the footprint.
+[ "${SANITIZED:-no}" = yes ] && MAX_RSS_KB=500000
 
 # ext4 hosts cap files just under 16 TiB: fall back to tmpfs, where the
 # filesystem's few hundred MiB of written metadata live in memory.
