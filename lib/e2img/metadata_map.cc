@@ -2,6 +2,7 @@
 
 #include <ext2fs/ext2_err.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "e2img/dir_refs.h"
@@ -233,12 +234,17 @@ class InodePass {
   // quota, orphan file) directly, even where the scan skips them.
   void ProcessSkippedSpecialInodes(ext2_inode* inode, size_t inode_size, StashedInode& stash) {
     const ext2_super_block* sb = fs_->super;
+    // The reserved inodes sit before s_first_ino, which a damaged superblock
+    // may set to anything: never past the inodes of group 0 (or that exist).
+    const uint64_t first_ino =
+        std::min<uint64_t>({EXT2_FIRST_INODE(sb), uint64_t{sb->s_inodes_count} + 1,
+                            uint64_t{sb->s_inodes_per_group} + 1});
     std::vector<ext2_ino_t> special;
-    for (ext2_ino_t ino = 1; ino < EXT2_FIRST_INODE(sb); ++ino)
-      special.push_back(ino);
+    for (uint64_t ino = 1; ino < first_ino; ++ino)
+      special.push_back(static_cast<ext2_ino_t>(ino));
     for (const ext2_ino_t ino : {sb->s_journal_inum, sb->s_usr_quota_inum, sb->s_grp_quota_inum,
                                  sb->s_prj_quota_inum, sb->s_orphan_file_inum})
-      if (ino >= EXT2_FIRST_INODE(sb))
+      if (ino >= first_ino)
         special.push_back(ino);
     for (const ext2_ino_t ino : special) {
       const uint64_t block = SkippedInodeBlock(fs_, ino);

@@ -45,7 +45,7 @@ run: all
 	for f in $(FUZZERS); do \
 	  work=$(out)/work/$$f; rm -rf $$work; mkdir -p $$work; \
 	  echo "fuzz-run: $$f for $(FUZZ_SECONDS)s"; \
-	  $(out)/bin/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 \
+	  $(out)/bin/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -malloc_limit_mb=1024 \
 	    -max_len=1048576 -print_final_stats=1 \
 	    -artifact_prefix=$(out)/artifacts/$$f- $$work $(top_srcdir)/tests/fuzz/corpus/$$f \
 	    > $(out)/$$f.log 2>&1 || { tail -n 60 $(out)/$$f.log; echo "fuzz-run: $$f FAILED"; exit 1; }; \
