@@ -34,7 +34,7 @@ $(out)/bin/%: $(out)/obj/tests/fuzz/%.o $(COMMON_OBJECTS) $(LIB_OBJECTS)
 	@echo "  FUZZLD   $*"
 	@$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer $^ $(FUZZ_DEP_LIBS) -lpthread -o $@
 
--include $(LIB_OBJECTS:.o=.d) $(COMMON_OBJECTS:.o=.d)
+-include $(LIB_OBJECTS:.o=.d) $(COMMON_OBJECTS:.o=.d) $(FUZZERS:%=$(out)/obj/tests/fuzz/%.d)
 
 # Runs each fuzzer for FUZZ_SECONDS on a scratch copy of its seed corpus
 # (new inputs go to the scratch copy, the seeds stay as they are). A crash,
