@@ -57,7 +57,7 @@ class File {
   bool owned_ = true;
   std::string path_;
   mutable uint64_t stream_offset_ = 0;  // bytes written by Write(), for messages
-  uint64_t writeback_every_ = 0;         // 0: leave writeback to the kernel
+  uint64_t writeback_every_ = 0;        // 0: leave writeback to the kernel
   mutable uint64_t written_since_writeback_ = 0;
   void NoteWritten(size_t bytes) const;
 };

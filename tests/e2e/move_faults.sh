@@ -126,6 +126,19 @@ first_write_fails() {
 ok "move failing on its first write: says the source is untouched; the rerun completes, e2fsck-clean" \
   first_write_fails
 
+# The final fsync of a finished overlapping move fails: every block was
+# written, but a rerun would read the overwritten source.
+final_sync_fails() {
+  yes OLD | head -c $((SIZE + 2 * MiB)) > "$T/disk"
+  dd if="$T/orig.img" of="$T/disk" conv=notrunc 2> /dev/null
+  one_error_line faulty IOFAULT_OP=fsync IOFAULT_PATH=disk IOFAULT_NTH=1 \
+    "$E2IMAGE" -ra -O $MiB "$T/disk" || return 1
+  grep -Eq "/disk: fsync failed: Input/output error; every block was written at offset $MiB but may not all be on the disk; the source is partly overwritten, so do NOT rerun this command; check the filesystem at offset $MiB with e2fsck -fn$" "$T/err" &&
+    moved_fs_ok $MiB
+}
+ok "move whose final fsync fails: says every block is written, not to rerun; e2fsck-clean" \
+  final_sync_fails
+
 # -rac onto an existing file writes in place: the blocks said copied are
 # there, and the rerun the message asks for completes the copy.
 interrupted_copy() {
