@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 
 #include "e2image_modes.h"
 #include "e2img/device_copy.h"
@@ -20,6 +21,21 @@ void RefuseMounted(const std::string& device) {
   int flags = 0;
   if (ext2fs_check_if_mounted(device.c_str(), &flags) == 0 && (flags & EXT2_MF_MOUNTED))
     throw util::Error(device + " is mounted: refusing to write to it");
+}
+
+// The tail of an error once every block is written (the file size or the
+// final sync failed): what state the destination and the source are in.
+std::string AfterTheCopy(const Options& o, bool same, uint64_t fs_bytes) {
+  const std::string where = same ? "at offset " + std::to_string(o.dest_offset) : "in " + o.output;
+  std::string s = "every block was written " + where + " but may not all be on the disk; ";
+  const uint64_t distance = o.source_offset > o.dest_offset ? o.source_offset - o.dest_offset
+                                                            : o.dest_offset - o.source_offset;
+  if (same && distance < fs_bytes)
+    return s +
+           "the source is partly overwritten, so do NOT rerun this command; check the "
+           "filesystem " +
+           where + " with e2fsck -fn";
+  return s + "the source is untouched: rerun the same command to be sure";
 }
 
 }  // namespace
@@ -72,9 +88,13 @@ int CopyOrMove(const Options& o) {
       source, dest, map.blocks, copy, [&](uint64_t done) { progress.Update(done); }, Warn);
   if (writes) {
     const uint64_t end = o.dest_offset + fs.size_bytes();
-    if (S_ISREG(dest.Stat().st_mode) && dest.Size() < end)
-      dest.Truncate(end);
-    dest.Sync();
+    try {
+      if (S_ISREG(dest.Stat().st_mode) && dest.Size() < end)
+        dest.Truncate(end);
+      dest.Sync();
+    } catch (const util::Error& e) {
+      throw util::Error(std::string(e.what()) + "; " + AfterTheCopy(o, same, fs.size_bytes()));
+    }
   }
   progress.Finish();
   if (o.check)

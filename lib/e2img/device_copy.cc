@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <vector>
 
+#include "e2img/interrupted_copy.h"
 #include "util/error.h"
 
 namespace e2img {
@@ -16,6 +18,12 @@ struct Chunk {
   uint64_t count;
 };
 
+// Bytes [begin, end) of a chunk's buffer to write in one call.
+struct Piece {
+  uint64_t begin;
+  uint64_t end;
+};
+
 std::vector<Chunk> Chunks(BlockSet& blocks, uint64_t first_data_block, uint64_t max_blocks) {
   std::vector<Chunk> chunks;
   for (const BlockExtent& e : blocks.Extents()) {
@@ -23,6 +31,33 @@ std::vector<Chunk> Chunks(BlockSet& blocks, uint64_t first_data_block, uint64_t 
       chunks.push_back({b, std::min(max_blocks, e.end() - b)});
   }
   return chunks;
+}
+
+// The largest write of a move that cannot land on source bytes not yet at
+// the destination (even when it fails after landing in part): the move's
+// distance, in whole blocks when it is at least one block.
+uint64_t SafeWriteBytes(const DeviceCopyOptions& o, bool in_place) {
+  if (!in_place)
+    return std::numeric_limits<uint64_t>::max();
+  const uint64_t distance = o.source_offset > o.dest_offset ? o.source_offset - o.dest_offset
+                                                            : o.dest_offset - o.source_offset;
+  if (distance == 0)
+    return std::numeric_limits<uint64_t>::max();
+  return distance >= o.block_size ? distance / o.block_size * o.block_size : distance;
+}
+
+// Splits the runs [first, second) of blocks into pieces of at most `limit`
+// bytes, in copy order: descending for a backwards move.
+std::vector<Piece> Pieces(const std::vector<std::pair<uint64_t, uint64_t>>& runs, uint64_t bs,
+                          uint64_t limit, bool highest_first) {
+  std::vector<Piece> pieces;
+  for (const auto& [i, j] : runs) {
+    for (uint64_t b = i * bs; b < j * bs; b += std::min(limit, j * bs - b))
+      pieces.push_back({b, b + std::min(limit, j * bs - b)});
+  }
+  if (highest_first)
+    std::reverse(pieces.begin(), pieces.end());
+  return pieces;
 }
 
 }  // namespace
@@ -35,55 +70,88 @@ DeviceCopyResult CopyToDevice(const util::File& source, const util::File& dest, 
   const uint64_t bs = o.block_size;
   std::vector<Chunk> chunks =
       Chunks(blocks, o.first_data_block, std::max<uint64_t>(1, kChunkBytes / bs));
+  InterruptedCopy state;
+  state.source_path = source.path();
+  state.dest_path = dest.path();
+  state.source_offset = o.source_offset;
+  state.dest_offset = o.dest_offset;
+  state.block_size = o.block_size;
+  state.in_place = &source == &dest;
+  if (!chunks.empty()) {
+    state.first_block = chunks.front().start;
+    state.end_block = chunks.back().start + chunks.back().count;
+  }
   // Moving towards higher offsets: copy the highest blocks first, so that
-  // each write lands only on blocks already read.
-  if (o.dest_offset > o.source_offset)
+  // each write lands only on blocks already read (and already copied).
+  state.highest_first = state.in_place && o.dest_offset > o.source_offset;
+  if (state.highest_first)
     std::reverse(chunks.begin(), chunks.end());
+  const uint64_t write_limit = SafeWriteBytes(o, state.in_place);
+  const uint64_t source_lo = o.source_offset + state.first_block * bs;
+  const uint64_t source_hi = o.source_offset + state.end_block * bs;
+
   DeviceCopyResult result;
   std::vector<uint8_t> buf, old;
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
   uint64_t done = 0;
-  for (const Chunk& c : chunks) {
-    buf.resize(c.count * bs);
-    const uint64_t from = o.source_offset + c.start * bs;
-    const size_t got = source.ReadUpTo(buf, from);
-    if (got < buf.size()) {
-      std::fill(buf.begin() + static_cast<std::ptrdiff_t>(got), buf.end(), 0);
-      warn(util::AtOffset(source.path(), from + got,
-                          "source ends before block " + std::to_string(c.start + got / bs) +
-                              "; the missing blocks are written as zeros"));
-      ++result.problems;
-    }
-    const uint64_t to = o.dest_offset + c.start * bs;
-    if (o.compare) {
-      old.assign(buf.size(), 0);
-      dest.ReadUpTo(old, to);
-    }
-    // Write runs of blocks that need it (all of them without compare).
-    uint64_t i = 0;
-    while (i < c.count) {
+  try {
+    for (const Chunk& c : chunks) {
+      const uint64_t chunk_lo = c.start * bs, chunk_hi = (c.start + c.count) * bs;
+      state.frontier = state.highest_first ? chunk_hi : chunk_lo;
+      buf.resize(c.count * bs);
+      const uint64_t from = o.source_offset + chunk_lo;
+      const size_t got = source.ReadUpTo(buf, from);
+      if (got < buf.size()) {
+        std::fill(buf.begin() + static_cast<std::ptrdiff_t>(got), buf.end(), 0);
+        warn(util::AtOffset(source.path(), from + got,
+                            "source ends before block " + std::to_string(c.start + got / bs) +
+                                "; the missing blocks are written as zeros"));
+        ++result.problems;
+      }
+      const uint64_t to = o.dest_offset + chunk_lo;
+      if (o.compare) {
+        old.assign(buf.size(), 0);
+        dest.ReadUpTo(old, to);
+      }
+      // Runs of blocks that need writing (all of them without compare).
+      runs.clear();
       auto differs = [&](uint64_t k) {
         return !o.compare || std::memcmp(buf.data() + k * bs, old.data() + k * bs, bs) != 0;
       };
-      if (!differs(i)) {
-        ++result.skipped;
-        ++i;
-        continue;
+      for (uint64_t i = 0; i < c.count;) {
+        if (!differs(i)) {
+          ++result.skipped;
+          ++i;
+          continue;
+        }
+        uint64_t j = i + 1;
+        while (j < c.count && differs(j))
+          ++j;
+        runs.emplace_back(i, j);
+        result.written += j - i;
+        i = j;
       }
-      uint64_t j = i + 1;
-      while (j < c.count && differs(j))
-        ++j;
       if (o.print_only) {
-        for (uint64_t k = i; k < j; ++k)
-          std::printf("Writing block %llu\n", static_cast<unsigned long long>(c.start + k));
+        for (const auto& [i, j] : runs)
+          for (uint64_t k = i; k < j; ++k)
+            std::printf("Writing block %llu\n", static_cast<unsigned long long>(c.start + k));
       } else {
-        dest.WriteAt(std::span<const uint8_t>(buf.data() + i * bs, (j - i) * bs), to + i * bs);
+        for (const Piece& p : Pieces(runs, bs, write_limit, state.highest_first)) {
+          state.frontier = chunk_lo + (state.highest_first ? p.end : p.begin);
+          if (state.in_place && to + p.begin < source_hi && to + p.end > source_lo)
+            state.source_overwritten = true;
+          dest.WriteAt(std::span<const uint8_t>(buf.data() + p.begin, p.end - p.begin),
+                       to + p.begin);
+        }
       }
-      result.written += j - i;
-      i = j;
+      done += c.count;
+      if (progress)
+        progress(done);
     }
-    done += c.count;
-    if (progress)
-      progress(done);
+  } catch (const util::Error& e) {
+    if (o.print_only)
+      throw;
+    throw util::Error(std::string(e.what()) + "; " + DescribeInterruptedCopy(state));
   }
   return result;
 }

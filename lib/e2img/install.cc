@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "e2img/e2i_writer.h"
@@ -20,6 +21,31 @@ namespace {
 struct FilsysCloser {
   void operator()(ext2_filsys fs) const { ext2fs_free(fs); }
 };
+
+// Where the device's first failed write was: set by the io channel's
+// write_error hook, which libext2fs calls with the block it was writing.
+struct FailedWrite {
+  bool seen = false;
+  uint64_t offset = 0;
+};
+FailedWrite g_failed_write;
+
+errcode_t RecordFailedWrite(io_channel io, unsigned long block, int, const void*, size_t, int,
+                            errcode_t error) {
+  if (!g_failed_write.seen)
+    g_failed_write = {true, static_cast<uint64_t>(block) * static_cast<uint64_t>(io->block_size)};
+  return error;
+}
+
+// The tail of an error part way through -I: what is on the device now.
+std::string PartWay(const std::string& what_is_written) {
+  std::string where;
+  if (g_failed_write.seen)
+    where = " at offset " + std::to_string(g_failed_write.offset);
+  return where + "; -I stopped part way: " + what_is_written +
+         ", so the filesystem there is inconsistent until -I completes; the image is untouched: "
+         "rerun the same command to finish";
+}
 
 }  // namespace
 
@@ -47,6 +73,8 @@ void InstallE2iImage(const std::string& image, const std::string& device) {
   err = unix_io_manager->open(device.c_str(), IO_FLAG_RW, &io);
   if (err)
     throw util::Error(device + ": cannot open: " + ExtErrorText(err));
+  g_failed_write = {};
+  io->write_error = RecordFailedWrite;
   err = ext2fs_rewrite_to_io(fs.get(), io);
   if (err) {
     io_channel_close(io);
@@ -57,12 +85,17 @@ void InstallE2iImage(const std::string& image, const std::string& device) {
         util::AtOffset(image, hdr.offset_inode, "cannot seek: " + util::ErrnoText(errno)));
   err = ext2fs_image_inode_read(fs.get(), image_file.fd(), 0);
   if (err)
-    throw util::Error(device + ": cannot write the inode tables: " + ExtErrorText(err));
+    throw util::Error(
+        device + ": cannot write the inode tables: " + ExtErrorText(err) +
+        PartWay("some of the inode tables are written to " + device +
+                ", the rest and the superblock, group descriptors and bitmaps are not"));
   // Writes the superblock, descriptors and bitmaps, then frees.
   err = ext2fs_close_free(&opened);
   fs.release();
   if (err)
-    throw util::Error(device + ": cannot write the superblock and bitmaps: " + ExtErrorText(err));
+    throw util::Error(device + ": cannot write the superblock and bitmaps: " + ExtErrorText(err) +
+                      PartWay("the inode tables are written to " + device +
+                              ", the superblock, group descriptors and bitmaps at most in part"));
 }
 
 }  // namespace e2img
