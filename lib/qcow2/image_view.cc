@@ -67,7 +67,17 @@ const char* BitmapEntryKindName(BitmapEntryKind kind) {
 ImageView::ImageView(const std::string& path) : file_(util::File::Open(path, O_RDONLY)) {
   file_size_ = file_.Size();
   allocated_bytes_ = static_cast<uint64_t>(file_.Stat().st_blocks) * 512;
-  std::vector<uint8_t> first(std::min<uint64_t>(file_size_, 1u << kMaxClusterBits));
+  // Only what is asked is read: read-ahead would bring data clusters into the
+  // page cache, and that changes what SEEK_HOLE says of preallocated ones.
+  posix_fadvise(file_.fd(), 0, 0, POSIX_FADV_RANDOM);
+  // The header and its extensions are in the first cluster.
+  uint8_t fixed[24] = {};
+  file_.ReadUpTo(fixed, 0);
+  uint64_t first_bytes = uint64_t{1} << kMaxClusterBits;
+  if (fixed[23] >= kMinClusterBits && fixed[23] <= kMaxClusterBits && fixed[20] == 0 &&
+      fixed[21] == 0 && fixed[22] == 0)
+    first_bytes = uint64_t{1} << fixed[23];
+  std::vector<uint8_t> first(std::min<uint64_t>(file_size_, first_bytes));
   file_.ReadAt(first, 0);
   header_ = DecodeHeader(first, path);
   ValidateHeader();
