@@ -30,7 +30,7 @@ const char kHelp[] =
     "          features, backing chain, snapshots, bitmaps, dirty/corrupt bits\n"
     "  check   rebuild the refcounts and compare: exit 0 clean, 2 corruptions,\n"
     "          3 leaked clusters only, 1 when the image cannot be checked\n"
-    "  map     guest ranges with their kind and host offset\n"
+    "  map     guest ranges with their kind, host offset and backing depth\n"
     "  dump    every header field and extension, snapshots, refcount table,\n"
     "          bitmap directory and tables, L1 table with L2 summaries\n"
     "  --json  machine-readable output (info, check, map)\n";

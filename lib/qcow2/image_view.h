@@ -79,6 +79,7 @@ class ImageView {
   explicit ImageView(const std::string& path);
 
   const std::string& path() const { return file_.path(); }
+  const util::File& file() const { return file_; }
   const Header& header() const { return header_; }
   uint64_t file_size() const { return file_size_; }
   uint64_t allocated_bytes() const { return allocated_bytes_; }

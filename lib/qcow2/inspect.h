@@ -11,22 +11,14 @@
 
 #include "qcow2/check.h"
 #include "qcow2/image_view.h"
+#include "qcow2/map_chain.h"
 
 namespace qcow2 {
 
-// One run of guest bytes with the same status, as qemu-img map reports it.
-struct MapRange {
-  uint64_t start = 0;
-  uint64_t length = 0;
-  bool present = false;
-  bool zero = false;
-  bool data = false;
-  bool compressed = false;
-  std::optional<uint64_t> offset;  // host offset, when the data has one
-};
-
-// Calls `emit` for each maximal range of the virtual disk, in order. Throws
-// util::Error naming the table, entry and offset of a bad L1 or L2 entry.
+// Calls `emit` for each maximal range of the virtual disk, in order, the
+// backing chain's included (as qemu-img map). Throws util::Error naming the
+// table, entry and offset of a bad L1 or L2 entry, or the backing file that
+// cannot be opened.
 void ForEachMapRange(const ImageView& image, const std::function<void(const MapRange&)>& emit);
 
 void PrintInfo(const ImageView& image, bool json, std::ostream& out);
