@@ -53,6 +53,13 @@ ok "v2, refcount_bits=16, preallocation=metadata" case_matches 4096 compat=0.10,
 ok "v3, 512-byte clusters" case_matches 512 compat=1.1
 ok "v3, 1 KiB clusters, zstd" case_matches 1024 compression_type=zstd
 ok "v3, 4 KiB clusters" case_matches 4096 compat=1.1
+# The cluster sizes not covered elsewhere in this list, so that all 13 are.
+ok "v3, 2 KiB clusters" case_matches 2048 compat=1.1
+ok "v2, 8 KiB clusters" case_matches 8192 compat=0.10
+ok "v2, 32 KiB clusters" case_matches 32768 compat=0.10
+ok "v3, 256 KiB clusters, zlib" case_matches 262144 compression_type=zlib
+ok "extended L2, 512 KiB clusters, zlib" case_matches 524288 extended_l2=on
+ok "v3, 1 MiB clusters, refcount_bits=16, zstd" case_matches 1048576 refcount_bits=16,compression_type=zstd
 ok "v3, 64 KiB clusters, zlib" case_matches 65536 compression_type=zlib
 ok "v3, 64 KiB clusters, zstd" case_matches 65536 compression_type=zstd
 ok "v3, 2 MiB clusters, zstd" case_matches 2097152 compression_type=zstd

@@ -46,9 +46,28 @@ zero_clusters() {
   qemu-img create -q -f qcow2 "$T/z.qcow2" 8M || return 1
   qemu-io -f qcow2 -c "write -P 0xab 0 1M" -c "write -z 256k 128k" -c "discard 512k 64k" \
     -c "write -z -u 2M 1M" "$T/z.qcow2" > /dev/null || return 1
-  convert_matches "$T/z.qcow2"
+  convert_matches "$T/z.qcow2" || return 1
+  # 832 KiB of data; the zero, discarded and unallocated ranges are holes.
+  echo "allocated: $(allocated "$T/ours.raw")"
+  [ "$(allocated "$T/ours.raw")" -le $((896 * 1024)) ]
 }
-ok "zero clusters (plain and preallocated) and discards" zero_clusters
+ok "zero clusters (plain and preallocated) and discards; holes in the raw file" zero_clusters
+
+# On a block device nothing is a hole: a device full of 0xee must end up
+# holding exactly qemu's bytes, zeros included.
+block_device() {
+  qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/dev.qcow2" 6M &&
+    qemu-io -f qcow2 -c "write -P 0xab 0 1M" -c "write -z 256k 128k" -c "discard 512k 64k" \
+      -c "write -z -u 2M 1M" -c "write -c -P 0xcd 4M 64k" "$T/dev.qcow2" > /dev/null &&
+    qemu-img convert -O raw "$T/dev.qcow2" "$T/qemu.raw" || return 1
+  head -c 6291456 /dev/zero | tr '\0' '\356' > "$T/disk"
+  dev=$(losetup -f --show "$T/disk") || { echo "no loop device"; return 1; }
+  "$E2IMAGE" -r "$T/dev.qcow2" "$dev"; rc=$?
+  cmp "$dev" "$T/qemu.raw"; same=$?
+  losetup -d "$dev"
+  [ $rc = 0 ] && [ $same = 0 ]
+}
+ok "onto a block device (loop) full of stale bytes: zeros are written, exactly qemu's bytes" block_device
 
 empty_image() {
   qemu-img create -q -f qcow2 "$T/empty.qcow2" 100M || return 1
