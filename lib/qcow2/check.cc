@@ -98,7 +98,8 @@ class Checker {
         cs_(image.cluster_size()),
         refs_(h_.refcount_order >= 5 ? std::numeric_limits<uint32_t>::max()
                                      : (uint64_t{1} << h_.refcount_bits()) - 1),
-        stored_(image) {}
+        stored_(image),
+        has_data_file_(h_.incompatible_features & kIncompatDataFile) {}
 
   CheckReport Run();
 
@@ -123,6 +124,15 @@ class Checker {
   void CheckRefcountBlocks();
   void CompareRefcounts();
   void CheckCopiedFlags();
+  // True when an L2 entry (not compressed) has a host cluster, as qemu's
+  // cluster types NORMAL and ZERO_ALLOC: offset 0 is one in a data file
+  // when the copied flag says so.
+  bool HasHostCluster(uint64_t entry) const {
+    if (entry & kL2OffsetMask)
+      return true;
+    const bool zero_plain = !h_.extended_l2() && (entry & kOflagZero);
+    return has_data_file_ && (entry & kOflagCopied) && !zero_plain;
+  }
 
   const ImageView& image_;
   const ProblemSink& problems_;
@@ -131,6 +141,7 @@ class Checker {
   uint64_t nb_clusters_ = 0;
   ReferenceCounter refs_;
   StoredRefcounts stored_;
+  const bool has_data_file_;  // data clusters live there, not refcounted
   CheckReport report_;
   uint64_t highest_cluster_ = 0;
 };
@@ -170,6 +181,10 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
     if (e & kOflagCompressed) {
       if (e & kOflagCopied)
         Corruption(where() + ": copied flag set on a compressed cluster");
+      if (has_data_file_) {  // as qemu: reported, and not counted
+        Corruption(where() + ": compressed cluster in an image with an external data file");
+        continue;
+      }
       if (subclusters) {  // as qemu: reported, and its data not counted
         Corruption(where() + ": compressed cluster with subcluster bitmap " +
                    HexOffset(subclusters));
@@ -188,12 +203,16 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
     }
     if (e & kL2ReservedMask)
       Corruption(where() + ": reserved bits set in " + HexOffset(e));
+    const uint64_t offset = e & kL2OffsetMask;
+    if (!HasHostCluster(e)) {  // unallocated or plain zero cluster
+      if (subclusters & 0xffffffffull)
+        Corruption(where() + ": subclusters allocated without a host cluster in bitmap " +
+                   HexOffset(subclusters));
+      continue;
+    }
     if ((subclusters >> 32) & subclusters)
       Corruption(where() + ": subclusters both allocated and zero in bitmap " +
                  HexOffset(subclusters));
-    const uint64_t offset = e & kL2OffsetMask;
-    if (offset == 0)
-      continue;  // unallocated or plain zero cluster
     if (offset % cs_ != 0)
       Corruption(where() + ": data cluster offset " + HexOffset(offset) +
                  " is not cluster aligned");
@@ -203,7 +222,8 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
         ++report_.fragmented_clusters;
       next_contiguous = offset + cs_;
     }
-    Reference(offset, cs_, [&] { return where() + " data cluster"; });
+    if (!has_data_file_)
+      Reference(offset, cs_, [&] { return where() + " data cluster"; });
   }
 }
 
@@ -337,9 +357,11 @@ void Checker::CheckCopiedFlags() {
     for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
       const uint64_t e = entries[j * words];
       const uint64_t offset = e & kL2OffsetMask;
-      if ((e & kOflagCompressed) || offset == 0)
+      if ((e & kOflagCompressed) || !HasHostCluster(e))
         continue;
-      const std::optional<uint64_t> data_rc = stored_.Get(offset / cs_);
+      // Data file clusters count as referenced once.
+      const std::optional<uint64_t> data_rc =
+          has_data_file_ ? std::optional<uint64_t>{1} : stored_.Get(offset / cs_);
       if (data_rc && (*data_rc == 1) != ((e & kOflagCopied) != 0))
         Corruption("L2 table of L1 entry " + std::to_string(i) + " at " + HexOffset(l2) +
                    ", entry " + std::to_string(j) + " (offset " + HexOffset(l2 + j * 8 * words) +
@@ -351,9 +373,6 @@ void Checker::CheckCopiedFlags() {
 }
 
 CheckReport Checker::Run() {
-  if (h_.incompatible_features & kIncompatDataFile)
-    throw util::Error(image_.path() +
-                      ": checking images with an external data file is not supported");
   nb_clusters_ = image_.file_size() / cs_ + (image_.file_size() % cs_ != 0);
   if (nb_clusters_ > static_cast<uint64_t>(std::numeric_limits<int32_t>::max()))
     throw util::Error(image_.path() + ": the file has too many clusters to check");

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <vector>
 
+#include "qcow2/backing.h"
 #include "qcow2/reader.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -162,6 +163,10 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
       w.Bool("corrupt", h.incompatible_features & kIncompatCorrupt);
     if (v3)
       w.Bool("extended-l2", h.extended_l2());
+    if (v3 && !DataFileName(h).empty())
+      w.String("data-file", DataFileName(h));
+    if (v3 && (h.incompatible_features & kIncompatDataFile))
+      w.Bool("data-file-raw", h.autoclear_features & kAutoclearDataFileRaw);
     w.EndObject().EndObject();
     w.BeginObject("features");
     for (auto [key, names] :
@@ -230,6 +235,11 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
     out << "    corrupt: " << ((h.incompatible_features & kIncompatCorrupt) ? "true" : "false")
         << "\n"
         << "    extended l2: " << (h.extended_l2() ? "true" : "false") << "\n";
+    if (!DataFileName(h).empty())
+      out << "    data file: " << DataFileName(h) << "\n";
+    if (h.incompatible_features & kIncompatDataFile)
+      out << "    data file raw: "
+          << ((h.autoclear_features & kAutoclearDataFileRaw) ? "true" : "false") << "\n";
   }
   out << "    incompatible features: " << list(incompat) << "\n"
       << "    compatible features: " << list(compat) << "\n"

@@ -140,6 +140,37 @@ extended_l2() {
 }
 ok "extended L2 entries: info and check as qemu-img, with bad subcluster bitmaps" extended_l2
 ok "extended L2 entries: map as qemu-img" same_map "$T/x.qcow2"
+unallocated_with_subclusters() {
+  xl2=$(( $(be64 "$T/x.qcow2" "$(be64 "$T/x.qcow2" 40)") & 0x00fffffffffffe00 ))
+  cp "$T/x.qcow2" "$T/x3.qcow2"
+  # Entry 20 has no host cluster: an allocated subcluster there is a corruption, once.
+  poke64 "$T/x3.qcow2" $((xl2 + 20 * 16 + 8)) $(( (1 << 32) | 1 ))
+  same_check "$T/x3.qcow2" && [ "$(jq .corruptions "$T/o.json")" = 1 ]
+}
+ok "extended L2: subclusters allocated in an unallocated cluster, counted as qemu-img check" \
+  unallocated_with_subclusters
+
+# External data files: data clusters live there and have no refcounts.
+data_file_image() {  # data_file_image NAME OPTIONS
+  qemu-img create -q -f qcow2 -o "cluster_size=4096,data_file=$T/$1.raw,$2" "$T/$1.qcow2" 4M &&
+    qemu-io -c "write -P 1 0 8k" -c "write -P 2 1M 4k" -c "write -z 2M 4k" -c "write -P 3 3M 64k" \
+      "$T/$1.qcow2" > /dev/null && same_all "$T/$1.qcow2"
+}
+ok "external data file: info, map, check as qemu-img" data_file_image df data_file_raw=off
+ok "external data file, data_file_raw: info, map, check as qemu-img" data_file_image dfr data_file_raw=on
+ok "external data file, extended L2: info, map, check as qemu-img" \
+  data_file_image dfx extended_l2=on,cluster_size=16384
+data_file_damage() {
+  dl2=$(( $(be64 "$T/df.qcow2" "$(be64 "$T/df.qcow2" 40)") & 0x00fffffffffffe00 ))
+  cp "$T/df.qcow2" "$T/df1.qcow2"
+  poke64 "$T/df1.qcow2" $((dl2 + 16)) $(( (1 << 62) | 0x5000 ))  # a compressed cluster
+  same_check "$T/df1.qcow2" && [ "$(jq .corruptions "$T/o.json")" = 1 ] || return 1
+  cp "$T/df.qcow2" "$T/df2.qcow2"
+  poke64 "$T/df2.qcow2" $((dl2 + 8)) 4096  # copied flag cleared on a data file cluster
+  same_check "$T/df2.qcow2" && [ "$(jq .corruptions "$T/o.json")" = 1 ]
+}
+ok "external data file: compressed cluster and cleared copied flag, counted as qemu-img check" \
+  data_file_damage
 
 # Images written by our e2image and by Debian's (which leaks clusters).
 make_fs "$T/fs.img" 32M -t ext4 || exit 1
