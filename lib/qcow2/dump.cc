@@ -2,9 +2,11 @@
 // the refcount table, the bitmap directory with each bitmap table, and the
 // L1 table with a summary of each L2 table.
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "qcow2/inspect.h"
+#include "qcow2/subcluster.h"
 #include "util/endian.h"
 #include "util/error.h"
 
@@ -212,18 +214,39 @@ uint64_t DumpL1(const ImageView& image, std::ostream& out, std::ostream& err) {
       ++problems;
       continue;
     }
+    const bool extended = h.extended_l2();
+    const bool has_data_file = h.incompatible_features & kIncompatDataFile;
     const std::vector<uint64_t> l2 =
-        image.ReadTable(l2_offset, h.l2_entries(), "L2 table of L1 entry " + std::to_string(i));
+        image.ReadTable(l2_offset, cs / 8, "L2 table of L1 entry " + std::to_string(i));
     uint64_t counts[5] = {0, 0, 0, 0, 0};
-    uint64_t copied = 0, lowest = UINT64_MAX, highest = 0;
-    for (uint64_t raw : l2) {
-      const L2Entry e = DecodeL2Entry(raw, h);
-      ++counts[static_cast<int>(e.kind)];
+    uint64_t copied = 0, lowest = UINT64_MAX, highest = 0, sub_allocated = 0, sub_zero = 0;
+    bool any_host = false;
+    for (uint64_t j = 0; j < h.l2_entries(); ++j) {
+      const uint64_t raw = l2[extended ? 2 * j : j];
+      const ClusterDescriptor d =
+          DecodeDescriptor(raw, extended ? l2[2 * j + 1] : 0, h, has_data_file);
+      ClusterKind kind = ClusterKind::kUnallocated;
+      if (d.compressed)
+        kind = ClusterKind::kCompressed;
+      else if (extended)  // a host cluster is data; without one, zero subclusters or none
+        kind = d.has_host         ? ClusterKind::kNormal
+               : (d.bitmap >> 32) ? ClusterKind::kZero
+                                  : ClusterKind::kUnallocated;
+      else if (d.zero)
+        kind = d.host_offset ? ClusterKind::kZeroAllocated : ClusterKind::kZero;
+      else if (d.has_host)
+        kind = ClusterKind::kNormal;
+      ++counts[static_cast<int>(kind)];
       copied += (raw & kOflagCopied) != 0;
-      if (e.kind == ClusterKind::kNormal || e.kind == ClusterKind::kCompressed ||
-          e.kind == ClusterKind::kZeroAllocated) {
-        lowest = std::min(lowest, e.host_offset);
-        highest = std::max(highest, e.host_offset);
+      if (extended && !d.compressed) {
+        sub_allocated += std::popcount(d.bitmap & 0xffffffffull);
+        sub_zero += std::popcount(d.bitmap >> 32);
+      }
+      if (kind == ClusterKind::kNormal || kind == ClusterKind::kCompressed ||
+          kind == ClusterKind::kZeroAllocated) {
+        any_host = true;
+        lowest = std::min(lowest, d.host_offset);
+        highest = std::max(highest, d.host_offset);
       }
     }
     out << ": " << counts[static_cast<int>(ClusterKind::kNormal)] << " data, "
@@ -232,7 +255,9 @@ uint64_t DumpL1(const ImageView& image, std::ostream& out, std::ostream& err) {
         << counts[static_cast<int>(ClusterKind::kZeroAllocated)] << " zero allocated, "
         << counts[static_cast<int>(ClusterKind::kUnallocated)] << " unallocated; " << copied
         << " copied";
-    if (highest)
+    if (extended)
+      out << "; subclusters " << sub_allocated << " allocated, " << sub_zero << " zero";
+    if (any_host)
       out << "; host offsets " << HexOffset(lowest) << ".." << HexOffset(highest);
     out << "\n";
   }

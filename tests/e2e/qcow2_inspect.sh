@@ -140,6 +140,14 @@ extended_l2() {
 }
 ok "extended L2 entries: info and check as qemu-img, with bad subcluster bitmaps" extended_l2
 ok "extended L2 entries: map as qemu-img" same_map "$T/x.qcow2"
+extended_dump() {
+  # 6 KiB in cluster 0 (3 subclusters), all of cluster 1, a zero subcluster
+  # in cluster 3 (no host cluster), cluster 16 compressed.
+  "$Q" dump "$T/x.qcow2" > "$T/xd.txt" || return 1
+  grep "L2 table at" "$T/xd.txt"
+  grep -q "^  entry 0: L2 table at 0x[0-9a-f]* (copied): 2 data, 1 compressed, 1 zero, 0 zero allocated, 4092 unallocated; 2 copied; subclusters 35 allocated, 1 zero; host offsets " "$T/xd.txt"
+}
+ok "extended L2 entries: dump summarises clusters and subclusters" extended_dump
 unallocated_with_subclusters() {
   xl2=$(( $(be64 "$T/x.qcow2" "$(be64 "$T/x.qcow2" 40)") & 0x00fffffffffffe00 ))
   cp "$T/x.qcow2" "$T/x3.qcow2"
