@@ -40,6 +40,16 @@ default_is_block_size() {
   qemu-img info --output=json "$T/d.qcow2" | jq -e '."cluster-size" == 1024'
 }
 ok "without --cluster-size, clusters are the block size, silently" default_is_block_size
+versions() {
+  "$E2IMAGE" -Q "$T/fs1k.img" "$T/v.qcow2" && "$E2IMAGE" -Q --compress "$T/fs1k.img" "$T/vc.qcow2" &&
+    "$E2IMAGE" -Q --qcow2-version=3 "$T/fs1k.img" "$T/v3.qcow2" || return 1
+  for f in v vc v3; do qemu-img info --output=json "$T/$f.qcow2" | jq -c '."format-specific".data'; done
+  qemu-img info --output=json "$T/v.qcow2" | jq -e '."format-specific".data.compat == "0.10"' &&
+    qemu-img info --output=json "$T/vc.qcow2" |
+    jq -e '."format-specific".data | .compat == "0.10" and ."compression-type" == "zlib"' &&
+    qemu-img info --output=json "$T/v3.qcow2" | jq -e '."format-specific".data.compat == "1.1"'
+}
+ok "version 2 by default (also with --compress), version 3 with --qcow2-version=3" versions
 v2_zstd_upgrades() {
   "$E2IMAGE" -Q --compress=zstd "$T/fs1k.img" "$T/z.qcow2" || return 1
   qemu-img info --output=json "$T/z.qcow2" |
