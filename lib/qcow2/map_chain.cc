@@ -273,11 +273,7 @@ class RawLayer : public MapLayer {
 MapChain::MapChain(const ImageView& top) {
   layers_.push_back(std::make_unique<Qcow2Layer>(top));
   const ImageView* image = &top;
-  std::set<std::pair<dev_t, ino_t>> seen;
-  {
-    const util::File f = util::File::Open(top.path(), O_RDONLY);
-    seen.insert({f.Stat().st_dev, f.Stat().st_ino});
-  }
+  std::set<std::pair<dev_t, ino_t>> seen{{top.file().Stat().st_dev, top.file().Stat().st_ino}};
   while (!image->header().backing_file.empty()) {
     const std::string& name = image->header().backing_file;
     if (layers_.size() > static_cast<size_t>(kMaxBackingDepth))
