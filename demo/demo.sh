@@ -12,10 +12,20 @@ alloc() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
 
 mkdir "$WORK/tree"
-(cd "$SRC" && tar cf - --exclude=.git --exclude=demo-work --exclude='*.o' --exclude='*.a' \
-   --exclude=autom4te.cache --exclude=tests/tmp .) | tar xf - -C "$WORK/tree"
-step "Build a 64 MiB ext4 filesystem from the source tree" "mke2fs -t ext4 -d TREE fs.img 64M"
-mke2fs -q -F -t ext4 -d "$WORK/tree" "$WORK/fs.img" 64M
+# The sources only: in a git checkout (SRC its top level, not a tarball
+# unpacked inside one) the tracked files, so that a tree that was built and
+# tested in place (binaries, logs) still fits.
+if [ "$(git -C "$SRC" rev-parse --show-toplevel 2> /dev/null)" = "$(cd "$SRC" && pwd -P)" ]; then
+  git -C "$SRC" ls-files -z | (cd "$SRC" && tar cf - --null -T -) | tar xf - -C "$WORK/tree"
+else
+  (cd "$SRC" && tar cf - --exclude=.git --exclude=demo-work --exclude='*.o' --exclude='*.a' \
+     --exclude='*.log' --exclude='*.trs' --exclude=autom4te.cache --exclude=tests/tmp .) |
+    tar xf - -C "$WORK/tree"
+fi
+# 64 MiB, or more if the tree needs it (twice its size, for metadata and slack).
+size_mib=$(du -smx "$WORK/tree" | awk '{ n = 2 * $1 + 16; print (n < 64 ? 64 : n) }')
+step "Build a $size_mib MiB ext4 filesystem from the source tree" "mke2fs -t ext4 -d TREE fs.img ${size_mib}M"
+mke2fs -q -F -t ext4 -d "$WORK/tree" "$WORK/fs.img" "${size_mib}M"
 echo "files: $(find "$WORK/tree" -type f | wc -l), directories: $(find "$WORK/tree" -type d | wc -l)"
 
 step "Capture its metadata as qcow2 (what a user attaches to a bug report)" "e2image -Q -p fs.img fs.qcow2"

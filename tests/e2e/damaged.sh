@@ -32,7 +32,7 @@ damaged() {
 
 dbg() { img=${@: -1}; set -- "${@:1:$#-1}"; for c in "$@"; do debugfs -w -R "$c" "$img" || return 1; done; }
 zero_block() { dd if=/dev/zero of="$3" bs="$1" seek="$2" count=1 conv=notrunc 2>/dev/null; }
-garbage_block() { head -c "$1" /dev/urandom | dd of="$3" bs="$1" seek="$2" count=1 conv=notrunc 2>/dev/null; }
+garbage_block() { pseudo_random "$1" 7 | dd of="$3" bs="$1" seek="$2" count=1 conv=notrunc 2>/dev/null; }
 # Moves the second inode of group 0 past the used part of its inode table.
 shrink_itable_used() { dbg "set_bg 0 itable_unused $(( $(dumpe2fs -h "$1" 2>/dev/null | awk '/^Inodes per group/ {print $4}') - 12 ))" "$1"; }
 
@@ -82,8 +82,16 @@ poke32() {
     $(($2 >> 16 & 255)) $(($2 >> 24 & 255)))" | dd of="$3" bs=1 seek="$1" conv=notrunc 2>/dev/null
 }
 # s_first_data_block wrong: the descriptors are read from the wrong block
-# (group 0's tables land past the end) and no backup is where e2fsck looks.
-wreck_first_group() { poke32 $((1024 + 20)) 147 "$1"; }
+# (148, inside the inode table) and no backup is where e2fsck looks. The
+# two 64-byte descriptors there are written too, so the damage does not
+# depend on the timestamps of the inodes that happen to be at that block:
+# group 0's inode table lands past the end, group 1 has none.
+wreck_first_group() {
+  poke32 $((1024 + 20)) 147 "$1"
+  dd if=/dev/zero of="$1" bs=1024 seek=148 count=1 conv=notrunc 2>/dev/null
+  poke32 $((148 * 1024)) 130 "$1"; poke32 $((148 * 1024 + 4)) 132 "$1"
+  poke32 $((148 * 1024 + 8)) 99999999 "$1"
+}
 ok "first data block wrong: garbage descriptors, backups unusable" damaged wrecked-group0 \
   "group 0: inode table at block [0-9]+ is past the end" -t ext4 -b 1024 -O ^metadata_csum,uninit_bg -- wreck_first_group
 

@@ -30,6 +30,14 @@ done_testing() { echo "1..$tap_n"; }
 # Allocated bytes of a file.
 allocated() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
 
+# pseudo_random BYTES [SEED]: the same incompressible bytes on every run and
+# machine (perl is essential in Debian), so that a failure can be reproduced.
+pseudo_random() {
+  perl -e 'srand($ARGV[1]); my $n = $ARGV[0];
+    while ($n > 0) { my $k = $n < 65536 ? $n : 65536; $n -= $k;
+      print pack("C*", map { int(rand(256)) } 1 .. $k) }' "$1" "${2:-1}"
+}
+
 # A directory tree with the shapes metadata cares about: nested dirs, a big
 # directory (hash tree), fast and slow symlinks, small and larger files.
 make_tree() {
@@ -40,7 +48,7 @@ make_tree() {
     echo "file $i" > "$dir/big/entry-with-a-longish-name-$i"
     i=$((i + 1))
   done
-  head -c 200000 /dev/urandom > "$dir/sub/random.bin"
+  pseudo_random 200000 > "$dir/sub/random.bin"
   seq 1 20000 > "$dir/sub/deeper/numbers.txt"
   ln -s short "$dir/fastlink"
   ln -s "$(printf 'x%.0s' $(seq 1 300))" "$dir/slowlink"
