@@ -164,7 +164,9 @@ void Scrambler::PlanDirectory(uint32_t ino) {
                             CollectDirBlock, &list))
     ++planning_problems_;  // keep what was listed
   HtreeLayout layout;
-  if ((dir.flags & EXT2_INDEX_FL) && !(dir.flags & EXT4_ENCRYPT_FL)) {
+  // Encrypted directories keep their names, but their index blocks must still
+  // be known as such: read as entries, the root's '..' spans the index.
+  if (dir.flags & EXT2_INDEX_FL) {
     std::unordered_map<uint64_t, uint64_t> physical;
     uint64_t logical_end = 0;
     for (const auto& [logical, phys] : list.blocks) {
