@@ -7,6 +7,7 @@
 # value carries the marker QZMARK (scrambled names are lower case, so they
 # cannot make it up by chance).
 . "$TESTLIB"
+. "$(dirname "$TESTLIB")/fscrypt.sh"
 MARK=QZMARK
 
 # scramble_tree DIR: the names that matter, each with the marker; /big and
@@ -74,6 +75,23 @@ has_marker() { grep -a -q "$MARK" "$1"; }
 entry_count() { debugfs -R "ls -l $2" "$1" 2>/dev/null | grep -c .; }
 is_htree() { debugfs -R "stat $2" "$1" 2>/dev/null | grep -q "Flags: 0x.*1[0-9a-f]\{3\}$"; }
 
+# layout IMAGE DIR: each entry's inode, rec_len and name length, in block order.
+layout() {
+  debugfs -R "ls $2" "$1" 2>/dev/null | tr -s ' \n' '\n\n' | awk 'NF' | paste - - - |
+    awk '{ print $1, $2, length($3) }'
+}
+# same_layout ORIGINAL SCRAMBLED PATH: PATH (looked up in ORIGINAL: its name
+# is scrambled in the other) has the same layout in both.
+same_layout() {
+  ino=$(debugfs -R "stat $3" "$1" 2>/dev/null | sed -n 's/^Inode: \([0-9]*\).*/<\1>/p')
+  [ -n "$ino" ] || { echo "$3: not found"; return 1; }
+  layout "$1" "$ino" > "$T/layout.orig"; layout "$2" "$ino" > "$T/layout.new"
+  [ "$(wc -l < "$T/layout.orig")" -gt 2 ] || { echo "$3: no entries listed"; return 1; }
+  diff "$T/layout.orig" "$T/layout.new" > /dev/null || {
+    echo "$3: the layout changed (inode, rec_len, name length):"; diff "$T/layout.orig" "$T/layout.new" | head; return 1; }
+  return 0
+}
+
 check_config() {
   name=$1; shift
   img="$T/$name.img"
@@ -91,6 +109,11 @@ check_config() {
   orig=$(debugfs -R "ls -l /" "$img" 2>/dev/null | wc -l)
   new=$(debugfs -R "ls -l /" "$T/$name.s.raw" 2>/dev/null | wc -l)
   [ "$orig" = "$new" ] || { echo "root had $orig entries, now $new"; return 1; }
+  # Lengths are kept: the same inodes, rec_len and name lengths, in the same places.
+  for d in / /big /few /sub/deeper; do same_layout "$img" "$T/$name.s.raw" $d || return 1; done
+  # '.' and '..' keep their names (lost+found is checked above).
+  debugfs -R "ls <$(ino_of "$img" big)>" "$T/$name.s.raw" 2>/dev/null | grep -Eq '^ [0-9]+  \([0-9]+\) \.    [0-9]+  \([0-9]+\) \.\.  ' ||
+    { echo "/big: '.' and '..' are not the first two entries"; return 1; }
   rm -f "$T/$name.s.raw"
 }
 
@@ -104,6 +127,10 @@ ok "one-character names in a big hash-tree directory are kept, with a warning" \
 SB_FLAGS=2  # EXT2_FLAGS_UNSIGNED_HASH
 ok "1k blocks, legacy unsigned hash, ext3: -s image is clean and nameless" \
   check_config clegacy 32M 5000 legacy -t ext3 -b 1024
+ok "1k blocks, tea unsigned, metadata_csum: -s image is clean and nameless" \
+  check_config ctea-u 32M 5000 tea -t ext4 -b 1024 -O metadata_csum
+ok "4k blocks, half_md4 unsigned, no metadata_csum: -s image is clean and nameless" \
+  check_config cmd4-u 64M 10000 half_md4 -t ext4 -b 4096 -O ^metadata_csum
 SB_FLAGS=
 ok "inline_data, ea_inode, casefold: -s image is clean and nameless" \
   check_config cfeat 64M 5000 half_md4 -t ext4 -b 4096 -O inline_data,ea_inode,casefold
@@ -160,6 +187,46 @@ journal_names() {
 }
 ok "a clean journal's old blocks are zeroed; a dirty one is kept with a warning" journal_names
 rm -f "$T/journal.img" "$T/dirty.raw" "$T/j.raw" "$T/js.raw"
+
+# Encrypted names and targets are ciphertext already: left as they are,
+# while the names around them are scrambled.
+encrypted_kept() {
+  img="$T/enc.img"
+  mkdir -p "$T/enc-tree/plain"
+  for i in 1 2 3; do echo x > "$T/enc-tree/plain/$MARK-plain-$i"; done
+  mke2fs -q -F -t ext4 -b 4096 -O "$1" -d "$T/enc-tree" "$img" 16M || return 1
+  encrypt_dir "$img" || return 1
+  enc_ino() { awk -v n="$1" '$1 == n { print "<" $2 ">" }' "$T/enc.inodes"; }
+  has_marker "$img" || { echo "the original has no marker: the test cannot fail"; return 1; }
+  debugfs -R "htree /enc" "$img" 2>/dev/null | grep -q "Indirect levels" ||
+    { echo "/enc is not a hash-tree directory"; return 1; }
+  "$E2IMAGE" -r -s "$img" "$T/enc.s.raw" || return 1
+  fsck_clean "$T/enc.s.raw" && no_marker "$T/enc.s.raw" || return 1
+  # The ciphertext names, raw, and the slow symlink's block.
+  enc=$(enc_ino .)
+  diff <(debugfs -R "ls -r $enc" "$img" 2>/dev/null) <(debugfs -R "ls -r $enc" "$T/enc.s.raw" 2>/dev/null) ||
+    return 1
+  [ "$(debugfs -R "ls -r $enc" "$img" 2>/dev/null | grep -c '\\x')" -gt 10 ] ||
+    { echo "no raw encrypted names listed"; return 1; }
+  slow=$(enc_ino slow)
+  blocks=$(debugfs -R "blocks $slow" "$img" 2>/dev/null)
+  [ -n "$blocks" ] || { echo "$slow has no blocks"; return 1; }
+  for b in $blocks; do
+    cmp <(dd if="$img" bs=4096 skip="$b" count=1 2>/dev/null) \
+        <(dd if="$T/enc.s.raw" bs=4096 skip="$b" count=1 2>/dev/null) ||
+      { echo "$slow: block $b changed"; return 1; }
+  done
+  # The inode of the fast symlink (its ciphertext target) is left too.
+  fast=$(enc_ino fast)
+  debugfs -R "stat $fast" "$img" 2>&1 | grep -qi "fast link" || { echo "$fast is not a fast symlink"; return 1; }
+  diff <(debugfs -R "stat $fast" "$img" 2>&1 | grep -i "fast link") \
+       <(debugfs -R "stat $fast" "$T/enc.s.raw" 2>&1 | grep -i "fast link") || return 1
+  rm -f "$T/enc.img" "$T/enc.s.raw"
+}
+ok "encrypted directories and symlinks keep their ciphertext; the -s image is clean" \
+  encrypted_kept encrypt
+ok "the same without metadata_csum (the hash-tree index of an encrypted directory is kept)" \
+  encrypted_kept encrypt,^metadata_csum
 
 # A damaged filesystem: the scrambled image shows the same problems.
 damaged() {
