@@ -3,6 +3,7 @@
 # image holds (non-zero) is in ours with the same bytes (ours may keep
 # more), and e2fsck -fn says the same about our image as about the original.
 . "$TESTLIB"
+. "$(dirname "$TESTLIB")/fscrypt.sh"
 
 fsck_says() { e2fsck -fn "$1" 2>&1 | sed "s#$1#FS#g; /^e2fsck [0-9]/d"; }
 
@@ -18,9 +19,44 @@ oracle_blocks_kept() {
   done < "$T/differing"
 }
 
+# enrich IMAGE: what the features are for, beyond make_tree: xattrs in the
+# inode and in a block, an ea_inode value, a casefolded directory, an
+# encrypted directory (through the kernel, see encrypt_dir), and hash-tree
+# directories (e2fsck -D indexes them).
+enrich() {
+  img=$1
+  features=$(dumpe2fs -h "$img" 2>/dev/null | grep features)
+  head -c 1500 /dev/zero | tr '\0' 'b' > "$T/value.block"
+  head -c 20000 /dev/zero | tr '\0' 'e' > "$T/value.big"
+  {
+    echo "ea_set /sub user.small in-the-inode"
+    echo "ea_set -f $T/value.block /sub/deeper user.block"
+    case $features in *ea_inode*) echo "ea_set -f $T/value.big /sub/random.bin user.big" ;; esac
+    case $features in *casefold*)
+      echo "mkdir /cf"
+      flags=$(debugfs -R "stat /sub" "$img" 2>/dev/null | sed -n 's/.*Flags: \(0x[0-9a-f]*\).*/\1/p')
+      echo "set_inode_field /cf flags $(printf '0x%x' $((flags | 0x40000000)))"
+      for i in $(seq 1 150); do echo "write /dev/null /cf/Folded-Name-$i"; done ;; esac
+  } > "$T/enrich.cmds"
+  debugfs -w -f "$T/enrich.cmds" "$img" > "$T/enrich.log" 2>&1 || { cat "$T/enrich.log"; return 1; }
+  # Enough entries in /big for several blocks of 64 KiB.
+  big=$(debugfs -R "stat /big" "$img" 2>/dev/null | sed -n 's/^Inode: \([0-9]*\).*/\1/p')
+  "$ADD_ENTRIES" "$img" an-added-entry-with-a-long-name- 3000 "$big" || return 1
+  case $features in *encrypt*) encrypt_dir "$img" || return 1 ;; esac
+  e2fsck -fyD "$img" > "$T/enrich.log" 2>&1
+  e2fsck -fn "$img" > "$T/enrich.log" 2>&1 || { echo "enriched original not clean"; cat "$T/enrich.log"; return 1; }
+  case $features in *dir_index*)
+    debugfs -R "htree /big" "$img" 2>/dev/null | grep -q "Indirect levels" ||
+      { echo "/big is not a hash-tree directory"; return 1; } ;; esac
+  case $features in *casefold*)
+    has_flag "$img" /cf 0x40000000 || { echo "/cf is not casefolded"; return 1; } ;; esac
+  return 0
+}
+
 feature_test() {
   name=$1; size=$2; shift 2
   make_fs "$T/$name.img" "$size" "$@" || return 1
+  enrich "$T/$name.img" || return 1
   bs=$(dumpe2fs -h "$T/$name.img" 2>/dev/null | awk '/^Block size/ {print $3}')
   "$E2IMAGE" -r "$T/$name.img" "$T/ours.raw" || return 1
   "$ORACLE_E2IMAGE" -r "$T/$name.img" "$T/oracle.raw" 2>/dev/null || return 1
@@ -34,7 +70,11 @@ for spec in \
   "ext3-journal 16M -t ext3" \
   "ext4-1k 16M -t ext4 -b 1024" \
   "ext4-2k 16M -t ext4 -b 2048" \
-  "ext4-64k 128M -t ext4 -b 65536" \
+  "ext4-4k 32M -t ext4 -b 4096" \
+  "ext4-8k 64M -t ext4 -b 8192 -N 4096" \
+  "ext4-16k 64M -t ext4 -b 16384 -N 4096" \
+  "ext4-32k 128M -t ext4 -b 32768 -N 4096" \
+  "ext4-64k 128M -t ext4 -b 65536 -N 4096" \
   "64bit-meta_bg 32M -t ext4 -O 64bit,meta_bg,^resize_inode" \
   "no-flex_bg 32M -t ext4 -O ^flex_bg" \
   "sparse_super2 32M -t ext4 -O sparse_super2" \
