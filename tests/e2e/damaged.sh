@@ -21,6 +21,10 @@ damaged() {
     grep -Eq "$want" "$T/$name.err" || { echo "no warning matching /$want/"; return 1; }
     tail -n 1 "$T/$name.err" | grep -Eq "^e2image: [0-9]+ problems? found" || {
       echo "no final count of problems"; return 1; }
+    # One warning line per problem counted.
+    counted=$(tail -n 1 "$T/$name.err" | sed -n 's/^e2image: \([0-9]*\) problems\{0,1\} found.*/\1/p')
+    [ "$counted" = "$(grep -c '^e2image: warning: ' "$T/$name.err")" ] || {
+      echo "$counted problems counted, $(grep -c '^e2image: warning: ' "$T/$name.err") warning lines"; return 1; }
   fi
   fsck_says "$img" > "$T/$name.fsck.orig"
   fsck_says "$T/$name.raw" > "$T/$name.fsck.image"
