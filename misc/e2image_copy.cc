@@ -114,7 +114,12 @@ int Install(const Options& o) {
   if (SharesStorage(o.source, o.output))
     throw util::Error(o.output + ": the image is the device itself");
   const auto start = std::chrono::steady_clock::now();
-  e2img::InstallE2iImage(o.output, o.source);
+  const e2img::E2iInstallSize size =
+      o.progress ? e2img::E2iInstallBlocks(o.output) : e2img::E2iInstallSize{};
+  util::Progress progress(o.progress, "Inode table blocks installed:", size.blocks,
+                          size.block_size);
+  e2img::InstallE2iImage(o.output, o.source, [&](uint64_t done) { progress.Update(done); });
+  progress.Finish();
   if (o.progress)
     std::fprintf(stderr, "Installed the metadata of %s onto %s in %.1fs\n", o.output.c_str(),
                  o.source.c_str(),

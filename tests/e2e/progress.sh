@@ -23,7 +23,9 @@ ok "-p with -rn" summary -rn "$T/fs.img" "$T/never.raw"
 
 install_progress() {
   "$E2IMAGE" -p -I "$T/fs.img" "$T/a.e2i" 2> "$T/err" || return 1
-  grep -q "^Installed the metadata of" "$T/err"
+  cat "$T/err"
+  grep -Eq '^Inode table blocks installed: [0-9]+ / [0-9]+ blocks \(100%\) in [0-9.]+s, [0-9.]+ MiB/s$' \
+    "$T/err" && grep -q "^Installed the metadata of" "$T/err"
 }
 ok "-p with -I" install_progress
 
