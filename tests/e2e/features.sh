@@ -3,7 +3,7 @@
 # image holds (non-zero) is in ours with the same bytes (ours may keep
 # more), and e2fsck -fn says the same about our image as about the original.
 . "$TESTLIB"
-. "$(dirname "$TESTLIB")/fscrypt.sh"
+. "$(dirname "$TESTLIB")/fslib.sh"
 
 fsck_says() { e2fsck -fn "$1" 2>&1 | sed "s#$1#FS#g; /^e2fsck [0-9]/d"; }
 
@@ -17,40 +17,6 @@ oracle_blocks_kept() {
       echo "block $b is kept by Debian's e2image but differs in ours"; return 1
     fi
   done < "$T/differing"
-}
-
-# enrich IMAGE: what the features are for, beyond make_tree: xattrs in the
-# inode and in a block, an ea_inode value, a casefolded directory, an
-# encrypted directory (through the kernel, see encrypt_dir), and hash-tree
-# directories (e2fsck -D indexes them).
-enrich() {
-  img=$1
-  features=$(dumpe2fs -h "$img" 2>/dev/null | grep features)
-  head -c 1500 /dev/zero | tr '\0' 'b' > "$T/value.block"
-  head -c 20000 /dev/zero | tr '\0' 'e' > "$T/value.big"
-  {
-    echo "ea_set /sub user.small in-the-inode"
-    echo "ea_set -f $T/value.block /sub/deeper user.block"
-    case $features in *ea_inode*) echo "ea_set -f $T/value.big /sub/random.bin user.big" ;; esac
-    case $features in *casefold*)
-      echo "mkdir /cf"
-      flags=$(debugfs -R "stat /sub" "$img" 2>/dev/null | sed -n 's/.*Flags: \(0x[0-9a-f]*\).*/\1/p')
-      echo "set_inode_field /cf flags $(printf '0x%x' $((flags | 0x40000000)))"
-      for i in $(seq 1 150); do echo "write /dev/null /cf/Folded-Name-$i"; done ;; esac
-  } > "$T/enrich.cmds"
-  debugfs -w -f "$T/enrich.cmds" "$img" > "$T/enrich.log" 2>&1 || { cat "$T/enrich.log"; return 1; }
-  # Enough entries in /big for several blocks of 64 KiB.
-  big=$(debugfs -R "stat /big" "$img" 2>/dev/null | sed -n 's/^Inode: \([0-9]*\).*/\1/p')
-  "$ADD_ENTRIES" "$img" an-added-entry-with-a-long-name- 3000 "$big" || return 1
-  case $features in *encrypt*) encrypt_dir "$img" || return 1 ;; esac
-  e2fsck -fyD "$img" > "$T/enrich.log" 2>&1
-  e2fsck -fn "$img" > "$T/enrich.log" 2>&1 || { echo "enriched original not clean"; cat "$T/enrich.log"; return 1; }
-  case $features in *dir_index*)
-    debugfs -R "htree /big" "$img" 2>/dev/null | grep -q "Indirect levels" ||
-      { echo "/big is not a hash-tree directory"; return 1; } ;; esac
-  case $features in *casefold*)
-    has_flag "$img" /cf 0x40000000 || { echo "/cf is not casefolded"; return 1; } ;; esac
-  return 0
 }
 
 feature_test() {

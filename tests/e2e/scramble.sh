@@ -7,7 +7,7 @@
 # value carries the marker QZMARK (scrambled names are lower case, so they
 # cannot make it up by chance).
 . "$TESTLIB"
-. "$(dirname "$TESTLIB")/fscrypt.sh"
+. "$(dirname "$TESTLIB")/fslib.sh"
 MARK=QZMARK
 
 # scramble_tree DIR: the names that matter, each with the marker; /big and
@@ -227,6 +227,35 @@ ok "encrypted directories and symlinks keep their ciphertext; the -s image is cl
   encrypted_kept encrypt
 ok "the same without metadata_csum (the hash-tree index of an encrypted directory is kept)" \
   encrypted_kept encrypt,^metadata_csum
+
+# -s over the feature matrix (make_tree and fslib.sh's enrich): raw, qcow2
+# and e2i images are clean and hold none of the names or values looked for.
+matrix_names="entry-with-a-longish-name|an-added-entry-with|Folded-Name-|numbers\.txt|in-the-inode|bbbbbbbbbbbbbbbb|eeeeeeeeeeeeeeee"
+matrix_case() {
+  name=$1; size=$2; shift 2
+  img="$T/m-$name.img"
+  [ -d "$T/mtree" ] || make_tree "$T/mtree"
+  mke2fs -q -F -d "$T/mtree" "$@" "$img" "$size" > "$T/mke2fs.log" 2>&1 || { cat "$T/mke2fs.log"; return 1; }
+  enrich "$img" || return 1
+  grep -a -q -E "$matrix_names" "$img" || { echo "nothing to look for in the original"; return 1; }
+  "$E2IMAGE" -r -s "$img" "$T/m.raw" 2> "$T/m.err" || { cat "$T/m.err"; return 1; }
+  fsck_clean "$T/m.raw" || return 1
+  ! grep -a -o -E "$matrix_names" "$T/m.raw" | head -n 3 | grep . || { echo "names left in the raw image"; return 1; }
+  "$E2IMAGE" -Q -s "$img" "$T/m.qcow2" 2> /dev/null && "$E2IMAGE" -r "$T/m.qcow2" "$T/mq.raw" &&
+    fsck_clean "$T/mq.raw" || { echo "-Q -s"; return 1; }
+  "$E2IMAGE" -s "$img" "$T/m.e2i" 2> /dev/null && dumpe2fs -i "$T/m.e2i" > /dev/null 2>&1 ||
+    { echo "-s e2i image"; return 1; }
+  ! grep -a -q -E "$matrix_names" "$T/m.e2i" || { echo "names left in the e2i image"; return 1; }
+  rm -f "$img" "$T/m.raw" "$T/m.qcow2" "$T/mq.raw" "$T/m.e2i"
+}
+for spec in "ext2 16M -t ext2" "ext3 16M -t ext3" "ext4-64k 128M -t ext4 -b 65536 -N 4096" \
+  "64bit-meta_bg 32M -t ext4 -O 64bit,meta_bg,^resize_inode" "bigalloc 64M -t ext4 -O bigalloc -C 16384" \
+  "inline_data 16M -t ext4 -O inline_data" "ea_inode 16M -t ext4 -O ea_inode" \
+  "casefold 16M -t ext4 -O casefold" "encrypt 16M -t ext4 -O encrypt" \
+  "quota-orphan_file 32M -t ext4 -O quota,project,orphan_file -I 256"; do
+  set -- $spec
+  ok "feature matrix, $1: -s raw, qcow2 and e2i images are clean and nameless" matrix_case "$@"
+done
 
 # A damaged filesystem: the scrambled image shows the same problems.
 damaged() {
