@@ -115,4 +115,16 @@ raw_stdout() {
 }
 ok "raw to stdout gives the same bytes as raw to a file" raw_stdout
 
+offsets_stdout() {
+  { head -c 1048576 /dev/zero; cat "$T/fs.img"; } > "$T/at1m.img"
+  "$E2IMAGE" -r -o 1048576 -O 12288 "$T/at1m.img" - > "$T/o-stdout.raw" || return 1
+  "$E2IMAGE" -r -o 1048576 -O 12288 "$T/at1m.img" "$T/o-file.raw" || return 1
+  "$ORACLE_E2IMAGE" -r -o 1048576 -O 12288 "$T/at1m.img" - 2>/dev/null > "$T/o-oracle.raw" || return 1
+  same_bytes "$T/o-stdout.raw" "$T/o-file.raw" && same_bytes "$T/o-stdout.raw" "$T/o-oracle.raw" || return 1
+  # qcow2 to raw on stdout, with -O, too.
+  "$E2IMAGE" -Q "$T/fs.img" "$T/o.qcow2" && "$E2IMAGE" -r -O 12288 "$T/o.qcow2" - > "$T/q-stdout.raw" &&
+    "$E2IMAGE" -r -O 12288 "$T/o.qcow2" "$T/q-file.raw" && same_bytes "$T/q-stdout.raw" "$T/q-file.raw"
+}
+ok "raw to stdout with -o and -O: the bytes of a file and of Debian's e2image" offsets_stdout
+
 done_testing
