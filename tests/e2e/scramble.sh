@@ -275,6 +275,34 @@ damaged() {
 }
 ok "a damaged filesystem's -s image shows the same e2fsck problems" damaged
 
+# A damaged hash-tree index (a root with a bad depth, a node with a count of
+# 0): the index blocks are kept as they are and the names stay in the root's
+# hash ranges, so that e2fsck finds the same damage in the -s image.
+damaged_index() {
+  img="$T/dx.img"
+  rm -rf "$T/dx-tree" && mkdir -p "$T/dx-tree/d" && touch "$T/dx-tree/d/$MARK"
+  mke2fs -q -F -t ext4 -b 1024 -N 20000 -d "$T/dx-tree" "$img" 32M || return 1
+  "$ADD_ENTRIES" "$img" "$MARK-name-that-is-long-" 15000 "$(ino_of "$img" d)" || return 1
+  e2fsck -fyD "$img" > /dev/null 2>&1
+  debugfs -R "htree /d" "$img" 2>/dev/null | grep -q "Indirect levels: 1" || { echo "/d has no index node"; return 1; }
+  root=$(debugfs -R "bmap /d 0" "$img" 2>/dev/null)
+  first=$(debugfs -R "htree /d" "$img" 2>/dev/null | sed -n 's/^Entry #0: Hash 0x[0-9a-f]*, block \([0-9]*\)$/\1/p' | head -n 1)
+  node=$(debugfs -R "bmap /d $first" "$img" 2>/dev/null)
+  case $1 in
+    depth) printf '\x09' | dd of="$img" bs=1 seek=$((root * 1024 + 30)) conv=notrunc 2> /dev/null ;;
+    count) printf '\x00\x00' | dd of="$img" bs=1 seek=$((node * 1024 + 10)) conv=notrunc 2> /dev/null ;;
+  esac
+  e2fsck -fn "$img" 2>&1 | tail -n +2 | sed "s|$img||; s/([^)]*)/(NAME)/g" > "$T/dx.orig"
+  grep -q "HTREE" "$T/dx.orig" || { echo "the damage did not show"; cat "$T/dx.orig"; return 1; }
+  "$E2IMAGE" -r -s "$img" "$T/dx.raw" || return 1
+  no_marker "$T/dx.raw" || return 1
+  e2fsck -fn "$T/dx.raw" 2>&1 | tail -n +2 | sed "s|$T/dx.raw||; s/([^)]*)/(NAME)/g" > "$T/dx.scr"
+  diff "$T/dx.orig" "$T/dx.scr" | head -n 20
+  cmp -s "$T/dx.orig" "$T/dx.scr" && rm -f "$img" "$T/dx.raw"
+}
+ok "a hash-tree root with a bad depth: the -s image shows the same e2fsck problems" damaged_index depth
+ok "an index node with a bad count: the -s image shows the same e2fsck problems" damaged_index count
+
 ok "-s with a qcow2 source (conversion) is refused" sh -c '
   "$E2IMAGE" -Q "$1" "$2/src.qcow2" && ! "$E2IMAGE" -r -s "$2/src.qcow2" "$2/x.raw" 2>/dev/null &&
   [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
