@@ -100,8 +100,13 @@ bool LooksLikeIndexNode(ext2_filsys fs, std::span<const uint8_t> block) {
   // libext2fs takes the entry by non-const pointer but only reads it.
   auto* first = reinterpret_cast<ext2_dir_entry*>(const_cast<uint8_t*>(block.data()));
   unsigned int rec_len = 0;
-  return block.size() >= 12 && first->inode == 0 && ext2fs_dirent_name_len(first) == 0 &&
-         ext2fs_get_rec_len(fs, first, &rec_len) == 0 && rec_len == fs->blocksize;
+  if (block.size() < 12 || first->inode != 0 || ext2fs_dirent_name_len(first) != 0 ||
+      ext2fs_get_rec_len(fs, first, &rec_len) != 0 || rec_len != fs->blocksize)
+    return false;
+  // The limit is always the most entries that fit (before the dx_tail with
+  // metadata_csum): an emptied leaf holding stale names is not taken for one.
+  const size_t tail = ext2fs_has_feature_metadata_csum(fs->super) ? 8 : 0;
+  return Le16(block.data() + 8) == (block.size() - 8 - tail) / 8;
 }
 
 HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blocks,

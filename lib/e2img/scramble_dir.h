@@ -29,7 +29,8 @@ struct HtreeLayout {
 // Reads one logical block of the directory; false if it cannot.
 using DirBlockReader = std::function<bool(uint64_t logical, std::span<uint8_t> out)>;
 
-// A dx_node block: one empty entry (inode 0, no name) spanning the block.
+// A dx_node block: one empty entry (inode 0, no name) spanning the block,
+// then the count/limit with the largest limit that fits.
 bool LooksLikeIndexNode(ext2_filsys fs, std::span<const uint8_t> block);
 
 // Walks the dx_root and dx_node blocks of a directory with EXT2_INDEX_FL.
