@@ -46,6 +46,10 @@ int CopyOrMove(const Options& o) {
     throw util::Error(o.output +
                       ": the output is the source itself at the same offset; "
                       "refusing to overwrite it (give -O to move the filesystem)");
+  if (!same && SharesStorage(o.source, o.output))
+    throw util::Error(o.output +
+                      ": the output holds the source (a loop device and the file behind it); "
+                      "name one of them to move the filesystem");
   CheckMount(o.source, o.force);
   if (same)
     RefuseMounted(o.source);
@@ -107,10 +111,15 @@ int CopyOrMove(const Options& o) {
 int Install(const Options& o) {
   // e2image -I device image-file
   RefuseMounted(o.source);
-  if (IsSameFile(o.source, o.output))
+  if (SharesStorage(o.source, o.output))
     throw util::Error(o.output + ": the image is the device itself");
   const auto start = std::chrono::steady_clock::now();
-  e2img::InstallE2iImage(o.output, o.source);
+  const e2img::E2iInstallSize size =
+      o.progress ? e2img::E2iInstallBlocks(o.output) : e2img::E2iInstallSize{};
+  util::Progress progress(o.progress, "Inode table blocks installed:", size.blocks,
+                          size.block_size);
+  e2img::InstallE2iImage(o.output, o.source, [&](uint64_t done) { progress.Update(done); });
+  progress.Finish();
   if (o.progress)
     std::fprintf(stderr, "Installed the metadata of %s onto %s in %.1fs\n", o.output.c_str(),
                  o.source.c_str(),

@@ -16,9 +16,10 @@ void Warn(const std::string& message);
 // The closing line when problems were met ("" for none).
 void ReportProblems(uint64_t problems, const char* outcome);
 
-// Refuses to overwrite the source through any path (also for a move with
-// -ra, which must name one file); `allow` lets a move through.
+// True when a and b are one file or one block device, through any path.
 bool IsSameFile(const std::string& a, const std::string& b);
+// IsSameFile, or one is a loop device over the other (or both over one file).
+bool SharesStorage(const std::string& a, const std::string& b);
 // Refuses a source mounted read-write unless forced.
 void CheckMount(const std::string& device, bool force);
 

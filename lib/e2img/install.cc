@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,15 +49,66 @@ std::string PartWay(const std::string& what_is_written) {
          "rerun the same command to finish";
 }
 
-}  // namespace
-
-void InstallE2iImage(const std::string& image, const std::string& device) {
-  ExtErrorText(0);
-  util::File image_file = util::File::Open(image, O_RDONLY);
+// Reads the header of an e2i image; throws if it is not one.
+E2iHeader ReadE2iHeader(const std::string& image, const util::File& image_file) {
   E2iHeader hdr{};
   std::span<uint8_t> raw(reinterpret_cast<uint8_t*>(&hdr), sizeof hdr);
   if (image_file.ReadUpTo(raw, 0) != sizeof hdr || hdr.magic_number != EXT2_ET_MAGIC_E2IMAGE)
     throw util::Error(image + ": not an e2i image (made by e2image without -r or -Q)");
+  return hdr;
+}
+
+// Writes the inode tables held in the image (group after group, from
+// hdr.offset_inode) to where the descriptors put them on fs->io.
+errcode_t WriteInodeTables(ext2_filsys fs, const util::File& image_file, const E2iHeader& hdr,
+                           const std::function<void(uint64_t)>& progress) {
+  constexpr uint64_t kChunkBlocks = 64;
+  const uint64_t bs = fs->blocksize;
+  std::vector<uint8_t> buf(kChunkBlocks * bs);
+  uint64_t offset = hdr.offset_inode;
+  uint64_t done = 0;
+  for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
+    uint64_t block = ext2fs_inode_table_loc(fs, g);
+    if (!block)
+      return EXT2_ET_MISSING_INODE_TABLE;
+    for (uint64_t left = fs->inode_blocks_per_group; left;) {
+      const uint64_t n = std::min(left, kChunkBlocks);
+      std::span<uint8_t> chunk(buf.data(), n * bs);
+      if (image_file.ReadUpTo(chunk, offset) != chunk.size())
+        return EXT2_ET_SHORT_READ;
+      if (errcode_t err = io_channel_write_blk64(fs->io, block, static_cast<int>(n), buf.data()))
+        return err;
+      offset += chunk.size();
+      block += n;
+      left -= n;
+      done += n;
+      if (progress)
+        progress(done);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+E2iInstallSize E2iInstallBlocks(const std::string& image) {
+  util::File image_file = util::File::Open(image, O_RDONLY);
+  ReadE2iHeader(image, image_file);
+  ext2_filsys opened = nullptr;
+  errcode_t err = ext2fs_open(
+      image.c_str(), EXT2_FLAG_64BITS | EXT2_FLAG_IMAGE_FILE | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0,
+      unix_io_manager, &opened);
+  if (err)
+    throw util::Error(image + ": cannot open the e2i image: " + ExtErrorText(err));
+  std::unique_ptr<struct_ext2_filsys, FilsysCloser> fs(opened);
+  return {uint64_t{fs->group_desc_count} * fs->inode_blocks_per_group, fs->blocksize};
+}
+
+void InstallE2iImage(const std::string& image, const std::string& device,
+                     const std::function<void(uint64_t)>& progress) {
+  ExtErrorText(0);
+  util::File image_file = util::File::Open(image, O_RDONLY);
+  const E2iHeader hdr = ReadE2iHeader(image, image_file);
 
   ext2_filsys opened = nullptr;
   errcode_t err = ext2fs_open(
@@ -80,10 +133,7 @@ void InstallE2iImage(const std::string& image, const std::string& device) {
     io_channel_close(io);
     throw util::Error(device + ": cannot write to it: " + ExtErrorText(err));
   }
-  if (::lseek(image_file.fd(), hdr.offset_inode, SEEK_SET) < 0)
-    throw util::Error(
-        util::AtOffset(image, hdr.offset_inode, "cannot seek: " + util::ErrnoText(errno)));
-  err = ext2fs_image_inode_read(fs.get(), image_file.fd(), 0);
+  err = WriteInodeTables(fs.get(), image_file, hdr, progress);
   if (err)
     throw util::Error(
         device + ": cannot write the inode tables: " + ExtErrorText(err) +

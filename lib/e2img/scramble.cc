@@ -164,22 +164,34 @@ void Scrambler::PlanDirectory(uint32_t ino) {
                             CollectDirBlock, &list))
     ++planning_problems_;  // keep what was listed
   HtreeLayout layout;
-  if ((dir.flags & EXT2_INDEX_FL) && !(dir.flags & EXT4_ENCRYPT_FL)) {
-    std::unordered_map<uint64_t, uint64_t> physical;
+  // Encrypted directories keep their names, but their index blocks must still
+  // be known as such: read as entries, the root's '..' spans the index.
+  std::unordered_map<uint64_t, uint64_t> physical;
+  auto read = [&](uint64_t logical, std::span<uint8_t> out) {
+    auto it = physical.find(logical);
+    return it != physical.end() && io_channel_read_blk64(fs_->io, it->second, 1, out.data()) == 0;
+  };
+  if (dir.flags & EXT2_INDEX_FL) {
     uint64_t logical_end = 0;
     for (const auto& [logical, phys] : list.blocks) {
       physical.emplace(logical, phys);
       logical_end = std::max(logical_end, logical + 1);
     }
-    auto read = [&](uint64_t logical, std::span<uint8_t> out) {
-      auto it = physical.find(logical);
-      return it != physical.end() && io_channel_read_blk64(fs_->io, it->second, 1, out.data()) == 0;
-    };
     layout = ReadHtreeLayout(fs_, dir.flags, logical_end, read);
   }
+  std::vector<uint8_t> block(fs_->blocksize);
   for (const auto& [logical, phys] : list.blocks) {
     BlockRole role{BlockRole::kDirLinear, DirNames::kNoLeaf, ino, 0};
-    if (layout.valid) {
+    const bool index = layout.valid &&
+                       std::find(layout.index_blocks.begin(), layout.index_blocks.end(), logical) !=
+                           layout.index_blocks.end();
+    if ((dir.flags & EXT2_INDEX_FL) && !index && (!layout.valid || layout.damaged) &&
+        (logical == 0 || (read(logical, block) && LooksLikeIndexNode(fs_, block)))) {
+      // A damaged index: what looks like index blocks is kept as it is, for
+      // e2fsck to find the same damage.
+      role.kind = BlockRole::kDirIndex;
+      role.leaf = logical == 0 ? 0 : 1;
+    } else if (layout.valid) {
       if (std::find(layout.index_blocks.begin(), layout.index_blocks.end(), logical) !=
           layout.index_blocks.end()) {
         role.kind = BlockRole::kDirIndex;
@@ -292,7 +304,8 @@ void Scrambler::ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data) 
   const uint16_t count = Le16(data.data() + at + 2);
   const size_t end = std::min<size_t>(at + static_cast<size_t>(limit) * 8, data.size());
   const size_t from = at + static_cast<size_t>(count) * 8;
-  if (count <= limit && from < end)
+  // count includes the count/limit entry itself: a damaged count of 0 leaves it be.
+  if (count >= 1 && count <= limit && from < end)
     std::memset(data.data() + from, 0, end - from);
 }
 

@@ -23,8 +23,16 @@ uint32_t Le32(const uint8_t* p) {
 // Walks one index block's entries, recursing into lower index levels.
 class HtreeWalker {
  public:
-  HtreeWalker(ext2_filsys fs, uint64_t dir_blocks, const DirBlockReader& read, HtreeLayout& out)
-      : fs_(fs), dir_blocks_(dir_blocks), read_(read), out_(out), buf_(fs->blocksize) {}
+  // tolerant: a bad subtree is skipped instead of failing the walk, and a
+  // child is an index node when it looks like one, whatever the depth says.
+  HtreeWalker(ext2_filsys fs, uint64_t dir_blocks, const DirBlockReader& read, HtreeLayout& out,
+              bool tolerant)
+      : fs_(fs),
+        dir_blocks_(dir_blocks),
+        read_(read),
+        out_(out),
+        buf_(fs->blocksize),
+        tolerant_(tolerant) {}
 
   // entries: the countlimit+entries area of an index block at `levels` above the leaves.
   bool Walk(std::span<const uint8_t> entries, int levels, LeafRange range) {
@@ -47,20 +55,27 @@ class HtreeWalker {
         child.hi = next & ~1u;
         child.hi_inclusive = (next & 1) != 0 || child.hi <= child.lo;
       }
-      if (block >= dir_blocks_)
+      const bool known = out_.leaf_of.count(block) ||
+                         std::find(out_.index_blocks.begin(), out_.index_blocks.end(), block) !=
+                             out_.index_blocks.end();
+      if (block >= dir_blocks_ || known) {
+        if (tolerant_)
+          continue;
         return false;
-      if (levels == 0) {
-        if (out_.leaf_of.count(block))
-          return false;
+      }
+      bool leaf = levels == 0;
+      if (tolerant_)
+        leaf = levels == 0 || !read_(block, buf_) || !LooksLikeIndexNode(fs_, buf_);
+      if (leaf) {
         out_.leaf_of.emplace(block, static_cast<int>(out_.leaves.size()));
         out_.leaves.push_back(child);
         continue;
       }
-      if (!read_(block, buf_))
+      if (!tolerant_ && !read_(block, buf_))
         return false;
       // dx_node: a fake entry (inode 0, rec_len = block) then countlimit.
       out_.index_blocks.push_back(block);
-      if (!Walk(std::span<const uint8_t>(buf_).subspan(8), levels - 1, child))
+      if (!Walk(std::span<const uint8_t>(buf_).subspan(8), levels - 1, child) && !tolerant_)
         return false;
     }
     return true;
@@ -72,6 +87,7 @@ class HtreeWalker {
   const DirBlockReader& read_;
   HtreeLayout& out_;
   std::vector<uint8_t> buf_;
+  bool tolerant_;
 };
 
 bool IsDotName(std::string_view name) {
@@ -79,6 +95,19 @@ bool IsDotName(std::string_view name) {
 }
 
 }  // namespace
+
+bool LooksLikeIndexNode(ext2_filsys fs, std::span<const uint8_t> block) {
+  // libext2fs takes the entry by non-const pointer but only reads it.
+  auto* first = reinterpret_cast<ext2_dir_entry*>(const_cast<uint8_t*>(block.data()));
+  unsigned int rec_len = 0;
+  if (block.size() < 12 || first->inode != 0 || ext2fs_dirent_name_len(first) != 0 ||
+      ext2fs_get_rec_len(fs, first, &rec_len) != 0 || rec_len != fs->blocksize)
+    return false;
+  // The limit is always the most entries that fit (before the dx_tail with
+  // metadata_csum): an emptied leaf holding stale names is not taken for one.
+  const size_t tail = ext2fs_has_feature_metadata_csum(fs->super) ? 8 : 0;
+  return Le16(block.data() + 8) == (block.size() - 8 - tail) / 8;
+}
 
 HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blocks,
                             const DirBlockReader& read) {
@@ -91,7 +120,7 @@ HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blo
   const uint8_t hash_version = root[kInfo + 4];
   const uint8_t info_length = root[kInfo + 5];
   const uint8_t levels = root[kInfo + 6];
-  if (info_length != 8 || levels >= kMaxIndexLevels || hash_version > EXT2_HASH_SIPHASH)
+  if (info_length != 8 || hash_version > EXT2_HASH_SIPHASH)
     return layout;
   layout.hash.version = hash_version;
   if (hash_version <= EXT2_HASH_TEA && (fs->super->s_flags & EXT2_FLAGS_UNSIGNED_HASH))
@@ -102,10 +131,23 @@ HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blo
   }
   layout.hash.seed = fs->super->s_hash_seed;
   layout.index_blocks.push_back(0);
-  HtreeWalker walker(fs, dir_blocks, read, layout);
-  const size_t entries_at = kInfo + info_length;
-  layout.valid =
-      walker.Walk(std::span<const uint8_t>(root).subspan(entries_at), levels, LeafRange{});
+  const std::span<const uint8_t> entries = std::span<const uint8_t>(root).subspan(kInfo + 8);
+  if (levels < kMaxIndexLevels) {
+    HtreeWalker walker(fs, dir_blocks, read, layout, /*tolerant=*/false);
+    layout.valid = walker.Walk(entries, levels, LeafRange{});
+  }
+  // A damaged tree: e2fsck still checks the leaves it reaches against the
+  // hash ranges above them, so as much of the tree as can be read is used,
+  // each block taken for what it looks like (a node or a leaf).
+  if (!layout.valid) {
+    layout.leaves.clear();
+    layout.leaf_of.clear();
+    layout.index_blocks.resize(1);
+    HtreeWalker walker(fs, dir_blocks, read, layout, /*tolerant=*/true);
+    walker.Walk(entries, kMaxIndexLevels - 1, LeafRange{});
+    layout.damaged = true;
+    layout.valid = !layout.leaves.empty();
+  }
   if (!layout.valid) {
     layout.leaves.clear();
     layout.leaf_of.clear();

@@ -19,6 +19,7 @@ namespace e2img {
 // What the index blocks of one hash-tree directory say.
 struct HtreeLayout {
   bool valid = false;
+  bool damaged = false;  // the tree is damaged: what could be read of it
   DirHash hash;
   std::vector<LeafRange> leaves;              // in hash order
   std::unordered_map<uint64_t, int> leaf_of;  // logical block -> index in leaves
@@ -28,9 +29,14 @@ struct HtreeLayout {
 // Reads one logical block of the directory; false if it cannot.
 using DirBlockReader = std::function<bool(uint64_t logical, std::span<uint8_t> out)>;
 
+// A dx_node block: one empty entry (inode 0, no name) spanning the block,
+// then the count/limit with the largest limit that fits.
+bool LooksLikeIndexNode(ext2_filsys fs, std::span<const uint8_t> block);
+
 // Walks the dx_root and dx_node blocks of a directory with EXT2_INDEX_FL.
 // Leaves it cannot reach stay out of the layout (they are then scrambled
-// like linear blocks).
+// like linear blocks). In a damaged tree (layout.damaged), bad subtrees are
+// skipped and each block is taken for what it looks like, a node or a leaf.
 HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blocks,
                             const DirBlockReader& read);
 

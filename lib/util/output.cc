@@ -187,8 +187,22 @@ void OutputFile::Commit() {
 RawWriter::RawWriter(const OutputFile& out, uint64_t base, bool zero_gaps)
     : out_(out), base_(base), zero_gaps_(zero_gaps || out.kind() == OutputFile::Kind::kStream) {}
 
+void RawWriter::StartStream() {
+  // A stream cannot seek: the image's offset (-O) is written out as zeros.
+  if (out_.kind() != OutputFile::Kind::kStream || stream_started_)
+    return;
+  stream_started_ = true;
+  static const std::vector<uint8_t> zeros(1 << 20, 0);
+  for (uint64_t left = base_; left;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
+    out_.file().Write(std::span<const uint8_t>(zeros.data(), n));
+    left -= n;
+  }
+}
+
 void RawWriter::FillZeros(uint64_t from, uint64_t to) {
   static const std::vector<uint8_t> zeros(1 << 20, 0);
+  StartStream();
   while (from < to) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(to - from, zeros.size()));
     std::span<const uint8_t> chunk(zeros.data(), n);
@@ -205,6 +219,7 @@ void RawWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
     throw Error(AtOffset(out_.path(), base_ + offset, "internal error: raw output went backwards"));
   if (zero_gaps_)
     FillZeros(position_, offset);
+  StartStream();
   if (out_.kind() == OutputFile::Kind::kStream) {
     out_.file().Write(data);
   } else if (out_.kind() == OutputFile::Kind::kRegular) {

@@ -58,12 +58,14 @@ class RawWriter {
   uint64_t bytes_written() const { return bytes_written_; }
 
  private:
+  void StartStream();
   void FillZeros(uint64_t from, uint64_t to);
   const OutputFile& out_;
   uint64_t base_;
   bool zero_gaps_;
   uint64_t position_ = 0;  // everything before this is written or a hole
   uint64_t bytes_written_ = 0;
+  bool stream_started_ = false;  // the zeros before base_ are written to the stream
 };
 
 }  // namespace util

@@ -4,8 +4,17 @@
 # image as about the original (forensic fidelity).
 . "$TESTLIB"
 
+# With SCRAMBLE_ARGS (damaged_scrambled.sh), every image is taken with -s
+# as well, and e2fsck's output is compared with names and paths hidden.
+hide_names() {
+  if [ -n "${SCRAMBLE_ARGS:-}" ]; then
+    sed "s#/[^ ]* (#PATH (#g; s/([^)]*)/(NAME)/g; s/'[^']*'/'NAME'/g"
+  else
+    cat
+  fi
+}
 # e2fsck -fn output with the file name replaced.
-fsck_says() { e2fsck -fn "$1" 2>&1 | sed "s#$1#FS#g; /^e2fsck [0-9]/d"; }
+fsck_says() { e2fsck -fn "$1" 2>&1 | sed "s#$1#FS#g; /^e2fsck [0-9]/d" | hide_names; }
 
 # damaged NAME WARNING-REGEX MKE2FS-ARGS -- DAMAGE-COMMAND...
 damaged() {
@@ -14,13 +23,17 @@ damaged() {
   img="$T/$name.img"
   make_fs "$img" "${FS_SIZE:-16M}" "${mk[@]}" || return 1
   "$@" "$img" > "$T/damage.log" 2>&1 || { cat "$T/damage.log"; return 1; }
-  "$E2IMAGE" -r "$img" "$T/$name.raw" 2> "$T/$name.err"; rc=$?
+  "$E2IMAGE" -r ${SCRAMBLE_ARGS:-} "$img" "$T/$name.raw" 2> "$T/$name.err"; rc=$?
   cat "$T/$name.err"
   [ $rc = 0 ] || { echo "exit $rc"; return 1; }
   if [ -n "$want" ]; then
     grep -Eq "$want" "$T/$name.err" || { echo "no warning matching /$want/"; return 1; }
     tail -n 1 "$T/$name.err" | grep -Eq "^e2image: [0-9]+ problems? found" || {
       echo "no final count of problems"; return 1; }
+    # One warning line per problem counted.
+    counted=$(tail -n 1 "$T/$name.err" | sed -n 's/^e2image: \([0-9]*\) problems\{0,1\} found.*/\1/p')
+    [ "$counted" = "$(grep -c '^e2image: warning: ' "$T/$name.err")" ] || {
+      echo "$counted problems counted, $(grep -c '^e2image: warning: ' "$T/$name.err") warning lines"; return 1; }
   fi
   fsck_says "$img" > "$T/$name.fsck.orig"
   fsck_says "$T/$name.raw" > "$T/$name.fsck.image"

@@ -3,6 +3,7 @@
 # image holds (non-zero) is in ours with the same bytes (ours may keep
 # more), and e2fsck -fn says the same about our image as about the original.
 . "$TESTLIB"
+. "$(dirname "$TESTLIB")/fslib.sh"
 
 fsck_says() { e2fsck -fn "$1" 2>&1 | sed "s#$1#FS#g; /^e2fsck [0-9]/d"; }
 
@@ -21,6 +22,7 @@ oracle_blocks_kept() {
 feature_test() {
   name=$1; size=$2; shift 2
   make_fs "$T/$name.img" "$size" "$@" || return 1
+  enrich "$T/$name.img" || return 1
   bs=$(dumpe2fs -h "$T/$name.img" 2>/dev/null | awk '/^Block size/ {print $3}')
   "$E2IMAGE" -r "$T/$name.img" "$T/ours.raw" || return 1
   "$ORACLE_E2IMAGE" -r "$T/$name.img" "$T/oracle.raw" 2>/dev/null || return 1
@@ -34,7 +36,11 @@ for spec in \
   "ext3-journal 16M -t ext3" \
   "ext4-1k 16M -t ext4 -b 1024" \
   "ext4-2k 16M -t ext4 -b 2048" \
-  "ext4-64k 128M -t ext4 -b 65536" \
+  "ext4-4k 32M -t ext4 -b 4096" \
+  "ext4-8k 64M -t ext4 -b 8192 -N 4096" \
+  "ext4-16k 64M -t ext4 -b 16384 -N 4096" \
+  "ext4-32k 128M -t ext4 -b 32768 -N 4096" \
+  "ext4-64k 128M -t ext4 -b 65536 -N 4096" \
   "64bit-meta_bg 32M -t ext4 -O 64bit,meta_bg,^resize_inode" \
   "no-flex_bg 32M -t ext4 -O ^flex_bg" \
   "sparse_super2 32M -t ext4 -O sparse_super2" \

@@ -23,7 +23,9 @@ ok "-p with -rn" summary -rn "$T/fs.img" "$T/never.raw"
 
 install_progress() {
   "$E2IMAGE" -p -I "$T/fs.img" "$T/a.e2i" 2> "$T/err" || return 1
-  grep -q "^Installed the metadata of" "$T/err"
+  cat "$T/err"
+  grep -Eq '^Inode table blocks installed: [0-9]+ / [0-9]+ blocks \(100%\) in [0-9.]+s, [0-9.]+ MiB/s$' \
+    "$T/err" && grep -q "^Installed the metadata of" "$T/err"
 }
 ok "-p with -I" install_progress
 
@@ -32,6 +34,27 @@ on_a_terminal() {
   grep -q $'\r' "$T/tty.out" && grep -q $'\033\\[K' "$T/tty.out" && grep -q "(100%)" "$T/tty.out"
 }
 ok "-p on a terminal redraws one line" on_a_terminal
+
+# A raw image on stdout read by a slow reader: the copy waits, so progress
+# lines come before the summary (every 200 ms on a terminal, 5 s otherwise).
+slow_terminal() {
+  script -qec "'$E2IMAGE' -p -r '$T/fs.img' - | (sleep 2; cat > /dev/null)" /dev/null > "$T/slow.out" ||
+    return 1
+  tr '\r' '\n' < "$T/slow.out" | cat -A
+  # A line with the time left, then the summary over it: no newline between.
+  grep -Eq $'\r[A-Za-z]+: [0-9]+ / [0-9]+ blocks \\([0-9]+%\\), [0-9.]+ MiB/s, [0-9]+s left\033\\[K\r' \
+    "$T/slow.out"
+}
+ok "-p on a terminal: blocks, percent, rate and time left, redrawn in place" slow_terminal
+
+slow_plain() {
+  { "$E2IMAGE" -p -r "$T/fs.img" - 2> "$T/plain.err" | (sleep 6; cat > /dev/null); } || return 1
+  cat "$T/plain.err"
+  ! grep -q $'\r' "$T/plain.err" &&
+    grep -Eq '^Copied: [0-9]+ / [0-9]+ blocks \([0-9]+%\), [0-9.]+ MiB/s, [0-9]+s left$' "$T/plain.err" &&
+    tail -n 1 "$T/plain.err" | grep -q "(100%) in"
+}
+ok "-p not on a terminal: periodic plain lines with the time left, then the summary" slow_plain
 
 ok "without -p nothing is printed" sh -c '"$E2IMAGE" -r "$1" "$2" 2>&1 | wc -c | grep -qx 0' _ \
   "$T/fs.img" "$T/quiet.raw"

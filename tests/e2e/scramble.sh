@@ -7,6 +7,7 @@
 # value carries the marker QZMARK (scrambled names are lower case, so they
 # cannot make it up by chance).
 . "$TESTLIB"
+. "$(dirname "$TESTLIB")/fslib.sh"
 MARK=QZMARK
 
 # scramble_tree DIR: the names that matter, each with the marker; /big and
@@ -74,6 +75,23 @@ has_marker() { grep -a -q "$MARK" "$1"; }
 entry_count() { debugfs -R "ls -l $2" "$1" 2>/dev/null | grep -c .; }
 is_htree() { debugfs -R "stat $2" "$1" 2>/dev/null | grep -q "Flags: 0x.*1[0-9a-f]\{3\}$"; }
 
+# layout IMAGE DIR: each entry's inode, rec_len and name length, in block order.
+layout() {
+  debugfs -R "ls $2" "$1" 2>/dev/null | tr -s ' \n' '\n\n' | awk 'NF' | paste - - - |
+    awk '{ print $1, $2, length($3) }'
+}
+# same_layout ORIGINAL SCRAMBLED PATH: PATH (looked up in ORIGINAL: its name
+# is scrambled in the other) has the same layout in both.
+same_layout() {
+  ino=$(debugfs -R "stat $3" "$1" 2>/dev/null | sed -n 's/^Inode: \([0-9]*\).*/<\1>/p')
+  [ -n "$ino" ] || { echo "$3: not found"; return 1; }
+  layout "$1" "$ino" > "$T/layout.orig"; layout "$2" "$ino" > "$T/layout.new"
+  [ "$(wc -l < "$T/layout.orig")" -gt 2 ] || { echo "$3: no entries listed"; return 1; }
+  diff "$T/layout.orig" "$T/layout.new" > /dev/null || {
+    echo "$3: the layout changed (inode, rec_len, name length):"; diff "$T/layout.orig" "$T/layout.new" | head; return 1; }
+  return 0
+}
+
 check_config() {
   name=$1; shift
   img="$T/$name.img"
@@ -91,6 +109,11 @@ check_config() {
   orig=$(debugfs -R "ls -l /" "$img" 2>/dev/null | wc -l)
   new=$(debugfs -R "ls -l /" "$T/$name.s.raw" 2>/dev/null | wc -l)
   [ "$orig" = "$new" ] || { echo "root had $orig entries, now $new"; return 1; }
+  # Lengths are kept: the same inodes, rec_len and name lengths, in the same places.
+  for d in / /big /few /sub/deeper; do same_layout "$img" "$T/$name.s.raw" $d || return 1; done
+  # '.' and '..' keep their names (lost+found is checked above).
+  debugfs -R "ls <$(ino_of "$img" big)>" "$T/$name.s.raw" 2>/dev/null | grep -Eq '^ [0-9]+  \([0-9]+\) \.    [0-9]+  \([0-9]+\) \.\.  ' ||
+    { echo "/big: '.' and '..' are not the first two entries"; return 1; }
   rm -f "$T/$name.s.raw"
 }
 
@@ -104,6 +127,10 @@ ok "one-character names in a big hash-tree directory are kept, with a warning" \
 SB_FLAGS=2  # EXT2_FLAGS_UNSIGNED_HASH
 ok "1k blocks, legacy unsigned hash, ext3: -s image is clean and nameless" \
   check_config clegacy 32M 5000 legacy -t ext3 -b 1024
+ok "1k blocks, tea unsigned, metadata_csum: -s image is clean and nameless" \
+  check_config ctea-u 32M 5000 tea -t ext4 -b 1024 -O metadata_csum
+ok "4k blocks, half_md4 unsigned, no metadata_csum: -s image is clean and nameless" \
+  check_config cmd4-u 64M 10000 half_md4 -t ext4 -b 4096 -O ^metadata_csum
 SB_FLAGS=
 ok "inline_data, ea_inode, casefold: -s image is clean and nameless" \
   check_config cfeat 64M 5000 half_md4 -t ext4 -b 4096 -O inline_data,ea_inode,casefold
@@ -161,6 +188,75 @@ journal_names() {
 ok "a clean journal's old blocks are zeroed; a dirty one is kept with a warning" journal_names
 rm -f "$T/journal.img" "$T/dirty.raw" "$T/j.raw" "$T/js.raw"
 
+# Encrypted names and targets are ciphertext already: left as they are,
+# while the names around them are scrambled.
+encrypted_kept() {
+  img="$T/enc.img"
+  mkdir -p "$T/enc-tree/plain"
+  for i in 1 2 3; do echo x > "$T/enc-tree/plain/$MARK-plain-$i"; done
+  mke2fs -q -F -t ext4 -b 4096 -O "$1" -d "$T/enc-tree" "$img" 16M || return 1
+  encrypt_dir "$img" || return 1
+  enc_ino() { awk -v n="$1" '$1 == n { print "<" $2 ">" }' "$T/enc.inodes"; }
+  has_marker "$img" || { echo "the original has no marker: the test cannot fail"; return 1; }
+  debugfs -R "htree /enc" "$img" 2>/dev/null | grep -q "Indirect levels" ||
+    { echo "/enc is not a hash-tree directory"; return 1; }
+  "$E2IMAGE" -r -s "$img" "$T/enc.s.raw" || return 1
+  fsck_clean "$T/enc.s.raw" && no_marker "$T/enc.s.raw" || return 1
+  # The ciphertext names, raw, and the slow symlink's block.
+  enc=$(enc_ino .)
+  diff <(debugfs -R "ls -r $enc" "$img" 2>/dev/null) <(debugfs -R "ls -r $enc" "$T/enc.s.raw" 2>/dev/null) ||
+    return 1
+  [ "$(debugfs -R "ls -r $enc" "$img" 2>/dev/null | grep -c '\\x')" -gt 10 ] ||
+    { echo "no raw encrypted names listed"; return 1; }
+  slow=$(enc_ino slow)
+  blocks=$(debugfs -R "blocks $slow" "$img" 2>/dev/null)
+  [ -n "$blocks" ] || { echo "$slow has no blocks"; return 1; }
+  for b in $blocks; do
+    cmp <(dd if="$img" bs=4096 skip="$b" count=1 2>/dev/null) \
+        <(dd if="$T/enc.s.raw" bs=4096 skip="$b" count=1 2>/dev/null) ||
+      { echo "$slow: block $b changed"; return 1; }
+  done
+  # The inode of the fast symlink (its ciphertext target) is left too.
+  fast=$(enc_ino fast)
+  debugfs -R "stat $fast" "$img" 2>&1 | grep -qi "fast link" || { echo "$fast is not a fast symlink"; return 1; }
+  diff <(debugfs -R "stat $fast" "$img" 2>&1 | grep -i "fast link") \
+       <(debugfs -R "stat $fast" "$T/enc.s.raw" 2>&1 | grep -i "fast link") || return 1
+  rm -f "$T/enc.img" "$T/enc.s.raw"
+}
+ok "encrypted directories and symlinks keep their ciphertext; the -s image is clean" \
+  encrypted_kept encrypt
+ok "the same without metadata_csum (the hash-tree index of an encrypted directory is kept)" \
+  encrypted_kept encrypt,^metadata_csum
+
+# -s over the feature matrix (make_tree and fslib.sh's enrich): raw, qcow2
+# and e2i images are clean and hold none of the names or values looked for.
+matrix_names="entry-with-a-longish-name|an-added-entry-with|Folded-Name-|numbers\.txt|in-the-inode|bbbbbbbbbbbbbbbb|eeeeeeeeeeeeeeee"
+matrix_case() {
+  name=$1; size=$2; shift 2
+  img="$T/m-$name.img"
+  [ -d "$T/mtree" ] || make_tree "$T/mtree"
+  mke2fs -q -F -d "$T/mtree" "$@" "$img" "$size" > "$T/mke2fs.log" 2>&1 || { cat "$T/mke2fs.log"; return 1; }
+  enrich "$img" || return 1
+  grep -a -q -E "$matrix_names" "$img" || { echo "nothing to look for in the original"; return 1; }
+  "$E2IMAGE" -r -s "$img" "$T/m.raw" 2> "$T/m.err" || { cat "$T/m.err"; return 1; }
+  fsck_clean "$T/m.raw" || return 1
+  ! grep -a -o -E "$matrix_names" "$T/m.raw" | head -n 3 | grep . || { echo "names left in the raw image"; return 1; }
+  "$E2IMAGE" -Q -s "$img" "$T/m.qcow2" 2> /dev/null && "$E2IMAGE" -r "$T/m.qcow2" "$T/mq.raw" &&
+    fsck_clean "$T/mq.raw" || { echo "-Q -s"; return 1; }
+  "$E2IMAGE" -s "$img" "$T/m.e2i" 2> /dev/null && dumpe2fs -i "$T/m.e2i" > /dev/null 2>&1 ||
+    { echo "-s e2i image"; return 1; }
+  ! grep -a -q -E "$matrix_names" "$T/m.e2i" || { echo "names left in the e2i image"; return 1; }
+  rm -f "$img" "$T/m.raw" "$T/m.qcow2" "$T/mq.raw" "$T/m.e2i"
+}
+for spec in "ext2 16M -t ext2" "ext3 16M -t ext3" "ext4-64k 128M -t ext4 -b 65536 -N 4096" \
+  "64bit-meta_bg 32M -t ext4 -O 64bit,meta_bg,^resize_inode" "bigalloc 64M -t ext4 -O bigalloc -C 16384" \
+  "inline_data 16M -t ext4 -O inline_data" "ea_inode 16M -t ext4 -O ea_inode" \
+  "casefold 16M -t ext4 -O casefold" "encrypt 16M -t ext4 -O encrypt" \
+  "quota-orphan_file 32M -t ext4 -O quota,project,orphan_file -I 256"; do
+  set -- $spec
+  ok "feature matrix, $1: -s raw, qcow2 and e2i images are clean and nameless" matrix_case "$@"
+done
+
 # A damaged filesystem: the scrambled image shows the same problems.
 damaged() {
   img="$T/c1k.img"
@@ -178,6 +274,34 @@ damaged() {
   diff "$T/d.orig" "$T/d.scr"
 }
 ok "a damaged filesystem's -s image shows the same e2fsck problems" damaged
+
+# A damaged hash-tree index (a root with a bad depth, a node with a count of
+# 0): the index blocks are kept as they are and the names stay in the root's
+# hash ranges, so that e2fsck finds the same damage in the -s image.
+damaged_index() {
+  img="$T/dx.img"
+  rm -rf "$T/dx-tree" && mkdir -p "$T/dx-tree/d" && touch "$T/dx-tree/d/$MARK"
+  mke2fs -q -F -t ext4 -b 1024 -N 20000 -d "$T/dx-tree" "$img" 32M || return 1
+  "$ADD_ENTRIES" "$img" "$MARK-name-that-is-long-" 15000 "$(ino_of "$img" d)" || return 1
+  e2fsck -fyD "$img" > /dev/null 2>&1
+  debugfs -R "htree /d" "$img" 2>/dev/null | grep -q "Indirect levels: 1" || { echo "/d has no index node"; return 1; }
+  root=$(debugfs -R "bmap /d 0" "$img" 2>/dev/null)
+  first=$(debugfs -R "htree /d" "$img" 2>/dev/null | sed -n 's/^Entry #0: Hash 0x[0-9a-f]*, block \([0-9]*\)$/\1/p' | head -n 1)
+  node=$(debugfs -R "bmap /d $first" "$img" 2>/dev/null)
+  case $1 in
+    depth) printf '\x09' | dd of="$img" bs=1 seek=$((root * 1024 + 30)) conv=notrunc 2> /dev/null ;;
+    count) printf '\x00\x00' | dd of="$img" bs=1 seek=$((node * 1024 + 10)) conv=notrunc 2> /dev/null ;;
+  esac
+  e2fsck -fn "$img" 2>&1 | tail -n +2 | sed "s|$img||; s/([^)]*)/(NAME)/g" > "$T/dx.orig"
+  grep -q "HTREE" "$T/dx.orig" || { echo "the damage did not show"; cat "$T/dx.orig"; return 1; }
+  "$E2IMAGE" -r -s "$img" "$T/dx.raw" || return 1
+  no_marker "$T/dx.raw" || return 1
+  e2fsck -fn "$T/dx.raw" 2>&1 | tail -n +2 | sed "s|$T/dx.raw||; s/([^)]*)/(NAME)/g" > "$T/dx.scr"
+  diff "$T/dx.orig" "$T/dx.scr" | head -n 20
+  cmp -s "$T/dx.orig" "$T/dx.scr" && rm -f "$img" "$T/dx.raw"
+}
+ok "a hash-tree root with a bad depth: the -s image shows the same e2fsck problems" damaged_index depth
+ok "an index node with a bad count: the -s image shows the same e2fsck problems" damaged_index count
 
 ok "-s with a qcow2 source (conversion) is refused" sh -c '
   "$E2IMAGE" -Q "$1" "$2/src.qcow2" && ! "$E2IMAGE" -r -s "$2/src.qcow2" "$2/x.raw" 2>/dev/null &&
