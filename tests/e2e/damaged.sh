@@ -8,7 +8,10 @@
 # as well, and e2fsck's output is compared with names and paths hidden.
 hide_names() {
   if [ -n "${SCRAMBLE_ARGS:-}" ]; then
-    sed "s#/[^ ]* (#PATH (#g; s/([^)]*)/(NAME)/g; s/'[^']*'/'NAME'/g"
+    # An entry's line whose name or directory path is garbage bytes (quotes
+    # and parentheses among them) is cut at the last ") " before the problem.
+    LC_ALL=C sed "/^Entry '/ s/^Entry '.*) \([a-z]\)/Entry 'NAME' in PATH (NAME) \1/
+         s#/[^ ]* (#PATH (#g; s/([^)]*)/(NAME)/g; s/'[^']*'/'NAME'/g"
   else
     cat
   fi
