@@ -7,6 +7,11 @@
 #include "util/error.h"
 
 namespace qcow2 {
+namespace {
+
+constexpr uint64_t kSectorSize = 512;
+
+}  // namespace
 
 uint32_t SmallestClusterBits(uint64_t virtual_size, uint32_t min_bits) {
   for (uint32_t bits = std::max(min_bits, kMinClusterBits); bits <= kMaxClusterBits; ++bits) {
@@ -28,6 +33,13 @@ void RefcountTracker::Add(uint64_t host_cluster, uint32_t count) {
     throw util::Error("qcow2 writer: refcount overflow on host cluster " +
                       std::to_string(host_cluster));
   counts_[host_cluster] = static_cast<uint16_t>(sum);
+}
+
+void RefcountTracker::Release(uint64_t host_cluster) {
+  if (host_cluster >= counts_.size() || counts_[host_cluster] == 0)
+    throw util::Error("qcow2 writer: releasing unreferenced host cluster " +
+                      std::to_string(host_cluster));
+  --counts_[host_cluster];
 }
 
 uint64_t RefcountTracker::Get(uint64_t host_cluster) const {
@@ -59,9 +71,17 @@ Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : 
   l1_.assign(l1_entries, 0);
   const uint64_t cs = header_.cluster_size();
   l1_clusters_ = std::max<uint64_t>(1, (l1_entries * 8 + cs - 1) / cs);
-  header_.l1_table_offset = cs;
-  // Cluster 0 holds the header, then the L1 table.
-  AllocateClusters(1 + l1_clusters_);
+  // Cluster 0 holds the header; then one cluster of refcount table (moved
+  // to the end in Finish if the image outgrows it), the first refcount block
+  // (it covers at least 256 clusters) and the L1 table.
+  refcounts_.Add(0);
+  refcount_table_offset_ = cs;
+  refcount_table_clusters_ = 1;
+  refcounts_.Add(1);
+  refcount_blocks_.push_back(2 * cs);
+  refcounts_.Add(2);
+  next_free_ = 3 * cs;
+  header_.l1_table_offset = AllocateClusters(l1_clusters_);
 
   auto load = [this](uint64_t host, std::span<uint64_t> entries) {
     std::vector<uint8_t> raw(entries.size() * 8);
@@ -83,7 +103,27 @@ uint64_t Qcow2Writer::guest_clusters() const {
   return header_.size / cs + (header_.size % cs != 0);
 }
 
+uint64_t Qcow2Writer::refcounts_per_block() const {
+  return cluster_size() * 8 / header_.refcount_bits();
+}
+
+bool Qcow2Writer::AllocateRefcountBlocksFor(uint64_t count) {
+  const uint64_t per_block = refcounts_per_block();
+  bool any = false;
+  // The last cluster of the run must be covered; the blocks placed before it
+  // then are too (they lie below it, and blocks are added range by range).
+  while (((next_free_ >> header_.cluster_bits) + count - 1) / per_block >=
+         refcount_blocks_.size()) {
+    refcounts_.Add(next_free_ >> header_.cluster_bits);
+    refcount_blocks_.push_back(next_free_);
+    next_free_ += cluster_size();
+    any = true;
+  }
+  return any;
+}
+
 uint64_t Qcow2Writer::AllocateClusters(uint64_t count) {
+  AllocateRefcountBlocksFor(count);
   const uint64_t at = next_free_;
   const uint64_t first = at >> header_.cluster_bits;
   for (uint64_t i = 0; i < count; ++i)
@@ -145,12 +185,16 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   if (start != 0 && refcounts_.Get(start / cs) >= kMaxRefcount)
     start = 0;
   // The run may grow past its partly used host cluster only into free space,
-  // not into a table or data cluster allocated since.
+  // not into a table or data cluster allocated since, nor over a refcount
+  // block that the new clusters need first.
   if (start != 0 && start + compressed.size() > (start / cs + 1) * cs &&
-      next_free_ != (start / cs + 1) * cs)
+      (next_free_ != (start / cs + 1) * cs ||
+       AllocateRefcountBlocksFor((start + compressed.size() - next_free_ + cs - 1) / cs)))
     start = 0;
-  if (start == 0)
+  if (start == 0) {
+    AllocateRefcountBlocksFor((compressed.size() + cs - 1) / cs);  // before the data, not in it
     start = next_free_;
+  }
   const uint64_t end = start + compressed.size();
   const uint64_t allocated_before = next_free_;
   if (end > next_free_)
@@ -165,40 +209,42 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
 
 void Qcow2Writer::WriteRefcounts() {
   const uint64_t cs = cluster_size();
-  const uint64_t per_block = cs * 8 / header_.refcount_bits();
-  const uint64_t data_clusters = next_free_ / cs;
-  // Find block and table sizes that cover themselves too.
-  uint64_t blocks = 1, table_clusters = 1;
-  for (;;) {
-    const uint64_t total = data_clusters + blocks + table_clusters;
-    const uint64_t need_blocks = (total + per_block - 1) / per_block;
-    const uint64_t need_table = std::max<uint64_t>(1, (need_blocks * 8 + cs - 1) / cs);
-    if (need_blocks <= blocks && need_table <= table_clusters)
-      break;
-    blocks = std::max(blocks, need_blocks);
-    table_clusters = std::max(table_clusters, need_table);
+  const uint64_t per_block = refcounts_per_block();
+  const uint64_t entries_per_cluster = cs / 8;
+  auto clusters_for = [&](uint64_t blocks) {
+    return (blocks + entries_per_cluster - 1) / entries_per_cluster;
+  };
+  if (clusters_for(refcount_blocks_.size()) > refcount_table_clusters_) {
+    // Outgrown: a larger table at the end. One spare cluster holds the
+    // entries of the blocks that allocating the table itself may add.
+    const uint64_t clusters = clusters_for(refcount_blocks_.size()) + 1;
+    if (clusters * cs > kMaxRefcountTableBytes)
+      throw util::Error(out_.path() +
+                        ": refcount table over qemu's limit: use a larger cluster size");
+    const uint64_t at = AllocateClusters(clusters);
+    if (clusters_for(refcount_blocks_.size()) > clusters)
+      throw util::Error(out_.path() + ": internal error: refcount table too small");
+    for (uint64_t c = 0; c < refcount_table_clusters_; ++c)
+      refcounts_.Release((refcount_table_offset_ >> header_.cluster_bits) + c);
+    refcount_table_offset_ = at;
+    refcount_table_clusters_ = clusters;
   }
-  if (table_clusters * cs > kMaxRefcountTableBytes)
-    throw util::Error(out_.path() +
-                      ": refcount table over qemu's limit: use a larger cluster size");
-  const uint64_t blocks_at = AllocateClusters(blocks);
-  const uint64_t table_at = AllocateClusters(table_clusters);
 
   std::vector<uint8_t> buf(cs);
-  std::vector<uint8_t> table(table_clusters * cs, 0);
-  for (uint64_t b = 0; b < blocks; ++b) {
+  std::vector<uint8_t> table(refcount_table_clusters_ * cs, 0);
+  for (uint64_t b = 0; b < refcount_blocks_.size(); ++b) {
     std::fill(buf.begin(), buf.end(), 0);
     for (uint64_t i = 0; i < per_block; ++i) {
       const uint64_t count = refcounts_.Get(b * per_block + i);
       if (count)
         util::StoreBE16(&buf[i * 2], static_cast<uint16_t>(count));
     }
-    out_.WriteAt(buf, blocks_at + b * cs);
-    util::StoreBE64(&table[b * 8], blocks_at + b * cs);
+    out_.WriteAt(buf, refcount_blocks_[b]);
+    util::StoreBE64(&table[b * 8], refcount_blocks_[b]);
   }
-  out_.WriteAt(table, table_at);
-  header_.refcount_table_offset = table_at;
-  header_.refcount_table_clusters = static_cast<uint32_t>(table_clusters);
+  out_.WriteAt(table, refcount_table_offset_);
+  header_.refcount_table_offset = refcount_table_offset_;
+  header_.refcount_table_clusters = static_cast<uint32_t>(refcount_table_clusters_);
 }
 
 void Qcow2Writer::Finish() {
@@ -206,11 +252,18 @@ void Qcow2Writer::Finish() {
     return;
   data_out_.Flush();
   l2_cache_->Flush();
+  const uint64_t compressed_end = compressed_cursor_;
   compressed_cursor_ = 0;
   WriteRefcounts();
   finished_ = true;
-
   const uint64_t cs = cluster_size();
+  // A partly filled last cluster of compressed data ends the file where its
+  // data does, rounded up to a sector as qemu-img does; otherwise the file
+  // ends with its last cluster.
+  uint64_t file_end = next_free_;
+  if (compressed_end != 0 && compressed_end / cs == next_free_ / cs - 1)
+    file_end = (compressed_end + kSectorSize - 1) / kSectorSize * kSectorSize;
+
   std::vector<uint8_t> l1_raw(l1_clusters_ * cs, 0);
   for (size_t i = 0; i < l1_.size(); ++i)
     util::StoreBE64(&l1_raw[i * 8], l1_[i]);
@@ -221,7 +274,7 @@ void Qcow2Writer::Finish() {
     throw util::Error(out_.path() + ": qcow2 header larger than a cluster");
   head.resize(cs, 0);
   out_.WriteAt(head, 0);
-  out_.Truncate(next_free_);
+  out_.Truncate(file_end);
 }
 
 }  // namespace qcow2

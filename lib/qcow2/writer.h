@@ -1,7 +1,10 @@
-// Qcow2Writer builds a qcow2 image in one pass, e2image's way: header in
-// cluster 0, the L1 table after it, then data clusters and L2 tables in the
-// order they are needed (L2 tables through a 512-table write-back cache),
-// and at the end the refcount blocks and table, so every refcount is exact.
+// Qcow2Writer builds a qcow2 image in one pass, laid out as qemu-img lays
+// its own: header in cluster 0, then the refcount table, the first refcount
+// block and the L1 table; then data clusters, L2 tables (through a 512-table
+// write-back cache) and further refcount blocks in the order they are needed.
+// Refcounts are kept in memory and written at the end, so every one is exact,
+// and nothing follows the last compressed cluster: the file ends where its
+// data does (rounded up to a 512-byte sector), with no padding cluster.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +40,8 @@ inline constexpr uint32_t kMaxRefcount = 0xffff;
 class RefcountTracker {
  public:
   void Add(uint64_t host_cluster, uint32_t count = 1);
+  // Takes one reference away (a reserved cluster given up).
+  void Release(uint64_t host_cluster);
   uint64_t Get(uint64_t host_cluster) const;
   uint64_t clusters() const { return counts_.size(); }
 
@@ -62,12 +67,16 @@ class Qcow2Writer {
 
   uint64_t cluster_size() const { return header_.cluster_size(); }
   uint64_t guest_clusters() const;
-  // Host bytes used so far (before Finish, without refcount structures).
+  // Host bytes allocated so far (whole clusters).
   uint64_t host_bytes() const { return next_free_; }
   const L2Cache& l2_cache() const { return *l2_cache_; }
 
  private:
   uint64_t AllocateClusters(uint64_t count);
+  // Allocates the refcount blocks that `count` clusters allocated next would
+  // need (before them, so that every block covers itself); true if any.
+  bool AllocateRefcountBlocksFor(uint64_t count);
+  uint64_t refcounts_per_block() const;
   std::span<uint64_t> L2TableFor(uint64_t guest_cluster);
   void CheckGuestCluster(uint64_t guest_cluster) const;
   void WriteRefcounts();
@@ -79,6 +88,9 @@ class Qcow2Writer {
   std::vector<uint64_t> l1_;
   std::unique_ptr<L2Cache> l2_cache_;
   RefcountTracker refcounts_;
+  std::vector<uint64_t> refcount_blocks_;  // host offsets; block k covers clusters k * per_block...
+  uint64_t refcount_table_offset_ = 0;
+  uint64_t refcount_table_clusters_ = 0;
   uint64_t next_free_ = 0;          // first unallocated host byte (cluster aligned)
   uint64_t compressed_cursor_ = 0;  // where the next compressed cluster may start, 0 = none
   bool finished_ = false;

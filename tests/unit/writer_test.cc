@@ -21,7 +21,9 @@ void ExpectExactRefcounts(const std::string& path) {
   std::vector<uint8_t> file = testutil::ReadAll(path);
   Header h = DecodeHeader(file, path);
   const uint64_t cs = h.cluster_size();
-  ASSERT_EQ(file.size() % cs, 0u) << "file size is not a whole number of clusters";
+  // Only a last cluster of compressed data may be partial, ending on a sector.
+  ASSERT_EQ(file.size() % 512, 0u) << "file size is not a whole number of sectors";
+  const uint64_t clusters = (file.size() + cs - 1) / cs;
   std::map<uint64_t, uint64_t> expected;
   auto ref = [&](uint64_t offset, uint64_t bytes) {
     for (uint64_t c = offset / cs; c <= (offset + bytes - 1) / cs; ++c)
@@ -51,7 +53,7 @@ void ExpectExactRefcounts(const std::string& path) {
     }
   }
   const uint64_t per_block = cs * 8 / h.refcount_bits();
-  for (uint64_t c = 0; c < file.size() / cs; ++c) {
+  for (uint64_t c = 0; c < clusters; ++c) {
     uint64_t block = util::LoadBE64(&file[h.refcount_table_offset + (c / per_block) * 8]);
     ASSERT_NE(block, 0u) << "no refcount block for cluster " << c;
     uint64_t stored = util::LoadBE16(&file[block + (c % per_block) * 2]);
@@ -155,6 +157,83 @@ TEST_F(WriterFixture, CompressedClustersSharingHostClustersAreCountedPerReferenc
       ASSERT_EQ(buf, text) << CompressionName(type) << " cluster " << i;
     }
   }
+}
+
+TEST_F(WriterFixture, RefcountBlocksGoWhereTheImageNeedsThemAndTheTableMovesWhenOutgrown) {
+  // 512-byte clusters: a refcount block covers 256 clusters and the one
+  // reserved table cluster 64 blocks (16384 clusters); 20000 plain clusters
+  // outgrow it, and the compressed ones between them pack around new blocks.
+  std::vector<uint8_t> text(512);
+  for (size_t i = 0; i < text.size(); ++i)
+    text[i] = static_cast<uint8_t>("inode table "[i % 12]);
+  const uint64_t clusters = 30000;
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = clusters * 512,
+                      .cluster_bits = 9,
+                      .version = 3,
+                      .compression = CompressionType::kZstd});
+    for (uint64_t i = 0; i < clusters; ++i) {
+      if (i % 3 != 0) {
+        w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
+        continue;
+      }
+      text[0] = static_cast<uint8_t>(i);
+      text[1] = static_cast<uint8_t>(i >> 8);
+      auto packed = CompressCluster(CompressionType::kZstd, text);
+      ASSERT_TRUE(packed.has_value());
+      w.WriteCompressedCluster(i, *packed);
+    }
+    w.Finish();
+  }
+  ExpectExactRefcounts(path);
+  Qcow2Reader r(path);
+  EXPECT_GT(r.header().refcount_table_clusters, 1u);
+  std::vector<uint8_t> buf(512);
+  for (uint64_t i = 0; i < clusters; ++i) {
+    r.Read(i * 512, buf);
+    if (i % 3 != 0) {
+      ASSERT_EQ(buf, Pattern(512, static_cast<uint32_t>(i))) << "cluster " << i;
+    } else {
+      text[0] = static_cast<uint8_t>(i);
+      text[1] = static_cast<uint8_t>(i >> 8);
+      ASSERT_EQ(buf, text) << "cluster " << i;
+    }
+  }
+}
+
+TEST_F(WriterFixture, TheFileEndsWithTheLastCompressedDataOnASector) {
+  std::vector<uint8_t> text(65536);
+  for (size_t i = 0; i < text.size(); ++i)
+    text[i] = static_cast<uint8_t>("superblock "[i % 11] + (i / 4096));
+  uint64_t data_end = 0;
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = 64 << 20,
+                      .cluster_bits = 16,
+                      .version = 3,
+                      .compression = CompressionType::kZstd});
+    uint64_t bytes = 0;
+    for (uint64_t i = 0; i < 5; ++i) {
+      text[0] = static_cast<uint8_t>(i);
+      auto packed = CompressCluster(CompressionType::kZstd, text);
+      ASSERT_TRUE(packed.has_value());
+      w.WriteCompressedCluster(i, *packed);
+      bytes += packed->size();
+    }
+    // Header, refcount table, refcount block, L1 table and one L2 table come
+    // first; the packed data follows them without a gap.
+    data_end = 5 * 65536 + bytes;
+    ASSERT_NE(data_end % 65536, 0u);
+    w.Finish();
+  }
+  EXPECT_EQ(testutil::ReadAll(path).size(), (data_end + 511) / 512 * 512);
+  ExpectExactRefcounts(path);
+  Qcow2Reader r(path);
+  std::vector<uint8_t> buf(65536);
+  r.Read(4 * 65536, buf);
+  text[0] = 4;
+  EXPECT_EQ(buf, text);
 }
 
 TEST_F(WriterFixture, RefusesDoubleWritesAndOutOfRangeClusters) {
