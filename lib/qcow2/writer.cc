@@ -119,6 +119,8 @@ bool Qcow2Writer::AllocateRefcountBlocksFor(uint64_t count) {
     next_free_ += cluster_size();
     any = true;
   }
+  if (any)
+    EndCompressedTail();
   return any;
 }
 
@@ -132,6 +134,11 @@ uint64_t Qcow2Writer::AllocateClusters(uint64_t count) {
   return at;
 }
 
+void Qcow2Writer::EndCompressedTail() {
+  tail_frames_.clear();
+  tail_floor_ = next_free_;
+}
+
 void Qcow2Writer::CheckGuestCluster(uint64_t guest_cluster) const {
   if (finished_)
     throw util::Error(out_.path() + ": qcow2 writer used after Finish");
@@ -140,14 +147,35 @@ void Qcow2Writer::CheckGuestCluster(uint64_t guest_cluster) const {
                       " is past the virtual size");
 }
 
+void Qcow2Writer::ReserveL2Tables(std::span<const uint64_t> l1_indices) {
+  if (finished_ || next_free_ != header_.l1_table_offset + (l1_clusters_ << header_.cluster_bits))
+    throw util::Error(out_.path() + ": qcow2 writer: L2 tables reserved after writing began");
+  l2_unused_.resize(l1_.size(), false);
+  for (uint64_t i : l1_indices) {
+    if (i >= l1_.size())
+      throw util::Error(out_.path() + ": qcow2 writer: L1 entry " + std::to_string(i) +
+                        " is past the virtual size");
+    if (l1_[i] != 0)
+      continue;
+    l1_[i] = AllocateClusters(1) | kOflagCopied;
+    l2_unused_[i] = true;
+    reserved_bytes_ += cluster_size();
+  }
+  EndCompressedTail();
+}
+
 std::span<uint64_t> Qcow2Writer::L2TableFor(uint64_t guest_cluster) {
   const uint64_t l1_index = guest_cluster / header_.l2_entries();
   uint64_t& l1_entry = l1_[l1_index];
-  const bool fresh = l1_entry == 0;
-  if (fresh) {
+  bool fresh = l1_entry == 0;
+  if (!l2_unused_.empty() && l2_unused_[l1_index]) {
+    l2_unused_[l1_index] = false;
+    fresh = true;  // never written: all zeros, nothing to load
+  } else if (fresh) {
     // Packed compressed data may still fill the rest of its host cluster
     // (WriteCompressedCluster never lets it run into this table).
     l1_entry = AllocateClusters(1) | kOflagCopied;
+    EndCompressedTail();
   }
   return l2_cache_->Get(l1_index, l1_entry & kL1OffsetMask, fresh, /*for_write=*/true);
 }
@@ -162,6 +190,7 @@ void Qcow2Writer::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> 
     throw util::Error(out_.path() + ": guest cluster " + std::to_string(guest_cluster) +
                       " written twice");
   const uint64_t host = AllocateClusters(1);
+  EndCompressedTail();
   data_out_.Write(data, host);
   entry = host | kOflagCopied;
 }
@@ -205,6 +234,53 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   data_out_.Write(compressed, start);
   entry = EncodeCompressedL2Entry(start, compressed.size(), header_.cluster_bits);
   compressed_cursor_ = end % cs == 0 ? 0 : end;
+  if (reserved_bytes_ != 0 && start >= tail_floor_) {
+    tail_frames_.push_back({guest_cluster, start, compressed.size()});
+    // Only as many as the reserved tables could take.
+    while (end - tail_frames_.front().start > reserved_bytes_)
+      tail_frames_.pop_front();
+  }
+}
+
+uint64_t Qcow2Writer::MoveTailIntoHoles(const std::vector<uint64_t>& holes) {
+  const uint64_t cs = cluster_size();
+  if (holes.empty() || tail_frames_.empty())
+    return 0;
+  const Frame& last = tail_frames_.back();
+  if ((last.start + last.size + cs - 1) / cs * cs != next_free_)
+    return 0;  // something else ends the file
+  data_out_.Flush();
+  size_t hole = 0;
+  uint64_t used = 0;  // bytes of holes[hole] taken
+  uint64_t new_end = 0;
+  std::vector<uint8_t> bytes;
+  while (!tail_frames_.empty() && hole < holes.size()) {
+    const Frame f = tail_frames_.back();
+    if (used + f.size > cs) {
+      ++hole;
+      used = 0;
+      continue;
+    }
+    const uint64_t to = holes[hole] + used;
+    if (to >= f.start)
+      break;  // never later in the file
+    bytes.resize(f.size);
+    out_.ReadAt(bytes, f.start);
+    out_.WriteAt(bytes, to);
+    for (uint64_t c = f.start / cs; c <= (f.start + f.size - 1) / cs; ++c)
+      refcounts_.Release(c);
+    refcounts_.Add(to / cs);
+    std::span<uint64_t> l2 = L2TableFor(f.guest_cluster);
+    l2[f.guest_cluster % header_.l2_entries()] =
+        EncodeCompressedL2Entry(to, f.size, header_.cluster_bits);
+    used += f.size;
+    new_end = f.start;
+    tail_frames_.pop_back();
+  }
+  if (new_end == 0)
+    return 0;
+  next_free_ = (new_end + cs - 1) / cs * cs;
+  return new_end;
 }
 
 void Qcow2Writer::WriteRefcounts() {
@@ -251,8 +327,20 @@ void Qcow2Writer::Finish() {
   if (finished_)
     return;
   data_out_.Flush();
+  // Reserved tables nothing went into are given up: no L1 entry, refcount 0;
+  // the last compressed data moves into them.
+  std::vector<uint64_t> holes;
+  for (size_t i = 0; i < l2_unused_.size(); ++i) {
+    if (!l2_unused_[i])
+      continue;
+    holes.push_back(l1_[i] & kL1OffsetMask);
+    refcounts_.Release(holes.back() >> header_.cluster_bits);
+    l1_[i] = 0;
+  }
+  uint64_t compressed_end = compressed_cursor_;
+  if (const uint64_t moved_end = MoveTailIntoHoles(holes))
+    compressed_end = moved_end % cluster_size() == 0 ? 0 : moved_end;
   l2_cache_->Flush();
-  const uint64_t compressed_end = compressed_cursor_;
   compressed_cursor_ = 0;
   WriteRefcounts();
   finished_ = true;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <vector>
@@ -56,6 +57,12 @@ class Qcow2Writer {
   // `out` must be a seekable, empty, regular file opened read-write.
   Qcow2Writer(const util::File& out, const WriterOptions& options);
 
+  // Allocates now the L2 tables of these L1 entries (ascending; those the
+  // image will need), so that they all come before the data: otherwise a
+  // table needed part way ends the packing of compressed data in the middle
+  // of a host cluster. Call before writing clusters. A reserved table that
+  // gets no entry is given up in Finish (a free cluster inside the file).
+  void ReserveL2Tables(std::span<const uint64_t> l1_indices);
   // Stores one whole guest cluster (cluster_size bytes).
   void WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data);
   // Stores one guest cluster already compressed with the image's codec
@@ -79,6 +86,13 @@ class Qcow2Writer {
   uint64_t refcounts_per_block() const;
   std::span<uint64_t> L2TableFor(uint64_t guest_cluster);
   void CheckGuestCluster(uint64_t guest_cluster) const;
+  // Marks an allocation other than compressed data: frames before it can no
+  // longer be moved to shorten the file.
+  void EndCompressedTail();
+  // Moves the last compressed frames into the clusters of reserved L2 tables
+  // that were given up, shortening the file by as much. Returns where the
+  // compressed data now ends (0: unchanged).
+  uint64_t MoveTailIntoHoles(const std::vector<uint64_t>& holes);
   void WriteRefcounts();
 
   const util::File& out_;
@@ -86,6 +100,15 @@ class Qcow2Writer {
   Header header_;
   uint64_t l1_clusters_ = 0;
   std::vector<uint64_t> l1_;
+  std::vector<bool> l2_unused_;  // per L1 entry: a reserved table not used yet
+  uint64_t reserved_bytes_ = 0;  // of L2 tables reserved up front
+  // The compressed frames at the end of the file, after every other
+  // allocation (those that could move into given-up reserved tables).
+  struct Frame {
+    uint64_t guest_cluster, start, size;
+  };
+  std::deque<Frame> tail_frames_;
+  uint64_t tail_floor_ = 0;  // where the last other allocation ended
   std::unique_ptr<L2Cache> l2_cache_;
   RefcountTracker refcounts_;
   std::vector<uint64_t> refcount_blocks_;  // host offsets; block k covers clusters k * per_block...

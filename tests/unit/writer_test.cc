@@ -236,6 +236,63 @@ TEST_F(WriterFixture, TheFileEndsWithTheLastCompressedDataOnASector) {
   EXPECT_EQ(buf, text);
 }
 
+// Compressible clusters of 64 KiB, different for each seed.
+std::vector<uint8_t> Metadata64k(uint64_t seed) {
+  std::vector<uint8_t> text(65536);
+  for (size_t i = 0; i < text.size(); ++i)
+    text[i] = static_cast<uint8_t>("extent tree "[i % 12] + (i / 512 + seed) % 7);
+  text[0] = static_cast<uint8_t>(seed);
+  text[1] = static_cast<uint8_t>(seed >> 8);
+  return text;
+}
+
+TEST_F(WriterFixture, ReservedL2TablesKeepTheCompressedDataInOneRunAndUnusedOnesTakeItsTail) {
+  // 64 KiB clusters: one L1 entry maps 512 MiB. Entries 0, 2 and 5 get
+  // data; 3 is reserved but gets none, so the last frames move into it.
+  const std::vector<uint64_t> used = {0, 2, 5};
+  const uint64_t per_entry = 8192;  // guest clusters per L1 entry
+  uint64_t frames_bytes = 0;
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = 6ull << 29,
+                      .cluster_bits = 16,
+                      .version = 3,
+                      .compression = CompressionType::kZstd});
+    const std::vector<uint64_t> reserve = {0, 2, 3, 5};
+    w.ReserveL2Tables(reserve);
+    for (uint64_t entry : used)
+      for (uint64_t i = 0; i < 20; ++i) {
+        auto packed = CompressCluster(CompressionType::kZstd, Metadata64k(entry * 100 + i));
+        ASSERT_TRUE(packed.has_value());
+        w.WriteCompressedCluster(entry * per_entry + i * 3, *packed);
+        frames_bytes += packed->size();
+      }
+    w.Finish();
+  }
+  ExpectExactRefcounts(path);
+  Qcow2Reader r(path);
+  EXPECT_EQ(r.l1_table()[3], 0u) << "the unused reserved table is given up";
+  // Header, refcount table and block, L1, four reserved tables, then the
+  // frames without a gap; those that moved into the given-up table shorten it.
+  const uint64_t size = testutil::ReadAll(path).size();
+  EXPECT_LT(size, 8 * 65536 + frames_bytes);
+  EXPECT_GE(size + 65536, 8 * 65536 + frames_bytes);
+  std::vector<uint8_t> buf(65536);
+  for (uint64_t entry : used)
+    for (uint64_t i = 0; i < 20; ++i) {
+      r.Read((entry * per_entry + i * 3) * 65536, buf);
+      ASSERT_EQ(buf, Metadata64k(entry * 100 + i)) << "entry " << entry << " cluster " << i;
+    }
+}
+
+TEST_F(WriterFixture, ReservingL2TablesAfterWritingIsRefused) {
+  util::File f = testutil::CreateFile(path);
+  Qcow2Writer w(f, {.virtual_size = 1 << 20, .cluster_bits = 12});
+  w.WriteCluster(0, Pattern(4096, 1));
+  const std::vector<uint64_t> reserve = {0};
+  EXPECT_THROW(w.ReserveL2Tables(reserve), util::Error);
+}
+
 TEST_F(WriterFixture, RefusesDoubleWritesAndOutOfRangeClusters) {
   util::File f = testutil::CreateFile(path);
   Qcow2Writer w(f, {.virtual_size = 10 * 4096, .cluster_bits = 12});
