@@ -124,7 +124,10 @@ measure() {
 
 # The sizes of the last run's images, noted in the row (called from EXTRA_CHECK).
 note_sizes() {
-  EXTRA_INFO="sizes: ours $(mib "$(stat -c %s "$out_ours")"), ref $(mib "$(stat -c %s "$out_ref")")"
+  local ours_b ref_b
+  ours_b=$(stat -c %s "$out_ours")
+  ref_b=$(stat -c %s "$out_ref")
+  EXTRA_INFO="sizes: ours $(mib "$ours_b") ($ours_b B), ref $(mib "$ref_b") ($ref_b B)"
 }
 
 has_op() { [[ " $ops " == *" $1 "* ]]; }

@@ -10,6 +10,8 @@ namespace qcow2 {
 namespace {
 
 constexpr uint64_t kSectorSize = 512;
+// Compressed frames remembered for moving into given-up L2 tables (24 bytes each).
+constexpr size_t kMaxTailFrames = 65536;
 
 }  // namespace
 
@@ -236,8 +238,9 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   compressed_cursor_ = end % cs == 0 ? 0 : end;
   if (reserved_bytes_ != 0 && start >= tail_floor_) {
     tail_frames_.push_back({guest_cluster, start, compressed.size()});
-    // Only as many as the reserved tables could take.
-    while (end - tail_frames_.front().start > reserved_bytes_)
+    // Only as many as the reserved tables could take, and a bounded number.
+    while (end - tail_frames_.front().start > reserved_bytes_ ||
+           tail_frames_.size() > kMaxTailFrames)
       tail_frames_.pop_front();
   }
 }
