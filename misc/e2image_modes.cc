@@ -277,6 +277,7 @@ int Capture(const Options& o) {
     q.version = o.qcow2_version;
     q.compression = o.compression;
     q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
+    q.blocks = &map.blocks.Extents();
     sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
   } else {
     sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);

@@ -21,6 +21,22 @@ void RawSink::Finish() {
   writer_.Finish(blocks_count_ * block_size_);
 }
 
+std::vector<uint64_t> L1EntriesOf(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                                  uint32_t cluster_bits) {
+  // One L1 entry maps cluster_size / 8 clusters: 2^(2 * cluster_bits - 3) bytes.
+  const uint32_t shift = 2 * cluster_bits - 3;
+  std::vector<uint64_t> entries;
+  for (const BlockExtent& e : blocks) {
+    if (e.count == 0)
+      continue;
+    const uint64_t first = e.start * block_size >> shift;
+    const uint64_t last = ((e.start + e.count) * block_size - 1) >> shift;
+    for (uint64_t i = entries.empty() ? first : std::max(first, entries.back() + 1); i <= last; ++i)
+      entries.push_back(i);
+  }
+  return entries;
+}
+
 Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
                      const Qcow2SinkOptions& options)
     : block_size_(block_size) {
@@ -37,6 +53,8 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   if (options.compression)
     w.compression = *options.compression;
   writer_ = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
+  if (options.compression && options.blocks)
+    writer_->ReserveL2Tables(L1EntriesOf(*options.blocks, block_size, w.cluster_bits));
   stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression, options.threads);
 }
 

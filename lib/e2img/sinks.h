@@ -6,7 +6,9 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <vector>
 
+#include "e2img/block_set.h"
 #include "qcow2/cluster_stream.h"
 #include "qcow2/writer.h"
 #include "util/output.h"
@@ -43,7 +45,15 @@ struct Qcow2SinkOptions {
   uint32_t version = 2;
   std::optional<qcow2::CompressionType> compression;
   unsigned threads = 1;  // compression workers
+  // The blocks that will be written (compressed images): the L2 tables they
+  // need are reserved up front, so the packed compressed data is never cut.
+  const std::vector<BlockExtent>* blocks = nullptr;
 };
+
+// The L1 entries of an image with 2^cluster_bits-byte clusters that these
+// blocks fall in, ascending, each once.
+std::vector<uint64_t> L1EntriesOf(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                                  uint32_t cluster_bits);
 
 // The cluster size of compressed captures unless one is given: 64 KiB, as
 // qemu-img's default (4 KiB clusters compress half as well).

@@ -12,7 +12,9 @@ ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType>
                              unsigned threads)
     : writer_(writer), compression_(compression), cluster_size_(writer.cluster_size()) {
   if (compression_ && threads > 1)
-    pool_ = std::make_unique<CompressPool>(*compression_, -1, threads);
+    pool_ = std::make_unique<CompressPool>(*compression_, kDefaultLevel, threads);
+  else if (compression_)
+    compressor_ = std::make_unique<ClusterCompressor>(*compression_);
 }
 
 ClusterStream::~ClusterStream() = default;
@@ -34,8 +36,8 @@ void ClusterStream::EmitCluster(uint64_t cluster, std::span<const uint8_t> data)
     pool_->Submit(cluster, data, [this](CompressedCluster& done) { Store(done); });
     return;
   }
-  if (compression_) {
-    if (auto packed = CompressCluster(*compression_, data)) {
+  if (compressor_) {
+    if (auto packed = compressor_->Compress(data)) {
       writer_.WriteCompressedCluster(cluster, *packed);
       ++clusters_compressed_;
       return;

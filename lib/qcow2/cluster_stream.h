@@ -38,6 +38,7 @@ class ClusterStream {
   Qcow2Writer& writer_;
   std::optional<CompressionType> compression_;
   std::unique_ptr<CompressPool> pool_;
+  std::unique_ptr<ClusterCompressor> compressor_;  // without a pool
   uint64_t cluster_size_;
   std::vector<uint8_t> pending_;
   std::optional<uint64_t> pending_cluster_;

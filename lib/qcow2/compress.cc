@@ -75,22 +75,46 @@ bool DecompressCluster(CompressionType type, std::span<const uint8_t> in, std::s
   return type == CompressionType::kZstd ? ZstdDecompress(in, out) : InflateRaw(in, out);
 }
 
-std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,
-                                                    std::span<const uint8_t> in, int level) {
+// The codec state of a ClusterCompressor: a zstd context, or a deflate
+// stream reset for each cluster.
+struct ClusterCompressor::State {
+  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> zstd{nullptr, ZSTD_freeCCtx};
+  ZStream zlib{true};
+  bool zlib_ready = false;
+};
+
+ClusterCompressor::ClusterCompressor(CompressionType type, int level)
+    : type_(type), level_(level), state_(std::make_unique<State>()) {
+  if (type_ == CompressionType::kZstd) {
+    state_->zstd.reset(ZSTD_createCCtx());
+    if (!state_->zstd ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(state_->zstd.get(), ZSTD_c_compressionLevel,
+                                            level_ < 0 ? ZSTD_CLEVEL_DEFAULT : level_)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(state_->zstd.get(), ZSTD_c_contentSizeFlag, 0)))
+      state_->zstd.reset();
+  } else {
+    state_->zlib_ready = state_->zlib.InitDeflate(level_);
+  }
+}
+
+ClusterCompressor::~ClusterCompressor() = default;
+
+std::optional<std::vector<uint8_t>> ClusterCompressor::Compress(std::span<const uint8_t> in) {
   std::vector<uint8_t> out;
-  if (type == CompressionType::kZstd) {
+  if (type_ == CompressionType::kZstd) {
+    if (!state_->zstd)
+      return std::nullopt;  // stored plain: compression is an optimisation only
     out.resize(ZSTD_compressBound(in.size()));
-    const size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(),
-                                   level < 0 ? ZSTD_CLEVEL_DEFAULT : level);
+    const size_t n =
+        ZSTD_compress2(state_->zstd.get(), out.data(), out.size(), in.data(), in.size());
     if (ZSTD_isError(n))
       return std::nullopt;
     out.resize(n);
   } else {
-    ZStream z(true);
-    if (!z.InitDeflate(level))
+    if (!state_->zlib_ready || deflateReset(state_->zlib.get()) != Z_OK)
       return std::nullopt;
     out.resize(in.size());
-    z_stream* s = z.get();
+    z_stream* s = state_->zlib.get();
     s->next_in = const_cast<Bytef*>(in.data());
     s->avail_in = static_cast<uInt>(in.size());
     s->next_out = out.data();
@@ -102,6 +126,11 @@ std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,
   if (out.size() >= in.size())
     return std::nullopt;
   return out;
+}
+
+std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,
+                                                    std::span<const uint8_t> in, int level) {
+  return ClusterCompressor(type, level).Compress(in);
 }
 
 std::string CompressionName(CompressionType type) {

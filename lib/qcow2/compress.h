@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,10 +18,35 @@ namespace qcow2 {
 // after a complete cluster is allowed).
 bool DecompressCluster(CompressionType type, std::span<const uint8_t> in, std::span<uint8_t> out);
 
-// Compresses one cluster; returns nothing when the result would not be
-// smaller than the input (the caller then stores it plain).
+// The codecs' default levels: zlib's 6 and zstd's 3, those qemu-img uses.
+inline constexpr int kDefaultLevel = -1;
+
+// Compresses clusters one after the other with state kept between them
+// (a fresh zstd context or deflate state costs more than a 4 KiB cluster).
+// zstd frames carry no content size: qemu's decoder, like ours, streams
+// until the cluster is full, and the field would cost a byte per cluster.
+class ClusterCompressor {
+ public:
+  explicit ClusterCompressor(CompressionType type, int level = kDefaultLevel);
+  ~ClusterCompressor();
+  ClusterCompressor(const ClusterCompressor&) = delete;
+  ClusterCompressor& operator=(const ClusterCompressor&) = delete;
+
+  // The compressed cluster, or nothing when it would not be smaller than
+  // the input (the caller then stores it plain).
+  std::optional<std::vector<uint8_t>> Compress(std::span<const uint8_t> in);
+
+ private:
+  struct State;
+  CompressionType type_;
+  int level_;
+  std::unique_ptr<State> state_;
+};
+
+// One cluster through a ClusterCompressor of its own.
 std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,
-                                                    std::span<const uint8_t> in, int level = -1);
+                                                    std::span<const uint8_t> in,
+                                                    int level = kDefaultLevel);
 
 // "zlib" or "zstd".
 std::string CompressionName(CompressionType type);

@@ -1,7 +1,5 @@
 #include "qcow2/compress_pool.h"
 
-#include <zstd.h>
-
 #include <algorithm>
 #include <optional>
 
@@ -10,34 +8,6 @@ namespace qcow2 {
 namespace {
 
 constexpr size_t kBatchBytes = 1u << 20;
-
-// A worker's codec: for zstd one compression context for all its clusters
-// (a fresh one per cluster costs more than compressing 64 KiB); the same
-// frames as CompressCluster. zlib goes through CompressCluster.
-class WorkerCodec {
- public:
-  WorkerCodec(CompressionType type, int level)
-      : type_(type),
-        level_(level),
-        zstd_(type == CompressionType::kZstd ? ZSTD_createCCtx() : nullptr, ZSTD_freeCCtx) {}
-
-  std::optional<std::vector<uint8_t>> Compress(std::span<const uint8_t> in) {
-    if (!zstd_)
-      return CompressCluster(type_, in, level_);
-    std::vector<uint8_t> out(ZSTD_compressBound(in.size()));
-    const size_t n = ZSTD_compressCCtx(zstd_.get(), out.data(), out.size(), in.data(), in.size(),
-                                       level_ < 0 ? ZSTD_CLEVEL_DEFAULT : level_);
-    if (ZSTD_isError(n) || n >= in.size())
-      return std::nullopt;
-    out.resize(n);
-    return out;
-  }
-
- private:
-  CompressionType type_;
-  int level_;
-  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> zstd_;
-};
 
 }  // namespace
 
@@ -62,7 +32,7 @@ unsigned CompressPool::DefaultThreads() {
 }
 
 void CompressPool::Work() {
-  WorkerCodec codec(type_, level_);
+  ClusterCompressor codec(type_, level_);
   for (;;) {
     Job* job = nullptr;
     {

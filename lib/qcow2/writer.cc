@@ -7,6 +7,13 @@
 #include "util/error.h"
 
 namespace qcow2 {
+namespace {
+
+constexpr uint64_t kSectorSize = 512;
+// Compressed frames remembered for moving into given-up L2 tables (24 bytes each).
+constexpr size_t kMaxTailFrames = 65536;
+
+}  // namespace
 
 uint32_t SmallestClusterBits(uint64_t virtual_size, uint32_t min_bits) {
   for (uint32_t bits = std::max(min_bits, kMinClusterBits); bits <= kMaxClusterBits; ++bits) {
@@ -28,6 +35,13 @@ void RefcountTracker::Add(uint64_t host_cluster, uint32_t count) {
     throw util::Error("qcow2 writer: refcount overflow on host cluster " +
                       std::to_string(host_cluster));
   counts_[host_cluster] = static_cast<uint16_t>(sum);
+}
+
+void RefcountTracker::Release(uint64_t host_cluster) {
+  if (host_cluster >= counts_.size() || counts_[host_cluster] == 0)
+    throw util::Error("qcow2 writer: releasing unreferenced host cluster " +
+                      std::to_string(host_cluster));
+  --counts_[host_cluster];
 }
 
 uint64_t RefcountTracker::Get(uint64_t host_cluster) const {
@@ -59,9 +73,17 @@ Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : 
   l1_.assign(l1_entries, 0);
   const uint64_t cs = header_.cluster_size();
   l1_clusters_ = std::max<uint64_t>(1, (l1_entries * 8 + cs - 1) / cs);
-  header_.l1_table_offset = cs;
-  // Cluster 0 holds the header, then the L1 table.
-  AllocateClusters(1 + l1_clusters_);
+  // Cluster 0 holds the header; then one cluster of refcount table (moved
+  // to the end in Finish if the image outgrows it), the first refcount block
+  // (it covers at least 256 clusters) and the L1 table.
+  refcounts_.Add(0);
+  refcount_table_offset_ = cs;
+  refcount_table_clusters_ = 1;
+  refcounts_.Add(1);
+  refcount_blocks_.push_back(2 * cs);
+  refcounts_.Add(2);
+  next_free_ = 3 * cs;
+  header_.l1_table_offset = AllocateClusters(l1_clusters_);
 
   auto load = [this](uint64_t host, std::span<uint64_t> entries) {
     std::vector<uint8_t> raw(entries.size() * 8);
@@ -83,13 +105,40 @@ uint64_t Qcow2Writer::guest_clusters() const {
   return header_.size / cs + (header_.size % cs != 0);
 }
 
+uint64_t Qcow2Writer::refcounts_per_block() const {
+  return cluster_size() * 8 / header_.refcount_bits();
+}
+
+bool Qcow2Writer::AllocateRefcountBlocksFor(uint64_t count) {
+  const uint64_t per_block = refcounts_per_block();
+  bool any = false;
+  // The last cluster of the run must be covered; the blocks placed before it
+  // then are too (they lie below it, and blocks are added range by range).
+  while (((next_free_ >> header_.cluster_bits) + count - 1) / per_block >=
+         refcount_blocks_.size()) {
+    refcounts_.Add(next_free_ >> header_.cluster_bits);
+    refcount_blocks_.push_back(next_free_);
+    next_free_ += cluster_size();
+    any = true;
+  }
+  if (any)
+    EndCompressedTail();
+  return any;
+}
+
 uint64_t Qcow2Writer::AllocateClusters(uint64_t count) {
+  AllocateRefcountBlocksFor(count);
   const uint64_t at = next_free_;
   const uint64_t first = at >> header_.cluster_bits;
   for (uint64_t i = 0; i < count; ++i)
     refcounts_.Add(first + i);
   next_free_ += count << header_.cluster_bits;
   return at;
+}
+
+void Qcow2Writer::EndCompressedTail() {
+  tail_frames_.clear();
+  tail_floor_ = next_free_;
 }
 
 void Qcow2Writer::CheckGuestCluster(uint64_t guest_cluster) const {
@@ -100,14 +149,35 @@ void Qcow2Writer::CheckGuestCluster(uint64_t guest_cluster) const {
                       " is past the virtual size");
 }
 
+void Qcow2Writer::ReserveL2Tables(std::span<const uint64_t> l1_indices) {
+  if (finished_ || next_free_ != header_.l1_table_offset + (l1_clusters_ << header_.cluster_bits))
+    throw util::Error(out_.path() + ": qcow2 writer: L2 tables reserved after writing began");
+  l2_unused_.resize(l1_.size(), false);
+  for (uint64_t i : l1_indices) {
+    if (i >= l1_.size())
+      throw util::Error(out_.path() + ": qcow2 writer: L1 entry " + std::to_string(i) +
+                        " is past the virtual size");
+    if (l1_[i] != 0)
+      continue;
+    l1_[i] = AllocateClusters(1) | kOflagCopied;
+    l2_unused_[i] = true;
+    reserved_bytes_ += cluster_size();
+  }
+  EndCompressedTail();
+}
+
 std::span<uint64_t> Qcow2Writer::L2TableFor(uint64_t guest_cluster) {
   const uint64_t l1_index = guest_cluster / header_.l2_entries();
   uint64_t& l1_entry = l1_[l1_index];
-  const bool fresh = l1_entry == 0;
-  if (fresh) {
+  bool fresh = l1_entry == 0;
+  if (!l2_unused_.empty() && l2_unused_[l1_index]) {
+    l2_unused_[l1_index] = false;
+    fresh = true;  // never written: all zeros, nothing to load
+  } else if (fresh) {
     // Packed compressed data may still fill the rest of its host cluster
     // (WriteCompressedCluster never lets it run into this table).
     l1_entry = AllocateClusters(1) | kOflagCopied;
+    EndCompressedTail();
   }
   return l2_cache_->Get(l1_index, l1_entry & kL1OffsetMask, fresh, /*for_write=*/true);
 }
@@ -122,6 +192,7 @@ void Qcow2Writer::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> 
     throw util::Error(out_.path() + ": guest cluster " + std::to_string(guest_cluster) +
                       " written twice");
   const uint64_t host = AllocateClusters(1);
+  EndCompressedTail();
   data_out_.Write(data, host);
   entry = host | kOflagCopied;
 }
@@ -145,12 +216,16 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   if (start != 0 && refcounts_.Get(start / cs) >= kMaxRefcount)
     start = 0;
   // The run may grow past its partly used host cluster only into free space,
-  // not into a table or data cluster allocated since.
+  // not into a table or data cluster allocated since, nor over a refcount
+  // block that the new clusters need first.
   if (start != 0 && start + compressed.size() > (start / cs + 1) * cs &&
-      next_free_ != (start / cs + 1) * cs)
+      (next_free_ != (start / cs + 1) * cs ||
+       AllocateRefcountBlocksFor((start + compressed.size() - next_free_ + cs - 1) / cs)))
     start = 0;
-  if (start == 0)
+  if (start == 0) {
+    AllocateRefcountBlocksFor((compressed.size() + cs - 1) / cs);  // before the data, not in it
     start = next_free_;
+  }
   const uint64_t end = start + compressed.size();
   const uint64_t allocated_before = next_free_;
   if (end > next_free_)
@@ -161,56 +236,125 @@ void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
   data_out_.Write(compressed, start);
   entry = EncodeCompressedL2Entry(start, compressed.size(), header_.cluster_bits);
   compressed_cursor_ = end % cs == 0 ? 0 : end;
+  if (reserved_bytes_ != 0 && start >= tail_floor_) {
+    tail_frames_.push_back({guest_cluster, start, compressed.size()});
+    // Only as many as the reserved tables could take, and a bounded number.
+    while (end - tail_frames_.front().start > reserved_bytes_ ||
+           tail_frames_.size() > kMaxTailFrames)
+      tail_frames_.pop_front();
+  }
+}
+
+uint64_t Qcow2Writer::MoveTailIntoHoles(const std::vector<uint64_t>& holes) {
+  const uint64_t cs = cluster_size();
+  if (holes.empty() || tail_frames_.empty())
+    return 0;
+  const Frame& last = tail_frames_.back();
+  if ((last.start + last.size + cs - 1) / cs * cs != next_free_)
+    return 0;  // something else ends the file
+  data_out_.Flush();
+  size_t hole = 0;
+  uint64_t used = 0;  // bytes of holes[hole] taken
+  uint64_t new_end = 0;
+  std::vector<uint8_t> bytes;
+  while (!tail_frames_.empty() && hole < holes.size()) {
+    const Frame f = tail_frames_.back();
+    if (used + f.size > cs) {
+      ++hole;
+      used = 0;
+      continue;
+    }
+    const uint64_t to = holes[hole] + used;
+    if (to >= f.start)
+      break;  // never later in the file
+    bytes.resize(f.size);
+    out_.ReadAt(bytes, f.start);
+    out_.WriteAt(bytes, to);
+    for (uint64_t c = f.start / cs; c <= (f.start + f.size - 1) / cs; ++c)
+      refcounts_.Release(c);
+    refcounts_.Add(to / cs);
+    std::span<uint64_t> l2 = L2TableFor(f.guest_cluster);
+    l2[f.guest_cluster % header_.l2_entries()] =
+        EncodeCompressedL2Entry(to, f.size, header_.cluster_bits);
+    used += f.size;
+    new_end = f.start;
+    tail_frames_.pop_back();
+  }
+  if (new_end == 0)
+    return 0;
+  next_free_ = (new_end + cs - 1) / cs * cs;
+  return new_end;
 }
 
 void Qcow2Writer::WriteRefcounts() {
   const uint64_t cs = cluster_size();
-  const uint64_t per_block = cs * 8 / header_.refcount_bits();
-  const uint64_t data_clusters = next_free_ / cs;
-  // Find block and table sizes that cover themselves too.
-  uint64_t blocks = 1, table_clusters = 1;
-  for (;;) {
-    const uint64_t total = data_clusters + blocks + table_clusters;
-    const uint64_t need_blocks = (total + per_block - 1) / per_block;
-    const uint64_t need_table = std::max<uint64_t>(1, (need_blocks * 8 + cs - 1) / cs);
-    if (need_blocks <= blocks && need_table <= table_clusters)
-      break;
-    blocks = std::max(blocks, need_blocks);
-    table_clusters = std::max(table_clusters, need_table);
+  const uint64_t per_block = refcounts_per_block();
+  const uint64_t entries_per_cluster = cs / 8;
+  auto clusters_for = [&](uint64_t blocks) {
+    return (blocks + entries_per_cluster - 1) / entries_per_cluster;
+  };
+  if (clusters_for(refcount_blocks_.size()) > refcount_table_clusters_) {
+    // Outgrown: a larger table at the end. One spare cluster holds the
+    // entries of the blocks that allocating the table itself may add.
+    const uint64_t clusters = clusters_for(refcount_blocks_.size()) + 1;
+    if (clusters * cs > kMaxRefcountTableBytes)
+      throw util::Error(out_.path() +
+                        ": refcount table over qemu's limit: use a larger cluster size");
+    const uint64_t at = AllocateClusters(clusters);
+    if (clusters_for(refcount_blocks_.size()) > clusters)
+      throw util::Error(out_.path() + ": internal error: refcount table too small");
+    for (uint64_t c = 0; c < refcount_table_clusters_; ++c)
+      refcounts_.Release((refcount_table_offset_ >> header_.cluster_bits) + c);
+    refcount_table_offset_ = at;
+    refcount_table_clusters_ = clusters;
   }
-  if (table_clusters * cs > kMaxRefcountTableBytes)
-    throw util::Error(out_.path() +
-                      ": refcount table over qemu's limit: use a larger cluster size");
-  const uint64_t blocks_at = AllocateClusters(blocks);
-  const uint64_t table_at = AllocateClusters(table_clusters);
 
   std::vector<uint8_t> buf(cs);
-  std::vector<uint8_t> table(table_clusters * cs, 0);
-  for (uint64_t b = 0; b < blocks; ++b) {
+  std::vector<uint8_t> table(refcount_table_clusters_ * cs, 0);
+  for (uint64_t b = 0; b < refcount_blocks_.size(); ++b) {
     std::fill(buf.begin(), buf.end(), 0);
     for (uint64_t i = 0; i < per_block; ++i) {
       const uint64_t count = refcounts_.Get(b * per_block + i);
       if (count)
         util::StoreBE16(&buf[i * 2], static_cast<uint16_t>(count));
     }
-    out_.WriteAt(buf, blocks_at + b * cs);
-    util::StoreBE64(&table[b * 8], blocks_at + b * cs);
+    out_.WriteAt(buf, refcount_blocks_[b]);
+    util::StoreBE64(&table[b * 8], refcount_blocks_[b]);
   }
-  out_.WriteAt(table, table_at);
-  header_.refcount_table_offset = table_at;
-  header_.refcount_table_clusters = static_cast<uint32_t>(table_clusters);
+  out_.WriteAt(table, refcount_table_offset_);
+  header_.refcount_table_offset = refcount_table_offset_;
+  header_.refcount_table_clusters = static_cast<uint32_t>(refcount_table_clusters_);
 }
 
 void Qcow2Writer::Finish() {
   if (finished_)
     return;
   data_out_.Flush();
+  // Reserved tables nothing went into are given up: no L1 entry, refcount 0;
+  // the last compressed data moves into them.
+  std::vector<uint64_t> holes;
+  for (size_t i = 0; i < l2_unused_.size(); ++i) {
+    if (!l2_unused_[i])
+      continue;
+    holes.push_back(l1_[i] & kL1OffsetMask);
+    refcounts_.Release(holes.back() >> header_.cluster_bits);
+    l1_[i] = 0;
+  }
+  uint64_t compressed_end = compressed_cursor_;
+  if (const uint64_t moved_end = MoveTailIntoHoles(holes))
+    compressed_end = moved_end % cluster_size() == 0 ? 0 : moved_end;
   l2_cache_->Flush();
   compressed_cursor_ = 0;
   WriteRefcounts();
   finished_ = true;
-
   const uint64_t cs = cluster_size();
+  // A partly filled last cluster of compressed data ends the file where its
+  // data does, rounded up to a sector as qemu-img does; otherwise the file
+  // ends with its last cluster.
+  uint64_t file_end = next_free_;
+  if (compressed_end != 0 && compressed_end / cs == next_free_ / cs - 1)
+    file_end = (compressed_end + kSectorSize - 1) / kSectorSize * kSectorSize;
+
   std::vector<uint8_t> l1_raw(l1_clusters_ * cs, 0);
   for (size_t i = 0; i < l1_.size(); ++i)
     util::StoreBE64(&l1_raw[i * 8], l1_[i]);
@@ -221,7 +365,7 @@ void Qcow2Writer::Finish() {
     throw util::Error(out_.path() + ": qcow2 header larger than a cluster");
   head.resize(cs, 0);
   out_.WriteAt(head, 0);
-  out_.Truncate(next_free_);
+  out_.Truncate(file_end);
 }
 
 }  // namespace qcow2

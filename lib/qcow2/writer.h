@@ -1,10 +1,14 @@
-// Qcow2Writer builds a qcow2 image in one pass, e2image's way: header in
-// cluster 0, the L1 table after it, then data clusters and L2 tables in the
-// order they are needed (L2 tables through a 512-table write-back cache),
-// and at the end the refcount blocks and table, so every refcount is exact.
+// Qcow2Writer builds a qcow2 image in one pass, laid out as qemu-img lays
+// its own: header in cluster 0, then the refcount table, the first refcount
+// block and the L1 table; then data clusters, L2 tables (through a 512-table
+// write-back cache) and further refcount blocks in the order they are needed.
+// Refcounts are kept in memory and written at the end, so every one is exact,
+// and nothing follows the last compressed cluster: the file ends where its
+// data does (rounded up to a 512-byte sector), with no padding cluster.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <vector>
@@ -37,6 +41,8 @@ inline constexpr uint32_t kMaxRefcount = 0xffff;
 class RefcountTracker {
  public:
   void Add(uint64_t host_cluster, uint32_t count = 1);
+  // Takes one reference away (a reserved cluster given up).
+  void Release(uint64_t host_cluster);
   uint64_t Get(uint64_t host_cluster) const;
   uint64_t clusters() const { return counts_.size(); }
 
@@ -51,6 +57,12 @@ class Qcow2Writer {
   // `out` must be a seekable, empty, regular file opened read-write.
   Qcow2Writer(const util::File& out, const WriterOptions& options);
 
+  // Allocates now the L2 tables of these L1 entries (ascending; those the
+  // image will need), so that they all come before the data: otherwise a
+  // table needed part way ends the packing of compressed data in the middle
+  // of a host cluster. Call before writing clusters. A reserved table that
+  // gets no entry is given up in Finish (a free cluster inside the file).
+  void ReserveL2Tables(std::span<const uint64_t> l1_indices);
   // Stores one whole guest cluster (cluster_size bytes).
   void WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data);
   // Stores one guest cluster already compressed with the image's codec
@@ -62,14 +74,25 @@ class Qcow2Writer {
 
   uint64_t cluster_size() const { return header_.cluster_size(); }
   uint64_t guest_clusters() const;
-  // Host bytes used so far (before Finish, without refcount structures).
+  // Host bytes allocated so far (whole clusters).
   uint64_t host_bytes() const { return next_free_; }
   const L2Cache& l2_cache() const { return *l2_cache_; }
 
  private:
   uint64_t AllocateClusters(uint64_t count);
+  // Allocates the refcount blocks that `count` clusters allocated next would
+  // need (before them, so that every block covers itself); true if any.
+  bool AllocateRefcountBlocksFor(uint64_t count);
+  uint64_t refcounts_per_block() const;
   std::span<uint64_t> L2TableFor(uint64_t guest_cluster);
   void CheckGuestCluster(uint64_t guest_cluster) const;
+  // Marks an allocation other than compressed data: frames before it can no
+  // longer be moved to shorten the file.
+  void EndCompressedTail();
+  // Moves the last compressed frames into the clusters of reserved L2 tables
+  // that were given up, shortening the file by as much. Returns where the
+  // compressed data now ends (0: unchanged).
+  uint64_t MoveTailIntoHoles(const std::vector<uint64_t>& holes);
   void WriteRefcounts();
 
   const util::File& out_;
@@ -77,8 +100,20 @@ class Qcow2Writer {
   Header header_;
   uint64_t l1_clusters_ = 0;
   std::vector<uint64_t> l1_;
+  std::vector<bool> l2_unused_;  // per L1 entry: a reserved table not used yet
+  uint64_t reserved_bytes_ = 0;  // of L2 tables reserved up front
+  // The compressed frames at the end of the file, after every other
+  // allocation (those that could move into given-up reserved tables).
+  struct Frame {
+    uint64_t guest_cluster, start, size;
+  };
+  std::deque<Frame> tail_frames_;
+  uint64_t tail_floor_ = 0;  // where the last other allocation ended
   std::unique_ptr<L2Cache> l2_cache_;
   RefcountTracker refcounts_;
+  std::vector<uint64_t> refcount_blocks_;  // host offsets; block k covers clusters k * per_block...
+  uint64_t refcount_table_offset_ = 0;
+  uint64_t refcount_table_clusters_ = 0;
   uint64_t next_free_ = 0;          // first unallocated host byte (cluster aligned)
   uint64_t compressed_cursor_ = 0;  // where the next compressed cluster may start, 0 = none
   bool finished_ = false;

@@ -1,4 +1,5 @@
 #include "e2img/block_set.h"
+#include "e2img/sinks.h"
 
 #include <gtest/gtest.h>
 
@@ -38,6 +39,23 @@ TEST(BlockSet, ManyOutOfOrderBlocksStayCompact) {
   const auto& e = s.Extents();
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0].count, 100000u);
+}
+
+}  // namespace
+}  // namespace e2img
+
+namespace e2img {
+namespace {
+
+TEST(L1EntriesOf, NamesEachEntryTheBlocksFallInOnceAscending) {
+  // 4 KiB blocks, 64 KiB clusters: an L1 entry maps 512 MiB = 131072 blocks.
+  const std::vector<BlockExtent> blocks = {
+      {0, 10}, {131071, 2}, {131080, 5}, {5 * 131072 + 7, 1}, {9 * 131072 - 1, 131073}};
+  EXPECT_EQ(L1EntriesOf(blocks, 4096, 16), (std::vector<uint64_t>{0, 1, 5, 8, 9}));
+  // 16 KiB clusters: an entry maps 32 MiB = 8192 blocks.
+  const std::vector<BlockExtent> one = {{8191, 2}};
+  EXPECT_EQ(L1EntriesOf(one, 4096, 14), (std::vector<uint64_t>{0, 1}));
+  EXPECT_TRUE(L1EntriesOf({}, 4096, 16).empty());
 }
 
 }  // namespace

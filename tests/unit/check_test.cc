@@ -70,11 +70,13 @@ struct CheckFixture : ::testing::Test {
     util::StoreBE16(b.data(), v);
     util::File::Open(path, O_RDWR).WriteAt(b, offset);
   }
-  uint64_t L2() { return Load64(4096) & kL1OffsetMask; }  // L1 at 4096
+  uint64_t L2() { return Load64(Load64(40)) & kL1OffsetMask; }  // L1 entry 0
   uint64_t RefcountEntryOffset(uint64_t host) {
     const uint64_t table = Load64(48);
     return Load64(table) + host / 4096 * 2;
   }
+  // The end of the file's last cluster, whole or partial.
+  uint64_t ClusterEnd() { return (ImageView(path).file_size() + 4095) / 4096 * 4096; }
   std::vector<std::string> problems;
   CheckReport Check() {
     problems.clear();
@@ -90,7 +92,8 @@ TEST_F(CheckFixture, WrittenImageIsCleanWithFragmentationCounts) {
   EXPECT_EQ(r.allocated_clusters, 4u);
   EXPECT_EQ(r.compressed_clusters, 1u);
   EXPECT_EQ(r.total_clusters, 1024u);
-  EXPECT_EQ(r.image_end_offset, ImageView(path).file_size());
+  // The file ends in the middle of the last (compressed) cluster, as qemu-img's do.
+  EXPECT_EQ(r.image_end_offset, ClusterEnd());
   EXPECT_TRUE(problems.empty());
   EXPECT_EQ(r.ExitCode(), 0);
 }
@@ -115,9 +118,9 @@ TEST_F(CheckFixture, HigherRefcountOfAnL2TableIsALeakAndACopiedFlagError) {
 }
 
 TEST_F(CheckFixture, UnreferencedClusterWithARefcountIsALeakOnly) {
-  // Mark a cluster inside the file but referenced by nothing: the last
-  // cluster holds the refcount table, so grow the file by one cluster.
-  const uint64_t size = ImageView(path).file_size();
+  // Mark a cluster inside the file but referenced by nothing: grow the
+  // file by one cluster past its last one.
+  const uint64_t size = ClusterEnd();
   util::File::Open(path, O_RDWR).Truncate(size + 4096);
   Store16(RefcountEntryOffset(size), 1);
   CheckReport r = Check();
@@ -150,7 +153,7 @@ TEST_F(CheckFixture, MisalignedAndReservedL2EntriesAreCounted) {
 }
 
 TEST_F(CheckFixture, ReferencePastTheEndOfTheFileIsACorruption) {
-  const uint64_t size = ImageView(path).file_size();
+  const uint64_t size = ClusterEnd();
   Store64(L2(), kOflagCopied | (size + 8 * 4096));
   CheckReport r = Check();
   EXPECT_EQ(r.leaks, 1u);        // the cluster the entry pointed to before

@@ -21,7 +21,9 @@ void ExpectExactRefcounts(const std::string& path) {
   std::vector<uint8_t> file = testutil::ReadAll(path);
   Header h = DecodeHeader(file, path);
   const uint64_t cs = h.cluster_size();
-  ASSERT_EQ(file.size() % cs, 0u) << "file size is not a whole number of clusters";
+  // Only a last cluster of compressed data may be partial, ending on a sector.
+  ASSERT_EQ(file.size() % 512, 0u) << "file size is not a whole number of sectors";
+  const uint64_t clusters = (file.size() + cs - 1) / cs;
   std::map<uint64_t, uint64_t> expected;
   auto ref = [&](uint64_t offset, uint64_t bytes) {
     for (uint64_t c = offset / cs; c <= (offset + bytes - 1) / cs; ++c)
@@ -51,7 +53,7 @@ void ExpectExactRefcounts(const std::string& path) {
     }
   }
   const uint64_t per_block = cs * 8 / h.refcount_bits();
-  for (uint64_t c = 0; c < file.size() / cs; ++c) {
+  for (uint64_t c = 0; c < clusters; ++c) {
     uint64_t block = util::LoadBE64(&file[h.refcount_table_offset + (c / per_block) * 8]);
     ASSERT_NE(block, 0u) << "no refcount block for cluster " << c;
     uint64_t stored = util::LoadBE16(&file[block + (c % per_block) * 2]);
@@ -155,6 +157,140 @@ TEST_F(WriterFixture, CompressedClustersSharingHostClustersAreCountedPerReferenc
       ASSERT_EQ(buf, text) << CompressionName(type) << " cluster " << i;
     }
   }
+}
+
+TEST_F(WriterFixture, RefcountBlocksGoWhereTheImageNeedsThemAndTheTableMovesWhenOutgrown) {
+  // 512-byte clusters: a refcount block covers 256 clusters and the one
+  // reserved table cluster 64 blocks (16384 clusters); 20000 plain clusters
+  // outgrow it, and the compressed ones between them pack around new blocks.
+  std::vector<uint8_t> text(512);
+  for (size_t i = 0; i < text.size(); ++i)
+    text[i] = static_cast<uint8_t>("inode table "[i % 12]);
+  const uint64_t clusters = 30000;
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = clusters * 512,
+                      .cluster_bits = 9,
+                      .version = 3,
+                      .compression = CompressionType::kZstd});
+    for (uint64_t i = 0; i < clusters; ++i) {
+      if (i % 3 != 0) {
+        w.WriteCluster(i, Pattern(512, static_cast<uint32_t>(i)));
+        continue;
+      }
+      text[0] = static_cast<uint8_t>(i);
+      text[1] = static_cast<uint8_t>(i >> 8);
+      auto packed = CompressCluster(CompressionType::kZstd, text);
+      ASSERT_TRUE(packed.has_value());
+      w.WriteCompressedCluster(i, *packed);
+    }
+    w.Finish();
+  }
+  ExpectExactRefcounts(path);
+  Qcow2Reader r(path);
+  EXPECT_GT(r.header().refcount_table_clusters, 1u);
+  std::vector<uint8_t> buf(512);
+  for (uint64_t i = 0; i < clusters; ++i) {
+    r.Read(i * 512, buf);
+    if (i % 3 != 0) {
+      ASSERT_EQ(buf, Pattern(512, static_cast<uint32_t>(i))) << "cluster " << i;
+    } else {
+      text[0] = static_cast<uint8_t>(i);
+      text[1] = static_cast<uint8_t>(i >> 8);
+      ASSERT_EQ(buf, text) << "cluster " << i;
+    }
+  }
+}
+
+TEST_F(WriterFixture, TheFileEndsWithTheLastCompressedDataOnASector) {
+  std::vector<uint8_t> text(65536);
+  for (size_t i = 0; i < text.size(); ++i)
+    text[i] = static_cast<uint8_t>("superblock "[i % 11] + (i / 4096));
+  uint64_t data_end = 0;
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = 64 << 20,
+                      .cluster_bits = 16,
+                      .version = 3,
+                      .compression = CompressionType::kZstd});
+    uint64_t bytes = 0;
+    for (uint64_t i = 0; i < 5; ++i) {
+      text[0] = static_cast<uint8_t>(i);
+      auto packed = CompressCluster(CompressionType::kZstd, text);
+      ASSERT_TRUE(packed.has_value());
+      w.WriteCompressedCluster(i, *packed);
+      bytes += packed->size();
+    }
+    // Header, refcount table, refcount block, L1 table and one L2 table come
+    // first; the packed data follows them without a gap.
+    data_end = 5 * 65536 + bytes;
+    ASSERT_NE(data_end % 65536, 0u);
+    w.Finish();
+  }
+  EXPECT_EQ(testutil::ReadAll(path).size(), (data_end + 511) / 512 * 512);
+  ExpectExactRefcounts(path);
+  Qcow2Reader r(path);
+  std::vector<uint8_t> buf(65536);
+  r.Read(4 * 65536, buf);
+  text[0] = 4;
+  EXPECT_EQ(buf, text);
+}
+
+// Compressible clusters of 64 KiB, different for each seed.
+std::vector<uint8_t> Metadata64k(uint64_t seed) {
+  std::vector<uint8_t> text(65536);
+  for (size_t i = 0; i < text.size(); ++i)
+    text[i] = static_cast<uint8_t>("extent tree "[i % 12] + (i / 512 + seed) % 7);
+  text[0] = static_cast<uint8_t>(seed);
+  text[1] = static_cast<uint8_t>(seed >> 8);
+  return text;
+}
+
+TEST_F(WriterFixture, ReservedL2TablesKeepTheCompressedDataInOneRunAndUnusedOnesTakeItsTail) {
+  // 64 KiB clusters: one L1 entry maps 512 MiB. Entries 0, 2 and 5 get
+  // data; 3 is reserved but gets none, so the last frames move into it.
+  const std::vector<uint64_t> used = {0, 2, 5};
+  const uint64_t per_entry = 8192;  // guest clusters per L1 entry
+  uint64_t frames_bytes = 0;
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = 6ull << 29,
+                      .cluster_bits = 16,
+                      .version = 3,
+                      .compression = CompressionType::kZstd});
+    const std::vector<uint64_t> reserve = {0, 2, 3, 5};
+    w.ReserveL2Tables(reserve);
+    for (uint64_t entry : used)
+      for (uint64_t i = 0; i < 20; ++i) {
+        auto packed = CompressCluster(CompressionType::kZstd, Metadata64k(entry * 100 + i));
+        ASSERT_TRUE(packed.has_value());
+        w.WriteCompressedCluster(entry * per_entry + i * 3, *packed);
+        frames_bytes += packed->size();
+      }
+    w.Finish();
+  }
+  ExpectExactRefcounts(path);
+  Qcow2Reader r(path);
+  EXPECT_EQ(r.l1_table()[3], 0u) << "the unused reserved table is given up";
+  // Header, refcount table and block, L1, four reserved tables, then the
+  // frames without a gap; those that moved into the given-up table shorten it.
+  const uint64_t size = testutil::ReadAll(path).size();
+  EXPECT_LT(size, 8 * 65536 + frames_bytes);
+  EXPECT_GE(size + 65536, 8 * 65536 + frames_bytes);
+  std::vector<uint8_t> buf(65536);
+  for (uint64_t entry : used)
+    for (uint64_t i = 0; i < 20; ++i) {
+      r.Read((entry * per_entry + i * 3) * 65536, buf);
+      ASSERT_EQ(buf, Metadata64k(entry * 100 + i)) << "entry " << entry << " cluster " << i;
+    }
+}
+
+TEST_F(WriterFixture, ReservingL2TablesAfterWritingIsRefused) {
+  util::File f = testutil::CreateFile(path);
+  Qcow2Writer w(f, {.virtual_size = 1 << 20, .cluster_bits = 12});
+  w.WriteCluster(0, Pattern(4096, 1));
+  const std::vector<uint64_t> reserve = {0};
+  EXPECT_THROW(w.ReserveL2Tables(reserve), util::Error);
 }
 
 TEST_F(WriterFixture, RefusesDoubleWritesAndOutOfRangeClusters) {
