@@ -7,9 +7,13 @@
 namespace e2img {
 namespace {
 
-// Attempts per name with each alphabet before the old name is kept.
+// Attempts per name with each alphabet before the old name is kept: at
+// least these, and enough for a narrow leaf (kTriesPerHit times the tries a
+// random hash needs to land in it), up to kMaxTries.
 constexpr uint64_t kMinTries = 4096;
 constexpr uint64_t kTriesPerLeaf = 64;
+constexpr uint64_t kTriesPerHit = 24;
+constexpr uint64_t kMaxTries = uint64_t{1} << 23;
 // Names kept for a (leaf, length) that has not been seen yet: as many as
 // entries of that length fit in a 4 KiB leaf, so few candidates are wasted.
 bool SameAs(std::span<const char> a, std::string_view b) {
@@ -211,8 +215,14 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
       }
     }
   }
-  const uint64_t tries =
+  uint64_t tries =
       std::max<uint64_t>(kMinTries, kTriesPerLeaf * static_cast<uint64_t>(leaves_.size()));
+  if (leaf != kNoLeaf) {
+    const LeafRange& range = leaves_[leaf];
+    const uint64_t width = uint64_t{range.hi} - range.lo + (range.hi_inclusive ? 1 : 0);
+    const uint64_t per_hit = width ? (uint64_t{1} << 32) / width : kMaxTries;
+    tries = std::max(tries, std::min(kMaxTries, kTriesPerHit * per_hit));
+  }
   for (uint8_t alphabet = 0; alphabet < 2; ++alphabet) {
     for (uint64_t i = 0; i < std::min(tries, FewNames(alphabet, length)); ++i) {
       const Pick pick{prng_.Next(), alphabet};

@@ -85,6 +85,29 @@ TEST(DirNames, HashTreeNamesHashIntoTheirLeaf) {
   }
 }
 
+TEST(DirNames, NarrowLeavesGetNewNamesToo) {
+  // The last leaf holds 1/40000 of the hash space (the like of a leaf that
+  // starts near 0xffffffff): 8192 random names would miss it most times.
+  const uint32_t narrow_lo = 0xffffffffu - (0xffffffffu / 40000);
+  std::vector<LeafRange> leaves(2);
+  leaves[0].hi = narrow_lo;
+  leaves[0].hi_inclusive = false;
+  leaves[1].lo = narrow_lo;
+  const DirHash hash = HalfMd4();
+  DirNames names(5, hash, leaves);
+  int found = 0;
+  for (uint64_t i = 0; found < 20; ++i) {
+    const std::string old = "QZMARK-entry-" + std::to_string(i);
+    if (!leaves[1].Holds(hash.Of(old)))
+      continue;
+    ++found;
+    std::string fresh(old.size(), '?');
+    ASSERT_TRUE(names.Choose(old, 1, std::span<char>(fresh))) << old << " kept";
+    EXPECT_NE(fresh, old);
+    EXPECT_TRUE(leaves[1].Holds(hash.Of(fresh))) << old << " -> " << fresh;
+  }
+}
+
 TEST(DirNames, IllegalCharactersStayInPlace) {
   DirNames names(11, DirHash{}, {});
   const std::string old("ab/cd\0ef", 8);
