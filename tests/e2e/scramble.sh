@@ -75,10 +75,11 @@ has_marker() { grep -a -q "$MARK" "$1"; }
 entry_count() { debugfs -R "ls -l $2" "$1" 2>/dev/null | grep -c .; }
 is_htree() { debugfs -R "stat $2" "$1" 2>/dev/null | grep -q "Flags: 0x.*1[0-9a-f]\{3\}$"; }
 
-# layout IMAGE DIR: each entry's inode, rec_len and name length, in block order.
+# layout IMAGE DIR: each entry's inode, rec_len and name length, in block order
+# (debugfs prints a backslash in a name as \x5c: one byte).
 layout() {
   debugfs -R "ls $2" "$1" 2>/dev/null | tr -s ' \n' '\n\n' | awk 'NF' | paste - - - |
-    awk '{ print $1, $2, length($3) }'
+    LC_ALL=C awk '{ gsub(/\\x[0-9a-fA-F][0-9a-fA-F]/, "x", $3); print $1, $2, length($3) }'
 }
 # same_layout ORIGINAL SCRAMBLED PATH: PATH (looked up in ORIGINAL: its name
 # is scrambled in the other) has the same layout in both.
