@@ -50,15 +50,20 @@ void DirectoryReferences::AddEntries(std::span<const uint8_t> entries) {
   }
 }
 
-void DirectoryReferences::AddDirectoryBlocks(MetadataMap& map, const WarningFn& warn) {
+void DirectoryReferences::AddDirectoryBlocks(MetadataMap& map, const WarningFn& warn,
+                                             const std::function<void(uint64_t)>& blocks_read) {
   constexpr uint64_t kRunBlocks = 64;
   std::vector<uint8_t> buf;
+  uint64_t done = 0;
   for (const BlockExtent& extent : map.directory_blocks.Extents()) {
     for (uint64_t start = extent.start; start < extent.end(); start += kRunBlocks) {
       const uint64_t count = std::min(kRunBlocks, extent.end() - start);
       buf.resize(count * fs_->blocksize);
       const errcode_t err =
           io_channel_read_blk64(fs_->io, start, static_cast<int>(count), buf.data());
+      done += count;
+      if (blocks_read)
+        blocks_read(done);
       if (err) {
         warn("cannot read directory blocks " + std::to_string(start) + "-" +
              std::to_string(start + count - 1) + ": " + ExtErrorText(err));

@@ -8,6 +8,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -24,8 +25,10 @@ class DirectoryReferences {
   explicit DirectoryReferences(ext2_filsys fs) : fs_(fs) {}
   // Parses one directory block (or the entries of an inline directory).
   void AddEntries(std::span<const uint8_t> entries);
-  // Reads and parses every block of map.directory_blocks.
-  void AddDirectoryBlocks(MetadataMap& map, const WarningFn& warn);
+  // Reads and parses every block of map.directory_blocks, in order, telling
+  // blocks_read (if set) how many it has read so far.
+  void AddDirectoryBlocks(MetadataMap& map, const WarningFn& warn,
+                          const std::function<void(uint64_t)>& blocks_read = {});
   void AddInode(uint32_t ino) { inodes_.push_back(ino); }
   // Marks the inode table block of each named inode the scan skipped.
   void MarkSkippedInodes(MetadataMap& map, const WarningFn& warn);

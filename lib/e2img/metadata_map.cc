@@ -3,6 +3,7 @@
 #include <ext2fs/ext2_err.h>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "e2img/dir_refs.h"
@@ -225,11 +226,28 @@ class InodePass {
       }
     }
     ProcessSkippedSpecialInodes(inode, inode_buf.size(), stash);
-    refs_.AddDirectoryBlocks(map_, warn_);
+    ReadDirectoryBlocks(filesystem);
     refs_.MarkSkippedInodes(map_, warn_);
   }
 
  private:
+  // Parses every directory block for the inodes it names. The blocks are
+  // scattered and libext2fs reads them one run at a time, so the kernel is
+  // asked to fetch them a window ahead: many reads in flight instead of one.
+  // The copy then finds them in the page cache.
+  void ReadDirectoryBlocks(const Filesystem& filesystem) {
+    const std::vector<BlockExtent>& extents = map_.directory_blocks.Extents();
+    const util::File file = OpenForReadAhead(filesystem);
+    std::optional<ExtentReadAhead> read_ahead;
+    if (file.is_open() && !extents.empty())
+      read_ahead.emplace(file, extents, filesystem.options().source_offset, fs_->blocksize,
+                         /*skip_holes=*/false);
+    refs_.AddDirectoryBlocks(map_, warn_, [&read_ahead](uint64_t blocks_read) {
+      if (read_ahead)
+        read_ahead->ReaderDone(blocks_read);
+    });
+  }
+
   // e2fsck reads the reserved inodes and those the superblock names (journal,
   // quota, orphan file) directly, even where the scan skips them.
   void ProcessSkippedSpecialInodes(ext2_inode* inode, size_t inode_size, StashedInode& stash) {

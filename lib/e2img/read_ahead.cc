@@ -52,12 +52,15 @@ void ExtentReadAhead::ReaderDone(uint64_t blocks_done) {
   }
 }
 
-InodeTableReadAhead::InodeTableReadAhead(const Filesystem& fs)
-    : fs_(fs.get()), source_offset_(fs.options().source_offset) {
+util::File OpenForReadAhead(const Filesystem& fs) {
   const int fd = ::open(fs.device().c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  return fd < 0 ? util::File() : util::File(fd, fs.device());
+}
+
+InodeTableReadAhead::InodeTableReadAhead(const Filesystem& fs)
+    : fs_(fs.get()), file_(OpenForReadAhead(fs)), source_offset_(fs.options().source_offset) {
+  if (!file_.is_open())
     return;
-  file_ = util::File(fd, fs.device());
   HintUpTo(std::min<dgrp_t>(kGroupsAhead, fs_->group_desc_count));
 }
 

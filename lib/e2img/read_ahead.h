@@ -42,6 +42,10 @@ class ExtentReadAhead {
   uint64_t hinted_blocks_ = 0;  // blocks of the extents hinted so far
 };
 
+// A read-only descriptor of its own on the filesystem's device, for hints
+// (the page cache is shared with libext2fs's); closed if it cannot be opened.
+util::File OpenForReadAhead(const Filesystem& fs);
+
 // Hints the inode tables a few groups ahead of an inode scan, advancing as
 // the scan reports each group done. Owns its own descriptor on the device:
 // the page cache is shared with libext2fs's.
