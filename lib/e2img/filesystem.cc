@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "e2img/desc_check.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -140,7 +141,7 @@ Filesystem::Filesystem(const std::string& device, const OpenOptions& options)
   const errcode_t primary_err = TryOpen(0, 0, !options.backup_fallback);
   errcode_t desc_err = 0;
   if (!primary_err && options.backup_fallback)
-    desc_err = ext2fs_check_desc(fs_);
+    desc_err = CheckDescriptors(fs_);
   const bool primary_bad = PrimaryUnusable(primary_err) || desc_err;
   if (primary_bad && options.backup_fallback && (!fs_ || fs_->group_desc_count > 1)) {
     uint64_t sb = 0;
