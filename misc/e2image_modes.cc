@@ -266,9 +266,18 @@ int Capture(const Options& o) {
       // The block size by default, or the smallest larger size whose L1 table fits qemu.
       const auto block_bits = static_cast<uint32_t>(std::countr_zero(fs.block_size()));
       q.cluster_bits = qcow2::SmallestClusterBits(fs.blocks_count() * fs.block_size(), block_bits);
-      if (o.compression)
-        q.cluster_bits = std::max(q.cluster_bits, e2img::kCompressedClusterBits);
-      else if (q.cluster_bits != block_bits)
+      if (o.compression) {
+        const uint32_t bits =
+            e2img::CompressedClusterBits(map.blocks.Extents(), fs.block_size(), q.cluster_bits);
+        if (bits < e2img::kCompressedClusterBits)
+          std::fprintf(stderr,
+                       "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
+                       "that 64 KiB clusters would need %llu MiB of L2 tables\n",
+                       1u << bits,
+                       static_cast<unsigned long long>(
+                           e2img::SpansTouched(map.blocks.Extents(), fs.block_size(), 29) >> 4));
+        q.cluster_bits = bits;
+      } else if (q.cluster_bits != block_bits)
         std::fprintf(stderr,
                      "e2image: using %u-byte qcow2 clusters: with %u-byte clusters (the block "
                      "size) the L1 table would be over qemu's 32 MiB limit\n",

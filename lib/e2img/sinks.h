@@ -55,9 +55,22 @@ struct Qcow2SinkOptions {
 std::vector<uint64_t> L1EntriesOf(const std::vector<BlockExtent>& blocks, uint32_t block_size,
                                   uint32_t cluster_bits);
 
-// The cluster size of compressed captures unless one is given: 64 KiB, as
-// qemu-img's default (4 KiB clusters compress half as well).
+// The largest cluster size of compressed captures unless one is given:
+// 64 KiB, as qemu-img's default (4 KiB clusters compress half as well).
 inline constexpr uint32_t kCompressedClusterBits = 16;
+
+// How many distinct 2^span_bits-byte spans of the device these blocks touch.
+uint64_t SpansTouched(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                      uint32_t span_bits);
+
+// The cluster size (bits) of a compressed capture of these blocks: of
+// min_bits to 64 KiB, the one whose image is estimated smallest, counting
+// the L2 tables and the filled clusters compressed to a 32nd (smaller clusters
+// compress worse: the data counts once more per halving). Metadata spread
+// thin over a huge device needs one 64 KiB L2 table per 512 MiB it touches:
+// smaller clusters then shrink the image several times.
+uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                               uint32_t min_bits);
 
 // A qcow2 image of the filesystem: one guest cluster per block by default.
 class Qcow2Sink : public ImageSink {

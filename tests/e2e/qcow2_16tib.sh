@@ -41,8 +41,23 @@ says_cluster_size() {
 }
 ok "16 TiB, default options: 8 KiB clusters, clean, bounded memory" capture_16tib auto 8192
 ok "16 TiB: e2image says why the cluster size is not the block size" says_cluster_size
-ok "16 TiB --qcow2-version=3 --compress=zstd (64 KiB clusters, the compressed default)" \
-  capture_16tib zstd 65536 --qcow2-version=3 --compress=zstd
+# Compressed: 64 KiB clusters (the compressed default) would need 480 MiB of
+# L2 tables for the thin metadata, so smaller clusters are chosen, and said.
+ok "16 TiB --qcow2-version=3 --compress=zstd: 8 KiB clusters, as the L2 tables need" \
+  capture_16tib zstd 8192 --qcow2-version=3 --compress=zstd
+says_compressed_cluster_size() {
+  grep -q "using 8192-byte qcow2 clusters: the metadata is spread so thin that 64 KiB clusters would need [0-9]* MiB of L2 tables" "$T/zstd.err"
+}
+ok "16 TiB compressed: e2image says why the clusters are not 64 KiB" says_compressed_cluster_size
+compressed_is_smaller_than_uncompressed() {
+  [ "$(stat -c %s "$T/zstd.qcow2")" -lt "$(stat -c %s "$T/auto.qcow2")" ]
+}
+ok "16 TiB compressed: smaller than the uncompressed image" compressed_is_smaller_than_uncompressed
+forced_64k_still_works() {
+  capture_16tib zstd64k 65536 --compress=zstd --cluster-size=65536 || return 1
+  ! grep -q "spread so thin" "$T/zstd64k.err"
+}
+ok "16 TiB --compress=zstd --cluster-size=65536: as asked, silently" forced_64k_still_works
 same_map_as_qemu() {
   qemu-img map --output=json "$T/auto.qcow2" | jq -c '.[]' > "$T/qm" || return 1
   "$QCOW2_INSPECT" map --json "$T/auto.qcow2" | jq -c '.[] | del(.compressed)' > "$T/om" || return 1

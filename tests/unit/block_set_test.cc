@@ -58,5 +58,48 @@ TEST(L1EntriesOf, NamesEachEntryTheBlocksFallInOnceAscending) {
   EXPECT_TRUE(L1EntriesOf({}, 4096, 16).empty());
 }
 
+TEST(SpansTouched, CountsEachSpanOnceAcrossExtents) {
+  // 4 KiB blocks, 64 KiB spans (16 blocks): blocks 0-9 and 15-16 share span 0.
+  const std::vector<BlockExtent> blocks = {{0, 10}, {15, 2}, {40, 1}, {1000, 33}};
+  // Spans 0, 1, 2 and 62-64.
+  EXPECT_EQ(SpansTouched(blocks, 4096, 16), 6u);
+  EXPECT_EQ(SpansTouched(blocks, 4096, 12), 10u + 2 + 1 + 33);
+  EXPECT_EQ(SpansTouched({}, 4096, 16), 0u);
+}
+
+// A few blocks in each of many 512 MiB ranges, as a huge empty filesystem's
+// bitmaps and backup superblocks.
+std::vector<BlockExtent> ThinMetadata(uint64_t ranges) {
+  std::vector<BlockExtent> blocks;
+  for (uint64_t i = 0; i < ranges; ++i)
+    blocks.push_back({i * 131072 * 2, 4});
+  return blocks;
+}
+
+TEST(CompressedClusterBits, KeepsSixtyFourKiBForDenseMetadata) {
+  // 100 MiB of inode tables in one run, plus a few scattered blocks.
+  std::vector<BlockExtent> blocks = {{1000, 25600}, {131072 * 3, 2}, {131072 * 7, 2}};
+  EXPECT_EQ(CompressedClusterBits(blocks, 4096, 12), 16u);
+  EXPECT_EQ(CompressedClusterBits({}, 4096, 12), 16u);
+}
+
+TEST(CompressedClusterBits, ShrinksClustersWhenL2TablesWouldDominate) {
+  // 4 blocks in each of 4,000 ranges: 64 KiB clusters need 4,000 L2 tables
+  // (250 MiB) for 62 MiB of filled clusters.
+  const uint32_t bits = CompressedClusterBits(ThinMetadata(4000), 4096, 12);
+  EXPECT_LT(bits, 16u);
+  const auto estimated = [&](uint32_t b) {
+    return (SpansTouched(ThinMetadata(4000), 4096, 2 * b - 3) << b) +
+           (SpansTouched(ThinMetadata(4000), 4096, b) << b) / 32 * (1 + 16 - b);
+  };
+  for (uint32_t b = 12; b <= 16; ++b)
+    EXPECT_LE(estimated(bits), estimated(b)) << b;
+}
+
+TEST(CompressedClusterBits, NeverGoesBelowTheSizeTheL1TableNeeds) {
+  EXPECT_EQ(CompressedClusterBits(ThinMetadata(4000), 4096, 16), 16u);
+  EXPECT_GE(CompressedClusterBits(ThinMetadata(4000), 4096, 14), 14u);
+}
+
 }  // namespace
 }  // namespace e2img
