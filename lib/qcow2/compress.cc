@@ -3,6 +3,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <memory>
 
 namespace qcow2 {
@@ -81,6 +83,9 @@ struct ClusterCompressor::State {
   std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> zstd{nullptr, ZSTD_freeCCtx};
   ZStream zlib{true};
   bool zlib_ready = false;
+  // Room for the worst case, reused: a result is copied out at its exact
+  // size, so queued clusters hold only what they compressed to.
+  std::vector<uint8_t> scratch;
 };
 
 ClusterCompressor::ClusterCompressor(CompressionType type, int level)
@@ -100,32 +105,33 @@ ClusterCompressor::ClusterCompressor(CompressionType type, int level)
 ClusterCompressor::~ClusterCompressor() = default;
 
 std::optional<std::vector<uint8_t>> ClusterCompressor::Compress(std::span<const uint8_t> in) {
-  std::vector<uint8_t> out;
+  std::vector<uint8_t>& out = state_->scratch;
+  size_t packed_size = 0;
   if (type_ == CompressionType::kZstd) {
     if (!state_->zstd)
       return std::nullopt;  // stored plain: compression is an optimisation only
-    out.resize(ZSTD_compressBound(in.size()));
+    out.resize(std::max(out.size(), ZSTD_compressBound(in.size())));
     const size_t n =
         ZSTD_compress2(state_->zstd.get(), out.data(), out.size(), in.data(), in.size());
     if (ZSTD_isError(n))
       return std::nullopt;
-    out.resize(n);
+    packed_size = n;
   } else {
     if (!state_->zlib_ready || deflateReset(state_->zlib.get()) != Z_OK)
       return std::nullopt;
-    out.resize(in.size());
+    out.resize(std::max(out.size(), in.size()));
     z_stream* s = state_->zlib.get();
     s->next_in = const_cast<Bytef*>(in.data());
     s->avail_in = static_cast<uInt>(in.size());
     s->next_out = out.data();
-    s->avail_out = static_cast<uInt>(out.size());
+    s->avail_out = static_cast<uInt>(in.size());
     if (deflate(s, Z_FINISH) != Z_STREAM_END)
       return std::nullopt;  // did not fit: not smaller
-    out.resize(out.size() - s->avail_out);
+    packed_size = in.size() - s->avail_out;
   }
-  if (out.size() >= in.size())
+  if (packed_size >= in.size())
     return std::nullopt;
-  return out;
+  return std::vector<uint8_t>(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(packed_size));
 }
 
 std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,

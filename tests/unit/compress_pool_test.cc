@@ -1,4 +1,5 @@
 #include "qcow2/compress_pool.h"
+#include "qcow2/compress.h"
 
 #include <gtest/gtest.h>
 
@@ -71,6 +72,26 @@ TEST(CompressPool, DestroyedWithWorkQueuedDoesNotHang) {
   auto sink = [](CompressedCluster&) {};
   for (uint64_t i = 0; i < 40; ++i)
     pool.Submit(i, ClusterFor(i, 65536), sink);
+}
+
+// Queued clusters must hold only their packed bytes, not the worst-case room
+// the codec needs: 64 KiB clusters of metadata pack to a few hundred bytes,
+// and a few MiB of them wait in the queue.
+TEST(ClusterCompressor, ResultHoldsOnlyThePackedBytes) {
+  for (CompressionType type : {CompressionType::kZstd, CompressionType::kZlib}) {
+    ClusterCompressor codec(type, -1);
+    std::vector<uint8_t> cluster(65536, 0);
+    cluster[100] = 7;
+    for (int i = 0; i < 3; ++i) {
+      const auto packed = codec.Compress(cluster);
+      ASSERT_TRUE(packed.has_value());
+      EXPECT_LT(packed->size(), 1024u);
+      EXPECT_LT(packed->capacity(), 2048u);
+      std::vector<uint8_t> back(cluster.size());
+      ASSERT_TRUE(DecompressCluster(type, *packed, back));
+      EXPECT_EQ(back, cluster);
+    }
+  }
 }
 
 TEST(SmallestClusterBits, DoublesPastTheEightTebibyteBoundary) {
