@@ -275,7 +275,9 @@ int Capture(const Options& o) {
                        "that 64 KiB clusters would need %llu MiB of L2 tables\n",
                        1u << bits,
                        static_cast<unsigned long long>(
-                           e2img::SpansTouched(map.blocks.Extents(), fs.block_size(), 29) >> 4));
+                           e2img::L2TableBytes(map.blocks.Extents(), fs.block_size(),
+                                               e2img::kCompressedClusterBits) >>
+                           20));
         q.cluster_bits = bits;
       } else if (q.cluster_bits != block_bits)
         std::fprintf(stderr,

@@ -58,6 +58,12 @@ uint64_t SpansTouched(const std::vector<BlockExtent>& blocks, uint32_t block_siz
   return spans;
 }
 
+uint64_t L2TableBytes(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                      uint32_t cluster_bits) {
+  // An L2 table is one cluster and maps cluster_size / 8 clusters.
+  return SpansTouched(blocks, block_size, 2 * cluster_bits - 3) << cluster_bits;
+}
+
 uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t block_size,
                                uint32_t min_bits) {
   // Measured: zstd and zlib pack filled 64 KiB metadata clusters to about a
@@ -67,9 +73,8 @@ uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t 
   constexpr uint64_t kCompressionRatio = 32;
   uint32_t best_bits = std::max(min_bits, kCompressedClusterBits);
   uint64_t best_size = UINT64_MAX;
-  for (uint32_t bits = best_bits; bits >= min_bits; --bits) {
-    // An L2 table is one cluster and maps cluster_size / 8 clusters.
-    const uint64_t l2_bytes = SpansTouched(blocks, block_size, 2 * bits - 3) << bits;
+  for (uint32_t bits = best_bits; bits >= std::max(min_bits, 1u); --bits) {
+    const uint64_t l2_bytes = L2TableBytes(blocks, block_size, bits);
     const uint64_t halvings = kCompressedClusterBits - bits;
     const uint64_t data_bytes =
         (SpansTouched(blocks, block_size, bits) << bits) / kCompressionRatio * (1 + halvings);
@@ -77,8 +82,6 @@ uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t 
       best_size = l2_bytes + data_bytes;
       best_bits = bits;
     }
-    if (bits == 0)
-      break;
   }
   return best_bits;
 }

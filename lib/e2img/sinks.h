@@ -63,6 +63,11 @@ inline constexpr uint32_t kCompressedClusterBits = 16;
 uint64_t SpansTouched(const std::vector<BlockExtent>& blocks, uint32_t block_size,
                       uint32_t span_bits);
 
+// The bytes of the L2 tables an image with 2^cluster_bits-byte clusters needs
+// for these blocks.
+uint64_t L2TableBytes(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                      uint32_t cluster_bits);
+
 // The cluster size (bits) of a compressed capture of these blocks: of
 // min_bits to 64 KiB, the one whose image is estimated smallest, counting
 // the L2 tables and the filled clusters compressed to a 32nd (smaller clusters

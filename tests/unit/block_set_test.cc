@@ -89,7 +89,7 @@ TEST(CompressedClusterBits, ShrinksClustersWhenL2TablesWouldDominate) {
   const uint32_t bits = CompressedClusterBits(ThinMetadata(4000), 4096, 12);
   EXPECT_LT(bits, 16u);
   const auto estimated = [&](uint32_t b) {
-    return (SpansTouched(ThinMetadata(4000), 4096, 2 * b - 3) << b) +
+    return L2TableBytes(ThinMetadata(4000), 4096, b) +
            (SpansTouched(ThinMetadata(4000), 4096, b) << b) / 32 * (1 + 16 - b);
   };
   for (uint32_t b = 12; b <= 16; ++b)
