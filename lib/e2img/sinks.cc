@@ -21,40 +21,48 @@ void RawSink::Finish() {
   writer_.Finish(blocks_count_ * block_size_);
 }
 
-std::vector<uint64_t> L1EntriesOf(const std::vector<BlockExtent>& blocks, uint32_t block_size,
-                                  uint32_t cluster_bits) {
-  // One L1 entry maps cluster_size / 8 clusters: 2^(2 * cluster_bits - 3) bytes.
-  const uint32_t shift = 2 * cluster_bits - 3;
-  std::vector<uint64_t> entries;
-  for (const BlockExtent& e : blocks) {
-    if (e.count == 0)
-      continue;
-    const uint64_t first = e.start * block_size >> shift;
-    const uint64_t last = ((e.start + e.count) * block_size - 1) >> shift;
-    for (uint64_t i = entries.empty() ? first : std::max(first, entries.back() + 1); i <= last; ++i)
-      entries.push_back(i);
-  }
-  return entries;
-}
+namespace {
 
-uint64_t SpansTouched(const std::vector<BlockExtent>& blocks, uint32_t block_size,
-                      uint32_t span_bits) {
-  uint64_t spans = 0;
+// Walks the ascending extents as runs of 2^span_bits-byte spans of the device,
+// calling visit(first, last) with each run of spans not visited before.
+template <typename Visit>
+void ForEachNewSpanRun(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                       uint32_t span_bits, Visit visit) {
   bool any = false;
-  uint64_t last_counted = 0;
+  uint64_t last_visited = 0;
   for (const BlockExtent& e : blocks) {
     if (e.count == 0)
       continue;
     uint64_t first = e.start * block_size >> span_bits;
     const uint64_t last = ((e.start + e.count) * block_size - 1) >> span_bits;
     if (any)
-      first = std::max(first, last_counted + 1);
-    if (first <= last) {
-      spans += last - first + 1;
-      last_counted = last;
-      any = true;
-    }
+      first = std::max(first, last_visited + 1);
+    if (first > last)
+      continue;
+    visit(first, last);
+    last_visited = last;
+    any = true;
   }
+}
+
+}  // namespace
+
+std::vector<uint64_t> L1EntriesOf(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                                  uint32_t cluster_bits) {
+  // One L1 entry maps cluster_size / 8 clusters: 2^(2 * cluster_bits - 3) bytes.
+  std::vector<uint64_t> entries;
+  ForEachNewSpanRun(blocks, block_size, 2 * cluster_bits - 3, [&](uint64_t first, uint64_t last) {
+    for (uint64_t i = first; i <= last; ++i)
+      entries.push_back(i);
+  });
+  return entries;
+}
+
+uint64_t SpansTouched(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                      uint32_t span_bits) {
+  uint64_t spans = 0;
+  ForEachNewSpanRun(blocks, block_size, span_bits,
+                    [&](uint64_t first, uint64_t last) { spans += last - first + 1; });
   return spans;
 }
 
