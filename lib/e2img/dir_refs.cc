@@ -45,7 +45,7 @@ void DirectoryReferences::AddEntries(std::span<const uint8_t> entries) {
     if (rec_len < kHeader || offset + rec_len > entries.size())
       break;
     if (ino)
-      inodes_.push_back(ino);
+      AddInode(ino);
     offset += rec_len;
   }
 }
@@ -76,15 +76,21 @@ void DirectoryReferences::AddDirectoryBlocks(MetadataMap& map, const WarningFn& 
   }
 }
 
+void DirectoryReferences::AddInode(uint32_t ino) {
+  // Only inodes the scan skipped matter: a healthy filesystem's entries name
+  // none, and a million entries need not be kept and sorted for nothing.
+  if (SkippedInodeBlock(fs_, ino))
+    skipped_inodes_.push_back(ino);
+}
+
 void DirectoryReferences::MarkSkippedInodes(MetadataMap& map, const WarningFn& warn) {
-  std::sort(inodes_.begin(), inodes_.end());
-  inodes_.erase(std::unique(inodes_.begin(), inodes_.end()), inodes_.end());
+  std::sort(skipped_inodes_.begin(), skipped_inodes_.end());
+  skipped_inodes_.erase(std::unique(skipped_inodes_.begin(), skipped_inodes_.end()),
+                        skipped_inodes_.end());
   const uint32_t per_group = fs_->super->s_inodes_per_group;
   dgrp_t reported_group = ~dgrp_t{0};
-  for (const uint32_t ino : inodes_) {
+  for (const uint32_t ino : skipped_inodes_) {
     const uint64_t block = SkippedInodeBlock(fs_, ino);
-    if (!block)
-      continue;
     const dgrp_t group = (ino - 1) / per_group;
     if (group != reported_group) {
       warn("group " + std::to_string(group) + ": directory entries name inodes (first " +

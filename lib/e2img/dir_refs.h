@@ -29,13 +29,14 @@ class DirectoryReferences {
   // blocks_read (if set) how many it has read so far.
   void AddDirectoryBlocks(MetadataMap& map, const WarningFn& warn,
                           const std::function<void(uint64_t)>& blocks_read = {});
-  void AddInode(uint32_t ino) { inodes_.push_back(ino); }
+  // Notes one named inode (kept only if the scan skipped it).
+  void AddInode(uint32_t ino);
   // Marks the inode table block of each named inode the scan skipped.
   void MarkSkippedInodes(MetadataMap& map, const WarningFn& warn);
 
  private:
   ext2_filsys fs_;
-  std::vector<uint32_t> inodes_;
+  std::vector<uint32_t> skipped_inodes_;  // named inodes the scan skipped
 };
 
 }  // namespace e2img

@@ -92,7 +92,7 @@ void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expe
             std::to_string(depth) + "; subtree skipped");
     return;
   }
-  std::vector<uint8_t> child(fs_->blocksize);
+  std::vector<uint8_t> child;  // sized at the first index entry: leaves (most nodes) need none
   for (uint32_t i = 0; i < entries; ++i) {
     const uint8_t* e = node + kEntrySize * (i + 1);
     if (depth == 0) {
@@ -126,6 +126,7 @@ void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expe
       continue;
     }
     map_.blocks.Add(leaf);
+    child.resize(fs_->blocksize);
     const errcode_t err = io_channel_read_blk64(fs_->io, leaf, 1, child.data());
     if (err) {
       Problem("cannot read extent tree block " + std::to_string(leaf) + ": " + ExtErrorText(err));
