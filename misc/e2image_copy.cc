@@ -57,6 +57,10 @@ int CopyOrMove(const Options& o) {
     RefuseMounted(o.output);
 
   e2img::Filesystem fs = OpenSource(o);
+  if (!same)
+    CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
+                    {o.dest_offset, fs.size_bytes()},
+                    " (to move a filesystem, name one device twice, with -O)");
   const uint64_t open_problems = ReportOpen(fs, o);
   e2img::MapOptions map_options;
   map_options.all_data = true;
@@ -113,6 +117,7 @@ int Install(const Options& o) {
   RefuseMounted(o.source);
   if (SharesStorage(o.source, o.output))
     throw util::Error(o.output + ": the image is the device itself");
+  CheckDisksApart(o.output, {}, o.source, {});
   const auto start = std::chrono::steady_clock::now();
   const e2img::E2iInstallSize size =
       o.progress ? e2img::E2iInstallBlocks(o.output) : e2img::E2iInstallSize{};

@@ -4,6 +4,7 @@
 #include <linux/loop.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,6 +96,24 @@ bool SharesStorage(const std::string& a, const std::string& b) {
     if (std::find(fb.begin(), fb.end(), f) != fb.end())
       return true;
   return false;
+}
+
+void CheckDisksApart(const std::string& source, util::DeviceRegion source_region,
+                     const std::string& output, util::DeviceRegion output_region,
+                     const std::string& hint) {
+  const auto source_range = util::DiskRangeOf(source);
+  const auto output_range = util::DiskRangeOf(output);
+  if (!util::DiskRegionsOverlap(source_range, source_region, output_range, output_region))
+    return;
+  const auto disk_byte = [](const util::DiskRange& range, util::DeviceRegion region) {
+    return std::to_string(range.start + std::min(region.offset, range.size));
+  };
+  throw util::Error(output + ": the bytes to be written (from byte " +
+                    disk_byte(*output_range, output_region) + " of disk " +
+                    std::to_string(major(output_range->disk)) + ":" +
+                    std::to_string(minor(output_range->disk)) + ") overlap the source " + source +
+                    " (from byte " + disk_byte(*source_range, source_region) +
+                    "); refusing to overwrite the source" + hint);
 }
 
 namespace {
@@ -213,6 +232,7 @@ int ConvertQcow2(const Options& o) {
   qcow2::Qcow2Reader reader(o.source);
   for (const std::string& w : reader.warnings())
     Warn(w);
+  CheckDisksApart(o.source, {}, o.output, {o.dest_offset, reader.virtual_size()});
   util::OutputFile out = util::OutputFile::Create(o.output);
   util::RawWriter writer(out, o.dest_offset,
                          /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
@@ -230,6 +250,10 @@ int Capture(const Options& o) {
   CheckMount(o.source, o.force);
   CheckNotSameFile(o.source, o.output);
   e2img::Filesystem fs = OpenSource(o);
+  // A qcow2 or e2i image is written from the start of the output.
+  CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
+                  o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}
+                                    : util::DeviceRegion{});
   const uint64_t open_problems = ReportOpen(fs, o);
   util::File source = util::File::Open(o.source, O_RDONLY);
 

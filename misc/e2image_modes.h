@@ -8,6 +8,7 @@
 #include "e2image_options.h"
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
+#include "util/disk_range.h"
 
 namespace e2image {
 
@@ -20,6 +21,12 @@ void ReportProblems(uint64_t problems, const char* outcome);
 bool IsSameFile(const std::string& a, const std::string& b);
 // IsSameFile, or one is a loop device over the other (or both over one file).
 bool SharesStorage(const std::string& a, const std::string& b);
+// Refuses an output whose region (bytes of the output device) shares bytes of
+// one disk with the source's region: a partition and its whole disk, or
+// partitions that overlap. `hint` ends the message.
+void CheckDisksApart(const std::string& source, util::DeviceRegion source_region,
+                     const std::string& output, util::DeviceRegion output_region,
+                     const std::string& hint = "");
 // Refuses a source mounted read-write unless forced.
 void CheckMount(const std::string& device, bool force);
 
