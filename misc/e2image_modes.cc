@@ -22,6 +22,7 @@
 #include "e2img/e2i_writer.h"
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
+#include "e2img/overlapped_copy.h"
 #include "e2img/read_ahead.h"
 #include "e2img/scramble.h"
 #include "e2img/sinks.h"
@@ -183,6 +184,46 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
   return 0;
 }
 
+// The sink of a raw or qcow2 capture. `blocks` (the complete map) is read by
+// compressed captures only, which choose their cluster size from it.
+std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesystem& fs,
+                                           const util::OutputFile& out,
+                                           const std::vector<e2img::BlockExtent>* blocks) {
+  if (o.qcow2) {
+    e2img::Qcow2SinkOptions q;
+    q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
+    if (!o.cluster_size) {
+      // The block size by default, or the smallest larger size whose L1 table fits qemu.
+      const auto block_bits = static_cast<uint32_t>(std::countr_zero(fs.block_size()));
+      q.cluster_bits = qcow2::SmallestClusterBits(fs.blocks_count() * fs.block_size(), block_bits);
+      if (o.compression) {
+        const uint32_t bits =
+            e2img::CompressedClusterBits(*blocks, fs.block_size(), q.cluster_bits);
+        if (bits < e2img::kCompressedClusterBits)
+          std::fprintf(
+              stderr,
+              "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
+              "that 64 KiB clusters would need %llu MiB of L2 tables\n",
+              1u << bits,
+              static_cast<unsigned long long>(
+                  e2img::L2TableBytes(*blocks, fs.block_size(), e2img::kCompressedClusterBits) >>
+                  20));
+        q.cluster_bits = bits;
+      } else if (q.cluster_bits != block_bits)
+        std::fprintf(stderr,
+                     "e2image: using %u-byte qcow2 clusters: with %u-byte clusters (the block "
+                     "size) the L1 table would be over qemu's 32 MiB limit\n",
+                     1u << q.cluster_bits, 1u << block_bits);
+    }
+    q.version = o.qcow2_version;
+    q.compression = o.compression;
+    q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
+    q.blocks = blocks;
+    return std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
+  }
+  return std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
+}
+
 }  // namespace
 
 e2img::Filesystem OpenSource(const Options& o) {
@@ -269,6 +310,21 @@ int Capture(const Options& o) {
       scrambler->ObserveInode(ino, inode);
     };
   }
+  // Uncompressed, unscrambled captures into files copy the group tables
+  // while the inode scan runs: the sink exists before the map is complete.
+  std::optional<util::OutputFile> out;
+  std::unique_ptr<e2img::ImageSink> sink;
+  std::optional<e2img::OverlappedCopy> overlapped_copy;
+  e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
+  if ((o.raw || o.qcow2) && !o.nop && !o.scramble && !o.compression) {
+    out.emplace(util::OutputFile::Create(o.output));
+    sink = MakeSink(o, fs, *out, nullptr);
+    src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
+    if (sink->SecondPassUnitBlocks()) {
+      overlapped_copy.emplace(src, *sink, Warn);
+      map_options.tables_marked = [&](e2img::MetadataMap& known) { overlapped_copy->Start(known); };
+    }
+  }
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
   map.problems += open_problems;
   if (scrambler)
@@ -280,43 +336,12 @@ int Capture(const Options& o) {
   }
   if (!o.raw && !o.qcow2)
     return CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
-
-  util::OutputFile out = util::OutputFile::Create(o.output);
-  std::unique_ptr<e2img::ImageSink> sink;
-  if (o.qcow2) {
-    e2img::Qcow2SinkOptions q;
-    q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
-    if (!o.cluster_size) {
-      // The block size by default, or the smallest larger size whose L1 table fits qemu.
-      const auto block_bits = static_cast<uint32_t>(std::countr_zero(fs.block_size()));
-      q.cluster_bits = qcow2::SmallestClusterBits(fs.blocks_count() * fs.block_size(), block_bits);
-      if (o.compression) {
-        const uint32_t bits =
-            e2img::CompressedClusterBits(map.blocks.Extents(), fs.block_size(), q.cluster_bits);
-        if (bits < e2img::kCompressedClusterBits)
-          std::fprintf(stderr,
-                       "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
-                       "that 64 KiB clusters would need %llu MiB of L2 tables\n",
-                       1u << bits,
-                       static_cast<unsigned long long>(
-                           e2img::L2TableBytes(map.blocks.Extents(), fs.block_size(),
-                                               e2img::kCompressedClusterBits) >>
-                           20));
-        q.cluster_bits = bits;
-      } else if (q.cluster_bits != block_bits)
-        std::fprintf(stderr,
-                     "e2image: using %u-byte qcow2 clusters: with %u-byte clusters (the block "
-                     "size) the L1 table would be over qemu's 32 MiB limit\n",
-                     1u << q.cluster_bits, 1u << block_bits);
-    }
-    q.version = o.qcow2_version;
-    q.compression = o.compression;
-    q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
-    q.blocks = &map.blocks.Extents();
-    sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
-  } else {
-    sink = std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
+  if (!out) {
+    out.emplace(util::OutputFile::Create(o.output));
+    sink = MakeSink(o, fs, *out, &map.blocks.Extents());
+    src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
   }
+
   // Scrambling costs CPU: it runs on a worker thread while the next blocks are read.
   std::unique_ptr<e2img::ImageSink> scrambling;
   std::unique_ptr<e2img::ImageSink> overlapped;
@@ -326,13 +351,13 @@ int Capture(const Options& o) {
   }
   e2img::ImageSink& target = overlapped ? *overlapped : *sink;
   util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
-  e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block(),
-                        &map.stale_tails};
-  src.skip_holes = out.kind() != util::OutputFile::Kind::kBlockDevice;
-  const uint64_t copy_problems = e2img::CopyBlocks(
-      src, map.blocks, target, [&](uint64_t done) { progress.Update(done); }, Warn);
+  const auto update = [&](uint64_t done) { progress.Update(done); };
+  src.stale_tails = &map.stale_tails;
+  const uint64_t copy_problems = overlapped_copy
+                                     ? overlapped_copy->Finish(map, update)
+                                     : e2img::CopyBlocks(src, map.blocks, target, update, Warn);
   target.Finish();
-  out.Commit();
+  out->Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty())
     Warn(scrambler->Summary());

@@ -61,4 +61,33 @@ bool BlockSet::Contains(uint64_t block) {
   return block < it->end();
 }
 
+BlockSet Subtract(const std::vector<BlockExtent>& a, const std::vector<BlockExtent>& b) {
+  BlockSet rest;
+  size_t j = 0;
+  for (const BlockExtent& e : a) {
+    uint64_t from = e.start;
+    while (j < b.size() && b[j].end() <= from)
+      ++j;
+    for (size_t k = j; k < b.size() && b[k].start < e.end(); ++k) {
+      if (b[k].start > from)
+        rest.Add(from, b[k].start - from);
+      from = std::max(from, b[k].end());
+    }
+    if (from < e.end())
+      rest.Add(from, e.end() - from);
+  }
+  return rest;
+}
+
+BlockSet WholeUnits(const std::vector<BlockExtent>& extents, uint64_t unit_blocks) {
+  BlockSet whole;
+  for (const BlockExtent& e : extents) {
+    const uint64_t first = (e.start + unit_blocks - 1) / unit_blocks * unit_blocks;
+    const uint64_t last = e.end() / unit_blocks * unit_blocks;
+    if (first < last)
+      whole.Add(first, last - first);
+  }
+  return whole;
+}
+
 }  // namespace e2img

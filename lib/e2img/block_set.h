@@ -29,4 +29,10 @@ class BlockSet {
   bool normalized_ = true;
 };
 
+// The blocks of `a` that are not in `b` (both sorted and merged, as Extents() gives them).
+BlockSet Subtract(const std::vector<BlockExtent>& a, const std::vector<BlockExtent>& b);
+
+// The parts of the extents (sorted) that fill whole aligned units of unit_blocks blocks.
+BlockSet WholeUnits(const std::vector<BlockExtent>& extents, uint64_t unit_blocks);
+
 }  // namespace e2img

@@ -348,6 +348,8 @@ MetadataMap BuildMetadataMap(const Filesystem& filesystem, const MapOptions& opt
                              const WarningFn& warn) {
   MetadataMap map;
   MarkGroupTables(filesystem, options, map, warn);
+  if (options.tables_marked)
+    options.tables_marked(map);
   InodePass(filesystem, options, map, warn).Run(filesystem);
   RoundToClusters(filesystem.get(), map.blocks);
   return map;

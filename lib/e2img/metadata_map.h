@@ -16,6 +16,8 @@
 
 namespace e2img {
 
+struct MetadataMap;
+
 // What to include.
 struct MapOptions {
   bool all_data = false;          // -a
@@ -23,6 +25,9 @@ struct MapOptions {
   // Called after each group's inodes with the inode table blocks scanned so
   // far (of ScanTotal()).
   std::function<void(uint64_t blocks_done)> scan_progress;
+  // Called once the group tables are marked, before the inode scan: the map
+  // then holds the superblock, descriptors, bitmaps and inode tables.
+  std::function<void(MetadataMap& map)> tables_marked;
   // Called for every in-use inode (the scrambler learns the filesystem this way).
   std::function<void(uint32_t ino, const ext2_inode& inode)> observe_inode;
 };

@@ -7,6 +7,10 @@
 
 namespace e2img {
 
+void ImageSink::StartSecondPass() {
+  throw util::Error("internal error: a second pass over an image sink that takes one");
+}
+
 RawSink::RawSink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
                  uint64_t dest_offset)
     : writer_(out, dest_offset, /*zero_gaps=*/false),
@@ -96,7 +100,7 @@ uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t 
 
 Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
                      const Qcow2SinkOptions& options)
-    : block_size_(block_size) {
+    : block_size_(block_size), compressed_(options.compression.has_value()) {
   if (out.kind() != util::OutputFile::Kind::kRegular)
     throw util::Error(out.path() + ": a qcow2 image can only be written to a regular file");
   qcow2::WriterOptions w;
@@ -117,6 +121,17 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
 
 void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
   stream_->Write(first_block * block_size_, data);
+}
+
+uint64_t Qcow2Sink::SecondPassUnitBlocks() const {
+  return compressed_ ? 0 : std::max<uint64_t>(1, writer_->cluster_size() / block_size_);
+}
+
+void Qcow2Sink::StartSecondPass() {
+  if (compressed_)
+    ImageSink::StartSecondPass();
+  stream_->Flush();
+  stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, std::nullopt, 1);
 }
 
 void Qcow2Sink::Finish() {

@@ -15,7 +15,8 @@
 
 namespace e2img {
 
-// Receives filesystem blocks in increasing order.
+// Receives filesystem blocks in increasing order (or in two increasing
+// passes, where the sink allows it).
 class ImageSink {
  public:
   virtual ~ImageSink() = default;
@@ -23,6 +24,12 @@ class ImageSink {
   virtual void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) = 0;
   // Completes the image (sizes, tables); the output is committed by the caller.
   virtual void Finish() = 0;
+  // The blocks in each unit (a qcow2 cluster) the sink stores whole, if it
+  // can take a second increasing pass over units the first did not touch;
+  // 0 if it takes one pass only.
+  virtual uint64_t SecondPassUnitBlocks() const { return 0; }
+  // Starts that second pass (the first pass's last unit must be complete).
+  virtual void StartSecondPass();
 };
 
 // A raw image: blocks at their offsets, the rest holes, exactly the filesystem's size.
@@ -32,6 +39,8 @@ class RawSink : public ImageSink {
           uint64_t dest_offset);
   void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
   void Finish() override;
+  uint64_t SecondPassUnitBlocks() const override { return writer_.CanRewind() ? 1 : 0; }
+  void StartSecondPass() override { writer_.Rewind(); }
 
  private:
   util::RawWriter writer_;
@@ -84,9 +93,13 @@ class Qcow2Sink : public ImageSink {
             const Qcow2SinkOptions& options);
   void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
   void Finish() override;
+  // Uncompressed images only: compressed clusters are packed in the order they come.
+  uint64_t SecondPassUnitBlocks() const override;
+  void StartSecondPass() override;
 
  private:
   uint32_t block_size_;
+  bool compressed_;
   std::unique_ptr<qcow2::Qcow2Writer> writer_;
   std::unique_ptr<qcow2::ClusterStream> stream_;
 };

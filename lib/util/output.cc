@@ -214,6 +214,16 @@ void RawWriter::FillZeros(uint64_t from, uint64_t to) {
   }
 }
 
+bool RawWriter::CanRewind() const {
+  return !zero_gaps_ && out_.kind() == OutputFile::Kind::kRegular;
+}
+
+void RawWriter::Rewind() {
+  if (!CanRewind())
+    throw Error(out_.path() + ": internal error: a second pass over an output written in order");
+  position_ = 0;
+}
+
 void RawWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
   if (offset < position_)
     throw Error(AtOffset(out_.path(), base_ + offset, "internal error: raw output went backwards"));

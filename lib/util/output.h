@@ -56,6 +56,12 @@ class RawWriter {
   // or fills the remaining gap with zeros.
   void Finish(uint64_t size);
   uint64_t bytes_written() const { return bytes_written_; }
+  // Can a second ascending pass follow (a regular file without zero_gaps,
+  // whose gaps are holes, so bytes below the last write may still come)?
+  bool CanRewind() const;
+  // Starts that second pass: later writes may lie below earlier ones, never
+  // over bytes already written.
+  void Rewind();
 
  private:
   void StartStream();

@@ -101,5 +101,39 @@ TEST(CompressedClusterBits, NeverGoesBelowTheSizeTheL1TableNeeds) {
   EXPECT_GE(CompressedClusterBits(ThinMetadata(4000), 4096, 14), 14u);
 }
 
+TEST(BlockSetSubtract, LeavesWhatTheSecondSetLacks) {
+  BlockSet a, b;
+  a.Add(0, 10);
+  a.Add(20, 5);
+  a.Add(30, 1);
+  b.Add(2, 3);
+  b.Add(8, 14);  // the end of the first run and the start of the second
+  b.Add(30, 1);
+  const std::vector<BlockExtent> rest = Subtract(a.Extents(), b.Extents()).Extents();
+  ASSERT_EQ(rest.size(), 3u);
+  EXPECT_EQ(rest[0].start, 0u);
+  EXPECT_EQ(rest[0].count, 2u);
+  EXPECT_EQ(rest[1].start, 5u);
+  EXPECT_EQ(rest[1].count, 3u);
+  EXPECT_EQ(rest[2].start, 22u);
+  EXPECT_EQ(rest[2].count, 3u);
+  EXPECT_TRUE(Subtract(b.Extents(), b.Extents()).Extents().empty());
+  EXPECT_EQ(Subtract(a.Extents(), {}).BlockCount(), a.BlockCount());
+}
+
+TEST(BlockSetWholeUnits, KeepsOnlyAlignedUnitsInsideEachRun) {
+  BlockSet s;
+  s.Add(3, 10);  // 3-12: the unit 4-7 and 8-11
+  s.Add(16, 3);  // no whole unit
+  s.Add(20, 4);  // exactly one
+  const std::vector<BlockExtent> whole = WholeUnits(s.Extents(), 4).Extents();
+  ASSERT_EQ(whole.size(), 2u);
+  EXPECT_EQ(whole[0].start, 4u);
+  EXPECT_EQ(whole[0].count, 8u);
+  EXPECT_EQ(whole[1].start, 20u);
+  EXPECT_EQ(whole[1].count, 4u);
+  EXPECT_EQ(WholeUnits(s.Extents(), 1).BlockCount(), s.BlockCount());
+}
+
 }  // namespace
 }  // namespace e2img

@@ -121,4 +121,30 @@ TEST(RawWriterTest, ZeroPagesBecomeHolesAndSizeIsExact) {
   EXPECT_LE(st.st_blocks * 512, 64 * 1024);  // a page of data, not a megabyte
 }
 
+TEST(RawWriterTest, RewindLetsASecondPassFillWhatTheFirstLeft) {
+  testutil::TempDir dir;
+  util::OutputFile out = util::OutputFile::Create(dir.File("image.raw"));
+  util::RawWriter writer(out, 0, false);
+  ASSERT_TRUE(writer.CanRewind());
+  writer.Write(8192, std::vector<uint8_t>(4096, 2));
+  EXPECT_THROW(writer.Write(0, std::vector<uint8_t>(4096, 1)), util::Error);
+  writer.Rewind();
+  writer.Write(0, std::vector<uint8_t>(4096, 1));
+  writer.Finish(3 * 4096);
+  out.Commit();
+  const std::vector<uint8_t> bytes = testutil::ReadAll(dir.File("image.raw"));
+  ASSERT_EQ(bytes.size(), 3u * 4096);
+  EXPECT_EQ(bytes[0], 1);
+  EXPECT_EQ(bytes[4096], 0);
+  EXPECT_EQ(bytes[8192], 2);
+}
+
+TEST(RawWriterTest, NoRewindWhereGapsAreWrittenAsZeros) {
+  testutil::TempDir dir;
+  util::OutputFile out = util::OutputFile::Create(dir.File("image.raw"));
+  util::RawWriter writer(out, 0, /*zero_gaps=*/true);
+  EXPECT_FALSE(writer.CanRewind());
+  EXPECT_THROW(writer.Rewind(), util::Error);
+}
+
 }  // namespace

@@ -1,0 +1,203 @@
+// OverlappedCopy against a recording sink: every block of the final map
+// arrives once with the source's bytes, the early pass holds only whole units
+// known before the scan and no stale tail, and errors and early exits are
+// handled.
+#include "e2img/overlapped_copy.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "qcow2/reader.h"
+#include "test_util.h"
+#include "util/error.h"
+#include "util/output.h"
+
+namespace e2img {
+namespace {
+
+constexpr uint32_t kBlock = 1024;
+
+// Records each run and the pass it came in; takes a second pass in units of `unit` blocks.
+class TwoPassSink : public ImageSink {
+ public:
+  explicit TwoPassSink(uint64_t unit) : unit_(unit) {}
+  void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override {
+    if (fail_at && first_block <= *fail_at && *fail_at < first_block + data.size() / kBlock)
+      throw util::Error("injected failure at block " + std::to_string(*fail_at));
+    for (size_t i = 0; i < data.size() / kBlock; ++i)
+      blocks.push_back(
+          {first_block + i, pass,
+           std::vector<uint8_t>(data.begin() + i * kBlock, data.begin() + (i + 1) * kBlock)});
+    threads.push_back(std::this_thread::get_id());
+  }
+  void Finish() override {}
+  uint64_t SecondPassUnitBlocks() const override { return unit_; }
+  void StartSecondPass() override { ++pass; }
+
+  struct Block {
+    uint64_t number;
+    int pass;
+    std::vector<uint8_t> data;
+  };
+  std::vector<Block> blocks;
+  std::vector<std::thread::id> threads;
+  std::optional<uint64_t> fail_at;
+  int pass = 0;
+
+ private:
+  uint64_t unit_;
+};
+
+class OverlappedCopyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bytes_ = testutil::Pattern(64 * kBlock, 7);
+    testutil::WriteAll(dir_.File("fs.img"), bytes_);
+    file_ = util::File::Open(dir_.File("fs.img"), O_RDONLY);
+    source_ = CopySource{&file_, 0, kBlock, 0};
+  }
+  std::vector<uint8_t> SourceBlock(uint64_t b) const {
+    return {bytes_.begin() + b * kBlock, bytes_.begin() + (b + 1) * kBlock};
+  }
+  testutil::TempDir dir_;
+  std::vector<uint8_t> bytes_;
+  util::File file_;
+  CopySource source_;
+  std::vector<std::string> warnings_;
+  CopyWarningFn warn_ = [this](const std::string& w) { warnings_.push_back(w); };
+};
+
+TEST_F(OverlappedCopyTest, EveryBlockOnceWhatTheScanChangesInTheSecondPass) {
+  TwoPassSink sink(/*unit=*/4);
+  MetadataMap map;
+  map.blocks.Add(0, 10);  // units 0-3 and 4-7 whole; 8-9 only part of a unit
+  map.blocks.Add(16, 8);  // two whole units, one with a stale tail
+  map.stale_tails[21] = 100;
+  OverlappedCopy copy(source_, sink, warn_);
+  copy.Start(map);
+  // The scan goes on: a directory block, and an inode it keeps in block 21.
+  map.blocks.Add(40);
+  map.stale_tails[21] = 300;
+  const uint64_t problems = copy.Finish(map, {});
+  EXPECT_EQ(problems, 0u);
+
+  std::vector<uint64_t> first, second;
+  for (const auto& b : sink.blocks)
+    (b.pass == 0 ? first : second).push_back(b.number);
+  EXPECT_EQ(first, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19}));
+  EXPECT_EQ(second, (std::vector<uint64_t>{8, 9, 20, 21, 22, 23, 40}));
+  EXPECT_NE(sink.threads.front(), std::this_thread::get_id());
+  for (const auto& b : sink.blocks) {
+    std::vector<uint8_t> expected = SourceBlock(b.number);
+    if (b.number == 21)
+      std::fill(expected.begin() + 300, expected.end(), 0);  // the final tail, not the first
+    EXPECT_EQ(b.data, expected) << "block " << b.number;
+  }
+}
+
+TEST_F(OverlappedCopyTest, WithoutStartEverythingComesInTheSecondPass) {
+  TwoPassSink sink(1);
+  MetadataMap map;
+  map.blocks.Add(3, 2);
+  OverlappedCopy copy(source_, sink, warn_);
+  copy.Finish(map, {});
+  ASSERT_EQ(sink.blocks.size(), 2u);
+  EXPECT_EQ(sink.blocks[0].pass, 1);
+  EXPECT_EQ(sink.blocks[1].data, SourceBlock(4));
+}
+
+TEST_F(OverlappedCopyTest, AWorkerErrorSurfacesFromFinish) {
+  TwoPassSink sink(1);
+  sink.fail_at = 5;
+  MetadataMap map;
+  map.blocks.Add(0, 10);
+  OverlappedCopy copy(source_, sink, warn_);
+  copy.Start(map);
+  try {
+    copy.Finish(map, {});
+    FAIL() << "expected the worker's error";
+  } catch (const util::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("injected failure at block 5"), std::string::npos);
+  }
+}
+
+TEST_F(OverlappedCopyTest, AbandonedCopyStopsItsWorker) {
+  TwoPassSink sink(1);
+  MetadataMap map;
+  map.blocks.Add(0, 64);
+  {
+    OverlappedCopy copy(source_, sink, warn_);
+    copy.Start(map);
+  }  // no Finish: the destructor stops and joins the worker
+  EXPECT_EQ(sink.pass, 0);
+  EXPECT_LE(sink.blocks.size(), 64u);
+}
+
+TEST_F(OverlappedCopyTest, RefusesASinkThatTakesOnePass) {
+  TwoPassSink sink(0);
+  MetadataMap map;
+  map.blocks.Add(0, 4);
+  OverlappedCopy copy(source_, sink, warn_);
+  EXPECT_THROW(copy.Start(map), util::Error);
+}
+
+}  // namespace
+}  // namespace e2img
+
+namespace e2img {
+namespace {
+
+// A qcow2 image filled in two passes (64 KiB clusters of 4 KiB blocks: units
+// of 16 blocks) reads back as the blocks given, whatever the pass.
+TEST(Qcow2SinkTwoPasses, ReadsBackAsOnePass) {
+  testutil::TempDir dir;
+  const std::string path = dir.File("image.qcow2");
+  constexpr uint32_t kFsBlock = 4096;
+  const std::vector<uint8_t> data = testutil::Pattern(64 * kFsBlock, 3);
+  auto blocks_of = [&](uint64_t first, uint64_t count) {
+    return std::span<const uint8_t>(data).subspan(first * kFsBlock, count * kFsBlock);
+  };
+  {
+    util::OutputFile out = util::OutputFile::Create(path);
+    Qcow2SinkOptions options;
+    options.cluster_bits = 16;
+    Qcow2Sink sink(out, kFsBlock, 64, options);
+    ASSERT_EQ(sink.SecondPassUnitBlocks(), 16u);
+    sink.WriteBlocks(16, blocks_of(16, 16));
+    sink.WriteBlocks(48, blocks_of(48, 16));
+    sink.StartSecondPass();
+    sink.WriteBlocks(0, blocks_of(0, 3));
+    sink.WriteBlocks(40, blocks_of(40, 2));
+    sink.Finish();
+    out.Commit();
+  }
+  qcow2::Qcow2Reader reader(path);
+  std::vector<uint8_t> got(64 * kFsBlock);
+  reader.Read(0, got);
+  std::vector<uint8_t> expected(64 * kFsBlock, 0);
+  for (const auto& [first, count] : {std::pair{0, 3}, {16, 16}, {40, 2}, {48, 16}})
+    std::copy_n(data.begin() + first * kFsBlock, count * kFsBlock,
+                expected.begin() + first * kFsBlock);
+  EXPECT_EQ(got, expected);
+}
+
+TEST(Qcow2SinkTwoPasses, CompressedImagesTakeOnePass) {
+  testutil::TempDir dir;
+  util::OutputFile out = util::OutputFile::Create(dir.File("image.qcow2"));
+  Qcow2SinkOptions options;
+  options.cluster_bits = 16;
+  options.version = 3;
+  options.compression = qcow2::CompressionType::kZlib;
+  Qcow2Sink sink(out, 4096, 64, options);
+  EXPECT_EQ(sink.SecondPassUnitBlocks(), 0u);
+  EXPECT_THROW(sink.StartSecondPass(), util::Error);
+}
+
+}  // namespace
+}  // namespace e2img
