@@ -3,8 +3,21 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 namespace e2img {
 namespace {
+
+// The runs as (start, count) pairs, to compare with a list.
+std::vector<std::pair<uint64_t, uint64_t>> Runs(const std::vector<BlockExtent>& extents) {
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  for (const BlockExtent& e : extents)
+    runs.emplace_back(e.start, e.count);
+  return runs;
+}
+
+using RunList = std::vector<std::pair<uint64_t, uint64_t>>;
 
 TEST(BlockSet, MergesAdjacentAndOverlappingRuns) {
   BlockSet s;
@@ -13,13 +26,7 @@ TEST(BlockSet, MergesAdjacentAndOverlappingRuns) {
   s.Add(3);
   s.Add(12, 2);
   s.Add(100);
-  const auto& e = s.Extents();
-  ASSERT_EQ(e.size(), 3u);
-  EXPECT_EQ(e[0].start, 3u);
-  EXPECT_EQ(e[0].count, 1u);
-  EXPECT_EQ(e[1].start, 10u);
-  EXPECT_EQ(e[1].count, 10u);
-  EXPECT_EQ(e[2].start, 100u);
+  EXPECT_EQ(Runs(s.Extents()), (RunList{{3, 1}, {10, 10}, {100, 1}}));
   EXPECT_EQ(s.BlockCount(), 12u);
 }
 
@@ -109,14 +116,7 @@ TEST(BlockSetSubtract, LeavesWhatTheSecondSetLacks) {
   b.Add(2, 3);
   b.Add(8, 14);  // the end of the first run and the start of the second
   b.Add(30, 1);
-  const std::vector<BlockExtent> rest = Subtract(a.Extents(), b.Extents()).Extents();
-  ASSERT_EQ(rest.size(), 3u);
-  EXPECT_EQ(rest[0].start, 0u);
-  EXPECT_EQ(rest[0].count, 2u);
-  EXPECT_EQ(rest[1].start, 5u);
-  EXPECT_EQ(rest[1].count, 3u);
-  EXPECT_EQ(rest[2].start, 22u);
-  EXPECT_EQ(rest[2].count, 3u);
+  EXPECT_EQ(Runs(Subtract(a.Extents(), b.Extents()).Extents()), (RunList{{0, 2}, {5, 3}, {22, 3}}));
   EXPECT_TRUE(Subtract(b.Extents(), b.Extents()).Extents().empty());
   EXPECT_EQ(Subtract(a.Extents(), {}).BlockCount(), a.BlockCount());
 }
@@ -126,12 +126,7 @@ TEST(BlockSetWholeUnits, KeepsOnlyAlignedUnitsInsideEachRun) {
   s.Add(3, 10);  // 3-12: the unit 4-7 and 8-11
   s.Add(16, 3);  // no whole unit
   s.Add(20, 4);  // exactly one
-  const std::vector<BlockExtent> whole = WholeUnits(s.Extents(), 4).Extents();
-  ASSERT_EQ(whole.size(), 2u);
-  EXPECT_EQ(whole[0].start, 4u);
-  EXPECT_EQ(whole[0].count, 8u);
-  EXPECT_EQ(whole[1].start, 20u);
-  EXPECT_EQ(whole[1].count, 4u);
+  EXPECT_EQ(Runs(WholeUnits(s.Extents(), 4).Extents()), (RunList{{4, 8}, {20, 4}}));
   EXPECT_EQ(WholeUnits(s.Extents(), 1).BlockCount(), s.BlockCount());
 }
 
