@@ -106,14 +106,12 @@ void CheckDisksApart(const std::string& source, util::DeviceRegion source_region
   const auto output_range = util::DiskRangeOf(output);
   if (!util::DiskRegionsOverlap(source_range, source_region, output_range, output_region))
     return;
-  const auto disk_byte = [](const util::DiskRange& range, util::DeviceRegion region) {
-    return std::to_string(range.start + std::min(region.offset, range.size));
-  };
   throw util::Error(output + ": the bytes to be written (from byte " +
-                    disk_byte(*output_range, output_region) + " of disk " +
+                    std::to_string(util::DiskOffsetOf(*output_range, output_region)) + " of disk " +
                     std::to_string(major(output_range->disk)) + ":" +
                     std::to_string(minor(output_range->disk)) + ") overlap the source " + source +
-                    " (from byte " + disk_byte(*source_range, source_region) +
+                    " (from byte " +
+                    std::to_string(util::DiskOffsetOf(*source_range, source_region)) +
                     "); refusing to overwrite the source" + hint);
 }
 
@@ -316,10 +314,13 @@ int Capture(const Options& o) {
   std::unique_ptr<e2img::ImageSink> sink;
   std::optional<e2img::OverlappedCopy> overlapped_copy;
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
-  if ((o.raw || o.qcow2) && !o.nop && !o.scramble && !o.compression) {
+  const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks) {
     out.emplace(util::OutputFile::Create(o.output));
-    sink = MakeSink(o, fs, *out, nullptr);
+    sink = MakeSink(o, fs, *out, blocks);
     src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
+  };
+  if ((o.raw || o.qcow2) && !o.nop && !o.scramble && !o.compression) {
+    create_output(nullptr);
     if (sink->SecondPassUnitBlocks()) {
       overlapped_copy.emplace(src, *sink, Warn);
       map_options.tables_marked = [&](e2img::MetadataMap& known) { overlapped_copy->Start(known); };
@@ -336,11 +337,8 @@ int Capture(const Options& o) {
   }
   if (!o.raw && !o.qcow2)
     return CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
-  if (!out) {
-    out.emplace(util::OutputFile::Create(o.output));
-    sink = MakeSink(o, fs, *out, &map.blocks.Extents());
-    src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
-  }
+  if (!out)
+    create_output(&map.blocks.Extents());
 
   // Scrambling costs CPU: it runs on a worker thread while the next blocks are read.
   std::unique_ptr<e2img::ImageSink> scrambling;

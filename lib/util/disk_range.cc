@@ -32,12 +32,16 @@ std::optional<dev_t> ReadDeviceNumber(const std::filesystem::path& file) {
 
 // The region's [begin, end) on its disk, clipped to the device.
 std::pair<uint64_t, uint64_t> OnDisk(const DiskRange& range, DeviceRegion region) {
-  const uint64_t offset = std::min(region.offset, range.size);
-  const uint64_t length = std::min(region.length, range.size - offset);
-  return {range.start + offset, range.start + offset + length};
+  const uint64_t begin = DiskOffsetOf(range, region);
+  const uint64_t length = std::min(region.length, range.start + range.size - begin);
+  return {begin, begin + length};
 }
 
 }  // namespace
+
+uint64_t DiskOffsetOf(const DiskRange& range, DeviceRegion region) {
+  return range.start + std::min(region.offset, range.size);
+}
 
 std::optional<DiskRange> DiskRangeOfDevice(dev_t device, const std::string& sysfs_root) {
   namespace fs = std::filesystem;

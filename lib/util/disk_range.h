@@ -34,6 +34,9 @@ struct DeviceRegion {
   uint64_t length = UINT64_MAX;
 };
 
+// Where the region starts on the device's disk, clipped to the device.
+uint64_t DiskOffsetOf(const DiskRange& range, DeviceRegion region);
+
 // Do region a of device a and region b of device b share bytes of one disk?
 // False when either is not a block device on a disk sysfs describes.
 bool DiskRegionsOverlap(const std::optional<DiskRange>& a, DeviceRegion region_a,
