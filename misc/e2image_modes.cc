@@ -308,8 +308,9 @@ int Capture(const Options& o) {
       scrambler->ObserveInode(ino, inode);
     };
   }
-  // Uncompressed, unscrambled captures into files copy the group tables
-  // while the inode scan runs: the sink exists before the map is complete.
+  // Uncompressed captures into files copy the group tables while the inode
+  // scan runs: the sink exists before the map is complete. Scrambled ones
+  // copy them as they are and then again, scrambled, the blocks that change.
   std::optional<util::OutputFile> out;
   std::unique_ptr<e2img::ImageSink> sink;
   std::optional<e2img::OverlappedCopy> overlapped_copy;
@@ -319,10 +320,15 @@ int Capture(const Options& o) {
     sink = MakeSink(o, fs, *out, blocks);
     src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
   };
-  if ((o.raw || o.qcow2) && !o.nop && !o.scramble && !o.compression) {
+  if ((o.raw || o.qcow2) && !o.nop && !o.compression) {
     create_output(nullptr);
     if (sink->SecondPassUnitBlocks()) {
-      overlapped_copy.emplace(src, *sink, Warn);
+      e2img::EarlyBlockCheck check;
+      if (scrambler)
+        check = [&](uint64_t block, std::span<const uint8_t> data) {
+          return scrambler->MayChangeUnplanned(block, data);
+        };
+      overlapped_copy.emplace(src, *sink, Warn, std::move(check));
       map_options.tables_marked = [&](e2img::MetadataMap& known) { overlapped_copy->Start(known); };
     }
   }
@@ -340,20 +346,27 @@ int Capture(const Options& o) {
   if (!out)
     create_output(&map.blocks.Extents());
 
+
   // Scrambling costs CPU: it runs on a worker thread while the next blocks are read.
   std::unique_ptr<e2img::ImageSink> scrambling;
-  std::unique_ptr<e2img::ImageSink> overlapped;
+  std::unique_ptr<e2img::ImageSink> scrambling_behind;
   if (scrambler) {
     scrambling = std::make_unique<e2img::ScramblingSink>(*scrambler, *sink);
-    overlapped = std::make_unique<e2img::AsyncSink>(*scrambling);
+    scrambling_behind = std::make_unique<e2img::AsyncSink>(*scrambling);
   }
-  e2img::ImageSink& target = overlapped ? *overlapped : *sink;
+  e2img::ImageSink& target = scrambling_behind ? *scrambling_behind : *sink;
   util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
   const auto update = [&](uint64_t done) { progress.Update(done); };
   src.stale_tails = &map.stale_tails;
-  const uint64_t copy_problems = overlapped_copy
-                                     ? overlapped_copy->Finish(map, update)
-                                     : e2img::CopyBlocks(src, map.blocks, target, update, Warn);
+  uint64_t copy_problems = 0;
+  if (overlapped_copy && scrambler) {
+    e2img::TransformedPass scrambled{&target, scrambler->RoleBlocks()};
+    copy_problems = overlapped_copy->Finish(map, update, &scrambled);
+  } else if (overlapped_copy) {
+    copy_problems = overlapped_copy->Finish(map, update);
+  } else {
+    copy_problems = e2img::CopyBlocks(src, map.blocks, target, update, Warn);
+  }
   target.Finish();
   out->Commit();
   progress.Finish();

@@ -79,6 +79,31 @@ BlockSet Subtract(const std::vector<BlockExtent>& a, const std::vector<BlockExte
   return rest;
 }
 
+BlockSet Intersect(const std::vector<BlockExtent>& a, const std::vector<BlockExtent>& b) {
+  BlockSet both;
+  size_t j = 0;
+  for (const BlockExtent& e : a) {
+    while (j < b.size() && b[j].end() <= e.start)
+      ++j;
+    for (size_t k = j; k < b.size() && b[k].start < e.end(); ++k) {
+      const uint64_t from = std::max(e.start, b[k].start);
+      const uint64_t to = std::min(e.end(), b[k].end());
+      both.Add(from, to - from);
+    }
+  }
+  return both;
+}
+
+BlockSet CoveringUnits(const std::vector<BlockExtent>& extents, uint64_t unit_blocks) {
+  BlockSet units;
+  for (const BlockExtent& e : extents) {
+    const uint64_t first = e.start / unit_blocks * unit_blocks;
+    const uint64_t last = (e.end() + unit_blocks - 1) / unit_blocks * unit_blocks;
+    units.Add(first, last - first);
+  }
+  return units;
+}
+
 BlockSet WholeUnits(const std::vector<BlockExtent>& extents, uint64_t unit_blocks) {
   BlockSet whole;
   for (const BlockExtent& e : extents) {

@@ -32,6 +32,12 @@ class BlockSet {
 // The blocks of `a` that are not in `b` (both sorted and merged, as Extents() gives them).
 BlockSet Subtract(const std::vector<BlockExtent>& a, const std::vector<BlockExtent>& b);
 
+// The blocks in both (sorted and merged, as Extents() gives them).
+BlockSet Intersect(const std::vector<BlockExtent>& a, const std::vector<BlockExtent>& b);
+
+// The whole aligned units of unit_blocks blocks that the extents touch.
+BlockSet CoveringUnits(const std::vector<BlockExtent>& extents, uint64_t unit_blocks);
+
 // The parts of the extents (sorted) that fill whole aligned units of unit_blocks blocks.
 BlockSet WholeUnits(const std::vector<BlockExtent>& extents, uint64_t unit_blocks);
 

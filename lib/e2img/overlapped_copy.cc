@@ -1,5 +1,7 @@
 #include "e2img/overlapped_copy.h"
 
+#include <algorithm>
+
 #include "util/error.h"
 
 namespace e2img {
@@ -10,8 +12,26 @@ struct CopyStopped {};
 
 }  // namespace
 
-OverlappedCopy::OverlappedCopy(const CopySource& source, ImageSink& sink, const CopyWarningFn& warn)
-    : source_(source), sink_(sink), warn_(warn) {}
+// Passes the early blocks to the sink, noting those the check flags.
+class OverlappedCopy::CheckingSink : public ImageSink {
+ public:
+  explicit CheckingSink(OverlappedCopy& copy) : copy_(copy) {}
+  void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override {
+    const uint32_t block_size = copy_.source_.block_size;
+    for (uint64_t i = 0; i * block_size < data.size(); ++i)
+      if (copy_.check_(first_block + i, data.subspan(i * block_size, block_size)))
+        copy_.flagged_.Add(first_block + i);
+    copy_.sink_.WriteBlocks(first_block, data);
+  }
+  void Finish() override {}
+
+ private:
+  OverlappedCopy& copy_;
+};
+
+OverlappedCopy::OverlappedCopy(const CopySource& source, ImageSink& sink, const CopyWarningFn& warn,
+                               EarlyBlockCheck check)
+    : source_(source), sink_(sink), warn_(warn), check_(std::move(check)) {}
 
 OverlappedCopy::~OverlappedCopy() {
   if (worker_.joinable()) {
@@ -35,8 +55,9 @@ void OverlappedCopy::Start(MetadataMap& known) {
 
 void OverlappedCopy::Work(std::stop_token stop) {
   try {
+    CheckingSink checking(*this);
     early_problems_ = CopyBlocks(
-        source_, early_, sink_,
+        source_, early_, check_ ? static_cast<ImageSink&>(checking) : sink_,
         [&](uint64_t done) {
           early_done_ = done;
           if (stop.stop_requested())
@@ -49,20 +70,32 @@ void OverlappedCopy::Work(std::stop_token stop) {
   }
 }
 
-uint64_t OverlappedCopy::Finish(MetadataMap& map, const ProgressFn& progress) {
+uint64_t OverlappedCopy::Finish(MetadataMap& map, const ProgressFn& progress,
+                                TransformedPass* transformed) {
   if (worker_.joinable())
     worker_.join();
   if (error_)
     std::rethrow_exception(error_);
   BlockSet rest = Subtract(map.blocks.Extents(), early_.Extents());
-  sink_.StartSecondPass();
+  BlockSet again;
+  if (transformed) {
+    // Early units are whole: those holding a changed block come again whole.
+    BlockSet changed = Intersect(transformed->changed.Extents(), early_.Extents());
+    for (const BlockExtent& e : flagged_.Extents())
+      changed.Add(e.start, e.count);
+    again = CoveringUnits(changed.Extents(), sink_.SecondPassUnitBlocks());
+    for (const BlockExtent& e : again.Extents())
+      rest.Add(e.start, e.count);
+  }
+  sink_.StartSecondPass(again.Extents());
   source_.stale_tails = &map.stale_tails;
   const uint64_t early_done = early_done_;
+  const uint64_t total = map.blocks.BlockCount();  // units copied again count once
   const uint64_t problems = CopyBlocks(
-      source_, rest, sink_,
+      source_, rest, transformed ? *transformed->target : sink_,
       [&](uint64_t done) {
         if (progress)
-          progress(early_done + done);
+          progress(std::min(early_done + done, total));
       },
       warn_);
   return early_problems_ + problems;

@@ -2,12 +2,17 @@
 // descriptors, bitmaps and the used inode tables: most of a capture) on a
 // worker thread while the scan goes on, and then, once the map is complete,
 // the blocks the scan added. The scan and the copy each keep one core busy
-// instead of taking turns.
+// instead of taking turns. A capture whose blocks are transformed on their
+// way (scrambling) copies early blocks as they are and writes again, in the
+// second pass and transformed, the units holding a block the transform may
+// change.
 #pragma once
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
+#include <span>
 #include <thread>
 
 #include "e2img/block_copier.h"
@@ -17,10 +22,22 @@
 
 namespace e2img {
 
+// Whether a transformed second pass may change this block, one block as
+// read; called on the worker thread.
+using EarlyBlockCheck = std::function<bool(uint64_t block, std::span<const uint8_t> data)>;
+
+// A second pass whose blocks are transformed on their way to the sink.
+struct TransformedPass {
+  ImageSink* target = nullptr;  // the transform, ending in the sink
+  BlockSet changed;             // blocks it changes besides those the check flagged
+};
+
 class OverlappedCopy {
  public:
-  // The sink must take a second pass (SecondPassUnitBlocks() > 0).
-  OverlappedCopy(const CopySource& source, ImageSink& sink, const CopyWarningFn& warn);
+  // The sink must take a second pass (SecondPassUnitBlocks() > 0). check:
+  // for a transformed second pass (Finish), run on every early block.
+  OverlappedCopy(const CopySource& source, ImageSink& sink, const CopyWarningFn& warn,
+                 EarlyBlockCheck check = {});
   // Stops the worker at its next chunk if Finish was not reached.
   ~OverlappedCopy();
   OverlappedCopy(const OverlappedCopy&) = delete;
@@ -31,16 +48,22 @@ class OverlappedCopy {
   // scan may still keep more of those.
   void Start(MetadataMap& known);
   // Waits for the worker (rethrowing its error), then copies the blocks of
-  // the complete map it did not; returns the problems of both copies.
-  uint64_t Finish(MetadataMap& map, const ProgressFn& progress);
+  // the complete map it did not; returns the problems of both copies. With
+  // `transformed`, that copy goes through its target and takes with it the
+  // early units holding a block the check flagged or in `changed`.
+  uint64_t Finish(MetadataMap& map, const ProgressFn& progress,
+                  TransformedPass* transformed = nullptr);
 
  private:
+  class CheckingSink;
   void Work(std::stop_token stop);
 
   CopySource source_;
   ImageSink& sink_;
   CopyWarningFn warn_;  // a copy: callers pass temporaries
+  EarlyBlockCheck check_;
   BlockSet early_;
+  BlockSet flagged_;  // early blocks the check flagged (the worker's until joined)
   uint64_t early_problems_ = 0;
   uint64_t early_done_ = 0;
   std::exception_ptr error_;

@@ -31,7 +31,16 @@ uint16_t Le16(const uint8_t* p) {
 
 Scrambler::Scrambler(const Filesystem& fs, uint64_t seed,
                      std::function<void(const std::string&)> warn)
-    : fs_(fs.get()), seed_(seed), warn_(std::move(warn)) {}
+    : fs_(fs.get()), seed_(seed), warn_(std::move(warn)) {
+  const uint32_t ipg = fs_->super->s_inodes_per_group;
+  for (dgrp_t g = 0; g < fs_->group_desc_count; ++g) {
+    const uint64_t loc = ext2fs_inode_table_loc(fs_, g);
+    if (loc)
+      itables_.push_back({loc, fs_->inode_blocks_per_group, g * ipg + 1});
+  }
+  std::sort(itables_.begin(), itables_.end(),
+            [](const ItableRun& a, const ItableRun& b) { return a.start < b.start; });
+}
 
 void Scrambler::ObserveInode(uint32_t ino, const ext2_inode& inode_in) {
   auto* inode = const_cast<ext2_inode*>(&inode_in);  // libext2fs takes non-const pointers
@@ -54,14 +63,6 @@ void Scrambler::ObserveInode(uint32_t ino, const ext2_inode& inode_in) {
 }
 
 void Scrambler::Plan(BlockSet& copied) {
-  const uint32_t ipg = fs_->super->s_inodes_per_group;
-  for (dgrp_t g = 0; g < fs_->group_desc_count; ++g) {
-    const uint64_t loc = ext2fs_inode_table_loc(fs_, g);
-    if (loc)
-      itables_.push_back({loc, fs_->inode_blocks_per_group, g * ipg + 1});
-  }
-  std::sort(itables_.begin(), itables_.end(),
-            [](const ItableRun& a, const ItableRun& b) { return a.start < b.start; });
   std::vector<uint32_t> dir_inos;
   dir_inos.reserve(dirs_.size());
   for (const auto& [ino, dir] : dirs_)
@@ -219,6 +220,28 @@ const Scrambler::ItableRun* Scrambler::ItableOf(uint64_t block) const {
     return nullptr;
   --it;
   return block < it->start + it->count ? &*it : nullptr;
+}
+
+bool Scrambler::MayChangeUnplanned(uint64_t block, std::span<const uint8_t> data) const {
+  const ItableRun* run = ItableOf(block);
+  if (!run)
+    return false;
+  const size_t inode_size = EXT2_INODE_SIZE(fs_->super);
+  uint64_t ino = run->first_ino + (block - run->start) * (fs_->blocksize / inode_size);
+  for (size_t at = 0; at + inode_size <= data.size(); at += inode_size, ++ino) {
+    if (ino > fs_->super->s_inodes_count)
+      break;
+    if (ScrambleChangesInode(data.subspan(at, inode_size), static_cast<uint32_t>(ino), nullptr))
+      return true;
+  }
+  return false;
+}
+
+BlockSet Scrambler::RoleBlocks() const {
+  BlockSet blocks;
+  for (const auto& [block, role] : roles_)
+    blocks.Add(block);
+  return blocks;
 }
 
 void Scrambler::Transform(uint64_t first_block, std::span<uint8_t> data) {

@@ -42,6 +42,14 @@ class Scrambler {
   // Resolves directories, symlinks and ea_inodes to blocks and reads
   // hash-tree indexes. copied: the blocks the image will hold.
   void Plan(BlockSet& copied);
+  // Whether Transform may change this block, for blocks copied before the
+  // plan as they are (one block of data, as read): true for inode table
+  // blocks holding an inode it rewrites. Reads only what the constructor
+  // set: safe on another thread while ObserveInode and Plan run.
+  bool MayChangeUnplanned(uint64_t block, std::span<const uint8_t> data) const;
+  // After Plan: the blocks besides inode tables that Transform rewrites
+  // (directory, xattr, symlink, ea_inode value and old journal blocks).
+  BlockSet RoleBlocks() const;
   // Rewrites `data` (whole blocks from first_block) in place where needed.
   void Transform(uint64_t first_block, std::span<uint8_t> data);
   // One summary line for stderr, empty if nothing worth saying.
@@ -83,7 +91,7 @@ class Scrambler {
   ext2_filsys fs_;
   uint64_t seed_;
   std::function<void(const std::string&)> warn_;
-  std::vector<ItableRun> itables_;  // sorted by start
+  std::vector<ItableRun> itables_;  // sorted by start; set by the constructor
   std::unordered_map<uint64_t, BlockRole> roles_;
   std::unordered_map<uint32_t, ScrambleDir> dirs_;
   std::vector<std::pair<uint32_t, ext2_inode>> slow_links_;

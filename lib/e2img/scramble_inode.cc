@@ -11,7 +11,7 @@ constexpr uint32_t kXattrMagic = 0xEA020000;
 constexpr size_t kIBlockBytes = sizeof(ext2_inode::i_block);
 
 // The in-body xattr area of a large inode, or an empty one.
-XattrArea BodyXattrs(ext2_filsys fs, std::span<uint8_t> inode) {
+XattrArea BodyXattrs(std::span<uint8_t> inode) {
   const size_t size = inode.size();
   if (size <= EXT2_GOOD_OLD_INODE_SIZE)
     return {};
@@ -23,7 +23,6 @@ XattrArea BodyXattrs(ext2_filsys fs, std::span<uint8_t> inode) {
   std::memcpy(&magic, inode.data() + start, 4);
   if (magic != kXattrMagic)
     return {};
-  (void)fs;
   std::span<uint8_t> entries = inode.subspan(start + 4);
   return XattrArea{entries, entries};
 }
@@ -35,23 +34,43 @@ void ScrambleTarget(std::span<uint8_t> bytes, Prng& prng) {
 
 }  // namespace
 
+bool ScrambleChangesInode(std::span<const uint8_t> bytes, uint32_t ino, const EaHashChanges* ea) {
+  if (bytes.size() < EXT2_GOOD_OLD_INODE_SIZE)
+    return false;
+  // Only read: the xattr walk takes mutable spans because ScrambleInode writes through them.
+  const std::span<uint8_t> inode_bytes(const_cast<uint8_t*>(bytes.data()), bytes.size());
+  auto* inode = reinterpret_cast<ext2_inode*>(inode_bytes.data());
+  if (inode->i_mode == 0)
+    return false;
+  const uint32_t flags = inode->i_flags;
+  const bool is_dir = LINUX_S_ISDIR(inode->i_mode);
+  const bool is_link = LINUX_S_ISLNK(inode->i_mode);
+  const bool inline_data = flags & EXT4_INLINE_DATA_FL;
+  if ((is_dir || is_link) && inline_data)
+    return true;
+  if (is_link && !inline_data && ext2fs_is_fast_symlink(inode))
+    return true;
+  if ((flags & EXT4_EA_INODE_FL) && (!ea || ea->contains(ino)))
+    return true;
+  const XattrArea xattrs = BodyXattrs(inode_bytes);
+  return !xattrs.entries.empty() && HasScrambledXattrs(xattrs);
+}
+
 void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint64_t seed,
                    const EaHashChanges& ea, ScrambleStats& stats) {
-  auto* inode = reinterpret_cast<ext2_inode*>(bytes.data());
-  if (inode->i_mode == 0)
+  if (!ScrambleChangesInode(bytes, ino, &ea))
     return;
+  auto* inode = reinterpret_cast<ext2_inode*>(bytes.data());
   const uint32_t flags = inode->i_flags;
   const bool encrypted = flags & EXT4_ENCRYPT_FL;
   const bool is_dir = LINUX_S_ISDIR(inode->i_mode);
   const bool is_link = LINUX_S_ISLNK(inode->i_mode);
   const bool inline_data = flags & EXT4_INLINE_DATA_FL;
-  const XattrArea xattrs = BodyXattrs(fs, bytes);
+  const XattrArea xattrs = BodyXattrs(bytes);
   const bool fast_link = is_link && !inline_data && ext2fs_is_fast_symlink(inode);
   const auto ea_change = (flags & EXT4_EA_INODE_FL) ? ea.find(ino) : ea.end();
   const bool ea_value = ea_change != ea.end();
   const bool xattr_work = !xattrs.entries.empty() && HasScrambledXattrs(xattrs);
-  if (!xattr_work && !((is_dir || is_link) && inline_data) && !fast_link && !ea_value)
-    return;
 
   auto* large = reinterpret_cast<ext2_inode_large*>(bytes.data());
   const bool csum_ok =

@@ -14,6 +14,11 @@
 
 namespace e2img {
 
+// Does ScrambleInode change this inode (on-disk bytes)? ea: the ea_inodes
+// whose stored hash changes, or nullptr before the plan knows them (every
+// ea_inode counts then). Reads the bytes only: safe on any thread.
+bool ScrambleChangesInode(std::span<const uint8_t> inode, uint32_t ino, const EaHashChanges* ea);
+
 // Rewrites one inode (inode_size bytes, on-disk layout) in place.
 // ea: the ea_inodes whose values are scrambled (their stored hash changes).
 void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> inode, uint64_t seed,

@@ -7,7 +7,7 @@
 
 namespace e2img {
 
-void ImageSink::StartSecondPass() {
+void ImageSink::StartSecondPass(std::vector<BlockExtent>) {
   throw util::Error("internal error: a second pass over an image sink that takes one");
 }
 
@@ -18,7 +18,19 @@ RawSink::RawSink(const util::OutputFile& out, uint32_t block_size, uint64_t bloc
       blocks_count_(blocks_count) {}
 
 void RawSink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
-  writer_.Write(first_block * block_size_, data);
+  rewrites_.Split(
+      first_block, data.size() / block_size_, [&](uint64_t first, uint64_t count, bool rewritten) {
+        const auto part = data.subspan((first - first_block) * block_size_, count * block_size_);
+        if (rewritten)
+          writer_.Overwrite(first * block_size_, part);
+        else
+          writer_.Write(first * block_size_, part);
+      });
+}
+
+void RawSink::StartSecondPass(std::vector<BlockExtent> rewrites) {
+  writer_.Rewind();
+  rewrites_ = RewrittenUnits(std::move(rewrites));
 }
 
 void RawSink::Finish() {
@@ -120,21 +132,49 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
 }
 
 void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
-  stream_->Write(first_block * block_size_, data);
+  rewrites_.Split(
+      first_block, data.size() / block_size_, [&](uint64_t first, uint64_t count, bool rewritten) {
+        const auto part = data.subspan((first - first_block) * block_size_, count * block_size_);
+        if (rewritten)
+          Rewrite(first, part);
+        else
+          stream_->Write(first * block_size_, part);
+      });
+}
+
+void Qcow2Sink::Rewrite(uint64_t first_block, std::span<const uint8_t> data) {
+  const uint64_t cluster_size = writer_->cluster_size();
+  for (uint64_t at = 0; at < data.size(); at += block_size_) {
+    const uint64_t offset = first_block * block_size_ + at;
+    if (rewrite_cluster_ != offset / cluster_size) {
+      StoreRewrite();
+      rewrite_cluster_ = offset / cluster_size;
+      rewrite_data_.assign(cluster_size, 0);  // blocks not given (source holes) are zeros
+    }
+    std::copy_n(data.begin() + at, block_size_, rewrite_data_.begin() + offset % cluster_size);
+  }
+}
+
+void Qcow2Sink::StoreRewrite() {
+  if (rewrite_cluster_)
+    writer_->OverwriteCluster(*rewrite_cluster_, rewrite_data_);
+  rewrite_cluster_.reset();
 }
 
 uint64_t Qcow2Sink::SecondPassUnitBlocks() const {
   return compressed_ ? 0 : std::max<uint64_t>(1, writer_->cluster_size() / block_size_);
 }
 
-void Qcow2Sink::StartSecondPass() {
+void Qcow2Sink::StartSecondPass(std::vector<BlockExtent> rewrites) {
   if (compressed_)
-    ImageSink::StartSecondPass();
+    ImageSink::StartSecondPass(std::move(rewrites));
   stream_->Flush();
   stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, std::nullopt, 1);
+  rewrites_ = RewrittenUnits(std::move(rewrites));
 }
 
 void Qcow2Sink::Finish() {
+  StoreRewrite();
   stream_->Flush();
   writer_->Finish();
 }

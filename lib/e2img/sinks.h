@@ -2,6 +2,7 @@
 // in increasing order as runs of whole filesystem blocks.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,7 +30,44 @@ class ImageSink {
   // 0 if it takes one pass only.
   virtual uint64_t SecondPassUnitBlocks() const { return 0; }
   // Starts that second pass (the first pass's last unit must be complete).
-  virtual void StartSecondPass();
+  // rewrites: whole units of the first pass that come again, whose new bytes
+  // replace the old (ascending).
+  virtual void StartSecondPass(std::vector<BlockExtent> rewrites);
+};
+
+// The units a second pass writes again, looked up as blocks come in
+// increasing order.
+class RewrittenUnits {
+ public:
+  RewrittenUnits() = default;
+  explicit RewrittenUnits(std::vector<BlockExtent> units) : units_(std::move(units)) {}
+  // Calls visit(first, count, rewritten) for the parts of [first, first + count), in order.
+  template <typename Visit>
+  void Split(uint64_t first, uint64_t count, Visit visit) {
+    const uint64_t end = first + count;
+    while (next_ < units_.size() && units_[next_].end() <= first)
+      ++next_;
+    while (first < end) {
+      if (next_ == units_.size() || units_[next_].start >= end) {
+        visit(first, end - first, false);
+        return;
+      }
+      const BlockExtent& unit = units_[next_];
+      if (unit.start > first) {
+        visit(first, unit.start - first, false);
+        first = unit.start;
+      }
+      const uint64_t stop = std::min(end, unit.end());
+      visit(first, stop - first, true);
+      first = stop;
+      if (stop == unit.end())
+        ++next_;
+    }
+  }
+
+ private:
+  std::vector<BlockExtent> units_;
+  size_t next_ = 0;
 };
 
 // A raw image: blocks at their offsets, the rest holes, exactly the filesystem's size.
@@ -40,12 +78,13 @@ class RawSink : public ImageSink {
   void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
   void Finish() override;
   uint64_t SecondPassUnitBlocks() const override { return writer_.CanRewind() ? 1 : 0; }
-  void StartSecondPass() override { writer_.Rewind(); }
+  void StartSecondPass(std::vector<BlockExtent> rewrites) override;
 
  private:
   util::RawWriter writer_;
   uint32_t block_size_;
   uint64_t blocks_count_;
+  RewrittenUnits rewrites_;
 };
 
 // Settings of a qcow2 capture.
@@ -95,13 +134,20 @@ class Qcow2Sink : public ImageSink {
   void Finish() override;
   // Uncompressed images only: compressed clusters are packed in the order they come.
   uint64_t SecondPassUnitBlocks() const override;
-  void StartSecondPass() override;
+  void StartSecondPass(std::vector<BlockExtent> rewrites) override;
 
  private:
+  // Gathers the blocks of a rewritten cluster; stores it when the next one starts.
+  void Rewrite(uint64_t first_block, std::span<const uint8_t> data);
+  void StoreRewrite();
+
   uint32_t block_size_;
   bool compressed_;
   std::unique_ptr<qcow2::Qcow2Writer> writer_;
   std::unique_ptr<qcow2::ClusterStream> stream_;
+  RewrittenUnits rewrites_;
+  std::optional<uint64_t> rewrite_cluster_;  // the cluster being gathered
+  std::vector<uint8_t> rewrite_data_;
 };
 
 }  // namespace e2img

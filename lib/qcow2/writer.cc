@@ -197,6 +197,25 @@ void Qcow2Writer::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> 
   entry = host | kOflagCopied;
 }
 
+void Qcow2Writer::OverwriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) {
+  CheckGuestCluster(guest_cluster);
+  if (data.size() != cluster_size())
+    throw util::Error(out_.path() + ": qcow2 writer got a partial cluster");
+  const uint64_t l1_index = guest_cluster / header_.l2_entries();
+  const bool has_table = l1_[l1_index] != 0 && (l2_unused_.empty() || !l2_unused_[l1_index]);
+  const uint64_t entry =
+      has_table ? L2TableFor(guest_cluster)[guest_cluster % header_.l2_entries()] : 0;
+  if (entry == 0) {
+    if (!util::IsAllZero(data))
+      WriteCluster(guest_cluster, data);
+    return;
+  }
+  if (entry & kOflagCompressed)
+    throw util::Error(out_.path() + ": internal error: an overwrite of compressed guest cluster " +
+                      std::to_string(guest_cluster));
+  data_out_.Write(data, entry & kL2OffsetMask);
+}
+
 void Qcow2Writer::WriteCompressedCluster(uint64_t guest_cluster,
                                          std::span<const uint8_t> compressed) {
   CheckGuestCluster(guest_cluster);

@@ -51,7 +51,8 @@ class RefcountTracker {
 };
 
 // Streams guest clusters into a new qcow2 file. Clusters may come in any
-// order, each at most once; a cluster never written reads as zeros.
+// order, each at most once (OverwriteCluster aside); a cluster never
+// written reads as zeros.
 class Qcow2Writer {
  public:
   // `out` must be a seekable, empty, regular file opened read-write.
@@ -65,6 +66,10 @@ class Qcow2Writer {
   void ReserveL2Tables(std::span<const uint64_t> l1_indices);
   // Stores one whole guest cluster (cluster_size bytes).
   void WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data);
+  // Stores one whole guest cluster again, in place of what WriteCluster
+  // stored (or as WriteCluster does, if it stored nothing: a cluster of zeros
+  // then stays unallocated).
+  void OverwriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data);
   // Stores one guest cluster already compressed with the image's codec
   // (raw deflate for zlib, a zstd frame for zstd).
   void WriteCompressedCluster(uint64_t guest_cluster, std::span<const uint8_t> compressed);

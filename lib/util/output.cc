@@ -259,6 +259,16 @@ void RawWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
   bytes_written_ += data.size();
 }
 
+void RawWriter::Overwrite(uint64_t offset, std::span<const uint8_t> data) {
+  if (!CanRewind())
+    throw Error(out_.path() + ": internal error: an overwrite of an output written in order");
+  if (offset < position_)
+    throw Error(AtOffset(out_.path(), base_ + offset, "internal error: raw output went backwards"));
+  out_.file().WriteAt(data, base_ + offset);
+  position_ = offset + data.size();
+  bytes_written_ += data.size();
+}
+
 void RawWriter::Finish(uint64_t size) {
   if (size < position_)
     throw Error(AtOffset(out_.path(), base_ + size, "internal error: raw output past its end"));

@@ -52,6 +52,9 @@ class RawWriter {
   // Writes data at offset (>= every earlier offset + size). All-zero pages
   // of a regular file become holes.
   void Write(uint64_t offset, std::span<const uint8_t> data);
+  // After Rewind: writes data at offset over bytes the first pass wrote,
+  // all-zero pages included (they replace other bytes, not a hole).
+  void Overwrite(uint64_t offset, std::span<const uint8_t> data);
   // Ends the image at `size` bytes (past base): sets a regular file's size,
   // or fills the remaining gap with zeros.
   void Finish(uint64_t size);
@@ -60,7 +63,7 @@ class RawWriter {
   // whose gaps are holes, so bytes below the last write may still come)?
   bool CanRewind() const;
   // Starts that second pass: later writes may lie below earlier ones, never
-  // over bytes already written.
+  // over bytes already written (but for Overwrite).
   void Rewind();
 
  private:

@@ -93,6 +93,20 @@ same_layout() {
   return 0
 }
 
+# same_as_one_pass IMAGE SCRAMBLED.raw SEED: into a file, the group tables
+# are copied during the scan as they are, then the blocks that change again,
+# scrambled; the raw image equals the one written in one pass to a pipe, and
+# the qcow2 image holds the same blocks.
+same_as_one_pass() {
+  "$E2IMAGE" -r -s --scramble-seed="$3" "$1" - 2> /dev/null | cmp - "$2" ||
+    { echo "-r -s into a file and into a pipe differ"; return 1; }
+  "$E2IMAGE" -Q -s --scramble-seed="$3" "$1" "$T/one-pass.qcow2" 2> /dev/null &&
+    qemu-img check -q "$T/one-pass.qcow2" &&
+    qemu-img convert -O raw "$T/one-pass.qcow2" "$T/one-pass.raw" || { echo "-Q -s"; return 1; }
+  cmp "$T/one-pass.raw" "$2" || { echo "-Q -s and -r -s hold other bytes"; return 1; }
+  rm -f "$T/one-pass.qcow2" "$T/one-pass.raw"
+}
+
 check_config() {
   name=$1; shift
   img="$T/$name.img"
@@ -104,6 +118,7 @@ check_config() {
     { cat "$T/$name.err"; return 1; }
   fsck_clean "$T/$name.s.raw" || return 1
   no_marker "$T/$name.s.raw" || return 1
+  same_as_one_pass "$img" "$T/$name.s.raw" 7 || return 1
   # The root keeps lost+found; every directory keeps its number of entries.
   debugfs -R "ls /" "$T/$name.s.raw" 2>/dev/null | grep -q "lost+found" ||
     { echo "lost+found lost its name"; return 1; }
@@ -239,8 +254,8 @@ matrix_case() {
   mke2fs -q -F -d "$T/mtree" "$@" "$img" "$size" > "$T/mke2fs.log" 2>&1 || { cat "$T/mke2fs.log"; return 1; }
   enrich "$img" || return 1
   grep -a -q -E "$matrix_names" "$img" || { echo "nothing to look for in the original"; return 1; }
-  "$E2IMAGE" -r -s "$img" "$T/m.raw" 2> "$T/m.err" || { cat "$T/m.err"; return 1; }
-  fsck_clean "$T/m.raw" || return 1
+  "$E2IMAGE" -r -s --scramble-seed=9 "$img" "$T/m.raw" 2> "$T/m.err" || { cat "$T/m.err"; return 1; }
+  fsck_clean "$T/m.raw" && same_as_one_pass "$img" "$T/m.raw" 9 || return 1
   ! grep -a -o -E "$matrix_names" "$T/m.raw" | head -n 3 | grep . || { echo "names left in the raw image"; return 1; }
   "$E2IMAGE" -Q -s "$img" "$T/m.qcow2" 2> /dev/null && "$E2IMAGE" -r "$T/m.qcow2" "$T/mq.raw" &&
     fsck_clean "$T/mq.raw" || { echo "-Q -s"; return 1; }
@@ -303,6 +318,26 @@ damaged_index() {
 }
 ok "a hash-tree root with a bad depth: the -s image shows the same e2fsck problems" damaged_index depth
 ok "an index node with a bad count: the -s image shows the same e2fsck problems" damaged_index count
+
+# A damaged filesystem whose directory block is its block bitmap: the
+# bitmap, copied during the scan as it is, must come again scrambled.
+dir_in_bitmap() {
+  img="$T/role.img"
+  rm -rf "$T/role-tree" && mkdir -p "$T/role-tree/d"
+  for i in 1 2 3; do touch "$T/role-tree/d/$MARK-in-the-bitmap-$i"; done
+  mke2fs -q -F -t ext2 -b 1024 -d "$T/role-tree" "$img" 8M || return 1
+  bitmap=$(dumpe2fs "$img" 2> /dev/null | sed -n 's/^ *Block bitmap at \([0-9]*\).*/\1/p' | head -n 1)
+  dirblk=$(debugfs -R "bmap /d 0" "$img" 2> /dev/null)
+  [ -n "$bitmap" ] && [ -n "$dirblk" ] || { echo "no bitmap or directory block"; return 1; }
+  dd if="$img" of="$img" bs=1024 skip="$dirblk" seek="$bitmap" count=1 conv=notrunc 2> /dev/null
+  debugfs -w -R "sif /d block[0] $bitmap" "$img" > /dev/null 2>&1 || return 1
+  debugfs -R "ls /d" "$img" 2> /dev/null | grep -q "$MARK-in-the-bitmap-2" ||
+    { echo "/d does not read its entries from the bitmap"; return 1; }
+  "$E2IMAGE" -r -s --scramble-seed=3 "$img" "$T/role.s.raw" 2> /dev/null || return 1
+  no_marker "$T/role.s.raw" && same_as_one_pass "$img" "$T/role.s.raw" 3 || return 1
+  rm -f "$img" "$T/role.s.raw"
+}
+ok "a directory block that is the block bitmap is scrambled, as in one pass" dir_in_bitmap
 
 ok "-s with a qcow2 source (conversion) is refused" sh -c '
   "$E2IMAGE" -Q "$1" "$2/src.qcow2" && ! "$E2IMAGE" -r -s "$2/src.qcow2" "$2/x.raw" 2>/dev/null &&

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -128,6 +129,49 @@ TEST(BlockSetWholeUnits, KeepsOnlyAlignedUnitsInsideEachRun) {
   s.Add(20, 4);  // exactly one
   EXPECT_EQ(Runs(WholeUnits(s.Extents(), 4).Extents()), (RunList{{4, 8}, {20, 4}}));
   EXPECT_EQ(WholeUnits(s.Extents(), 1).BlockCount(), s.BlockCount());
+}
+
+TEST(BlockSetIntersect, KeepsWhatBothHold) {
+  BlockSet a, b;
+  a.Add(0, 10);
+  a.Add(20, 5);
+  a.Add(30, 1);
+  b.Add(2, 3);
+  b.Add(8, 14);  // the end of the first run and the start of the second
+  b.Add(40, 1);
+  EXPECT_EQ(Runs(Intersect(a.Extents(), b.Extents()).Extents()),
+            (RunList{{2, 3}, {8, 2}, {20, 2}}));
+  EXPECT_TRUE(Intersect(a.Extents(), {}).Extents().empty());
+  EXPECT_EQ(Intersect(a.Extents(), a.Extents()).BlockCount(), a.BlockCount());
+}
+
+TEST(BlockSetCoveringUnits, WidensEachRunToTheUnitsItTouches) {
+  BlockSet s;
+  s.Add(5);      // unit 4-7
+  s.Add(7, 2);   // units 4-7 and 8-11
+  s.Add(20, 4);  // exactly one
+  EXPECT_EQ(Runs(CoveringUnits(s.Extents(), 4).Extents()), (RunList{{4, 8}, {20, 4}}));
+  EXPECT_EQ(Runs(CoveringUnits(s.Extents(), 1).Extents()), Runs(s.Extents()));
+}
+
+TEST(RewrittenUnits, SplitsRunsAtTheUnitsEdgesInOrder) {
+  RewrittenUnits units({{4, 4}, {12, 4}, {20, 4}});
+  std::vector<std::tuple<uint64_t, uint64_t, bool>> parts;
+  auto record = [&](uint64_t first, uint64_t count, bool rewritten) {
+    parts.emplace_back(first, count, rewritten);
+  };
+  units.Split(0, 6, record);   // before and into the first unit
+  units.Split(6, 8, record);   // its end, a gap, the start of the second
+  units.Split(14, 2, record);  // the second's end
+  units.Split(30, 2, record);  // past the third, never visited
+  using Part = std::tuple<uint64_t, uint64_t, bool>;
+  EXPECT_EQ(parts, (std::vector<Part>{{0, 4, false},
+                                      {4, 2, true},
+                                      {6, 2, true},
+                                      {8, 4, false},
+                                      {12, 2, true},
+                                      {14, 2, true},
+                                      {30, 2, false}}));
 }
 
 }  // namespace

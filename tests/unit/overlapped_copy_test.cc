@@ -1,7 +1,8 @@
 // OverlappedCopy against a recording sink: every block of the final map
 // arrives once with the source's bytes, the early pass holds only whole units
-// known before the scan and no stale tail, and errors and early exits are
-// handled.
+// known before the scan and no stale tail, a transformed second pass takes
+// again the units of changed blocks, and errors and early exits are handled.
+// Then the raw and qcow2 sinks over two passes, with units written again.
 #include "e2img/overlapped_copy.h"
 
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "qcow2/check.h"
+#include "qcow2/image_view.h"
 #include "qcow2/reader.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -38,7 +41,10 @@ class TwoPassSink : public ImageSink {
   }
   void Finish() override {}
   uint64_t SecondPassUnitBlocks() const override { return unit_; }
-  void StartSecondPass() override { ++pass; }
+  void StartSecondPass(std::vector<BlockExtent> units) override {
+    ++pass;
+    rewrites = std::move(units);
+  }
 
   struct Block {
     uint64_t number;
@@ -49,6 +55,7 @@ class TwoPassSink : public ImageSink {
   std::vector<std::thread::id> threads;
   std::optional<uint64_t> fail_at;
   int pass = 0;
+  std::vector<BlockExtent> rewrites;  // given to the second pass
 
  private:
   uint64_t unit_;
@@ -99,6 +106,64 @@ TEST_F(OverlappedCopyTest, EveryBlockOnceWhatTheScanChangesInTheSecondPass) {
       std::fill(expected.begin() + 300, expected.end(), 0);  // the final tail, not the first
     EXPECT_EQ(b.data, expected) << "block " << b.number;
   }
+}
+
+// Marks the blocks it passes on (the first byte becomes 0xee), as a transform would.
+class MarkingSink : public ImageSink {
+ public:
+  explicit MarkingSink(ImageSink& inner) : inner_(inner) {}
+  void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override {
+    std::vector<uint8_t> copy(data.begin(), data.end());
+    for (size_t at = 0; at < copy.size(); at += kBlock)
+      copy[at] = 0xee;
+    inner_.WriteBlocks(first_block, copy);
+  }
+  void Finish() override {}
+
+ private:
+  ImageSink& inner_;
+};
+
+TEST_F(OverlappedCopyTest, ATransformedSecondPassTakesAgainTheUnitsOfChangedBlocks) {
+  TwoPassSink sink(/*unit=*/4);
+  MetadataMap map;
+  map.blocks.Add(0, 16);
+  std::vector<std::thread::id> check_threads;
+  std::vector<uint64_t> checked;
+  OverlappedCopy copy(source_, sink, warn_, [&](uint64_t block, std::span<const uint8_t> data) {
+    check_threads.push_back(std::this_thread::get_id());
+    checked.push_back(block);
+    EXPECT_EQ(std::vector<uint8_t>(data.begin(), data.end()), SourceBlock(block));
+    return block == 5;  // as an inode table block holding a symlink
+  });
+  copy.Start(map);
+  map.blocks.Add(40);  // found by the scan
+  MarkingSink marking(sink);
+  // Block 13 changes too (a directory block where a bitmap should be); 30 is not copied early.
+  TransformedPass pass{&marking, {}};
+  pass.changed.Add(13);
+  pass.changed.Add(30);
+  EXPECT_EQ(copy.Finish(map, {}, &pass), 0u);
+
+  std::vector<uint64_t> first, second;
+  for (const auto& b : sink.blocks)
+    (b.pass == 0 ? first : second).push_back(b.number);
+  EXPECT_EQ(first.size(), 16u);
+  EXPECT_EQ(second, (std::vector<uint64_t>{4, 5, 6, 7, 12, 13, 14, 15, 40}));
+  ASSERT_EQ(sink.rewrites.size(), 2u);
+  EXPECT_EQ(sink.rewrites[0].start, 4u);
+  EXPECT_EQ(sink.rewrites[0].count, 4u);
+  EXPECT_EQ(sink.rewrites[1].start, 12u);
+  EXPECT_EQ(sink.rewrites[1].count, 4u);
+  for (const auto& b : sink.blocks) {
+    std::vector<uint8_t> expected = SourceBlock(b.number);
+    if (b.pass == 1)
+      expected[0] = 0xee;  // through the transform
+    EXPECT_EQ(b.data, expected) << "block " << b.number << ", pass " << b.pass;
+  }
+  EXPECT_EQ(checked.size(), 16u);
+  for (const auto& id : check_threads)
+    EXPECT_NE(id, std::this_thread::get_id());
 }
 
 TEST_F(OverlappedCopyTest, WithoutStartEverythingComesInTheSecondPass) {
@@ -171,7 +236,7 @@ TEST(Qcow2SinkTwoPasses, ReadsBackAsOnePass) {
     ASSERT_EQ(sink.SecondPassUnitBlocks(), 16u);
     sink.WriteBlocks(16, blocks_of(16, 16));
     sink.WriteBlocks(48, blocks_of(48, 16));
-    sink.StartSecondPass();
+    sink.StartSecondPass({});
     sink.WriteBlocks(0, blocks_of(0, 3));
     sink.WriteBlocks(40, blocks_of(40, 2));
     sink.Finish();
@@ -187,6 +252,75 @@ TEST(Qcow2SinkTwoPasses, ReadsBackAsOnePass) {
   EXPECT_EQ(got, expected);
 }
 
+// Units of the first pass given again in the second replace the old bytes,
+// zeros included; the image's refcounts stay exact.
+TEST(Qcow2SinkTwoPasses, RewrittenUnitsReplaceTheFirstPassBytes) {
+  testutil::TempDir dir;
+  const std::string path = dir.File("image.qcow2");
+  constexpr uint32_t kFsBlock = 4096;
+  const std::vector<uint8_t> data = testutil::Pattern(64 * kFsBlock, 3);
+  const std::vector<uint8_t> other = testutil::Pattern(64 * kFsBlock, 9);
+  const std::vector<uint8_t> zeros(64 * kFsBlock, 0);
+  auto blocks_of = [&](const std::vector<uint8_t>& from, uint64_t first, uint64_t count) {
+    return std::span<const uint8_t>(from).subspan(first * kFsBlock, count * kFsBlock);
+  };
+  {
+    util::OutputFile out = util::OutputFile::Create(path);
+    Qcow2SinkOptions options;
+    options.cluster_bits = 14;  // units of 4 blocks
+    Qcow2Sink sink(out, kFsBlock, 64, options);
+    sink.WriteBlocks(0, blocks_of(data, 0, 24));
+    sink.StartSecondPass({{4, 4}, {12, 8}});
+    sink.WriteBlocks(4, blocks_of(other, 4, 2));  // a unit in two runs,
+    sink.WriteBlocks(6, blocks_of(other, 6, 2));
+    sink.WriteBlocks(12, blocks_of(zeros, 12, 4));  // one become zeros,
+    sink.WriteBlocks(16, blocks_of(other, 16, 1));  // one with blocks left out (holes),
+    sink.WriteBlocks(18, blocks_of(other, 18, 2));
+    sink.WriteBlocks(30, blocks_of(other, 30, 1));  // and a new block after them
+    sink.Finish();
+    out.Commit();
+  }
+  qcow2::Qcow2Reader reader(path);
+  std::vector<uint8_t> got(64 * kFsBlock);
+  reader.Read(0, got);
+  std::vector<uint8_t> expected(64 * kFsBlock, 0);
+  std::copy_n(data.begin(), 24 * kFsBlock, expected.begin());
+  for (const auto& [first, count] : {std::pair{4, 4}, {16, 1}, {18, 2}, {30, 1}})
+    std::copy_n(other.begin() + first * kFsBlock, count * kFsBlock,
+                expected.begin() + first * kFsBlock);
+  std::fill_n(expected.begin() + 12 * kFsBlock, 4 * kFsBlock, 0);
+  std::fill_n(expected.begin() + 17 * kFsBlock, kFsBlock, 0);
+  EXPECT_EQ(got, expected);
+  std::vector<std::string> problems;
+  const qcow2::CheckReport report = qcow2::CheckImage(
+      qcow2::ImageView(path), [&](const std::string& line) { problems.push_back(line); });
+  EXPECT_EQ(report.ExitCode(), 0);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+}
+
+TEST(RawSinkTwoPasses, RewrittenUnitsReplaceTheFirstPassBytesZerosIncluded) {
+  testutil::TempDir dir;
+  const std::string path = dir.File("image.raw");
+  constexpr uint32_t kFsBlock = 4096;
+  {
+    util::OutputFile out = util::OutputFile::Create(path);
+    RawSink sink(out, kFsBlock, 8, 0);
+    ASSERT_EQ(sink.SecondPassUnitBlocks(), 1u);
+    sink.WriteBlocks(2, std::vector<uint8_t>(2 * kFsBlock, 7));
+    sink.StartSecondPass({{3, 1}});
+    sink.WriteBlocks(0, std::vector<uint8_t>(kFsBlock, 1));
+    sink.WriteBlocks(3, std::vector<uint8_t>(2 * kFsBlock, 0));  // block 3 again, then block 4
+    sink.Finish();
+    out.Commit();
+  }
+  const std::vector<uint8_t> bytes = testutil::ReadAll(path);
+  ASSERT_EQ(bytes.size(), 8u * kFsBlock);
+  EXPECT_EQ(bytes[0], 1);
+  EXPECT_EQ(bytes[2 * kFsBlock], 7);
+  EXPECT_EQ(bytes[3 * kFsBlock], 0);
+  EXPECT_EQ(bytes[4 * kFsBlock - 1], 0);
+}
+
 TEST(Qcow2SinkTwoPasses, CompressedImagesTakeOnePass) {
   testutil::TempDir dir;
   util::OutputFile out = util::OutputFile::Create(dir.File("image.qcow2"));
@@ -196,7 +330,7 @@ TEST(Qcow2SinkTwoPasses, CompressedImagesTakeOnePass) {
   options.compression = qcow2::CompressionType::kZlib;
   Qcow2Sink sink(out, 4096, 64, options);
   EXPECT_EQ(sink.SecondPassUnitBlocks(), 0u);
-  EXPECT_THROW(sink.StartSecondPass(), util::Error);
+  EXPECT_THROW(sink.StartSecondPass({}), util::Error);
 }
 
 }  // namespace

@@ -302,6 +302,48 @@ TEST_F(WriterFixture, RefusesDoubleWritesAndOutOfRangeClusters) {
   EXPECT_THROW(w.WriteCluster(4, Pattern(100, 2)), util::Error);
 }
 
+TEST_F(WriterFixture, OverwriteReplacesAClusterInPlaceAndAllocatesOnlyForData) {
+  uint64_t host_after_first = 0;
+  {
+    util::File f = testutil::CreateFile(path);
+    // Three L2 tables in the cache: the overwrite of cluster 0 loads its table back.
+    Qcow2Writer w(f, {.virtual_size = 64 * 600 * 512, .cluster_bits = 9, .l2_cache_tables = 3});
+    w.WriteCluster(1, Pattern(512, 20));
+    for (uint64_t table = 0; table < 8; ++table)
+      w.WriteCluster(table * 64, Pattern(512, static_cast<uint32_t>(table)));
+    host_after_first = w.host_bytes();
+    EXPECT_EQ(w.l2_cache().loads(), 0u);
+    w.OverwriteCluster(0, Pattern(512, 30));              // data over data
+    w.OverwriteCluster(1, std::vector<uint8_t>(512, 0));  // zeros over data
+    w.OverwriteCluster(2, std::vector<uint8_t>(512, 0));  // zeros, never written: nothing
+    EXPECT_EQ(w.host_bytes(), host_after_first);
+    EXPECT_GT(w.l2_cache().loads(), 0u);
+    w.OverwriteCluster(3, Pattern(512, 40));  // data, never written: allocated
+    EXPECT_EQ(w.host_bytes(), host_after_first + 512);
+    w.Finish();
+  }
+  Qcow2Reader r(path);
+  std::vector<uint8_t> buf(512);
+  r.Read(0, buf);
+  EXPECT_EQ(buf, Pattern(512, 30));
+  r.Read(512, buf);
+  EXPECT_EQ(buf, std::vector<uint8_t>(512, 0));
+  r.Read(3 * 512, buf);
+  EXPECT_EQ(buf, Pattern(512, 40));
+  r.Read(64 * 512, buf);
+  EXPECT_EQ(buf, Pattern(512, 1));
+  ExpectExactRefcounts(path);
+}
+
+TEST_F(WriterFixture, OverwriteOfACompressedClusterIsRefused) {
+  util::File f = testutil::CreateFile(path);
+  Qcow2Writer w(f, {.virtual_size = 1 << 20, .cluster_bits = 12});
+  const auto packed = CompressCluster(CompressionType::kZlib, std::vector<uint8_t>(4096, 5));
+  ASSERT_TRUE(packed);
+  w.WriteCompressedCluster(2, *packed);
+  EXPECT_THROW(w.OverwriteCluster(2, Pattern(4096, 1)), util::Error);
+}
+
 TEST_F(WriterFixture, RefusesAnL1TableQemuCannotOpen) {
   util::File f = testutil::CreateFile(path);
   // 512-byte clusters map 32 KiB per L1 entry: 4 TiB needs a 1 GiB L1 table.
