@@ -346,7 +346,15 @@ int Capture(const Options& o) {
   if (!out)
     create_output(&map.blocks.Extents());
 
-
+  if (scrambler && src.skip_holes) {
+    // Blocks scrambled into zeros are holes of a file image: left unread (the
+    // journal of the small-files filesystem is a third of its image). Those
+    // copied during the scan come again, zeroed, with the others that change.
+    e2img::BlockSet zeroed = scrambler->ZeroedBlocks();
+    if (overlapped_copy)
+      zeroed = e2img::Subtract(zeroed.Extents(), overlapped_copy->early_blocks());
+    map.blocks = e2img::Subtract(map.blocks.Extents(), zeroed.Extents());
+  }
   // Scrambling costs CPU: it runs on a worker thread while the next blocks are read.
   std::unique_ptr<e2img::ImageSink> scrambling;
   std::unique_ptr<e2img::ImageSink> scrambling_behind;

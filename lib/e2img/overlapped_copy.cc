@@ -48,6 +48,7 @@ void OverlappedCopy::Start(MetadataMap& known) {
   for (const auto& [block, offset] : known.stale_tails)
     tails.Add(block);
   early_ = WholeUnits(Subtract(known.blocks.Extents(), tails.Extents()).Extents(), unit);
+  early_.Extents();  // sorted now: both threads only read it from here on
   // The early blocks hold no stale tail: the worker never reads the map the scan changes.
   source_.stale_tails = nullptr;
   worker_ = std::jthread([this](std::stop_token stop) { Work(stop); });

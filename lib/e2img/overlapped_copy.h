@@ -53,6 +53,8 @@ class OverlappedCopy {
   // early units holding a block the check flagged or in `changed`.
   uint64_t Finish(MetadataMap& map, const ProgressFn& progress,
                   TransformedPass* transformed = nullptr);
+  // The blocks the worker copies (none before Start); read-only once it runs.
+  const std::vector<BlockExtent>& early_blocks() { return early_.Extents(); }
 
  private:
   class CheckingSink;

@@ -237,6 +237,14 @@ bool Scrambler::MayChangeUnplanned(uint64_t block, std::span<const uint8_t> data
   return false;
 }
 
+BlockSet Scrambler::ZeroedBlocks() const {
+  BlockSet blocks;
+  for (const auto& [block, role] : roles_)
+    if (role.kind == BlockRole::kZero)
+      blocks.Add(block);
+  return blocks;
+}
+
 BlockSet Scrambler::RoleBlocks() const {
   BlockSet blocks;
   for (const auto& [block, role] : roles_)

@@ -50,6 +50,9 @@ class Scrambler {
   // After Plan: the blocks besides inode tables that Transform rewrites
   // (directory, xattr, symlink, ea_inode value and old journal blocks).
   BlockSet RoleBlocks() const;
+  // After Plan: the blocks Transform turns into zeros whatever they hold
+  // (old journal blocks of a clean journal), which need not be read.
+  BlockSet ZeroedBlocks() const;
   // Rewrites `data` (whole blocks from first_block) in place where needed.
   void Transform(uint64_t first_block, std::span<uint8_t> data);
   // One summary line for stderr, empty if nothing worth saying.
