@@ -31,8 +31,9 @@ int Run(const Options& o) {
   if ((o.cluster_size || o.compression || o.qcow2_version != 2) && !o.qcow2 &&
       !(o.raw && qcow2::IsQcow2File(o.source)))
     throw util::Error("--qcow2-version, --cluster-size and --compress go with -Q");
-  if (o.threads && !o.compression)
-    throw util::Error("--threads goes with --compress (it sets the compression threads)");
+  if (o.threads && !o.compression && !o.scramble)
+    throw util::Error(
+        "--threads goes with --compress or -s (it sets the compression or scrambling threads)");
   if (o.scramble_seed && !o.scramble)
     throw util::Error("--scramble-seed goes with -s");
   if (o.raw && qcow2::IsQcow2File(o.source)) {

@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include "e2img/async_sink.h"
 #include "e2img/block_copier.h"
 #include "e2img/e2i_writer.h"
 #include "e2img/filesystem.h"
@@ -355,14 +354,12 @@ int Capture(const Options& o) {
       zeroed = e2img::Subtract(zeroed.Extents(), overlapped_copy->early_blocks());
     map.blocks = e2img::Subtract(map.blocks.Extents(), zeroed.Extents());
   }
-  // Scrambling costs CPU: it runs on a worker thread while the next blocks are read.
+  // Scrambling costs CPU: it runs on worker threads while the next blocks are read.
   std::unique_ptr<e2img::ImageSink> scrambling;
-  std::unique_ptr<e2img::ImageSink> scrambling_behind;
-  if (scrambler) {
-    scrambling = std::make_unique<e2img::ScramblingSink>(*scrambler, *sink);
-    scrambling_behind = std::make_unique<e2img::AsyncSink>(*scrambling);
-  }
-  e2img::ImageSink& target = scrambling_behind ? *scrambling_behind : *sink;
+  if (scrambler)
+    scrambling = std::make_unique<e2img::ScramblingSink>(
+        *scrambler, *sink, o.threads ? o.threads : qcow2::CompressPool::DefaultThreads());
+  e2img::ImageSink& target = scrambling ? *scrambling : *sink;
   util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
   const auto update = [&](uint64_t done) { progress.Update(done); };
   src.stale_tails = &map.stale_tails;

@@ -49,7 +49,7 @@ constexpr const char* kHelp =
     "      --compress[=ALGO]   compress qcow2 clusters with zlib (default) or zstd\n"
     "                          (clusters of 64 KiB unless --cluster-size says otherwise\n"
     "                          or the metadata is too thin for them)\n"
-    "      --threads=N         compression threads (default: all cores)\n"
+    "      --threads=N         compression and scrambling threads (default: all cores)\n"
     "  -h, --help      show this help\n"
     "  -V, --version   show the version\n"
     "\n"

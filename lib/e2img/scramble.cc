@@ -253,12 +253,35 @@ BlockSet Scrambler::RoleBlocks() const {
 }
 
 void Scrambler::Transform(uint64_t first_block, std::span<uint8_t> data) {
+  TransformLane(first_block, data, 0, 1, stats_);
+}
+
+unsigned Scrambler::LaneOf(uint64_t block, unsigned lanes) const {
+  if (lanes == 1 || ItableOf(block))
+    return static_cast<unsigned>(block % lanes);
+  auto it = roles_.find(block);
+  if (it == roles_.end())
+    return static_cast<unsigned>(block % lanes);
+  switch (it->second.kind) {
+    case BlockRole::kDirLinear:
+    case BlockRole::kDirLeaf:
+    case BlockRole::kDirIndex:
+      return it->second.ino % lanes;  // a directory's names are chosen in block order
+    default:
+      return static_cast<unsigned>(block % lanes);
+  }
+}
+
+void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, unsigned lane,
+                              unsigned lanes, ScrambleStats& stats) {
   const uint32_t bs = fs_->blocksize;
   for (uint64_t i = 0; i * bs < data.size(); ++i) {
     const uint64_t block = first_block + i;
+    if (lanes > 1 && LaneOf(block, lanes) != lane)
+      continue;
     std::span<uint8_t> one = data.subspan(i * bs, bs);
     if (const ItableRun* run = ItableOf(block)) {
-      RewriteItableBlock(*run, block, one);
+      RewriteItableBlock(*run, block, one, stats);
       continue;
     }
     auto it = roles_.find(block);
@@ -268,7 +291,7 @@ void Scrambler::Transform(uint64_t first_block, std::span<uint8_t> data) {
     switch (role.kind) {
       case BlockRole::kDirLinear:
       case BlockRole::kDirLeaf:
-        RewriteDirBlock(role, one);
+        RewriteDirBlock(role, one, stats);
         break;
       case BlockRole::kDirIndex:
         ClearIndexSlack(role, one);
@@ -284,15 +307,24 @@ void Scrambler::Transform(uint64_t first_block, std::span<uint8_t> data) {
       case BlockRole::kZero:
         std::fill(one.begin(), one.end(), 0);
         break;
-      case BlockRole::kEaValue:
-        FillEaValueBlock(seed_, role.ino, static_cast<uint64_t>(role.leaf), ea_sizes_[role.ino],
-                         one);
+      case BlockRole::kEaValue: {
+        auto size = ea_sizes_.find(role.ino);
+        FillEaValueBlock(seed_, role.ino, static_cast<uint64_t>(role.leaf),
+                         size == ea_sizes_.end() ? 0 : size->second, one);
         break;
+      }
     }
   }
 }
 
-void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data) {
+void Scrambler::AddStats(const ScrambleStats& lane) {
+  stats_.names += lane.names;
+  stats_.names_kept += lane.names_kept;
+  stats_.bad_blocks += lane.bad_blocks;
+}
+
+void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
+                                   ScrambleStats& stats) {
   const size_t inode_size = EXT2_INODE_SIZE(fs_->super);
   const uint64_t per_block = fs_->blocksize / inode_size;
   uint64_t ino = run.first_ino + (block - run.start) * per_block;
@@ -300,15 +332,18 @@ void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::sp
     if (ino > fs_->super->s_inodes_count)
       break;
     ScrambleInode(fs_, static_cast<uint32_t>(ino), data.subspan(at, inode_size), seed_, ea_changes_,
-                  stats_);
+                  stats);
   }
 }
 
-void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data) {
+void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data,
+                                ScrambleStats& stats) {
   auto it = dirs_.find(role.ino);
   if (it == dirs_.end())
     return;
   ScrambleDir& dir = it->second;
+  if (dir.blocks_left == 0)
+    return;  // done with: its state is freed
   const bool encrypted = dir.flags & EXT4_ENCRYPT_FL;
   if (!dir.names && !encrypted)
     dir.names = std::make_unique<DirNames>(Mix(seed_, role.ino), dir.hash, std::move(dir.leaves));
@@ -317,12 +352,15 @@ void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data) 
   how.leaf = role.leaf;
   how.root = role.ino == EXT2_ROOT_INO;
   how.zero_slack = !(encrypted && (dir.flags & EXT4_CASEFOLD_FL));
-  how.stats = &stats_;
+  how.stats = &stats;
   e2img::RewriteDirBlock(fs_, role.ino, data, how);
   if (dir.names)
     dir.names->FinishLeaf(role.leaf);
-  if (--dir.blocks_left == 0)
-    dirs_.erase(it);
+  // The names are freed; the entry stays (other lanes may be looking others up).
+  if (--dir.blocks_left == 0) {
+    dir.names.reset();
+    dir.leaves = {};
+  }
 }
 
 void Scrambler::ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data) {
@@ -364,10 +402,19 @@ std::string Scrambler::Summary() const {
   return s;
 }
 
-void ScramblingSink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
-  buffer_.assign(data.begin(), data.end());
-  scrambler_.Transform(first_block, buffer_);
-  inner_.WriteBlocks(first_block, buffer_);
+ScramblingSink::ScramblingSink(Scrambler& scrambler, ImageSink& inner, unsigned lanes)
+    : scrambler_(scrambler),
+      lane_stats_(std::max(1u, lanes)),
+      lanes_(inner, lanes, [this](uint64_t first_block, std::span<uint8_t> data, unsigned lane) {
+        scrambler_.TransformLane(first_block, data, lane, static_cast<unsigned>(lane_stats_.size()),
+                                 lane_stats_[lane]);
+      }) {}
+
+void ScramblingSink::Finish() {
+  lanes_.Finish();
+  for (const ScrambleStats& stats : lane_stats_)
+    scrambler_.AddStats(stats);
+  lane_stats_.assign(lane_stats_.size(), ScrambleStats{});
 }
 
 }  // namespace e2img

@@ -17,6 +17,7 @@
 
 #include "e2img/block_set.h"
 #include "e2img/filesystem.h"
+#include "e2img/laned_sink.h"
 #include "e2img/scramble_dir.h"
 #include "e2img/scramble_xattr.h"
 #include "e2img/sinks.h"
@@ -55,6 +56,16 @@ class Scrambler {
   BlockSet ZeroedBlocks() const;
   // Rewrites `data` (whole blocks from first_block) in place where needed.
   void Transform(uint64_t first_block, std::span<uint8_t> data);
+  // Transform split over lanes (threads): the lane of `lanes` that rewrites
+  // a block. All the blocks of a directory share one, so that its names are
+  // chosen in block order, as Transform chooses them.
+  unsigned LaneOf(uint64_t block, unsigned lanes) const;
+  // Transform of the blocks of one lane, counting into that lane's stats;
+  // lanes may run at once on the same run of blocks.
+  void TransformLane(uint64_t first_block, std::span<uint8_t> data, unsigned lane, unsigned lanes,
+                     ScrambleStats& stats);
+  // Adds a lane's counts, for Summary.
+  void AddStats(const ScrambleStats& lane);
   // One summary line for stderr, empty if nothing worth saying.
   std::string Summary() const;
   const ScrambleStats& stats() const { return stats_; }
@@ -85,8 +96,9 @@ class Scrambler {
   void PlanDirectory(uint32_t ino);
   void PlanEaInode(uint32_t ino, ext2_inode& inode, BlockSet& copied);
   void PlanJournal();
-  void RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data);
-  void RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data);
+  void RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
+                          ScrambleStats& stats);
+  void RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data, ScrambleStats& stats);
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
   void RewriteSymlinkBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data);
   const ItableRun* ItableOf(uint64_t block) const;
@@ -105,17 +117,21 @@ class Scrambler {
   uint64_t planning_problems_ = 0;
 };
 
-// An ImageSink that scrambles the blocks on their way to another sink.
+// An ImageSink that scrambles the blocks on their way to another sink, on
+// `lanes` worker threads (LanedSink).
 class ScramblingSink : public ImageSink {
  public:
-  ScramblingSink(Scrambler& scrambler, ImageSink& inner) : scrambler_(scrambler), inner_(inner) {}
-  void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
-  void Finish() override { inner_.Finish(); }
+  ScramblingSink(Scrambler& scrambler, ImageSink& inner, unsigned lanes = 1);
+  void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override {
+    lanes_.WriteBlocks(first_block, data);
+  }
+  // Also adds the lanes' counts to the scrambler's.
+  void Finish() override;
 
  private:
   Scrambler& scrambler_;
-  ImageSink& inner_;
-  std::vector<uint8_t> buffer_;
+  std::vector<ScrambleStats> lane_stats_;  // before lanes_, whose threads use them
+  LanedSink lanes_;
 };
 
 }  // namespace e2img

@@ -95,12 +95,13 @@ same_layout() {
 
 # same_as_one_pass IMAGE SCRAMBLED.raw SEED: into a file, the group tables
 # are copied during the scan as they are, then the blocks that change again,
-# scrambled; the raw image equals the one written in one pass to a pipe, and
-# the qcow2 image holds the same blocks.
+# scrambled on one thread per core; the raw image equals the one written in
+# one pass to a pipe on one thread, and the qcow2 image (three threads)
+# holds the same blocks.
 same_as_one_pass() {
-  "$E2IMAGE" -r -s --scramble-seed="$3" "$1" - 2> /dev/null | cmp - "$2" ||
+  "$E2IMAGE" -r -s --threads=1 --scramble-seed="$3" "$1" - 2> /dev/null | cmp - "$2" ||
     { echo "-r -s into a file and into a pipe differ"; return 1; }
-  "$E2IMAGE" -Q -s --scramble-seed="$3" "$1" "$T/one-pass.qcow2" 2> /dev/null &&
+  "$E2IMAGE" -Q -s --threads=3 --scramble-seed="$3" "$1" "$T/one-pass.qcow2" 2> /dev/null &&
     qemu-img check -q "$T/one-pass.qcow2" &&
     qemu-img convert -O raw "$T/one-pass.qcow2" "$T/one-pass.raw" || { echo "-Q -s"; return 1; }
   cmp "$T/one-pass.raw" "$2" || { echo "-Q -s and -r -s hold other bytes"; return 1; }
@@ -342,6 +343,10 @@ ok "a directory block that is the block bitmap is scrambled, as in one pass" dir
 ok "-s with a qcow2 source (conversion) is refused" sh -c '
   "$E2IMAGE" -Q "$1" "$2/src.qcow2" && ! "$E2IMAGE" -r -s "$2/src.qcow2" "$2/x.raw" 2>/dev/null &&
   [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
+ok "--threads without --compress or -s is refused" sh -c '
+  out=$("$E2IMAGE" -r --threads=2 "$1" "$2/x.raw" 2>&1); rc=$?
+  [ $rc = 1 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q -- "--threads" &&
+    [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
 ok "--scramble-seed without -s is refused" sh -c '! "$E2IMAGE" -r --scramble-seed=1 "$1" "$2/x.raw" 2>/dev/null && [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
 
 # The e2i image holds inode tables: fast symlink targets, inline data and
