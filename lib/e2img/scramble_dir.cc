@@ -206,12 +206,15 @@ void RewriteDirBlock(ext2_filsys fs, uint32_t ino, std::span<uint8_t> block,
     if (Le32(t) == 0 && Le16(t + 4) == sizeof(ext2_dir_entry_tail) &&
         Le16(t + 6) == EXT2_DIR_NAME_LEN_CSUM) {
       entries_end -= sizeof(ext2_dir_entry_tail);
+      std::lock_guard lock(InodeReadLock());  // reads the inode (its generation)
       had_good_csum = ext2fs_dir_block_csum_verify(fs, ino, first);
     }
   }
   RewriteDirEntries(fs, block.first(entries_end), how);
-  if (had_good_csum)
+  if (had_good_csum) {
+    std::lock_guard lock(InodeReadLock());
     ext2fs_dir_block_csum_set(fs, ino, first);
+  }
 }
 
 }  // namespace e2img

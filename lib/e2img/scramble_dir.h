@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -15,6 +16,14 @@
 #include "e2img/scramble_names.h"
 
 namespace e2img {
+
+// libext2fs calls that read an inode (directory block checksums, ea_inode
+// hashes) use the filesystem's inode and block caches, which are not
+// thread-safe: the scrambler's lanes hold this lock around them.
+inline std::mutex& InodeReadLock() {
+  static std::mutex lock;
+  return lock;
+}
 
 // What the index blocks of one hash-tree directory say.
 struct HtreeLayout {

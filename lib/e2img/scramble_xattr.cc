@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "e2img/scramble_dir.h"
+
 namespace e2img {
 namespace {
 
@@ -68,6 +70,7 @@ struct EntryHashes {
 EntryHashes HashesOf(ext2_filsys fs, const EntryRef& r) {
   EntryHashes h;
   if (r.entry->e_value_inum) {
+    std::lock_guard lock(InodeReadLock());  // reads the ea_inode (its value hash)
     h.ok = ext2fs_ext_attr_hash_entry3(fs, r.entry, nullptr, &h.plain, &h.sign) == 0;
   } else {
     h.plain = ext2fs_ext_attr_hash_entry(r.entry, r.value);
