@@ -224,17 +224,12 @@ const Scrambler::ItableRun* Scrambler::ItableOf(uint64_t block) const {
 
 bool Scrambler::MayChangeUnplanned(uint64_t block, std::span<const uint8_t> data) const {
   const ItableRun* run = ItableOf(block);
-  if (!run)
-    return false;
-  const size_t inode_size = EXT2_INODE_SIZE(fs_->super);
-  uint64_t ino = run->first_ino + (block - run->start) * (fs_->blocksize / inode_size);
-  for (size_t at = 0; at + inode_size <= data.size(); at += inode_size, ++ino) {
-    if (ino > fs_->super->s_inodes_count)
-      break;
-    if (ScrambleChangesInode(data.subspan(at, inode_size), static_cast<uint32_t>(ino), nullptr))
-      return true;
-  }
-  return false;
+  bool changes = false;
+  if (run)
+    ForEachInode(*run, block, data, [&](uint32_t ino, std::span<const uint8_t> inode) {
+      changes = changes || ScrambleChangesInode(inode, ino, nullptr);
+    });
+  return changes;
 }
 
 BlockSet Scrambler::ZeroedBlocks() const {
@@ -325,15 +320,9 @@ void Scrambler::AddStats(const ScrambleStats& lane) {
 
 void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
                                    ScrambleStats& stats) {
-  const size_t inode_size = EXT2_INODE_SIZE(fs_->super);
-  const uint64_t per_block = fs_->blocksize / inode_size;
-  uint64_t ino = run.first_ino + (block - run.start) * per_block;
-  for (size_t at = 0; at + inode_size <= data.size(); at += inode_size, ++ino) {
-    if (ino > fs_->super->s_inodes_count)
-      break;
-    ScrambleInode(fs_, static_cast<uint32_t>(ino), data.subspan(at, inode_size), seed_, ea_changes_,
-                  stats);
-  }
+  ForEachInode(run, block, data, [&](uint32_t ino, std::span<uint8_t> inode) {
+    ScrambleInode(fs_, ino, inode, seed_, ea_changes_, stats);
+  });
 }
 
 void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data,

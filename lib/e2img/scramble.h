@@ -102,6 +102,19 @@ class Scrambler {
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
   void RewriteSymlinkBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data);
   const ItableRun* ItableOf(uint64_t block) const;
+  // Calls visit(ino, bytes) for each inode of an inode table block (data:
+  // that block, const or not), up to the filesystem's last inode.
+  template <typename Bytes, typename Visit>
+  void ForEachInode(const ItableRun& run, uint64_t block, std::span<Bytes> data,
+                    Visit visit) const {
+    const size_t inode_size = EXT2_INODE_SIZE(fs_->super);
+    uint64_t ino = run.first_ino + (block - run.start) * (fs_->blocksize / inode_size);
+    for (size_t at = 0; at + inode_size <= data.size(); at += inode_size, ++ino) {
+      if (ino > fs_->super->s_inodes_count)
+        break;
+      visit(static_cast<uint32_t>(ino), data.subspan(at, inode_size));
+    }
+  }
 
   ext2_filsys fs_;
   uint64_t seed_;

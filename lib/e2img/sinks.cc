@@ -18,14 +18,13 @@ RawSink::RawSink(const util::OutputFile& out, uint32_t block_size, uint64_t bloc
       blocks_count_(blocks_count) {}
 
 void RawSink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
-  rewrites_.Split(
-      first_block, data.size() / block_size_, [&](uint64_t first, uint64_t count, bool rewritten) {
-        const auto part = data.subspan((first - first_block) * block_size_, count * block_size_);
-        if (rewritten)
-          writer_.Overwrite(first * block_size_, part);
-        else
-          writer_.Write(first * block_size_, part);
-      });
+  rewrites_.SplitRun(first_block, data, block_size_,
+                     [&](uint64_t first, std::span<const uint8_t> part, bool rewritten) {
+                       if (rewritten)
+                         writer_.Overwrite(first * block_size_, part);
+                       else
+                         writer_.Write(first * block_size_, part);
+                     });
 }
 
 void RawSink::StartSecondPass(std::vector<BlockExtent> rewrites) {
@@ -132,14 +131,13 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
 }
 
 void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
-  rewrites_.Split(
-      first_block, data.size() / block_size_, [&](uint64_t first, uint64_t count, bool rewritten) {
-        const auto part = data.subspan((first - first_block) * block_size_, count * block_size_);
-        if (rewritten)
-          Rewrite(first, part);
-        else
-          stream_->Write(first * block_size_, part);
-      });
+  rewrites_.SplitRun(first_block, data, block_size_,
+                     [&](uint64_t first, std::span<const uint8_t> part, bool rewritten) {
+                       if (rewritten)
+                         Rewrite(first, part);
+                       else
+                         stream_->Write(first * block_size_, part);
+                     });
 }
 
 void Qcow2Sink::Rewrite(uint64_t first_block, std::span<const uint8_t> data) {

@@ -64,6 +64,16 @@ class RewrittenUnits {
         ++next_;
     }
   }
+  // Split over the bytes of a run of whole blocks: visit(first, bytes, rewritten).
+  template <typename Visit>
+  void SplitRun(uint64_t first_block, std::span<const uint8_t> data, uint32_t block_size,
+                Visit visit) {
+    Split(first_block, data.size() / block_size,
+          [&](uint64_t first, uint64_t count, bool rewritten) {
+            visit(first, data.subspan((first - first_block) * block_size, count * block_size),
+                  rewritten);
+          });
+  }
 
  private:
   std::vector<BlockExtent> units_;
