@@ -109,7 +109,9 @@ TEST(CompressedClusterBits, NeverGoesBelowTheSizeTheL1TableNeeds) {
   EXPECT_GE(CompressedClusterBits(ThinMetadata(4000), 4096, 14), 14u);
 }
 
-TEST(BlockSetSubtract, LeavesWhatTheSecondSetLacks) {
+// Two sets that overlap in several ways: a run inside a run, one across the
+// end of a run and the start of the next, a block in both, a block in b only.
+std::pair<BlockSet, BlockSet> OverlappingSets() {
   BlockSet a, b;
   a.Add(0, 10);
   a.Add(20, 5);
@@ -117,6 +119,12 @@ TEST(BlockSetSubtract, LeavesWhatTheSecondSetLacks) {
   b.Add(2, 3);
   b.Add(8, 14);  // the end of the first run and the start of the second
   b.Add(30, 1);
+  b.Add(40, 1);
+  return {a, b};
+}
+
+TEST(BlockSetSubtract, LeavesWhatTheSecondSetLacks) {
+  auto [a, b] = OverlappingSets();
   EXPECT_EQ(Runs(Subtract(a.Extents(), b.Extents()).Extents()), (RunList{{0, 2}, {5, 3}, {22, 3}}));
   EXPECT_TRUE(Subtract(b.Extents(), b.Extents()).Extents().empty());
   EXPECT_EQ(Subtract(a.Extents(), {}).BlockCount(), a.BlockCount());
@@ -132,15 +140,9 @@ TEST(BlockSetWholeUnits, KeepsOnlyAlignedUnitsInsideEachRun) {
 }
 
 TEST(BlockSetIntersect, KeepsWhatBothHold) {
-  BlockSet a, b;
-  a.Add(0, 10);
-  a.Add(20, 5);
-  a.Add(30, 1);
-  b.Add(2, 3);
-  b.Add(8, 14);  // the end of the first run and the start of the second
-  b.Add(40, 1);
+  auto [a, b] = OverlappingSets();
   EXPECT_EQ(Runs(Intersect(a.Extents(), b.Extents()).Extents()),
-            (RunList{{2, 3}, {8, 2}, {20, 2}}));
+            (RunList{{2, 3}, {8, 2}, {20, 2}, {30, 1}}));
   EXPECT_TRUE(Intersect(a.Extents(), {}).Extents().empty());
   EXPECT_EQ(Intersect(a.Extents(), a.Extents()).BlockCount(), a.BlockCount());
 }

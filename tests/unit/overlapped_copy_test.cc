@@ -218,12 +218,28 @@ TEST_F(OverlappedCopyTest, RefusesASinkThatTakesOnePass) {
 namespace e2img {
 namespace {
 
+constexpr uint32_t kFsBlock = 4096;
+
+// Copies the runs (first block, count) of 4 KiB blocks of `from` into `to`.
+void CopyRuns(const std::vector<uint8_t>& from,
+              std::initializer_list<std::pair<uint64_t, uint64_t>> runs, std::vector<uint8_t>& to) {
+  for (const auto& [first, count] : runs)
+    std::copy_n(from.begin() + first * kFsBlock, count * kFsBlock, to.begin() + first * kFsBlock);
+}
+
+// The first `size` guest bytes of a qcow2 image, through our reader.
+std::vector<uint8_t> GuestBytes(const std::string& path, size_t size) {
+  qcow2::Qcow2Reader reader(path);
+  std::vector<uint8_t> bytes(size);
+  reader.Read(0, bytes);
+  return bytes;
+}
+
 // A qcow2 image filled in two passes (64 KiB clusters of 4 KiB blocks: units
 // of 16 blocks) reads back as the blocks given, whatever the pass.
 TEST(Qcow2SinkTwoPasses, ReadsBackAsOnePass) {
   testutil::TempDir dir;
   const std::string path = dir.File("image.qcow2");
-  constexpr uint32_t kFsBlock = 4096;
   const std::vector<uint8_t> data = testutil::Pattern(64 * kFsBlock, 3);
   auto blocks_of = [&](uint64_t first, uint64_t count) {
     return std::span<const uint8_t>(data).subspan(first * kFsBlock, count * kFsBlock);
@@ -242,14 +258,9 @@ TEST(Qcow2SinkTwoPasses, ReadsBackAsOnePass) {
     sink.Finish();
     out.Commit();
   }
-  qcow2::Qcow2Reader reader(path);
-  std::vector<uint8_t> got(64 * kFsBlock);
-  reader.Read(0, got);
   std::vector<uint8_t> expected(64 * kFsBlock, 0);
-  for (const auto& [first, count] : {std::pair{0, 3}, {16, 16}, {40, 2}, {48, 16}})
-    std::copy_n(data.begin() + first * kFsBlock, count * kFsBlock,
-                expected.begin() + first * kFsBlock);
-  EXPECT_EQ(got, expected);
+  CopyRuns(data, {{0, 3}, {16, 16}, {40, 2}, {48, 16}}, expected);
+  EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
 }
 
 // Units of the first pass given again in the second replace the old bytes,
@@ -257,7 +268,6 @@ TEST(Qcow2SinkTwoPasses, ReadsBackAsOnePass) {
 TEST(Qcow2SinkTwoPasses, RewrittenUnitsReplaceTheFirstPassBytes) {
   testutil::TempDir dir;
   const std::string path = dir.File("image.qcow2");
-  constexpr uint32_t kFsBlock = 4096;
   const std::vector<uint8_t> data = testutil::Pattern(64 * kFsBlock, 3);
   const std::vector<uint8_t> other = testutil::Pattern(64 * kFsBlock, 9);
   const std::vector<uint8_t> zeros(64 * kFsBlock, 0);
@@ -280,17 +290,12 @@ TEST(Qcow2SinkTwoPasses, RewrittenUnitsReplaceTheFirstPassBytes) {
     sink.Finish();
     out.Commit();
   }
-  qcow2::Qcow2Reader reader(path);
-  std::vector<uint8_t> got(64 * kFsBlock);
-  reader.Read(0, got);
   std::vector<uint8_t> expected(64 * kFsBlock, 0);
-  std::copy_n(data.begin(), 24 * kFsBlock, expected.begin());
-  for (const auto& [first, count] : {std::pair{4, 4}, {16, 1}, {18, 2}, {30, 1}})
-    std::copy_n(other.begin() + first * kFsBlock, count * kFsBlock,
-                expected.begin() + first * kFsBlock);
+  CopyRuns(data, {{0, 24}}, expected);
+  CopyRuns(other, {{4, 4}, {16, 1}, {18, 2}, {30, 1}}, expected);
   std::fill_n(expected.begin() + 12 * kFsBlock, 4 * kFsBlock, 0);
   std::fill_n(expected.begin() + 17 * kFsBlock, kFsBlock, 0);
-  EXPECT_EQ(got, expected);
+  EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
   std::vector<std::string> problems;
   const qcow2::CheckReport report = qcow2::CheckImage(
       qcow2::ImageView(path), [&](const std::string& line) { problems.push_back(line); });
@@ -301,7 +306,6 @@ TEST(Qcow2SinkTwoPasses, RewrittenUnitsReplaceTheFirstPassBytes) {
 TEST(RawSinkTwoPasses, RewrittenUnitsReplaceTheFirstPassBytesZerosIncluded) {
   testutil::TempDir dir;
   const std::string path = dir.File("image.raw");
-  constexpr uint32_t kFsBlock = 4096;
   {
     util::OutputFile out = util::OutputFile::Create(path);
     RawSink sink(out, kFsBlock, 8, 0);
