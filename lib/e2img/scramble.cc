@@ -233,38 +233,22 @@ bool Scrambler::MayChangeUnplanned(uint64_t block, std::span<const uint8_t> data
 }
 
 BlockSet Scrambler::ZeroedBlocks() const {
-  BlockSet blocks;
-  for (const auto& [block, role] : roles_)
-    if (role.kind == BlockRole::kZero)
-      blocks.Add(block);
-  return blocks;
+  return BlocksWhere([](const BlockRole& role) { return role.kind == BlockRole::kZero; });
 }
 
 BlockSet Scrambler::RoleBlocks() const {
-  BlockSet blocks;
-  for (const auto& [block, role] : roles_)
-    blocks.Add(block);
-  return blocks;
+  return BlocksWhere([](const BlockRole&) { return true; });
 }
 
 void Scrambler::Transform(uint64_t first_block, std::span<uint8_t> data) {
   TransformLane(first_block, data, 0, 1, stats_);
 }
 
-unsigned Scrambler::LaneOf(uint64_t block, unsigned lanes) const {
-  if (lanes == 1 || ItableOf(block))
-    return static_cast<unsigned>(block % lanes);
-  auto it = roles_.find(block);
-  if (it == roles_.end())
-    return static_cast<unsigned>(block % lanes);
-  switch (it->second.kind) {
-    case BlockRole::kDirLinear:
-    case BlockRole::kDirLeaf:
-    case BlockRole::kDirIndex:
-      return it->second.ino % lanes;  // a directory's names are chosen in block order
-    default:
-      return static_cast<unsigned>(block % lanes);
-  }
+unsigned Scrambler::LaneOf(uint64_t block, const BlockRole* role, unsigned lanes) {
+  if (role && (role->kind == BlockRole::kDirLinear || role->kind == BlockRole::kDirLeaf ||
+               role->kind == BlockRole::kDirIndex))
+    return role->ino % lanes;  // a directory's names are chosen in block order
+  return static_cast<unsigned>(block % lanes);
 }
 
 void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, unsigned lane,
@@ -272,17 +256,23 @@ void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, uns
   const uint32_t bs = fs_->blocksize;
   for (uint64_t i = 0; i * bs < data.size(); ++i) {
     const uint64_t block = first_block + i;
-    if (lanes > 1 && LaneOf(block, lanes) != lane)
+    // Inode table blocks first: a role given to one (damage) is not its own.
+    const ItableRun* run = ItableOf(block);
+    const BlockRole* found = nullptr;
+    if (!run) {
+      auto it = roles_.find(block);
+      if (it == roles_.end())
+        continue;
+      found = &it->second;
+    }
+    if (lanes > 1 && LaneOf(block, found, lanes) != lane)
       continue;
     std::span<uint8_t> one = data.subspan(i * bs, bs);
-    if (const ItableRun* run = ItableOf(block)) {
+    if (run) {
       RewriteItableBlock(*run, block, one, stats);
       continue;
     }
-    auto it = roles_.find(block);
-    if (it == roles_.end())
-      continue;
-    const BlockRole& role = it->second;
+    const BlockRole& role = *found;
     switch (role.kind) {
       case BlockRole::kDirLinear:
       case BlockRole::kDirLeaf:

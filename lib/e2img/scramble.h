@@ -56,12 +56,8 @@ class Scrambler {
   BlockSet ZeroedBlocks() const;
   // Rewrites `data` (whole blocks from first_block) in place where needed.
   void Transform(uint64_t first_block, std::span<uint8_t> data);
-  // Transform split over lanes (threads): the lane of `lanes` that rewrites
-  // a block. All the blocks of a directory share one, so that its names are
-  // chosen in block order, as Transform chooses them.
-  unsigned LaneOf(uint64_t block, unsigned lanes) const;
-  // Transform of the blocks of one lane, counting into that lane's stats;
-  // lanes may run at once on the same run of blocks.
+  // Transform of the blocks of one lane of `lanes` (threads), counting into
+  // that lane's stats; lanes may run at once on the same run of blocks.
   void TransformLane(uint64_t first_block, std::span<uint8_t> data, unsigned lane, unsigned lanes,
                      ScrambleStats& stats);
   // Adds a lane's counts, for Summary.
@@ -102,6 +98,19 @@ class Scrambler {
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
   void RewriteSymlinkBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data);
   const ItableRun* ItableOf(uint64_t block) const;
+  // The lane of `lanes` that rewrites a block (role: its role, if any). All
+  // the blocks of a directory share one, so that its names are chosen in
+  // block order, as Transform chooses them.
+  static unsigned LaneOf(uint64_t block, const BlockRole* role, unsigned lanes);
+  // The blocks whose role passes `keep`.
+  template <typename Keep>
+  BlockSet BlocksWhere(Keep keep) const {
+    BlockSet blocks;
+    for (const auto& [block, role] : roles_)
+      if (keep(role))
+        blocks.Add(block);
+    return blocks;
+  }
   // Calls visit(ino, bytes) for each inode of an inode table block (data:
   // that block, const or not), up to the filesystem's last inode.
   template <typename Bytes, typename Visit>
