@@ -13,7 +13,7 @@ constexpr size_t kBatchBytes = 1u << 20;
 
 CompressPool::CompressPool(CompressionType type, int level, unsigned threads)
     : type_(type), level_(level), max_in_flight_(4 * std::max(1u, threads)) {
-  for (unsigned i = 0; i < std::max(1u, threads); ++i)
+  for (unsigned i = 1; i < threads; ++i)
     workers_.emplace_back([this] { Work(); });
 }
 
@@ -43,23 +43,27 @@ void CompressPool::Work() {
       job = to_start_.front();
       to_start_.pop_front();
     }
-    for (CompressedCluster& cluster : job->results) {
-      std::optional<std::vector<uint8_t>> packed;
-      try {
-        packed = codec.Compress(cluster.data);
-      } catch (...) {
-        packed.reset();  // stored plain: compression is an optimisation only
-      }
-      if (packed) {
-        cluster.data = std::move(*packed);
-        cluster.compressed = true;
-      }
-    }
+    Run(*job, codec);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       job->done = true;
     }
     job_done_.notify_all();
+  }
+}
+
+void CompressPool::Run(Job& job, ClusterCompressor& codec) {
+  for (CompressedCluster& cluster : job.results) {
+    std::optional<std::vector<uint8_t>> packed;
+    try {
+      packed = codec.Compress(cluster.data);
+    } catch (...) {
+      packed.reset();  // stored plain: compression is an optimisation only
+    }
+    if (packed) {
+      cluster.data = std::move(*packed);
+      cluster.compressed = true;
+    }
   }
 }
 
@@ -100,10 +104,22 @@ void CompressPool::Deliver(const CompressedClusterSink& sink, size_t keep_in_fli
       std::unique_lock<std::mutex> lock(mutex_);
       if (in_order_.empty())
         return;
-      if (!in_order_.front()->done) {
+      while (!in_order_.front()->done) {
         if (in_order_.size() <= keep_in_flight)
           return;
-        job_done_.wait(lock, [this] { return in_order_.front()->done; });
+        if (to_start_.empty()) {
+          job_done_.wait(lock, [this] { return in_order_.front()->done; });
+          break;
+        }
+        // Compress a batch here rather than wait: the caller is a thread of the pool.
+        Job* mine = to_start_.front();
+        to_start_.pop_front();
+        lock.unlock();
+        if (!caller_codec_)
+          caller_codec_ = std::make_unique<ClusterCompressor>(type_, level_);
+        Run(*mine, *caller_codec_);
+        lock.lock();
+        mine->done = true;
       }
       job = std::move(in_order_.front());
       in_order_.pop_front();

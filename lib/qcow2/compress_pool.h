@@ -1,6 +1,8 @@
 // CompressPool compresses clusters on worker threads while the caller goes
 // on reading, and hands the results back in the order they were submitted,
 // so the single-threaded writer lays the image out exactly as without it.
+// The caller is one of its threads: rather than wait for a result, it
+// compresses a batch no worker has taken.
 #pragma once
 
 #include <condition_variable>
@@ -27,10 +29,11 @@ struct CompressedCluster {
 // Receives finished clusters, in submission order, on the caller's thread.
 using CompressedClusterSink = std::function<void(CompressedCluster&)>;
 
-// A fixed set of compression threads with a bounded queue.
+// A fixed set of compression threads (the caller's included) with a bounded queue.
 class CompressPool {
  public:
-  // threads: workers (at least 1); level: the codec's level (-1: its default).
+  // threads: compressing threads, the caller's included (threads - 1
+  // workers are started); level: the codec's level (-1: its default).
   CompressPool(CompressionType type, int level, unsigned threads);
   ~CompressPool();
   CompressPool(const CompressPool&) = delete;
@@ -54,6 +57,8 @@ class CompressPool {
     bool done = false;
   };
   void Work();
+  // Compresses the clusters of a job in place.
+  static void Run(Job& job, ClusterCompressor& codec);
   void Enqueue();
   void Deliver(const CompressedClusterSink& sink, size_t keep_in_flight);
 
@@ -67,7 +72,8 @@ class CompressPool {
   std::deque<Job*> to_start_;                  // jobs no worker has taken yet
   bool stopping_ = false;
   std::vector<std::thread> workers_;
-  std::unique_ptr<Job> filling_;  // the batch being filled by Submit
+  std::unique_ptr<Job> filling_;                     // the batch being filled by Submit
+  std::unique_ptr<ClusterCompressor> caller_codec_;  // for the jobs the caller runs
 };
 
 }  // namespace qcow2

@@ -57,6 +57,8 @@ void CheckRoundTrip(CompressionType type, unsigned threads) {
   EXPECT_EQ(compressed, kCount - (kCount + 2) / 3);  // the noisy third stays plain
 }
 
+// One thread is the caller's own: no worker is started, and each batch is
+// compressed when the caller would otherwise wait for it.
 TEST(CompressPool, ZstdInOrderWithOneThread) {
   CheckRoundTrip(CompressionType::kZstd, 1);
 }
