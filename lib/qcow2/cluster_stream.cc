@@ -19,7 +19,7 @@ ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType>
 
 ClusterStream::~ClusterStream() = default;
 
-void ClusterStream::Store(CompressedCluster& cluster) {
+void ClusterStream::Store(const CompressedCluster& cluster) {
   if (cluster.compressed) {
     writer_.WriteCompressedCluster(cluster.cluster, cluster.data);
     ++clusters_compressed_;
@@ -33,12 +33,12 @@ void ClusterStream::EmitCluster(uint64_t cluster, std::span<const uint8_t> data)
     return;
   ++clusters_written_;
   if (pool_) {
-    pool_->Submit(cluster, data, [this](CompressedCluster& done) { Store(done); });
+    pool_->Submit(cluster, data, [this](const CompressedCluster& done) { Store(done); });
     return;
   }
   if (compressor_) {
-    if (auto packed = compressor_->Compress(data)) {
-      writer_.WriteCompressedCluster(cluster, *packed);
+    if (const std::span<const uint8_t> packed = compressor_->Pack(data); !packed.empty()) {
+      writer_.WriteCompressedCluster(cluster, packed);
       ++clusters_compressed_;
       return;
     }
@@ -62,7 +62,7 @@ void ClusterStream::Write(uint64_t guest_offset, std::span<const uint8_t> data) 
       EmitCluster(cluster, data.subspan(done, n));  // whole cluster: no copy
     } else {
       if (!pending_cluster_) {
-        pending_.assign(cluster_size_, 0);
+        pending_ = StartPending(cluster);
         pending_cluster_ = cluster;
       }
       std::memcpy(pending_.data() + in_cluster, data.data() + done, n);
@@ -72,18 +72,32 @@ void ClusterStream::Write(uint64_t guest_offset, std::span<const uint8_t> data) 
   position_ = guest_offset + data.size();
 }
 
+std::span<uint8_t> ClusterStream::StartPending(uint64_t cluster) {
+  if (pool_)
+    return pool_->AddCluster(cluster, cluster_size_);  // assembled in the queue: no copy
+  assembly_.assign(cluster_size_, 0);
+  return assembly_;
+}
+
 void ClusterStream::EmitPending() {
   if (!pending_cluster_)
     return;
   const uint64_t cluster = *pending_cluster_;
   pending_cluster_.reset();
-  EmitCluster(cluster, pending_);
+  if (!pool_) {
+    EmitCluster(cluster, pending_);
+  } else if (util::IsAllZero(pending_)) {
+    pool_->DropAdded();
+  } else {
+    ++clusters_written_;
+    pool_->SubmitAdded([this](const CompressedCluster& done) { Store(done); });
+  }
 }
 
 void ClusterStream::Flush() {
   EmitPending();
   if (pool_)
-    pool_->Drain([this](CompressedCluster& done) { Store(done); });
+    pool_->Drain([this](const CompressedCluster& done) { Store(done); });
 }
 
 }  // namespace qcow2

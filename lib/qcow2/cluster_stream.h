@@ -33,14 +33,18 @@ class ClusterStream {
 
  private:
   void EmitCluster(uint64_t cluster, std::span<const uint8_t> data);
+  // Zeroed room for the cluster being assembled: in the pool's queue, or
+  // assembly_ without a pool.
+  std::span<uint8_t> StartPending(uint64_t cluster);
   void EmitPending();
-  void Store(CompressedCluster& cluster);
+  void Store(const CompressedCluster& cluster);
   Qcow2Writer& writer_;
   std::optional<CompressionType> compression_;
   std::unique_ptr<CompressPool> pool_;
   std::unique_ptr<ClusterCompressor> compressor_;  // without a pool
   uint64_t cluster_size_;
-  std::vector<uint8_t> pending_;
+  std::vector<uint8_t> assembly_;
+  std::span<uint8_t> pending_;  // the cluster being assembled, while pending_cluster_ is set
   std::optional<uint64_t> pending_cluster_;
   uint64_t position_ = 0;
   uint64_t clusters_written_ = 0;

@@ -104,21 +104,21 @@ ClusterCompressor::ClusterCompressor(CompressionType type, int level)
 
 ClusterCompressor::~ClusterCompressor() = default;
 
-std::optional<std::vector<uint8_t>> ClusterCompressor::Compress(std::span<const uint8_t> in) {
+std::span<const uint8_t> ClusterCompressor::Pack(std::span<const uint8_t> in) {
   std::vector<uint8_t>& out = state_->scratch;
   size_t packed_size = 0;
   if (type_ == CompressionType::kZstd) {
     if (!state_->zstd)
-      return std::nullopt;  // stored plain: compression is an optimisation only
+      return {};  // stored plain: compression is an optimisation only
     out.resize(std::max(out.size(), ZSTD_compressBound(in.size())));
     const size_t n =
         ZSTD_compress2(state_->zstd.get(), out.data(), out.size(), in.data(), in.size());
     if (ZSTD_isError(n))
-      return std::nullopt;
+      return {};
     packed_size = n;
   } else {
     if (!state_->zlib_ready || deflateReset(state_->zlib.get()) != Z_OK)
-      return std::nullopt;
+      return {};
     out.resize(std::max(out.size(), in.size()));
     z_stream* s = state_->zlib.get();
     s->next_in = const_cast<Bytef*>(in.data());
@@ -126,12 +126,19 @@ std::optional<std::vector<uint8_t>> ClusterCompressor::Compress(std::span<const 
     s->next_out = out.data();
     s->avail_out = static_cast<uInt>(in.size());
     if (deflate(s, Z_FINISH) != Z_STREAM_END)
-      return std::nullopt;  // did not fit: not smaller
+      return {};  // did not fit: not smaller
     packed_size = in.size() - s->avail_out;
   }
   if (packed_size >= in.size())
+    return {};
+  return {out.data(), packed_size};
+}
+
+std::optional<std::vector<uint8_t>> ClusterCompressor::Compress(std::span<const uint8_t> in) {
+  const std::span<const uint8_t> packed = Pack(in);
+  if (packed.empty())
     return std::nullopt;
-  return std::vector<uint8_t>(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(packed_size));
+  return std::vector<uint8_t>(packed.begin(), packed.end());
 }
 
 std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,

@@ -35,6 +35,9 @@ class ClusterCompressor {
   // The compressed cluster, or nothing when it would not be smaller than
   // the input (the caller then stores it plain).
   std::optional<std::vector<uint8_t>> Compress(std::span<const uint8_t> in);
+  // The same without an allocation: the bytes are the compressor's own,
+  // valid until its next call; empty when the cluster is to be stored plain.
+  std::span<const uint8_t> Pack(std::span<const uint8_t> in);
 
  private:
   struct State;

@@ -53,29 +53,62 @@ void CompressPool::Work() {
 }
 
 void CompressPool::Run(Job& job, ClusterCompressor& codec) {
-  for (CompressedCluster& cluster : job.results) {
-    std::optional<std::vector<uint8_t>> packed;
+  for (Job::Entry& e : job.entries) {
+    std::span<const uint8_t> packed;
     try {
-      packed = codec.Compress(cluster.data);
+      packed = codec.Pack(std::span<const uint8_t>(job.input).subspan(e.input_at, e.size));
     } catch (...) {
-      packed.reset();  // stored plain: compression is an optimisation only
+      packed = {};  // stored plain: compression is an optimisation only
     }
-    if (packed) {
-      cluster.data = std::move(*packed);
-      cluster.compressed = true;
+    if (packed.empty())
+      continue;
+    e.packed_at = job.packed.size();
+    e.packed_size = packed.size();
+    e.compressed = true;
+    job.packed.insert(job.packed.end(), packed.begin(), packed.end());
+  }
+}
+
+CompressPool::Job& CompressPool::Filling() {
+  if (!filling_) {
+    if (spare_.empty()) {
+      filling_ = std::make_unique<Job>();
+      filling_->input.reserve(2 * kBatchBytes);
+    } else {
+      filling_ = std::move(spare_.back());
+      spare_.pop_back();
     }
   }
+  return *filling_;
 }
 
 void CompressPool::Submit(uint64_t cluster, std::span<const uint8_t> data,
                           const CompressedClusterSink& sink) {
-  if (!filling_)
-    filling_ = std::make_unique<Job>();
-  CompressedCluster& added = filling_->results.emplace_back();
-  added.cluster = cluster;
-  added.data.assign(data.begin(), data.end());
-  filling_->bytes += data.size();
-  if (filling_->bytes < kBatchBytes)
+  Job& job = Filling();
+  job.entries.push_back({.cluster = cluster, .input_at = job.input.size(), .size = data.size()});
+  job.input.insert(job.input.end(), data.begin(), data.end());
+  MaybeEnqueue(sink);
+}
+
+std::span<uint8_t> CompressPool::AddCluster(uint64_t cluster, size_t size) {
+  Job& job = Filling();
+  job.entries.push_back({.cluster = cluster, .input_at = job.input.size(), .size = size});
+  job.input.resize(job.input.size() + size);
+  return std::span<uint8_t>(job.input).subspan(job.entries.back().input_at, size);
+}
+
+void CompressPool::SubmitAdded(const CompressedClusterSink& sink) {
+  MaybeEnqueue(sink);
+}
+
+void CompressPool::DropAdded() {
+  Job& job = *filling_;
+  job.input.resize(job.entries.back().input_at);
+  job.entries.pop_back();
+}
+
+void CompressPool::MaybeEnqueue(const CompressedClusterSink& sink) {
+  if (filling_->input.size() < kBatchBytes)
     return;
   Enqueue();
   Deliver(sink, max_in_flight_);
@@ -87,7 +120,7 @@ void CompressPool::Drain(const CompressedClusterSink& sink) {
 }
 
 void CompressPool::Enqueue() {
-  if (!filling_)
+  if (!filling_ || filling_->entries.empty())
     return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -124,8 +157,19 @@ void CompressPool::Deliver(const CompressedClusterSink& sink, size_t keep_in_fli
       job = std::move(in_order_.front());
       in_order_.pop_front();
     }
-    for (CompressedCluster& cluster : job->results)
-      sink(cluster);
+    const std::span<const uint8_t> input(job->input);
+    const std::span<const uint8_t> packed(job->packed);
+    for (const Job::Entry& e : job->entries)
+      sink({.cluster = e.cluster,
+            .data = e.compressed ? packed.subspan(e.packed_at, e.packed_size)
+                                 : input.subspan(e.input_at, e.size),
+            .compressed = e.compressed});
+    job->entries.clear();
+    job->input.clear();
+    job->packed.clear();
+    job->done = false;
+    if (spare_.size() < 2)
+      spare_.push_back(std::move(job));
   }
 }
 

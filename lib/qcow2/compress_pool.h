@@ -19,15 +19,16 @@
 
 namespace qcow2 {
 
-// One cluster through the pool: its number, and the bytes to store.
+// One cluster through the pool: its number, and the bytes to store (valid
+// during the sink's call only).
 struct CompressedCluster {
   uint64_t cluster = 0;
-  std::vector<uint8_t> data;  // compressed, or the plain cluster when that was not smaller
+  std::span<const uint8_t> data;  // compressed, or the plain cluster when that was not smaller
   bool compressed = false;
 };
 
 // Receives finished clusters, in submission order, on the caller's thread.
-using CompressedClusterSink = std::function<void(CompressedCluster&)>;
+using CompressedClusterSink = std::function<void(const CompressedCluster&)>;
 
 // A fixed set of compression threads (the caller's included) with a bounded queue.
 class CompressPool {
@@ -42,6 +43,12 @@ class CompressPool {
   // Queues a copy of one cluster; delivers the finished ones at the head of
   // the queue, waiting when too many are in flight.
   void Submit(uint64_t cluster, std::span<const uint8_t> data, const CompressedClusterSink& sink);
+  // Room for one cluster of `size` zeros in the queue, to be filled in place
+  // (no copy) and then queued by SubmitAdded or taken back by DropAdded. No
+  // other call may come in between.
+  std::span<uint8_t> AddCluster(uint64_t cluster, size_t size);
+  void SubmitAdded(const CompressedClusterSink& sink);
+  void DropAdded();
   // Waits for every queued cluster and delivers it.
   void Drain(const CompressedClusterSink& sink);
 
@@ -49,16 +56,29 @@ class CompressPool {
   static unsigned DefaultThreads();
 
  private:
-  // A batch of consecutive submissions (about 1 MiB), the unit of work, so
-  // the cost of handing work over stays small beside that of compressing.
+  // A batch of consecutive clusters (about 1 MiB), the unit of work, so the
+  // cost of handing work over stays small beside that of compressing. Its
+  // buffers are kept for the next batch once it is delivered.
   struct Job {
-    std::vector<CompressedCluster> results;  // inputs first, then outputs
-    size_t bytes = 0;
+    struct Entry {
+      uint64_t cluster = 0;
+      size_t input_at = 0;  // in input
+      size_t size = 0;
+      size_t packed_at = 0;  // in packed, when compressed
+      size_t packed_size = 0;
+      bool compressed = false;
+    };
+    std::vector<Entry> entries;
+    std::vector<uint8_t> input;   // the clusters submitted, one after the other
+    std::vector<uint8_t> packed;  // what the compressed ones compressed to
     bool done = false;
   };
   void Work();
-  // Compresses the clusters of a job in place.
+  // Compresses the clusters of a job.
   static void Run(Job& job, ClusterCompressor& codec);
+  Job& Filling();
+  // Queues the batch being filled when it is full, then delivers.
+  void MaybeEnqueue(const CompressedClusterSink& sink);
   void Enqueue();
   void Deliver(const CompressedClusterSink& sink, size_t keep_in_flight);
 
@@ -73,6 +93,7 @@ class CompressPool {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::unique_ptr<Job> filling_;                     // the batch being filled by Submit
+  std::vector<std::unique_ptr<Job>> spare_;          // delivered batches, for reuse
   std::unique_ptr<ClusterCompressor> caller_codec_;  // for the jobs the caller runs
 };
 
