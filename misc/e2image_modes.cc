@@ -25,6 +25,7 @@
 #include "e2img/read_ahead.h"
 #include "e2img/scramble.h"
 #include "e2img/sinks.h"
+#include "e2img/source_holes.h"
 #include "qcow2/compress_pool.h"
 #include "qcow2/reader.h"
 #include "qcow2/writer.h"
@@ -342,8 +343,16 @@ int Capture(const Options& o) {
   }
   if (!o.raw && !o.qcow2)
     return CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
-  if (!out)
+  if (!out) {
+    // The holes of a sparse source are left out of a file image unread:
+    // without them in the map, the image reserves no L2 table for them (the
+    // 1 GiB journal of the empty 15 TiB filesystem is one).
+    if (!map_options.output_is_device)
+      map.blocks = e2img::Subtract(
+          map.blocks.Extents(),
+          e2img::HoleBlocks(source, map.blocks.Extents(), o.source_offset, fs.block_size()));
     create_output(&map.blocks.Extents());
+  }
 
   if (scrambler && src.skip_holes) {
     // Blocks scrambled into zeros are holes of a file image: left unread (the

@@ -40,4 +40,29 @@ SourceRun SourceHoles::RunAt(uint64_t at, uint64_t max_length) {
   return {known_hole_, std::min(max_length, known_end_ - at)};
 }
 
+std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<BlockExtent>& extents,
+                                    uint64_t source_offset, uint64_t block_size) {
+  SourceHoles holes(file, true);
+  std::vector<BlockExtent> found;
+  for (const BlockExtent& extent : extents) {
+    uint64_t block = extent.start;
+    while (block < extent.end()) {
+      const SourceRun run =
+          holes.RunAt(source_offset + block * block_size, (extent.end() - block) * block_size);
+      // As the copier reads: a block partly data is data.
+      const uint64_t whole = run.length / block_size;
+      if (run.hole && whole != 0) {
+        if (!found.empty() && found.back().end() == block)
+          found.back().count += whole;
+        else
+          found.push_back({block, whole});
+        block += whole;
+      } else {
+        block += std::max<uint64_t>(1, run.hole ? 1 : (run.length + block_size - 1) / block_size);
+      }
+    }
+  }
+  return found;
+}
+
 }  // namespace e2img

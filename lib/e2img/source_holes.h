@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "e2img/block_set.h"
 #include "util/file.h"
 
 namespace e2img {
@@ -34,5 +36,12 @@ class SourceHoles {
   uint64_t known_start_ = 0;
   uint64_t known_end_ = 0;
 };
+
+// The whole blocks of `extents` that are holes of a sparse source file (at
+// source_offset): those the copier would skip. Compressed captures leave them
+// out of the map before it sizes the image, so that no L2 table is reserved
+// for guest ranges that get no data. Nothing when the file is not sparse.
+std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<BlockExtent>& extents,
+                                    uint64_t source_offset, uint64_t block_size);
 
 }  // namespace e2img
