@@ -374,10 +374,18 @@ void Qcow2Writer::Finish() {
   if (compressed_end != 0 && compressed_end / cs == next_free_ / cs - 1)
     file_end = (compressed_end + kSectorSize - 1) / kSectorSize * kSectorSize;
 
-  std::vector<uint8_t> l1_raw(l1_clusters_ * cs, 0);
-  for (size_t i = 0; i < l1_.size(); ++i)
-    util::StoreBE64(&l1_raw[i * 8], l1_[i]);
-  out_.WriteAt(l1_raw, header_.l1_table_offset);
+  // The L1 table in pieces (for 15 TiB it is 15 MiB, beside its own copy in
+  // memory), zeros to the end of its last cluster.
+  constexpr size_t kL1PieceEntries = 1u << 17;
+  const size_t l1_slots = l1_clusters_ * cs / 8;
+  std::vector<uint8_t> piece;
+  for (size_t first = 0; first < l1_slots; first += kL1PieceEntries) {
+    const size_t n = std::min(kL1PieceEntries, l1_slots - first);
+    piece.assign(n * 8, 0);
+    for (size_t i = 0; i < n && first + i < l1_.size(); ++i)
+      util::StoreBE64(&piece[i * 8], l1_[first + i]);
+    out_.WriteAt(piece, header_.l1_table_offset + first * 8);
+  }
 
   std::vector<uint8_t> head = header_.Encode();
   if (head.size() > cs)

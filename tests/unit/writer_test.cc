@@ -1,5 +1,6 @@
 #include "qcow2/writer.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -86,6 +87,39 @@ TEST_F(WriterFixture, WrittenClustersReadBackAndOthersAreZero) {
   r.Read(6 * 4096, buf);
   EXPECT_EQ(buf, std::vector<uint8_t>(4096, 0));
   ExpectExactRefcounts(path);
+}
+
+// An L1 table longer than the piece Finish encodes at a time (2^17 entries)
+// is written whole, with zeros past its last entry over whatever the file
+// held there.
+TEST_F(WriterFixture, ALongL1TableIsWrittenWholeAndPaddedWithZeros) {
+  const uint64_t size = (5ull << 30) + 70 * 512;  // 512-byte clusters: 32 KiB per L1 entry
+  const uint64_t last = size / 512 - 1;
+  {
+    testutil::WriteAll(path, std::vector<uint8_t>(2 << 20, 0xff));
+    util::File f = util::File::Open(path, O_RDWR);
+    Qcow2Writer w(f, {.virtual_size = size, .cluster_bits = 9});
+    w.WriteCluster(0, Pattern(512, 1));
+    w.WriteCluster((9ull << 29) / 512, Pattern(512, 2));  // 4.5 GiB: the second piece
+    w.WriteCluster(last, Pattern(512, 3));
+    w.Finish();
+  }
+  const std::vector<uint8_t> file = testutil::ReadAll(path);
+  const Header h = DecodeHeader(file, path);
+  ASSERT_GT(h.l1_size, 1u << 17);
+  const uint64_t l1_end = h.l1_table_offset + h.l1_size * 8;
+  for (uint64_t at = l1_end; at % 512 != 0; ++at)
+    ASSERT_EQ(file[at], 0) << "L1 padding at " << at;
+  Qcow2Reader r(path);
+  std::vector<uint8_t> buf(512);
+  r.Read(0, buf);
+  EXPECT_EQ(buf, Pattern(512, 1));
+  r.Read(9ull << 29, buf);
+  EXPECT_EQ(buf, Pattern(512, 2));
+  r.Read(last * 512, buf);
+  EXPECT_EQ(buf, Pattern(512, 3));
+  r.Read(1ull << 32, buf);
+  EXPECT_EQ(buf, std::vector<uint8_t>(512, 0));
 }
 
 TEST_F(WriterFixture, OutOfOrderWritesThroughATinyCacheSurviveEviction) {
