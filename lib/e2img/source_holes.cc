@@ -57,8 +57,10 @@ std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<Bl
         else
           found.push_back({block, whole});
         block += whole;
+      } else if (run.hole) {
+        ++block;  // less than a block of hole
       } else {
-        block += std::max<uint64_t>(1, run.hole ? 1 : (run.length + block_size - 1) / block_size);
+        block += std::max<uint64_t>(1, (run.length + block_size - 1) / block_size);
       }
     }
   }
