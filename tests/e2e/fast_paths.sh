@@ -40,6 +40,23 @@ source_is_sparse_and_skipped() {
 }
 ok "a sparse source (journal never written): holes skipped, image exact" source_is_sparse_and_skipped
 
+# A compressed capture leaves the source's holes out of its map before it
+# sizes the image (no L2 table is reserved for them): the guest contents are
+# those of -r, and of the capture of a copy of the source with no holes.
+compressed_sparse_source() {
+  [ -f "$T/lazy.img" ] || return 1
+  cp --sparse=never "$T/lazy.img" "$T/dense.img" || return 1
+  rm -f "$T/lazy.raw" "$T/zs.qcow2" "$T/zd.qcow2"
+  "$E2IMAGE" -r "$T/lazy.img" "$T/lazy.raw" || return 1
+  "$E2IMAGE" -Q --compress=zstd "$T/lazy.img" "$T/zs.qcow2" || return 1
+  "$E2IMAGE" -Q --compress=zstd "$T/dense.img" "$T/zd.qcow2" || return 1
+  qcow2_clean "$T/zs.qcow2" || return 1
+  qemu-img compare -F raw "$T/zs.qcow2" "$T/lazy.raw" > /dev/null || return 1
+  qemu-img compare "$T/zs.qcow2" "$T/zd.qcow2" > /dev/null
+}
+ok "--compress of a sparse source: same contents as -r and as of a copy without holes" \
+  compressed_sparse_source
+
 compressed_with_threads() {
   threads=$1
   rm -f "$T/z.qcow2"
