@@ -26,16 +26,16 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
       uint64_t count = std::min(chunk_blocks, extent.end() - start);
       const uint64_t at = source.offset + start * bs;
       // Holes of a sparse source are zeros: skip whole blocks of them unread.
-      const SourceRun run = holes.RunAt(at, count * bs);
-      if (run.hole && run.length >= bs) {
-        start += run.length / bs;
-        done += run.length / bs;
+      const BlockRun run = AsBlocks(holes.RunAt(at, count * bs), bs);
+      if (run.skip) {
+        start += run.blocks;
+        done += run.blocks;
         read_ahead.ReaderDone(done);
         if (progress)
           progress(done);
         continue;
       }
-      count = std::min(count, std::max<uint64_t>(1, (run.length + bs - 1) / bs));
+      count = std::min(count, run.blocks);
       buf.resize(count * bs);
       const size_t got = source.file->ReadUpTo(buf, at);
       if (got < buf.size()) {

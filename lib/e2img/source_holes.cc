@@ -40,6 +40,12 @@ SourceRun SourceHoles::RunAt(uint64_t at, uint64_t max_length) {
   return {known_hole_, std::min(max_length, known_end_ - at)};
 }
 
+BlockRun AsBlocks(const SourceRun& run, uint64_t block_size) {
+  if (run.hole && run.length >= block_size)
+    return {true, run.length / block_size};
+  return {false, std::max<uint64_t>(1, run.hole ? 1 : (run.length + block_size - 1) / block_size)};
+}
+
 std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<BlockExtent>& extents,
                                     uint64_t source_offset, uint64_t block_size) {
   SourceHoles holes(file, true);
@@ -47,21 +53,14 @@ std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<Bl
   for (const BlockExtent& extent : extents) {
     uint64_t block = extent.start;
     while (block < extent.end()) {
-      const SourceRun run =
-          holes.RunAt(source_offset + block * block_size, (extent.end() - block) * block_size);
-      // As the copier reads: a block partly data is data.
-      const uint64_t whole = run.length / block_size;
-      if (run.hole && whole != 0) {
-        if (!found.empty() && found.back().end() == block)
-          found.back().count += whole;
-        else
-          found.push_back({block, whole});
-        block += whole;
-      } else if (run.hole) {
-        ++block;  // less than a block of hole
-      } else {
-        block += std::max<uint64_t>(1, (run.length + block_size - 1) / block_size);
-      }
+      const BlockRun run = AsBlocks(
+          holes.RunAt(source_offset + block * block_size, (extent.end() - block) * block_size),
+          block_size);
+      if (run.skip && !found.empty() && found.back().end() == block)
+        found.back().count += run.blocks;
+      else if (run.skip)
+        found.push_back({block, run.blocks});
+      block += run.blocks;
     }
   }
   return found;

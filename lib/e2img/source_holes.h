@@ -37,6 +37,15 @@ class SourceHoles {
   uint64_t known_end_ = 0;
 };
 
+// How the copier takes a run at the start of a block: as `blocks` whole
+// blocks of hole to skip, or as `blocks` (at least one) to read, a block
+// partly data being data.
+struct BlockRun {
+  bool skip = false;
+  uint64_t blocks = 0;
+};
+BlockRun AsBlocks(const SourceRun& run, uint64_t block_size);
+
 // The whole blocks of `extents` that are holes of a sparse source file (at
 // source_offset): those the copier would skip. Compressed captures leave them
 // out of the map before it sizes the image, so that no L2 table is reserved
