@@ -10,7 +10,10 @@ namespace qcow2 {
 
 ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
                              unsigned threads)
-    : writer_(writer), compression_(compression), cluster_size_(writer.cluster_size()) {
+    : writer_(writer),
+      compression_(compression),
+      store_([this](const CompressedCluster& done) { Store(done); }),
+      cluster_size_(writer.cluster_size()) {
   if (compression_ && threads > 1)
     pool_ = std::make_unique<CompressPool>(*compression_, kDefaultLevel, threads);
   else if (compression_)
@@ -33,7 +36,7 @@ void ClusterStream::EmitCluster(uint64_t cluster, std::span<const uint8_t> data)
     return;
   ++clusters_written_;
   if (pool_) {
-    pool_->Submit(cluster, data, [this](const CompressedCluster& done) { Store(done); });
+    pool_->Submit(cluster, data, store_);
     return;
   }
   if (compressor_) {
@@ -90,14 +93,14 @@ void ClusterStream::EmitPending() {
     pool_->DropAdded();
   } else {
     ++clusters_written_;
-    pool_->SubmitAdded([this](const CompressedCluster& done) { Store(done); });
+    pool_->SubmitAdded(store_);
   }
 }
 
 void ClusterStream::Flush() {
   EmitPending();
   if (pool_)
-    pool_->Drain([this](const CompressedCluster& done) { Store(done); });
+    pool_->Drain(store_);
 }
 
 }  // namespace qcow2

@@ -23,6 +23,8 @@ class ClusterStream {
   ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
                 unsigned threads = 1);
   ~ClusterStream();
+  ClusterStream(const ClusterStream&) = delete;  // store_ holds this
+  ClusterStream& operator=(const ClusterStream&) = delete;
   // Adds guest bytes at offset; offsets must not go backwards.
   void Write(uint64_t guest_offset, std::span<const uint8_t> data);
   // Stores the last partial cluster. Call before writer.Finish().
@@ -41,6 +43,7 @@ class ClusterStream {
   Qcow2Writer& writer_;
   std::optional<CompressionType> compression_;
   std::unique_ptr<CompressPool> pool_;
+  CompressedClusterSink store_;                    // Store, as the pool takes it
   std::unique_ptr<ClusterCompressor> compressor_;  // without a pool
   uint64_t cluster_size_;
   std::vector<uint8_t> assembly_;
