@@ -39,14 +39,12 @@ void ClusterStream::EmitCluster(uint64_t cluster, std::span<const uint8_t> data)
     pool_->Submit(cluster, data, store_);
     return;
   }
+  CompressedCluster done{cluster, data, false};
   if (compressor_) {
-    if (const std::span<const uint8_t> packed = compressor_->Pack(data); !packed.empty()) {
-      writer_.WriteCompressedCluster(cluster, packed);
-      ++clusters_compressed_;
-      return;
-    }
+    if (const std::span<const uint8_t> packed = compressor_->Pack(data); !packed.empty())
+      done = {cluster, packed, true};
   }
-  writer_.WriteCluster(cluster, data);
+  Store(done);
 }
 
 void ClusterStream::Write(uint64_t guest_offset, std::span<const uint8_t> data) {
