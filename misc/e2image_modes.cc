@@ -347,14 +347,18 @@ int Capture(const Options& o) {
     // The holes of a sparse source are left out of a file image unread:
     // without them in the map, the image reserves no L2 table for them (the
     // 1 GiB journal of the empty 15 TiB filesystem is one).
-    if (!map_options.output_is_device)
+    const bool holes_left_out = !map_options.output_is_device;
+    if (holes_left_out)
       map.blocks = e2img::Subtract(
           map.blocks.Extents(),
           e2img::HoleBlocks(source, map.blocks.Extents(), o.source_offset, fs.block_size()));
     create_output(&map.blocks.Extents());
+    // No hole is left in the map: the copier need not ask the source again.
+    if (holes_left_out)
+      src.skip_holes = false;
   }
 
-  if (scrambler && src.skip_holes) {
+  if (scrambler && out->kind() != util::OutputFile::Kind::kBlockDevice) {
     // Blocks scrambled into zeros are holes of a file image: left unread (the
     // journal of the small-files filesystem is a third of its image). Those
     // copied during the scan come again, zeroed, with the others that change.
