@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/background_sync.h"
 #include "util/error.h"
 
 namespace util {
@@ -17,12 +18,14 @@ File::File(File&& other) noexcept
       owned_(other.owned_),
       path_(std::move(other.path_)),
       stream_offset_(other.stream_offset_),
-      writeback_every_(other.writeback_every_) {
+      writeback_every_(other.writeback_every_),
+      background_sync_(std::move(other.background_sync_)) {
   other.fd_ = -1;
 }
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
+    StopBackgroundSync();
     if (fd_ >= 0 && owned_)
       ::close(fd_);
     fd_ = other.fd_;
@@ -30,12 +33,14 @@ File& File::operator=(File&& other) noexcept {
     path_ = std::move(other.path_);
     stream_offset_ = other.stream_offset_;
     writeback_every_ = other.writeback_every_;
+    background_sync_ = std::move(other.background_sync_);
     other.fd_ = -1;
   }
   return *this;
 }
 
 File::~File() {
+  StopBackgroundSync();
   if (fd_ >= 0 && owned_)
     ::close(fd_);
 }
@@ -102,6 +107,18 @@ void File::NoteWritten(size_t bytes) const {
   written_since_writeback_ = 0;
   // A hint: a failure here is met again, and reported, by Sync().
   (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+  // The disk's cache, too, is emptied as the file grows, not all at the end.
+  if (!background_sync_)
+    background_sync_ = std::make_unique<BackgroundSync>(fd_);
+  background_sync_->Request();
+}
+
+int File::StopBackgroundSync() const {
+  if (!background_sync_)
+    return 0;
+  const int error = background_sync_->Stop();
+  background_sync_.reset();
+  return error;
 }
 
 void File::Write(std::span<const uint8_t> buf) const {
@@ -127,6 +144,8 @@ void File::Truncate(uint64_t size) const {
 }
 
 void File::Sync() const {
+  if (const int error = StopBackgroundSync())
+    throw Error(path_ + ": fsync failed: " + ErrnoText(error));
   if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS)
     throw Error(path_ + ": fsync failed: " + ErrnoText(errno));
 }
@@ -152,10 +171,13 @@ uint64_t File::Size() const {
 void File::Close() {
   if (fd_ < 0)
     return;
+  const int sync_error = StopBackgroundSync();
   int fd = fd_;
   fd_ = -1;
   if (owned_ && ::close(fd) != 0)
     throw Error(path_ + ": close failed: " + ErrnoText(errno));
+  if (sync_error)
+    throw Error(path_ + ": fsync failed: " + ErrnoText(sync_error));
 }
 
 bool IsAllZero(std::span<const uint8_t> data) {

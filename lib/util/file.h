@@ -7,8 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
+
+#include "util/background_sync.h"
 
 namespace util {
 
@@ -41,15 +44,18 @@ class File {
   // Writes all of buf at the current position (for pipes and stdout).
   void Write(std::span<const uint8_t> buf) const;
   void Truncate(uint64_t size) const;
+  // fsync(2); also reports a failed background flush (StartWritebackEvery).
   void Sync() const;
   // From now on, every `bytes` written through WriteAt/Write start the
-  // kernel's writeback of the file (sync_file_range, not waiting), so that
-  // the final Sync() finds little left to write.
+  // kernel's writeback of the file (sync_file_range, not waiting) and ask a
+  // thread to flush the file to the disk (fdatasync), so that the final
+  // Sync() finds little left to write, in the page cache or the disk's own.
   void StartWritebackEvery(uint64_t bytes) { writeback_every_ = bytes; }
   struct stat Stat() const;
   // Size in bytes: st_size for files, BLKGETSIZE64 for block devices.
   uint64_t Size() const;
-  // Closes now, reporting close(2) errors (which can carry delayed write errors).
+  // Closes now, reporting close(2) errors (which can carry delayed write
+  // errors) and a failed background flush.
   void Close();
 
  private:
@@ -59,7 +65,10 @@ class File {
   mutable uint64_t stream_offset_ = 0;  // bytes written by Write(), for messages
   uint64_t writeback_every_ = 0;        // 0: leave writeback to the kernel
   mutable uint64_t written_since_writeback_ = 0;
+  mutable std::unique_ptr<BackgroundSync> background_sync_;  // started by the first writeback
   void NoteWritten(size_t bytes) const;
+  // Ends the background flush; returns the errno of its first failure, or 0.
+  int StopBackgroundSync() const;
 };
 
 // True when every byte of data is zero.

@@ -170,8 +170,9 @@ void OutputFile::Commit() {
   if (kind_ == Kind::kStream)
     return;
   // Synced before it gets its name, so that a name never points at an image
-  // a power cut could still tear. Writeback was started all along (every
-  // kWritebackBytes), so little is left to wait for here.
+  // a power cut could still tear. Writeback and a background flush were
+  // started all along (every kWritebackBytes), so little is left to wait for
+  // here; a flush that failed on the way fails this too.
   file_.Sync();
   if (kind_ == Kind::kRegular) {
     file_.Close();

@@ -1,10 +1,13 @@
 // An LD_PRELOAD library for the fault tests: it wraps read(2), write(2),
-// pread(2), pwrite(2) and fsync(2) and, on the descriptors whose path contains
+// pread(2), pwrite(2), fsync(2) and fdatasync(2) and, on the descriptors whose path contains
 // IOFAULT_PATH, fails or shortens transfers as the environment asks:
 //
-//   IOFAULT_OP     read | write | fsync: which calls to count (default write)
+//   IOFAULT_OP     read | write | fsync: which calls to count (default
+//                  write; fsync counts fdatasync too)
 //   IOFAULT_PATH   substring of /proc/self/fd/N's target (default: any file)
 //   IOFAULT_NTH    fail the Nth matching call (1-based) and every later one
+//   IOFAULT_ONCE   1: fail the Nth call only (a write error the kernel
+//                  reports once, then forgets)
 //   IOFAULT_ERRNO  EIO | ENOSPC | EFBIG | EINTR (EINTR fails only that call)
 //   IOFAULT_SHORT  1: never fail; every matching read or write moves at most
 //                  half the bytes asked (at least one), and every other
@@ -20,6 +23,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +39,7 @@ struct Config {
   const char* path = nullptr;
   long nth = 0;
   int error = EIO;
+  bool once = false;
   bool shortened = false;
   long delay_ms = 0;
   const char* log = nullptr;
@@ -42,7 +47,7 @@ struct Config {
 };
 
 Config g_config;
-long g_calls = 0;
+std::atomic<long> g_calls = 0;  // a background thread may flush while another writes
 
 void Load() {
   if (g_config.loaded)
@@ -61,6 +66,7 @@ void Load() {
     if (!std::strcmp(e, "EINTR"))
       g_config.error = EINTR;
   }
+  g_config.once = std::getenv("IOFAULT_ONCE") && std::atoi(std::getenv("IOFAULT_ONCE"));
   g_config.shortened = std::getenv("IOFAULT_SHORT") && std::atoi(std::getenv("IOFAULT_SHORT"));
   if (const char* delay = std::getenv("IOFAULT_DELAY_MS"))
     g_config.delay_ms = std::atol(delay);
@@ -83,7 +89,7 @@ bool PathMatches(int fd) {
   return std::strstr(target, g_config.path) != nullptr;
 }
 
-void Log(const char* call, int fd, size_t count) {
+void Log(const char* call, int fd, size_t count, long call_number) {
   if (!g_config.log)
     return;
   // The real write, so that logging never recurses into the shim.
@@ -95,7 +101,7 @@ void Log(const char* call, int fd, size_t count) {
   char line[256];
   const int len =
       std::snprintf(line, sizeof line, "%s fd=%d count=%zu call=%ld errno=%d short=%d\n", call, fd,
-                    count, g_calls, g_config.error, g_config.shortened);
+                    count, call_number, g_config.error, g_config.shortened);
   if (len > 0)
     real_write(log_fd, line, static_cast<size_t>(len));
   ::close(log_fd);
@@ -113,11 +119,11 @@ Decision Decide(const char* kind, const char* call, int fd, size_t count) {
   Load();
   if (!g_config.active || std::strcmp(g_config.op, kind) != 0 || !PathMatches(fd))
     return d;
-  ++g_calls;
+  const long call_number = ++g_calls;
   if (g_config.delay_ms > 0)
     ::usleep(static_cast<useconds_t>(g_config.delay_ms) * 1000);
   if (g_config.shortened) {
-    if (g_calls % 2 == 1) {
+    if (call_number % 2 == 1) {
       d.fail = true;
       errno = EINTR;
       return d;
@@ -128,8 +134,9 @@ Decision Decide(const char* kind, const char* call, int fd, size_t count) {
   }
   if (g_config.nth <= 0)
     return d;
-  if (g_calls == g_config.nth || (g_calls > g_config.nth && g_config.error != EINTR)) {
-    Log(call, fd, count);
+  const bool later_fails = !g_config.once && g_config.error != EINTR;
+  if (call_number == g_config.nth || (call_number > g_config.nth && later_fails)) {
+    Log(call, fd, count, call_number);
     d.fail = true;
     errno = g_config.error;
   }
@@ -141,7 +148,7 @@ __attribute__((destructor)) void WriteCount() {
   if (!g_config.count_file)
     return;
   if (FILE* f = std::fopen(g_config.count_file, "w")) {
-    std::fprintf(f, "%ld\n", g_calls);
+    std::fprintf(f, "%ld\n", g_calls.load());
     std::fclose(f);
   }
 }
@@ -190,6 +197,12 @@ ssize_t pwrite(int fd, const void* buf, size_t count, off_t offset) {
 int fsync(int fd) {
   static auto real = Next<int (*)(int)>("fsync");
   const Decision d = Decide("fsync", "fsync", fd, 0);
+  return d.fail ? -1 : real(fd);
+}
+
+int fdatasync(int fd) {
+  static auto real = Next<int (*)(int)>("fdatasync");
+  const Decision d = Decide("fsync", "fdatasync", fd, 0);
   return d.fail ? -1 : real(fd);
 }
 
