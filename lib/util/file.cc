@@ -18,7 +18,7 @@ File::File(File&& other) noexcept
       owned_(other.owned_),
       path_(std::move(other.path_)),
       stream_offset_(other.stream_offset_),
-      writeback_every_(other.writeback_every_),
+      flush_every_(other.flush_every_),
       background_sync_(std::move(other.background_sync_)) {
   other.fd_ = -1;
 }
@@ -32,7 +32,7 @@ File& File::operator=(File&& other) noexcept {
     owned_ = other.owned_;
     path_ = std::move(other.path_);
     stream_offset_ = other.stream_offset_;
-    writeback_every_ = other.writeback_every_;
+    flush_every_ = other.flush_every_;
     background_sync_ = std::move(other.background_sync_);
     other.fd_ = -1;
   }
@@ -99,15 +99,14 @@ void File::WriteAt(std::span<const uint8_t> buf, uint64_t offset) const {
 }
 
 void File::NoteWritten(size_t bytes) const {
-  if (!writeback_every_)
+  if (!flush_every_)
     return;
-  written_since_writeback_ += bytes;
-  if (written_since_writeback_ < writeback_every_)
+  written_since_flush_ += bytes;
+  if (written_since_flush_ < flush_every_)
     return;
-  written_since_writeback_ = 0;
-  // A hint: a failure here is met again, and reported, by Sync().
-  (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
-  // The disk's cache, too, is emptied as the file grows, not all at the end.
+  written_since_flush_ = 0;
+  // On a thread, not sync_file_range here: starting the writeback of
+  // scattered pages (a raw image) blocked the writer up to 0.1 s a time.
   if (!background_sync_)
     background_sync_ = std::make_unique<BackgroundSync>(fd_);
   background_sync_->Request();

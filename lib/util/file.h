@@ -44,13 +44,13 @@ class File {
   // Writes all of buf at the current position (for pipes and stdout).
   void Write(std::span<const uint8_t> buf) const;
   void Truncate(uint64_t size) const;
-  // fsync(2); also reports a failed background flush (StartWritebackEvery).
+  // fsync(2); also reports a failed background flush (FlushInBackgroundEvery).
   void Sync() const;
-  // From now on, every `bytes` written through WriteAt/Write start the
-  // kernel's writeback of the file (sync_file_range, not waiting) and ask a
-  // thread to flush the file to the disk (fdatasync), so that the final
-  // Sync() finds little left to write, in the page cache or the disk's own.
-  void StartWritebackEvery(uint64_t bytes) { writeback_every_ = bytes; }
+  // From now on, every `bytes` written through WriteAt/Write ask a thread
+  // to flush the file to the disk (fdatasync) while writing goes on, so
+  // that the final Sync() finds little left to write, in the page cache or
+  // the disk's own.
+  void FlushInBackgroundEvery(uint64_t bytes) { flush_every_ = bytes; }
   struct stat Stat() const;
   // Size in bytes: st_size for files, BLKGETSIZE64 for block devices.
   uint64_t Size() const;
@@ -63,9 +63,9 @@ class File {
   bool owned_ = true;
   std::string path_;
   mutable uint64_t stream_offset_ = 0;  // bytes written by Write(), for messages
-  uint64_t writeback_every_ = 0;        // 0: leave writeback to the kernel
-  mutable uint64_t written_since_writeback_ = 0;
-  mutable std::unique_ptr<BackgroundSync> background_sync_;  // started by the first writeback
+  uint64_t flush_every_ = 0;            // 0: leave writeback to the kernel
+  mutable uint64_t written_since_flush_ = 0;
+  mutable std::unique_ptr<BackgroundSync> background_sync_;  // made by the first flush
   void NoteWritten(size_t bytes) const;
   // Ends the background flush; returns the errno of its first failure, or 0.
   int StopBackgroundSync() const;

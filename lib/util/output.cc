@@ -17,8 +17,10 @@
 namespace util {
 namespace {
 
-// How much of an image file is written between two starts of its writeback.
-constexpr uint64_t kWritebackBytes = 32ull << 20;
+// How much of an image file is written between two asks for a background
+// flush (they merge while one runs). 8 MiB gave -r of the /usr filesystem
+// (125 MB of scattered writes) 0.62 s against 0.68 s at 32 MiB; 2 MiB no better.
+constexpr uint64_t kBackgroundFlushBytes = 8ull << 20;
 
 // The one temporary file to remove if a signal ends the process.
 char g_temp_path[4096];
@@ -139,7 +141,7 @@ OutputFile OutputFile::Create(const std::string& path) {
     throw Error(path + ": cannot create output file: " + ErrnoText(errno));
   out.temp_path_ = name.data();
   out.file_ = File(fd, path);
-  out.file_.StartWritebackEvery(kWritebackBytes);
+  out.file_.FlushInBackgroundEvery(kBackgroundFlushBytes);
   out.kind_ = Kind::kRegular;
   ArmTempCleanup(out.temp_path_);
   const mode_t mask = ::umask(0);
@@ -170,9 +172,9 @@ void OutputFile::Commit() {
   if (kind_ == Kind::kStream)
     return;
   // Synced before it gets its name, so that a name never points at an image
-  // a power cut could still tear. Writeback and a background flush were
-  // started all along (every kWritebackBytes), so little is left to wait for
-  // here; a flush that failed on the way fails this too.
+  // a power cut could still tear. It was flushed in the background all
+  // along (every kBackgroundFlushBytes), so little is left to wait for here;
+  // a flush that failed on the way fails this too.
   file_.Sync();
   if (kind_ == Kind::kRegular) {
     file_.Close();

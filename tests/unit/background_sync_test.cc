@@ -49,7 +49,7 @@ TEST(BackgroundSync, FileFlushedWhileWrittenKeepsEveryByte) {
   std::vector<uint8_t> expected;
   {
     util::File file = testutil::CreateFile(path);
-    file.StartWritebackEvery(4096);
+    file.FlushInBackgroundEvery(4096);
     for (uint32_t i = 0; i < 64; ++i) {
       const std::vector<uint8_t> chunk = testutil::Pattern(3000, i);
       file.WriteAt(chunk, expected.size());
