@@ -1,5 +1,6 @@
 #include "util/background_sync.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,15 +40,20 @@ void BackgroundSync::Run() {
     requested_ = false;
     lock.unlock();
     int error = 0;
-    while (::fdatasync(fd_) != 0) {
+    // The page cache's writeback, waited for, but no flush of the disk's own
+    // cache (fdatasync): one per 8 MiB stalled a 9 GB -Qa of /usr for 22 s
+    // against 12-17 s; the final fsync flushes that cache once.
+    constexpr unsigned kWriteAndWait =
+        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    while (::sync_file_range(fd_, 0, 0, kWriteAndWait) != 0) {
       error = errno;
       if (error != EINTR)
         break;
       error = 0;
     }
     lock.lock();
-    // EINVAL and EROFS: a file that cannot be synced, as File::Sync allows.
-    if (error && error != EINVAL && error != EROFS && !first_error_)
+    // EINVAL and ESPIPE: a file that cannot be flushed (a pipe), as File::Sync allows.
+    if (error && error != EINVAL && error != ESPIPE && !first_error_)
       first_error_ = error;
   }
 }

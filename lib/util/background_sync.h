@@ -1,6 +1,7 @@
-// BackgroundSync flushes a file to its disk on a thread of its own while the
-// caller goes on writing it, so that the final fsync of a large output finds
-// the disk's cache nearly empty instead of waiting for all of it.
+// BackgroundSync writes a file's dirty pages out to its disk on a thread of
+// its own while the caller goes on writing it, so that the final fsync of a
+// large output finds little left to write instead of waiting for all of it,
+// and the writer never blocks on the writeback.
 #pragma once
 
 #include <condition_variable>
@@ -9,7 +10,8 @@
 
 namespace util {
 
-// One thread running fdatasync(2) on a descriptor (not owned) when asked.
+// One thread running sync_file_range(2), writing and waiting, on a
+// descriptor (not owned) when asked.
 class BackgroundSync {
  public:
   explicit BackgroundSync(int fd) : fd_(fd) {}

@@ -105,8 +105,8 @@ void File::NoteWritten(size_t bytes) const {
   if (written_since_flush_ < flush_every_)
     return;
   written_since_flush_ = 0;
-  // On a thread, not sync_file_range here: starting the writeback of
-  // scattered pages (a raw image) blocked the writer up to 0.1 s a time.
+  // On a thread, not here: starting the writeback of scattered pages (a
+  // raw image) blocked the writer up to 0.1 s a time.
   if (!background_sync_)
     background_sync_ = std::make_unique<BackgroundSync>(fd_);
   background_sync_->Request();

@@ -47,9 +47,8 @@ class File {
   // fsync(2); also reports a failed background flush (FlushInBackgroundEvery).
   void Sync() const;
   // From now on, every `bytes` written through WriteAt/Write ask a thread
-  // to flush the file to the disk (fdatasync) while writing goes on, so
-  // that the final Sync() finds little left to write, in the page cache or
-  // the disk's own.
+  // to write the file's dirty pages out to the disk (BackgroundSync) while
+  // writing goes on, so that the final Sync() finds little left to write.
   void FlushInBackgroundEvery(uint64_t bytes) { flush_every_ = bytes; }
   struct stat Stat() const;
   // Size in bytes: st_size for files, BLKGETSIZE64 for block devices.
