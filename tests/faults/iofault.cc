@@ -1,9 +1,10 @@
 // An LD_PRELOAD library for the fault tests: it wraps read(2), write(2),
-// pread(2), pwrite(2), fsync(2), fdatasync(2) and sync_file_range(2) and, on the descriptors whose
-// path contains IOFAULT_PATH, fails or shortens transfers as the environment asks:
+// pread(2), pwrite(2), fsync(2) and sync_file_range(2) and, on the
+// descriptors whose path contains IOFAULT_PATH, fails or shortens transfers
+// as the environment asks:
 //
 //   IOFAULT_OP     read | write | fsync: which calls to count (default
-//                  write; fsync counts fdatasync and sync_file_range too)
+//                  write; fsync counts sync_file_range too)
 //   IOFAULT_PATH   substring of /proc/self/fd/N's target (default: any file)
 //   IOFAULT_NTH    fail the Nth matching call (1-based) and every later one
 //   IOFAULT_ONCE   1: fail the Nth call only (a write error the kernel
@@ -204,12 +205,6 @@ int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags) {
   static auto real = Next<int (*)(int, off_t, off_t, unsigned int)>("sync_file_range");
   const Decision d = Decide("fsync", "sync_file_range", fd, 0);
   return d.fail ? -1 : real(fd, offset, nbytes, flags);
-}
-
-int fdatasync(int fd) {
-  static auto real = Next<int (*)(int)>("fdatasync");
-  const Decision d = Decide("fsync", "fdatasync", fd, 0);
-  return d.fail ? -1 : real(fd);
 }
 
 }  // extern "C"
