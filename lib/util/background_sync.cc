@@ -52,7 +52,8 @@ void BackgroundSync::Run() {
       error = 0;
     }
     lock.lock();
-    // EINVAL and ESPIPE: a file that cannot be flushed (a pipe), as File::Sync allows.
+    // EINVAL and ESPIPE: a file sync_file_range cannot write out (a pipe),
+    // no failure of the output's, as EINVAL and EROFS are none for File::Sync.
     if (error && error != EINVAL && error != ESPIPE && !first_error_)
       first_error_ = error;
   }
