@@ -309,8 +309,9 @@ int Capture(const Options& o) {
     };
   }
   // Uncompressed captures into files copy the group tables while the inode
-  // scan runs: the sink exists before the map is complete. Scrambled ones
-  // copy them as they are and then again, scrambled, the blocks that change.
+  // scan runs, and the blocks it found while the directories are parsed: the
+  // sink exists before the map is complete. Scrambled ones copy the tables
+  // as they are and then again, scrambled, the blocks that change.
   std::optional<util::OutputFile> out;
   std::unique_ptr<e2img::ImageSink> sink;
   std::optional<e2img::OverlappedCopy> overlapped_copy;
@@ -330,6 +331,11 @@ int Capture(const Options& o) {
         };
       overlapped_copy.emplace(src, *sink, Warn, std::move(check));
       map_options.tables_marked = [&](e2img::MetadataMap& known) { overlapped_copy->Start(known); };
+      // Scrambling changes the blocks the inode scan adds: they wait for the map.
+      if (!scrambler)
+        map_options.inodes_scanned = [&](e2img::MetadataMap& known) {
+          overlapped_copy->Continue(known);
+        };
     }
   }
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);

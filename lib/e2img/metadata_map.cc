@@ -226,6 +226,8 @@ class InodePass {
       }
     }
     ProcessSkippedSpecialInodes(inode, inode_buf.size(), stash);
+    if (options_.inodes_scanned)
+      options_.inodes_scanned(map_);
     ReadDirectoryBlocks(filesystem);
     refs_.MarkSkippedInodes(map_, warn_);
   }

@@ -28,6 +28,9 @@ struct MapOptions {
   // Called once the group tables are marked, before the inode scan: the map
   // then holds the superblock, descriptors, bitmaps and inode tables.
   std::function<void(MetadataMap& map)> tables_marked;
+  // Called once the inode scan is done, before the directory blocks are
+  // parsed: the map then holds every block but those directory entries add.
+  std::function<void(MetadataMap& map)> inodes_scanned;
   // Called for every in-use inode (the scrambler learns the filesystem this way).
   std::function<void(uint32_t ino, const ext2_inode& inode)> observe_inode;
 };

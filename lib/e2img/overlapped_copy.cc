@@ -54,17 +54,47 @@ void OverlappedCopy::Start(MetadataMap& known) {
   worker_ = std::jthread([this](std::stop_token stop) { Work(stop); });
 }
 
+void OverlappedCopy::Continue(MetadataMap& known) {
+  if (!worker_.joinable() || check_)
+    return;
+  BlockSet tails;
+  for (const auto& [block, offset] : known.stale_tails)
+    tails.Add(block);
+  BlockSet untailed = Subtract(known.blocks.Extents(), tails.Extents());
+  continued_ = WholeUnits(Subtract(untailed.Extents(), early_.Extents()).Extents(),
+                          sink_.SecondPassUnitBlocks());
+  continued_.Extents();  // sorted now: read-only from here on
+  {
+    std::lock_guard lock(mutex_);
+    continued_ready_ = true;
+  }
+  handed_over_.notify_all();
+}
+
+void OverlappedCopy::CopyOnWorker(const std::stop_token& stop, BlockSet& blocks, ImageSink& into) {
+  const uint64_t before = early_done_;
+  early_problems_ += CopyBlocks(
+      source_, blocks, into,
+      [&](uint64_t done) {
+        early_done_ = before + done;
+        if (stop.stop_requested())
+          throw CopyStopped{};
+      },
+      warn_);
+}
+
 void OverlappedCopy::Work(std::stop_token stop) {
   try {
     CheckingSink checking(*this);
-    early_problems_ = CopyBlocks(
-        source_, early_, check_ ? static_cast<ImageSink&>(checking) : sink_,
-        [&](uint64_t done) {
-          early_done_ = done;
-          if (stop.stop_requested())
-            throw CopyStopped{};
-        },
-        warn_);
+    CopyOnWorker(stop, early_, check_ ? static_cast<ImageSink&>(checking) : sink_);
+    std::unique_lock lock(mutex_);
+    handed_over_.wait(lock, stop, [this] { return continued_ready_ || finishing_; });
+    if (!continued_ready_ || stop.stop_requested())
+      return;
+    lock.unlock();
+    // A pass of its own: these blocks lie between and below the early ones.
+    sink_.StartSecondPass({});
+    CopyOnWorker(stop, continued_, sink_);
   } catch (const CopyStopped&) {
   } catch (...) {
     error_ = std::current_exception();
@@ -73,15 +103,23 @@ void OverlappedCopy::Work(std::stop_token stop) {
 
 uint64_t OverlappedCopy::Finish(MetadataMap& map, const ProgressFn& progress,
                                 TransformedPass* transformed) {
+  {
+    std::lock_guard lock(mutex_);
+    finishing_ = true;
+  }
+  handed_over_.notify_all();
   if (worker_.joinable())
     worker_.join();
   if (error_)
     std::rethrow_exception(error_);
-  BlockSet rest = Subtract(map.blocks.Extents(), early_.Extents());
+  BlockSet copied = early_;
+  for (const BlockExtent& e : continued_.Extents())
+    copied.Add(e.start, e.count);
+  BlockSet rest = Subtract(map.blocks.Extents(), copied.Extents());
   BlockSet again;
   if (transformed) {
-    // Early units are whole: those holding a changed block come again whole.
-    BlockSet changed = Intersect(transformed->changed.Extents(), early_.Extents());
+    // Units copied on the worker are whole: those holding a changed block come again whole.
+    BlockSet changed = Intersect(transformed->changed.Extents(), copied.Extents());
     for (const BlockExtent& e : flagged_.Extents())
       changed.Add(e.start, e.count);
     again = CoveringUnits(changed.Extents(), sink_.SecondPassUnitBlocks());

@@ -1,17 +1,20 @@
 // OverlappedCopy copies the blocks known before the inode scan (superblock,
 // descriptors, bitmaps and the used inode tables: most of a capture) on a
-// worker thread while the scan goes on, and then, once the map is complete,
-// the blocks the scan added. The scan and the copy each keep one core busy
-// instead of taking turns. A capture whose blocks are transformed on their
-// way (scrambling) copies early blocks as they are and writes again, in the
-// second pass and transformed, the units holding a block the transform may
-// change.
+// worker thread while the scan goes on, then those the inode scan added
+// (directories, extent trees) while the directory blocks are parsed, and
+// last, once the map is complete, the blocks the directories added. The scan
+// and the copy each keep one core busy instead of taking turns. A capture
+// whose blocks are transformed on their way (scrambling) copies early blocks
+// as they are and writes again, in the last pass and transformed, the units
+// holding a block the transform may change.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <span>
 #include <thread>
 
@@ -47,6 +50,11 @@ class OverlappedCopy {
   // (MapOptions::tables_marked), leaving out blocks with a stale tail: the
   // scan may still keep more of those.
   void Start(MetadataMap& known);
+  // After Start, once the inode scan is done: the worker goes on, in a pass
+  // of its own, with the whole units of the map so far that it has not
+  // copied (stale tails left out again). Not for a transformed copy (one
+  // with a check): what it adds are the blocks a transform changes most.
+  void Continue(MetadataMap& known);
   // Waits for the worker (rethrowing its error), then copies the blocks of
   // the complete map it did not; returns the problems of both copies. With
   // `transformed`, that copy goes through its target and takes with it the
@@ -55,10 +63,14 @@ class OverlappedCopy {
                   TransformedPass* transformed = nullptr);
   // The blocks the worker copies (none before Start); read-only once it runs.
   const std::vector<BlockExtent>& early_blocks() { return early_.Extents(); }
+  // The blocks given to the worker by Continue (none without it).
+  const std::vector<BlockExtent>& continued_blocks() { return continued_.Extents(); }
 
  private:
   class CheckingSink;
   void Work(std::stop_token stop);
+  // Copies `blocks` into the sink on the worker, noting its progress.
+  void CopyOnWorker(const std::stop_token& stop, BlockSet& blocks, ImageSink& into);
 
   CopySource source_;
   ImageSink& sink_;
@@ -69,7 +81,13 @@ class OverlappedCopy {
   uint64_t early_problems_ = 0;
   uint64_t early_done_ = 0;
   std::exception_ptr error_;
-  std::jthread worker_;  // last: joined before the rest goes
+  // Handing the continued blocks to the worker (or telling it none come).
+  std::mutex mutex_;
+  std::condition_variable_any handed_over_;
+  bool continued_ready_ = false;  // guarded by mutex_
+  bool finishing_ = false;        // guarded by mutex_
+  BlockSet continued_;            // read-only once continued_ready_
+  std::jthread worker_;           // last: joined before the rest goes
 };
 
 }  // namespace e2img

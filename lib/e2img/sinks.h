@@ -16,7 +16,7 @@
 
 namespace e2img {
 
-// Receives filesystem blocks in increasing order (or in two increasing
+// Receives filesystem blocks in increasing order (or in several increasing
 // passes, where the sink allows it).
 class ImageSink {
  public:
@@ -26,11 +26,11 @@ class ImageSink {
   // Completes the image (sizes, tables); the output is committed by the caller.
   virtual void Finish() = 0;
   // The blocks in each unit (a qcow2 cluster) the sink stores whole, if it
-  // can take a second increasing pass over units the first did not touch;
-  // 0 if it takes one pass only.
+  // can take further increasing passes over units the earlier ones did not
+  // touch; 0 if it takes one pass only.
   virtual uint64_t SecondPassUnitBlocks() const { return 0; }
-  // Starts that second pass (the first pass's last unit must be complete).
-  // rewrites: whole units of the first pass that come again, whose new bytes
+  // Starts another pass (the last unit of the one before must be complete).
+  // rewrites: whole units of earlier passes that come again, whose new bytes
   // replace the old (ascending).
   virtual void StartSecondPass(std::vector<BlockExtent> rewrites);
 };

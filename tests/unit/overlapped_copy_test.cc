@@ -1,7 +1,9 @@
 // OverlappedCopy against a recording sink: every block of the final map
 // arrives once with the source's bytes, the early pass holds only whole units
 // known before the scan and no stale tail, a transformed second pass takes
-// again the units of changed blocks, and errors and early exits are handled.
+// again the units of changed blocks, what the inode scan adds is copied in a
+// pass of its own before the map is complete, and errors and early exits are
+// handled.
 // Then the raw and qcow2 sinks over two passes, with units written again.
 #include "e2img/overlapped_copy.h"
 
@@ -108,6 +110,63 @@ TEST_F(OverlappedCopyTest, EveryBlockOnceWhatTheScanChangesInTheSecondPass) {
   }
 }
 
+TEST_F(OverlappedCopyTest, WhatTheInodeScanFoundIsCopiedWhileTheDirectoriesAreParsed) {
+  TwoPassSink sink(/*unit=*/2);
+  MetadataMap map;
+  map.blocks.Add(0, 8);  // the group tables; block 7 has a stale tail
+  map.stale_tails[7] = 100;
+  OverlappedCopy copy(source_, sink, warn_);
+  copy.Start(map);
+  // The inode scan finds an extent tree block and directory blocks (one unit
+  // whole, one half), and keeps more of block 7.
+  map.blocks.Add(20, 3);
+  map.blocks.Add(30, 2);
+  map.stale_tails[7] = 200;
+  copy.Continue(map);
+  // The directories name an inode past the used table: its block comes last.
+  map.blocks.Add(50);
+  map.stale_tails[7] = 300;
+  EXPECT_EQ(copy.Finish(map, {}), 0u);
+
+  std::vector<std::vector<uint64_t>> passes(3);
+  for (const auto& b : sink.blocks) {
+    ASSERT_LT(b.pass, 3);
+    passes[b.pass].push_back(b.number);
+  }
+  EXPECT_EQ(passes[0], (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(passes[1], (std::vector<uint64_t>{20, 21, 30, 31}));
+  EXPECT_EQ(passes[2], (std::vector<uint64_t>{6, 7, 22, 50}));
+  // Runs 0-6, 20-22 and 30-32 from the worker; 6-8, 22 and 50 from Finish.
+  ASSERT_EQ(sink.threads.size(), 6u);
+  for (size_t run = 0; run < 6; ++run)
+    EXPECT_EQ(sink.threads[run] == std::this_thread::get_id(), run >= 3) << "run " << run;
+  for (const auto& b : sink.blocks) {
+    std::vector<uint8_t> expected = SourceBlock(b.number);
+    if (b.number == 7)
+      std::fill(expected.begin() + 300, expected.end(), 0);
+    EXPECT_EQ(b.data, expected) << "block " << b.number;
+  }
+}
+
+TEST_F(OverlappedCopyTest, ACheckedCopyLeavesWhatTheInodeScanFoundForTheLastPass) {
+  TwoPassSink sink(1);
+  MetadataMap map;
+  map.blocks.Add(0, 4);
+  OverlappedCopy copy(source_, sink, warn_,
+                      [](uint64_t, std::span<const uint8_t>) { return false; });
+  copy.Start(map);
+  map.blocks.Add(10, 2);
+  copy.Continue(map);  // a transform changes these: they wait for the map
+  EXPECT_EQ(copy.Finish(map, {}), 0u);
+  std::vector<uint64_t> second;
+  for (const auto& b : sink.blocks)
+    if (b.pass == 1)
+      second.push_back(b.number);
+  EXPECT_EQ(sink.pass, 1);
+  EXPECT_EQ(second, (std::vector<uint64_t>{10, 11}));
+  EXPECT_TRUE(copy.continued_blocks().empty());
+}
+
 // Marks the blocks it passes on (the first byte becomes 0xee), as a transform would.
 class MarkingSink : public ImageSink {
  public:
@@ -192,6 +251,17 @@ TEST_F(OverlappedCopyTest, AWorkerErrorSurfacesFromFinish) {
   }
 }
 
+TEST_F(OverlappedCopyTest, AbandonedCopyStopsItsWorkerWaitingForMore) {
+  TwoPassSink sink(1);
+  MetadataMap map;
+  map.blocks.Add(0, 4);
+  {
+    OverlappedCopy copy(source_, sink, warn_);
+    copy.Start(map);
+  }  // the worker, done with the early blocks, waits for Continue: stopped and joined
+  EXPECT_EQ(sink.pass, 0);
+}
+
 TEST_F(OverlappedCopyTest, AbandonedCopyStopsItsWorker) {
   TwoPassSink sink(1);
   MetadataMap map;
@@ -261,6 +331,40 @@ TEST(Qcow2SinkTwoPasses, ReadsBackAsOnePass) {
   std::vector<uint8_t> expected(64 * kFsBlock, 0);
   CopyRuns(data, {{0, 3}, {16, 16}, {40, 2}, {48, 16}}, expected);
   EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
+}
+
+// A third pass, as a capture takes when the inode scan's blocks are copied
+// before the directories' (units of 4 blocks, between and below the earlier ones).
+TEST(Qcow2SinkTwoPasses, ThreePassesReadBackAsOne) {
+  testutil::TempDir dir;
+  const std::string path = dir.File("image.qcow2");
+  const std::vector<uint8_t> data = testutil::Pattern(64 * kFsBlock, 5);
+  auto blocks_of = [&](uint64_t first, uint64_t count) {
+    return std::span<const uint8_t>(data).subspan(first * kFsBlock, count * kFsBlock);
+  };
+  {
+    util::OutputFile out = util::OutputFile::Create(path);
+    Qcow2SinkOptions options;
+    options.cluster_bits = 14;
+    Qcow2Sink sink(out, kFsBlock, 64, options);
+    sink.WriteBlocks(8, blocks_of(8, 8));
+    sink.WriteBlocks(40, blocks_of(40, 4));
+    sink.StartSecondPass({});
+    sink.WriteBlocks(0, blocks_of(0, 4));
+    sink.WriteBlocks(20, blocks_of(20, 4));
+    sink.StartSecondPass({});
+    sink.WriteBlocks(4, blocks_of(4, 1));
+    sink.WriteBlocks(60, blocks_of(60, 2));
+    sink.Finish();
+    out.Commit();
+  }
+  std::vector<uint8_t> expected(64 * kFsBlock, 0);
+  CopyRuns(data, {{0, 5}, {8, 8}, {20, 4}, {40, 4}, {60, 2}}, expected);
+  EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
+  std::vector<std::string> problems;
+  const qcow2::CheckReport report = qcow2::CheckImage(
+      qcow2::ImageView(path), [&](const std::string& line) { problems.push_back(line); });
+  EXPECT_EQ(report.ExitCode(), 0);
 }
 
 // Units of the first pass given again in the second replace the old bytes,
