@@ -130,6 +130,8 @@ uint64_t OverlappedCopy::Finish(MetadataMap& map, const ProgressFn& progress,
   source_.stale_tails = &map.stale_tails;
   const uint64_t early_done = early_done_;
   const uint64_t total = map.blocks.BlockCount();  // units copied again count once
+  if (progress)
+    progress(std::min(early_done, total));  // the worker may have left nothing
   const uint64_t problems = CopyBlocks(
       source_, rest, transformed ? *transformed->target : sink_,
       [&](uint64_t done) {

@@ -7,6 +7,9 @@
 //                  write; fsync counts sync_file_range too)
 //   IOFAULT_PATH   substring of /proc/self/fd/N's target (default: any file)
 //   IOFAULT_NTH    fail the Nth matching call (1-based) and every later one
+//   IOFAULT_AT     fail every matching pread or pwrite whose range holds
+//                  this byte offset of the file (a block only one reader
+//                  reads, whatever the order of the threads' calls)
 //   IOFAULT_ONCE   1: fail the Nth call only (a write error the kernel
 //                  reports once, then forgets)
 //   IOFAULT_ERRNO  EIO | ENOSPC | EFBIG | EINTR (EINTR fails only that call)
@@ -39,6 +42,7 @@ struct Config {
   char op[16] = "write";
   const char* path = nullptr;
   long nth = 0;
+  long long at = -1;
   int error = EIO;
   bool once = false;
   bool shortened = false;
@@ -59,6 +63,8 @@ void Load() {
   g_config.path = std::getenv("IOFAULT_PATH");
   if (const char* nth = std::getenv("IOFAULT_NTH"))
     g_config.nth = std::atol(nth);
+  if (const char* at = std::getenv("IOFAULT_AT"))
+    g_config.at = std::atoll(at);
   if (const char* e = std::getenv("IOFAULT_ERRNO")) {
     if (!std::strcmp(e, "ENOSPC"))
       g_config.error = ENOSPC;
@@ -73,8 +79,8 @@ void Load() {
     g_config.delay_ms = std::atol(delay);
   g_config.log = std::getenv("IOFAULT_LOG");
   g_config.count_file = std::getenv("IOFAULT_COUNT");
-  g_config.active =
-      g_config.nth > 0 || g_config.shortened || g_config.delay_ms > 0 || g_config.count_file;
+  g_config.active = g_config.nth > 0 || g_config.at >= 0 || g_config.shortened ||
+                    g_config.delay_ms > 0 || g_config.count_file;
 }
 
 bool PathMatches(int fd) {
@@ -115,7 +121,8 @@ struct Decision {
   size_t count = 0;
 };
 
-Decision Decide(const char* kind, const char* call, int fd, size_t count) {
+// offset: where a pread or pwrite transfers from, -1 for the other calls.
+Decision Decide(const char* kind, const char* call, int fd, size_t count, long long offset = -1) {
   Decision d{false, count};
   Load();
   if (!g_config.active || std::strcmp(g_config.op, kind) != 0 || !PathMatches(fd))
@@ -131,6 +138,15 @@ Decision Decide(const char* kind, const char* call, int fd, size_t count) {
     }
     if (count > 1)
       d.count = count / 2;
+    return d;
+  }
+  if (g_config.at >= 0) {
+    if (offset >= 0 && offset <= g_config.at &&
+        g_config.at < offset + static_cast<long long>(count)) {
+      Log(call, fd, count, call_number);
+      d.fail = true;
+      errno = g_config.error;
+    }
     return d;
   }
   if (g_config.nth <= 0)
@@ -177,7 +193,7 @@ ssize_t write(int fd, const void* buf, size_t count) {
 
 ssize_t pread64(int fd, void* buf, size_t count, off_t offset) {
   static auto real = Next<ssize_t (*)(int, void*, size_t, off_t)>("pread64");
-  const Decision d = Decide("read", "pread", fd, count);
+  const Decision d = Decide("read", "pread", fd, count, offset);
   return d.fail ? -1 : real(fd, buf, d.count, offset);
 }
 
@@ -187,7 +203,7 @@ ssize_t pread(int fd, void* buf, size_t count, off_t offset) {
 
 ssize_t pwrite64(int fd, const void* buf, size_t count, off_t offset) {
   static auto real = Next<ssize_t (*)(int, const void*, size_t, off_t)>("pwrite64");
-  const Decision d = Decide("write", "pwrite", fd, count);
+  const Decision d = Decide("write", "pwrite", fd, count, offset);
   return d.fail ? -1 : real(fd, buf, d.count, offset);
 }
 

@@ -126,7 +126,9 @@ TEST_F(OverlappedCopyTest, WhatTheInodeScanFoundIsCopiedWhileTheDirectoriesArePa
   // The directories name an inode past the used table: its block comes last.
   map.blocks.Add(50);
   map.stale_tails[7] = 300;
-  EXPECT_EQ(copy.Finish(map, {}), 0u);
+  uint64_t last_progress = 0;
+  EXPECT_EQ(copy.Finish(map, [&](uint64_t done) { last_progress = done; }), 0u);
+  EXPECT_EQ(last_progress, map.blocks.BlockCount());
 
   std::vector<std::vector<uint64_t>> passes(3);
   for (const auto& b : sink.blocks) {
@@ -234,6 +236,19 @@ TEST_F(OverlappedCopyTest, WithoutStartEverythingComesInTheSecondPass) {
   ASSERT_EQ(sink.blocks.size(), 2u);
   EXPECT_EQ(sink.blocks[0].pass, 1);
   EXPECT_EQ(sink.blocks[1].data, SourceBlock(4));
+}
+
+TEST_F(OverlappedCopyTest, ProgressReachesTheTotalWhenTheWorkerLeftNothing) {
+  TwoPassSink sink(1);
+  MetadataMap map;
+  map.blocks.Add(0, 6);
+  OverlappedCopy copy(source_, sink, warn_);
+  copy.Start(map);
+  map.blocks.Add(10, 3);
+  copy.Continue(map);  // the directories add nothing after this
+  std::vector<uint64_t> reported;
+  copy.Finish(map, [&](uint64_t done) { reported.push_back(done); });
+  EXPECT_EQ(reported, (std::vector<uint64_t>{9}));
 }
 
 TEST_F(OverlappedCopyTest, AWorkerErrorSurfacesFromFinish) {
