@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <system_error>
 
 namespace e2img {
 namespace {
@@ -22,34 +23,77 @@ constexpr dgrp_t kGroupsAhead = 64;
 
 ExtentReadAhead::ExtentReadAhead(const util::File& file, const std::vector<BlockExtent>& extents,
                                  uint64_t source_offset, uint32_t block_size, bool skip_holes,
-                                 uint64_t window)
+                                 uint64_t window, HintFn hint)
     : file_(file),
       extents_(extents),
+      hint_(hint ? std::move(hint) : HintFn(Hint)),
       holes_(file, skip_holes),
       source_offset_(source_offset),
       block_size_(block_size),
-      window_blocks_(std::max<uint64_t>(1, window / block_size)) {
-  if (!extents_.empty())
-    next_block_ = extents_.front().start;
-  ReaderDone(0);
+      window_blocks_(std::max<uint64_t>(1, window / block_size)),
+      // Hints go out in pieces of at most an eighth of the window, so the
+      // reader finds its next blocks already on their way.
+      piece_blocks_(std::max<uint64_t>(1, window_blocks_ / 8)) {
+  if (extents_.empty() || !file_.is_open())
+    return;
+  next_block_ = extents_.front().start;
+  try {
+    thread_ = std::jthread([this](std::stop_token stop) { Run(stop); });
+  } catch (const std::system_error&) {
+    // No thread to spare: the reader goes without hints.
+  }
+}
+
+ExtentReadAhead::~ExtentReadAhead() {
+  if (!thread_.joinable())
+    return;
+  thread_.request_stop();
+  reader_moved_.notify_all();
+  thread_.join();
 }
 
 void ExtentReadAhead::ReaderDone(uint64_t blocks_done) {
-  // Hints go out in pieces of at most an eighth of the window, so the
-  // reader finds its next blocks already on their way.
-  const uint64_t piece_max = std::max<uint64_t>(1, window_blocks_ / 8);
-  while (next_extent_ < extents_.size() && hinted_blocks_ < blocks_done + window_blocks_) {
-    const uint64_t blocks = std::min(extents_[next_extent_].end() - next_block_, piece_max);
-    const uint64_t at = source_offset_ + next_block_ * block_size_;
-    const SourceRun run = holes_.RunAt(at, blocks * block_size_);
-    if (!run.hole)
-      Hint(file_.fd(), at, run.length);
-    const uint64_t advanced = std::max<uint64_t>(1, run.length / block_size_);
-    hinted_blocks_ += advanced;
-    next_block_ += advanced;
-    if (next_block_ >= extents_[next_extent_].end() && ++next_extent_ < extents_.size())
-      next_block_ = extents_[next_extent_].start;
+  {
+    std::lock_guard lock(mutex_);
+    reader_done_ = blocks_done;
+    if (blocks_done < wake_at_)
+      return;
+    wake_at_ = UINT64_MAX;  // until the thread sets it again
   }
+  reader_moved_.notify_one();
+}
+
+void ExtentReadAhead::Run(std::stop_token stop) {
+  std::unique_lock lock(mutex_);
+  while (!stop.stop_requested()) {
+    if (hinted_blocks_ < reader_done_ + window_blocks_) {
+      lock.unlock();
+      if (!HintNextPiece())
+        return;
+      lock.lock();
+      continue;
+    }
+    // A window ahead: wait until the reader is a piece further.
+    const uint64_t wake_at = hinted_blocks_ - window_blocks_ + piece_blocks_;
+    wake_at_ = wake_at;
+    reader_moved_.wait(lock, stop, [&] { return reader_done_ >= wake_at; });
+  }
+}
+
+bool ExtentReadAhead::HintNextPiece() {
+  if (next_extent_ >= extents_.size())
+    return false;
+  const uint64_t blocks = std::min(extents_[next_extent_].end() - next_block_, piece_blocks_);
+  const uint64_t at = source_offset_ + next_block_ * block_size_;
+  const SourceRun run = holes_.RunAt(at, blocks * block_size_);
+  if (!run.hole && run.length)
+    hint_(file_.fd(), at, run.length);
+  const uint64_t advanced = std::max<uint64_t>(1, run.length / block_size_);
+  next_block_ += advanced;
+  hinted_blocks_ += advanced;
+  if (next_block_ >= extents_[next_extent_].end() && ++next_extent_ < extents_.size())
+    next_block_ = extents_[next_extent_].start;
+  return next_extent_ < extents_.size();
 }
 
 util::File OpenForReadAhead(const Filesystem& fs) {
