@@ -42,6 +42,7 @@ OverlappedCopy::~OverlappedCopy() {
 
 void OverlappedCopy::Start(MetadataMap& known) {
   const uint64_t unit = sink_.SecondPassUnitBlocks();
+  unit_blocks_ = unit;
   if (!unit)
     throw util::Error("internal error: an overlapped copy into a sink that takes one pass");
   BlockSet tails;
@@ -60,9 +61,9 @@ void OverlappedCopy::Continue(MetadataMap& known) {
   BlockSet tails;
   for (const auto& [block, offset] : known.stale_tails)
     tails.Add(block);
+  // The sink is the worker's now: its unit was asked in Start.
   BlockSet untailed = Subtract(known.blocks.Extents(), tails.Extents());
-  continued_ = WholeUnits(Subtract(untailed.Extents(), early_.Extents()).Extents(),
-                          sink_.SecondPassUnitBlocks());
+  continued_ = WholeUnits(Subtract(untailed.Extents(), early_.Extents()).Extents(), unit_blocks_);
   continued_.Extents();  // sorted now: read-only from here on
   {
     std::lock_guard lock(mutex_);

@@ -77,7 +77,8 @@ class OverlappedCopy {
   CopyWarningFn warn_;  // a copy: callers pass temporaries
   EarlyBlockCheck check_;
   BlockSet early_;
-  BlockSet flagged_;  // early blocks the check flagged (the worker's until joined)
+  uint64_t unit_blocks_ = 0;  // the sink's unit, asked before the worker starts
+  BlockSet flagged_;          // early blocks the check flagged (the worker's until joined)
   uint64_t early_problems_ = 0;
   uint64_t early_done_ = 0;
   std::exception_ptr error_;
