@@ -331,11 +331,10 @@ int Capture(const Options& o) {
         };
       overlapped_copy.emplace(src, *sink, Warn, std::move(check));
       map_options.tables_marked = [&](e2img::MetadataMap& known) { overlapped_copy->Start(known); };
-      // Scrambling changes the blocks the inode scan adds: they wait for the map.
-      if (!scrambler)
-        map_options.inodes_scanned = [&](e2img::MetadataMap& known) {
-          overlapped_copy->Continue(known);
-        };
+      // A checked (scrambled) copy leaves these for the last pass: scrambling changes them.
+      map_options.inodes_scanned = [&](e2img::MetadataMap& known) {
+        overlapped_copy->Continue(known);
+      };
     }
   }
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);

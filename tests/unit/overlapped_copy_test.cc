@@ -320,29 +320,36 @@ std::vector<uint8_t> GuestBytes(const std::string& path, size_t size) {
   return bytes;
 }
 
+// Writes runs (first block, count) of `data` into a qcow2 image of 64 blocks
+// with 2^cluster_bits-byte clusters, each list of runs in a pass of its own.
+void WriteInPasses(
+    const std::string& path, const std::vector<uint8_t>& data, uint32_t cluster_bits,
+    std::initializer_list<std::initializer_list<std::pair<uint64_t, uint64_t>>> passes) {
+  util::OutputFile out = util::OutputFile::Create(path);
+  Qcow2SinkOptions options;
+  options.cluster_bits = cluster_bits;
+  Qcow2Sink sink(out, kFsBlock, 64, options);
+  ASSERT_EQ(sink.SecondPassUnitBlocks(), (uint64_t{1} << cluster_bits) / kFsBlock);
+  bool first = true;
+  for (const auto& runs : passes) {
+    if (!first)
+      sink.StartSecondPass({});
+    first = false;
+    for (const auto& [start, count] : runs)
+      sink.WriteBlocks(start,
+                       std::span<const uint8_t>(data).subspan(start * kFsBlock, count * kFsBlock));
+  }
+  sink.Finish();
+  out.Commit();
+}
+
 // A qcow2 image filled in two passes (64 KiB clusters of 4 KiB blocks: units
 // of 16 blocks) reads back as the blocks given, whatever the pass.
 TEST(Qcow2SinkTwoPasses, ReadsBackAsOnePass) {
   testutil::TempDir dir;
   const std::string path = dir.File("image.qcow2");
   const std::vector<uint8_t> data = testutil::Pattern(64 * kFsBlock, 3);
-  auto blocks_of = [&](uint64_t first, uint64_t count) {
-    return std::span<const uint8_t>(data).subspan(first * kFsBlock, count * kFsBlock);
-  };
-  {
-    util::OutputFile out = util::OutputFile::Create(path);
-    Qcow2SinkOptions options;
-    options.cluster_bits = 16;
-    Qcow2Sink sink(out, kFsBlock, 64, options);
-    ASSERT_EQ(sink.SecondPassUnitBlocks(), 16u);
-    sink.WriteBlocks(16, blocks_of(16, 16));
-    sink.WriteBlocks(48, blocks_of(48, 16));
-    sink.StartSecondPass({});
-    sink.WriteBlocks(0, blocks_of(0, 3));
-    sink.WriteBlocks(40, blocks_of(40, 2));
-    sink.Finish();
-    out.Commit();
-  }
+  WriteInPasses(path, data, 16, {{{16, 16}, {48, 16}}, {{0, 3}, {40, 2}}});
   std::vector<uint8_t> expected(64 * kFsBlock, 0);
   CopyRuns(data, {{0, 3}, {16, 16}, {40, 2}, {48, 16}}, expected);
   EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
@@ -354,25 +361,7 @@ TEST(Qcow2SinkTwoPasses, ThreePassesReadBackAsOne) {
   testutil::TempDir dir;
   const std::string path = dir.File("image.qcow2");
   const std::vector<uint8_t> data = testutil::Pattern(64 * kFsBlock, 5);
-  auto blocks_of = [&](uint64_t first, uint64_t count) {
-    return std::span<const uint8_t>(data).subspan(first * kFsBlock, count * kFsBlock);
-  };
-  {
-    util::OutputFile out = util::OutputFile::Create(path);
-    Qcow2SinkOptions options;
-    options.cluster_bits = 14;
-    Qcow2Sink sink(out, kFsBlock, 64, options);
-    sink.WriteBlocks(8, blocks_of(8, 8));
-    sink.WriteBlocks(40, blocks_of(40, 4));
-    sink.StartSecondPass({});
-    sink.WriteBlocks(0, blocks_of(0, 4));
-    sink.WriteBlocks(20, blocks_of(20, 4));
-    sink.StartSecondPass({});
-    sink.WriteBlocks(4, blocks_of(4, 1));
-    sink.WriteBlocks(60, blocks_of(60, 2));
-    sink.Finish();
-    out.Commit();
-  }
+  WriteInPasses(path, data, 14, {{{8, 8}, {40, 4}}, {{0, 4}, {20, 4}}, {{4, 1}, {60, 2}}});
   std::vector<uint8_t> expected(64 * kFsBlock, 0);
   CopyRuns(data, {{0, 5}, {8, 8}, {20, 4}, {40, 4}, {60, 2}}, expected);
   EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
