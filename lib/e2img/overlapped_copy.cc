@@ -10,6 +10,15 @@ namespace {
 // Thrown from the worker's progress callback when it is told to stop.
 struct CopyStopped {};
 
+// The blocks of the map so far without those with a stale tail (the scan may
+// still keep more of those).
+BlockSet WithoutStaleTails(MetadataMap& known) {
+  BlockSet tails;
+  for (const auto& [block, offset] : known.stale_tails)
+    tails.Add(block);
+  return Subtract(known.blocks.Extents(), tails.Extents());
+}
+
 }  // namespace
 
 // Passes the early blocks to the sink, noting those the check flags.
@@ -45,10 +54,7 @@ void OverlappedCopy::Start(MetadataMap& known) {
   unit_blocks_ = unit;
   if (!unit)
     throw util::Error("internal error: an overlapped copy into a sink that takes one pass");
-  BlockSet tails;
-  for (const auto& [block, offset] : known.stale_tails)
-    tails.Add(block);
-  early_ = WholeUnits(Subtract(known.blocks.Extents(), tails.Extents()).Extents(), unit);
+  early_ = WholeUnits(WithoutStaleTails(known).Extents(), unit);
   early_.Extents();  // sorted now: both threads only read it from here on
   // The early blocks hold no stale tail: the worker never reads the map the scan changes.
   source_.stale_tails = nullptr;
@@ -58,11 +64,8 @@ void OverlappedCopy::Start(MetadataMap& known) {
 void OverlappedCopy::Continue(MetadataMap& known) {
   if (!worker_.joinable() || check_)
     return;
-  BlockSet tails;
-  for (const auto& [block, offset] : known.stale_tails)
-    tails.Add(block);
   // The sink is the worker's now: its unit was asked in Start.
-  BlockSet untailed = Subtract(known.blocks.Extents(), tails.Extents());
+  BlockSet untailed = WithoutStaleTails(known);
   continued_ = WholeUnits(Subtract(untailed.Extents(), early_.Extents()).Extents(), unit_blocks_);
   continued_.Extents();  // sorted now: read-only from here on
   {
