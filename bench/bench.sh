@@ -12,7 +12,7 @@
 #   BENCH_RUNS=5      runs of each program per measurement
 #   BENCH_CACHE=/var/tmp/e2image-ng-bench   where filesystems are kept
 #   BENCH_FS="usr small huge"               which filesystems
-#   BENCH_OPS="Q Q-durable r r-durable Qa q2r q2r-durable zQ zQt Qs"
+#   BENCH_OPS="Q Q-durable r r-durable Qa q2r q2r-durable zQ zQt Qs floor"
 #                                           which operations. The -durable ones time
 #                                           the reference with its output synced, as
 #                                           ours always is (Q-, r-durable: e2image
@@ -20,7 +20,12 @@
 #                                           -t writeback); zQt: compressed -Q on all
 #                                           cores against --threads=1; Qs: -Q -s
 #                                           against our own -Q, on the small-files
-#                                           filesystem
+#                                           filesystem; floor: after -Q, -r and
+#                                           qcow2 to raw (not on huge), the time to
+#                                           write our image's bytes from memory,
+#                                           laid out as in it, and sync them: the
+#                                           output disk's floor (write-floor.pl), a
+#                                           row of information, no target
 #   BENCH_RESULTS=FILE                      also write the table there
 set -euo pipefail
 
@@ -30,7 +35,7 @@ bench_dir=$(cd "$(dirname "$0")" && pwd)
 runs=${BENCH_RUNS:-5}
 cache=${BENCH_CACHE:-/var/tmp/e2image-ng-bench}
 fs_names=${BENCH_FS:-usr small huge}
-ops=${BENCH_OPS:-Q Q-durable r r-durable Qa q2r q2r-durable zQ zQt Qs}
+ops=${BENCH_OPS:-Q Q-durable r r-durable Qa q2r q2r-durable zQ zQt Qs floor}
 ref_e2image=/usr/sbin/e2image
 time_bin=/usr/bin/time
 mem_target_mib=64
@@ -78,6 +83,7 @@ peak_mib() { cut -d' ' -f"$2" "$1" | sort -g | tail -n 1 | awk '{ printf "%.0f\n
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 rows=()
+last_ours_s="" last_ours_mem=""
 missed=0
 total=0
 
@@ -125,6 +131,25 @@ measure() {
   [ "$met" = yes ] || missed=$((missed + 1))
   rows+=("| $fs | $label | $ours_s | $ref_label | $ref_s | $ratio | ≤ $target | $ours_mem | $ref_mem | $met${note:+ ($note)} |")
   EXTRA_CHECK="" EXTRA_NOTE="" EXTRA_INFO=""
+  last_ours_s=$ours_s last_ours_mem=$ours_mem
+}
+
+# floor_row FS LABEL IMAGE: after a measure whose last run of ours left
+# IMAGE, the time write-floor.pl takes to write IMAGE's bytes from memory
+# (same layout) and sync them, against ours: how far above the output disk's
+# floor ours is. A row of information, counted in no total.
+floor_row() {
+  local fs=$1 label=$2 image=$3 times="$work/floor.times" floor_s extents ratio
+  has_op floor && [ "$fs" != huge ] || return 0
+  : > "$times"
+  echo "bench: $fs: $label: the output disk's floor for our image ($runs runs)" >&2
+  for ((i = 0; i < runs; i++)); do
+    perl "$bench_dir/write-floor.pl" "$image" "$work/floor.out" >> "$times"
+  done
+  floor_s=$(median "$times" 1)
+  extents=$(tail -n 1 "$times" | cut -d' ' -f2)
+  ratio=$(awk -v a="$last_ours_s" -v b="$floor_s" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  rows+=("| $fs | $label | $last_ours_s | our image written from memory, then fsync: the disk's floor ($extents extents) | $floor_s | $ratio | none | $last_ours_mem | | information |")
 }
 
 # The sizes of the last run's images, noted in the row (called from EXTRA_CHECK).
@@ -146,6 +171,7 @@ for fs in $fs_names; do
     EXTRA_NOTE="qemu-img cannot open or check our image"
     measure "$fs" "-Q" "e2image -Q" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" -Q "$img" "$out_ours" -- "$ref_e2image" -Q "$img" "$out_ref"
+    floor_row "$fs" "-Q" "$out_ours"
   fi
   # Ours syncs every image before renaming it into place (issue 6); Debian's
   # e2image never syncs, so its time ends with the image still in the page
@@ -160,6 +186,7 @@ for fs in $fs_names; do
   if has_op r; then
     measure "$fs" "-r" "e2image -r" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" -r "$img" "$out_ours" -- "$ref_e2image" -r "$img" "$out_ref"
+    floor_row "$fs" "-r" "$out_ours"
   fi
   if has_op r-durable && [ "$fs" != huge ]; then
     measure "$fs" "-r" "e2image -r, then sync FILE (synced, as ours)" 0.5 "$out_ours" "$out_ref" \
@@ -176,6 +203,7 @@ for fs in $fs_names; do
     "$ours" -Q "$img" "$qcow2_in"
     measure "$fs" "qcow2 to raw (-r)" "qemu-img convert -O raw" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" -r "$qcow2_in" "$out_ours" -- qemu-img convert -O raw "$qcow2_in" "$out_ref"
+    floor_row "$fs" "qcow2 to raw (-r)" "$out_ours"
     # qemu-img's default cache mode for its output (unsafe) never syncs; ours
     # syncs before the rename (issue 6). -t writeback makes qemu-img as
     # durable (one fdatasync at the end): the like-for-like comparison.
@@ -232,6 +260,11 @@ mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
   printf '%s\n' "${rows[@]}"
   echo
   echo "Times are medians of $runs runs, page cache dropped before each run; memory targets: ≤ $mem_target_mib MiB."
+  if has_op floor; then
+    echo "Rows of information (no target, in no count): our image's bytes written from memory as laid out"
+    echo "in it, holes left, then fsync (bench/write-floor.pl): what making that image durable takes on"
+    echo "this disk with nothing to read or compute."
+  fi
   if [ "$missed" = 0 ]; then
     echo "All $total targets met."
   else
