@@ -16,7 +16,7 @@ using e2image::Options;
 
 int Run(const Options& o) {
   if (o.install) {
-    if (o.raw || o.qcow2 || o.all_data || o.scramble || o.nop || o.check)
+    if (o.raw || o.qcow2 || o.all_data || o.scramble || o.nop || o.check || o.no_sync)
       throw util::Error("-I takes no other image option: e2image -I device image-file");
     return e2image::Install(o);
   }
@@ -51,6 +51,10 @@ int Run(const Options& o) {
       throw util::Error(
           "-s cannot scramble a filesystem copied or moved in place (-ra with -c "
           "or one file); write the scrambled image to a new file");
+    if (o.no_sync)
+      throw util::Error(
+          "--no-sync goes with image files: a filesystem copied or moved in place (-ra "
+          "with -c or one file) is always synced");
     return e2image::CopyOrMove(o);
   }
   return e2image::Capture(o);

@@ -145,6 +145,13 @@ void StreamOut(const util::File& temp, const util::File& out) {
   }
 }
 
+// The output file of an image, synced before it gets its name unless --no-sync.
+util::OutputFile CreateOutput(const Options& o) {
+  return util::OutputFile::Create(o.output, o.no_sync
+                                                ? util::OutputFile::Durability::kLeftToTheKernel
+                                                : util::OutputFile::Durability::kSynced);
+}
+
 // A temporary file that disappears on close (for e2i on stdout).
 util::File AnonymousTempFile() {
   const char* dir = std::getenv("TMPDIR");
@@ -157,7 +164,7 @@ util::File AnonymousTempFile() {
 
 int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
                e2img::Scrambler* scrambler) {
-  util::OutputFile out = util::OutputFile::Create(o.output);
+  util::OutputFile out = CreateOutput(o);
   util::Progress progress(o.progress, "Inode table blocks written:", e2img::E2iBlockCount(fs),
                           fs.block_size());
   auto update = [&](uint64_t done) { progress.Update(done); };
@@ -272,7 +279,7 @@ int ConvertQcow2(const Options& o) {
   for (const std::string& w : reader.warnings())
     Warn(w);
   CheckDisksApart(o.source, {}, o.output, {o.dest_offset, reader.virtual_size()});
-  util::OutputFile out = util::OutputFile::Create(o.output);
+  util::OutputFile out = CreateOutput(o);
   util::RawWriter writer(out, o.dest_offset,
                          /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
   constexpr uint64_t kUnit = 4096;
@@ -317,7 +324,7 @@ int Capture(const Options& o) {
   std::optional<e2img::OverlappedCopy> overlapped_copy;
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
   const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks) {
-    out.emplace(util::OutputFile::Create(o.output));
+    out.emplace(CreateOutput(o));
     sink = MakeSink(o, fs, *out, blocks);
     src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
   };

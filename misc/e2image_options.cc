@@ -18,10 +18,10 @@ constexpr const char* kUsage =
     "Usage: e2image [-r|-Q] [-afnps] [-b superblock] [-B blocksize] [-o src_offset]\n"
     "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
     "               [--compress[=zlib|zstd]] [--threads=N] [--scramble-seed=N]\n"
-    "               device image-file\n"
+    "               [--no-sync] device image-file\n"
     "       e2image -I device image-file\n"
     "       e2image -ra [-cfnp] [-o src_offset] [-O dest_offset] src_fs [dest_fs]\n"
-    "       e2image -r image.qcow2 image.raw\n";
+    "       e2image -r [--no-sync] image.qcow2 image.raw\n";
 
 constexpr const char* kHelp =
     "Save the metadata of an ext2/3/4 filesystem as an image for debugging.\n"
@@ -50,6 +50,9 @@ constexpr const char* kHelp =
     "                          (clusters of 64 KiB unless --cluster-size says otherwise\n"
     "                          or the metadata is too thin for them)\n"
     "      --threads=N         compression and scrambling threads (default: all cores)\n"
+    "      --no-sync           leave the image file to the kernel to write out instead\n"
+    "                          of syncing it before it gets its name (faster; a crash\n"
+    "                          soon after can leave a torn image under the name)\n"
     "  -h, --help      show this help\n"
     "  -V, --version   show the version\n"
     "\n"
@@ -73,7 +76,7 @@ static uint64_t ParseNumber(const char* text, const char* what) {
 }
 
 Options ParseOptions(int argc, char** argv) {
-  enum { kQcow2Version = 256, kClusterSize, kCompress, kScrambleSeed, kThreads };
+  enum { kQcow2Version = 256, kClusterSize, kCompress, kScrambleSeed, kThreads, kNoSync };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
@@ -82,6 +85,7 @@ Options ParseOptions(int argc, char** argv) {
       {"compress", optional_argument, nullptr, kCompress},
       {"scramble-seed", required_argument, nullptr, kScrambleSeed},
       {"threads", required_argument, nullptr, kThreads},
+      {"no-sync", no_argument, nullptr, kNoSync},
       {nullptr, 0, nullptr, 0}};
   Options o;
   int c;
@@ -143,6 +147,9 @@ Options ParseOptions(int argc, char** argv) {
             static_cast<unsigned>(std::min<uint64_t>(ParseNumber(optarg, "thread count"), 1000));
         if (o.threads < 1 || o.threads > 256)
           throw util::Error("--threads must be from 1 to 256");
+        break;
+      case kNoSync:
+        o.no_sync = true;
         break;
       case kScrambleSeed:
         o.scramble_seed = ParseNumber(optarg, "scramble seed");

@@ -30,6 +30,7 @@ struct Options {
   uint64_t cluster_size = 0;
   std::optional<qcow2::CompressionType> compression;
   unsigned threads = 0;        // --threads: compression workers (0: all cores)
+  bool no_sync = false;        // --no-sync: image files are not synced before their rename
   bool move_in_place = false;  // -ra with one file: the output is the source
   std::string source;
   std::string output;

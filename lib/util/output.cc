@@ -117,9 +117,10 @@ void SyncDirectoryOf(const std::string& path) {
 
 }  // namespace
 
-OutputFile OutputFile::Create(const std::string& path) {
+OutputFile OutputFile::Create(const std::string& path, Durability durability) {
   OutputFile out;
   out.path_ = path;
+  out.durability_ = durability;
   if (path == "-") {
     out.file_ = File::Borrow(STDOUT_FILENO, "standard output");
     out.kind_ = Kind::kStream;
@@ -142,7 +143,8 @@ OutputFile OutputFile::Create(const std::string& path) {
     throw Error(path + ": cannot create output file: " + ErrnoText(errno));
   out.temp_path_ = name.data();
   out.file_ = File(fd, path);
-  out.file_.FlushInBackgroundEvery(kBackgroundFlushBytes);
+  if (durability == Durability::kSynced)
+    out.file_.FlushInBackgroundEvery(kBackgroundFlushBytes);
   out.kind_ = Kind::kRegular;
   ArmTempCleanup(out.temp_path_);
   const mode_t mask = ::umask(0);
@@ -155,6 +157,7 @@ OutputFile OutputFile::Create(const std::string& path) {
 OutputFile::OutputFile(OutputFile&& o) noexcept
     : file_(std::move(o.file_)),
       kind_(o.kind_),
+      durability_(o.durability_),
       path_(std::move(o.path_)),
       final_path_(std::move(o.final_path_)),
       temp_path_(std::move(o.temp_path_)),
@@ -172,18 +175,21 @@ OutputFile::~OutputFile() {
 void OutputFile::Commit() {
   if (kind_ == Kind::kStream)
     return;
+  const bool sync = kind_ == Kind::kBlockDevice || durability_ == Durability::kSynced;
   // Synced before it gets its name, so that a name never points at an image
   // a power cut could still tear. It was flushed in the background all
   // along (every kBackgroundFlushBytes), so little is left to wait for here;
   // a flush that failed on the way fails this too.
-  file_.Sync();
+  if (sync)
+    file_.Sync();
   if (kind_ == Kind::kRegular) {
     file_.Close();
     if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0)
       throw Error(path_ + ": cannot rename the finished image into place: " + ErrnoText(errno));
     DisarmTempCleanup();
     temp_path_.clear();
-    SyncDirectoryOf(final_path_);
+    if (sync)
+      SyncDirectoryOf(final_path_);
   }
   committed_ = true;
 }

@@ -1,8 +1,8 @@
 // Where results go. OutputFile gives all-or-nothing semantics to regular
 // files (a temporary name beside the destination, renamed into place when
-// complete, removed on error or on SIGINT/SIGTERM); devices and stdout are
-// written in place. RawWriter lays image bytes at increasing offsets,
-// leaving holes where it can and zeros where it must.
+// complete and synced, removed on error or on SIGINT/SIGTERM); devices and
+// stdout are written in place. RawWriter lays image bytes at increasing
+// offsets, leaving holes where it can and zeros where it must.
 #pragma once
 
 #include <cstdint>
@@ -17,10 +17,14 @@ namespace util {
 class OutputFile {
  public:
   enum class Kind { kRegular, kBlockDevice, kStream };
+  // Whether Commit syncs a regular file before it gets its name, or leaves
+  // the writing out to the kernel (--no-sync: faster, but a crash soon
+  // after can leave a torn image under the name). Devices are always synced.
+  enum class Durability { kSynced, kLeftToTheKernel };
 
   // "-" is stdout. An existing block device is opened in place; anything
   // else becomes a new file committed by Commit().
-  static OutputFile Create(const std::string& path);
+  static OutputFile Create(const std::string& path, Durability durability = Durability::kSynced);
   OutputFile(OutputFile&&) noexcept;
   OutputFile& operator=(OutputFile&&) = delete;
   OutputFile(const OutputFile&) = delete;
@@ -29,14 +33,16 @@ class OutputFile {
   const File& file() const { return file_; }
   Kind kind() const { return kind_; }
   const std::string& path() const { return path_; }
-  // Syncs the file or device, then renames the temporary file into place
-  // (regular files). Without it, the destructor removes the temporary file.
+  // Syncs the file (unless left to the kernel) or device, then renames the
+  // temporary file into place (regular files). Without it, the destructor
+  // removes the temporary file.
   void Commit();
 
  private:
   OutputFile() = default;
   File file_;
   Kind kind_ = Kind::kStream;
+  Durability durability_ = Durability::kSynced;
   std::string path_;
   std::string final_path_;  // path_ with a symlink at the destination resolved
   std::string temp_path_;

@@ -179,4 +179,50 @@ output_mode() {
 }
 ok "the output file's mode follows the umask" output_mode
 
+# --no-sync: the same image gets its name with no fsync or background
+# write-out of it or of its directory; without the option, both are synced.
+# The images go to a directory of their own: the source is not counted.
+mkdir -p "$T/out"
+# syncs COMMAND...: the fsync and sync_file_range calls on $T/out and its files.
+syncs() {
+  rm -f "$T/syncs"
+  faulty IOFAULT_OP=fsync IOFAULT_PATH="$T/out" IOFAULT_COUNT="$T/syncs" "$@" > /dev/null || return 1
+  cat "$T/syncs"
+}
+# no_sync_same OUT ARGS...: e2image ARGS $T/out/OUT with and without --no-sync.
+no_sync_same() {
+  out=$1; shift
+  synced=$(syncs "$E2IMAGE" "$@" "$T/out/synced.$out") || return 1
+  unsynced=$(syncs "$E2IMAGE" --no-sync "$@" "$T/out/$out") || return 1
+  echo "syncs: $synced without --no-sync, $unsynced with it"
+  [ "$synced" -ge 2 ] && [ "$unsynced" = 0 ] && same_image "$T/out/synced.$out" "$T/out/$out" &&
+    ! ls -A "$T/out" | grep -q 'e2image-'
+}
+# same_image A B: equal bytes, but for an e2i header's image inode and time
+# (bytes 244-251), which differ from one image file to the next.
+same_image() {
+  case $1 in
+    *.e2i) cmp -n 244 "$1" "$2" && cmp -i 252 "$1" "$2" ;;
+    *) cmp "$1" "$2" ;;
+  esac
+}
+ok "--no-sync: a qcow2 capture, unsynced, same bytes" no_sync_same nosync.qcow2 -Q "$T/fs.img"
+ok "--no-sync: a raw capture, unsynced, same bytes" no_sync_same nosync.raw -r "$T/fs.img"
+ok "--no-sync: an e2i image, unsynced, same bytes" no_sync_same nosync.e2i "$T/fs.img"
+ok "--no-sync: qcow2 to raw, unsynced, same bytes" no_sync_same nosync.conv.raw -r "$T/clean.qcow2"
+ok "--no-sync: a copy of the filesystem to a new file (-ra), unsynced, same bytes" \
+  no_sync_same nosync.copy.img -ra "$T/data.img"
+no_sync_refused() {
+  cp "$T/fs.img" "$T/inplace.img"
+  for args in "-ra -c $T/fs.img $T/inplace.img" "-ra -O 1048576 $T/inplace.img" \
+    "-I $T/inplace.img $T/nosync.e2i"; do
+    # shellcheck disable=SC2086
+    "$E2IMAGE" --no-sync $args 2> "$T/err" && { echo "accepted: $args"; return 1; }
+    cat "$T/err"
+    [ "$(wc -l < "$T/err")" = 1 ] && grep -q -- '--no-sync\|-I takes no other' "$T/err" || return 1
+    cmp "$T/fs.img" "$T/inplace.img" || { echo "written: $args"; return 1; }
+  done
+}
+ok "--no-sync is refused where a filesystem is written in place (-ra -c, a move, -I)" no_sync_refused
+
 done_testing
