@@ -83,7 +83,7 @@ peak_mib() { cut -d' ' -f"$2" "$1" | sort -g | tail -n 1 | awk '{ printf "%.0f\n
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 rows=()
-last_ours_s="" last_ours_mem=""
+last_ours_s="" last_ours_mem="" plain_ref_s="" plain_ref_mem=""
 missed=0
 total=0
 
@@ -132,6 +132,17 @@ measure() {
   rows+=("| $fs | $label | $ours_s | $ref_label | $ref_s | $ratio | ≤ $target | $ours_mem | $ref_mem | $met${note:+ ($note)} |")
   EXTRA_CHECK="" EXTRA_NOTE="" EXTRA_INFO=""
   last_ours_s=$ours_s last_ours_mem=$ours_mem
+  # The reference as it is, kept for sync_cost_row.
+  [[ $ref_label == *synced* ]] || plain_ref_s=$ref_s plain_ref_mem=$ref_mem
+}
+
+# sync_cost_row FS LABEL REF_LABEL: after a -durable measure, ours as by
+# default (synced) against the reference as it is (unsynced), both as the
+# two rows before measured them: what syncing costs. A row of information.
+sync_cost_row() {
+  local ratio
+  ratio=$(awk -v a="$last_ours_s" -v b="$plain_ref_s" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  rows+=("| $1 | $2 (synced, by default) | $last_ours_s | $3, unsynced (the times of the two rows above) | $plain_ref_s | $ratio | none | $last_ours_mem | $plain_ref_mem | information: the cost of syncing |")
 }
 
 # floor_row FS LABEL IMAGE: after a measure whose last run of ours left
@@ -166,51 +177,61 @@ for fs in $fs_names; do
   img=${fs_path[$fs]:?unknown filesystem $fs}
   out_ours="$work/ours.out"
   out_ref="$work/ref.out"
+  # Debian's e2image and qemu-img's default cache mode leave their images in
+  # the page cache; ours syncs each image before renaming it into place
+  # (issue 6) unless --no-sync. Each operation is timed like for like: ours
+  # with --no-sync against the reference as it is, and ours as by default
+  # against the reference made as durable (the -durable operations: e2image,
+  # then `sync FILE`; qemu-img -t writeback). A row of information then sets
+  # ours as by default against the reference as it is: what syncing costs.
+  # On huge, where e2image takes minutes, ours runs as by default against
+  # the references as they are, and nothing more.
+  no_sync=(--no-sync)
+  [ "$fs" = huge ] && no_sync=()
   if has_op Q; then
     EXTRA_CHECK='qemu-img info "$out_ours" > /dev/null 2>&1 && qemu-img check -q "$out_ours" > /dev/null 2>&1'
     EXTRA_NOTE="qemu-img cannot open or check our image"
-    measure "$fs" "-Q" "e2image -Q" 0.5 "$out_ours" "$out_ref" \
-      -- "$ours" -Q "$img" "$out_ours" -- "$ref_e2image" -Q "$img" "$out_ref"
-    floor_row "$fs" "-Q" "$out_ours"
+    measure "$fs" "-Q${no_sync[*]:+ --no-sync}" "e2image -Q" 0.5 "$out_ours" "$out_ref" \
+      -- "$ours" "${no_sync[@]}" -Q "$img" "$out_ours" -- "$ref_e2image" -Q "$img" "$out_ref"
   fi
-  # Ours syncs every image before renaming it into place (issue 6); Debian's
-  # e2image never syncs, so its time ends with the image still in the page
-  # cache. These rows time it to the same durability: e2image, then an fsync
-  # of its image (`sync FILE`). Not on huge, where e2image takes minutes and
-  # the plain rows already differ a hundredfold.
   if has_op Q-durable && [ "$fs" != huge ]; then
     measure "$fs" "-Q" "e2image -Q, then sync FILE (synced, as ours)" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" -Q "$img" "$out_ours" \
       -- bash -c '"$1" -Q "$2" "$3" && exec sync "$3"' e2image "$ref_e2image" "$img" "$out_ref"
+    has_op Q && sync_cost_row "$fs" "-Q" "e2image -Q"
+    floor_row "$fs" "-Q" "$out_ours"
   fi
   if has_op r; then
-    measure "$fs" "-r" "e2image -r" 0.5 "$out_ours" "$out_ref" \
-      -- "$ours" -r "$img" "$out_ours" -- "$ref_e2image" -r "$img" "$out_ref"
-    floor_row "$fs" "-r" "$out_ours"
+    measure "$fs" "-r${no_sync[*]:+ --no-sync}" "e2image -r" 0.5 "$out_ours" "$out_ref" \
+      -- "$ours" "${no_sync[@]}" -r "$img" "$out_ours" -- "$ref_e2image" -r "$img" "$out_ref"
   fi
   if has_op r-durable && [ "$fs" != huge ]; then
     measure "$fs" "-r" "e2image -r, then sync FILE (synced, as ours)" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" -r "$img" "$out_ours" \
       -- bash -c '"$1" -r "$2" "$3" && exec sync "$3"' e2image "$ref_e2image" "$img" "$out_ref"
+    has_op r && sync_cost_row "$fs" "-r" "e2image -r"
+    floor_row "$fs" "-r" "$out_ours"
   fi
   # Reading a 15 TiB sparse file end to end measures nothing useful: no -Qa on huge.
   if has_op Qa && [ "$fs" != huge ]; then
     measure "$fs" "-Qa" "cat image > /dev/null" 1.5 "$out_ours" "$work/none" \
       -- "$ours" -Qa "$img" "$out_ours" -- bash -c 'exec cat "$1" > /dev/null' cat "$img"
   fi
-  if has_op q2r; then
+  if has_op q2r || has_op q2r-durable; then
     qcow2_in="$work/$fs.qcow2"
     "$ours" -Q "$img" "$qcow2_in"
-    measure "$fs" "qcow2 to raw (-r)" "qemu-img convert -O raw" 0.5 "$out_ours" "$out_ref" \
-      -- "$ours" -r "$qcow2_in" "$out_ours" -- qemu-img convert -O raw "$qcow2_in" "$out_ref"
-    floor_row "$fs" "qcow2 to raw (-r)" "$out_ours"
-    # qemu-img's default cache mode for its output (unsafe) never syncs; ours
-    # syncs before the rename (issue 6). -t writeback makes qemu-img as
-    # durable (one fdatasync at the end): the like-for-like comparison.
+    if has_op q2r; then
+      measure "$fs" "qcow2 to raw (-r${no_sync[*]:+ --no-sync})" "qemu-img convert -O raw" 0.5 \
+        "$out_ours" "$out_ref" -- "$ours" "${no_sync[@]}" -r "$qcow2_in" "$out_ours" \
+        -- qemu-img convert -O raw "$qcow2_in" "$out_ref"
+    fi
+    # -t writeback: one fdatasync at the end, as durable as ours.
     if has_op q2r-durable; then
       measure "$fs" "qcow2 to raw (-r)" "qemu-img convert -t writeback -O raw (synced, as ours)" \
         0.5 "$out_ours" "$out_ref" -- "$ours" -r "$qcow2_in" "$out_ours" \
         -- qemu-img convert -t writeback -O raw "$qcow2_in" "$out_ref"
+      has_op q2r && sync_cost_row "$fs" "qcow2 to raw (-r)" "qemu-img convert -O raw"
+      floor_row "$fs" "qcow2 to raw (-r)" "$out_ours"
     fi
     rm -f "$qcow2_in"
   fi
@@ -260,6 +281,9 @@ mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
   printf '%s\n' "${rows[@]}"
   echo
   echo "Times are medians of $runs runs, page cache dropped before each run; memory targets: ≤ $mem_target_mib MiB."
+  echo "Ours runs with --no-sync where the reference leaves its image unsynced, and as by default"
+  echo "(synced) where the reference is synced too; the rows marked \"the cost of syncing\" set ours as"
+  echo "by default against the reference as it is."
   if has_op floor; then
     echo "Rows of information (no target, in no count): our image's bytes written from memory as laid out"
     echo "in it, holes left, then fsync (bench/write-floor.pl): what making that image durable takes on"
