@@ -1,11 +1,16 @@
 // Reading guest bytes through a resolved mapping, and the whole-disk
 // conversion to raw: host-contiguous runs become large reads, holes stay
-// holes (or zeros where the output needs them), and each compressed
-// cluster is decompressed once.
+// holes (or zeros where the output needs them), each compressed cluster is
+// decompressed once, and the reading runs on a thread of its own, a few
+// batches ahead of the writing.
 #include <algorithm>
 #include <cstring>
+#include <stop_token>
+#include <thread>
+#include <vector>
 
 #include "qcow2/reader.h"
+#include "util/batch_ring.h"
 #include "util/error.h"
 
 namespace qcow2 {
@@ -46,32 +51,119 @@ void Qcow2Reader::Read(uint64_t guest_offset, std::span<uint8_t> out) {
   }
 }
 
-void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out,
-                  const std::function<void(uint64_t)>& progress) {
-  const uint64_t size = reader.virtual_size();
-  constexpr uint64_t kChunk = 4u << 20;
-  std::vector<uint8_t> buf;
-  uint64_t at = 0;
-  while (at < size) {
-    Mapping m = reader.Resolve(at, size - at);
-    if (m.kind == ClusterKind::kNormal || m.kind == ClusterKind::kCompressed) {
-      // Large sequential reads over host-contiguous runs.
-      for (uint64_t done = 0; done < m.length;) {
-        Mapping part = m;
-        part.guest_offset = at + done;
-        part.host_offset = m.kind == ClusterKind::kNormal ? m.host_offset + done : m.host_offset;
-        part.length = std::min(kChunk, m.length - done);
-        buf.resize(part.length);
-        ReadMapped(part, buf);
-        out.Write(part.guest_offset, buf);
-        done += part.length;
+namespace {
+
+// Guest runs read into one buffer, on their way from the reading thread to
+// the writing one.
+struct ConvertBatch {
+  struct Run {
+    uint64_t guest_offset;
+    size_t at;  // in bytes
+    size_t length;
+  };
+  static constexpr size_t kBytes = 4u << 20;
+  static constexpr size_t kMaxRuns = 4096;
+  std::vector<uint8_t> bytes = std::vector<uint8_t>(kBytes);
+  size_t used = 0;
+  std::vector<Run> runs;
+  uint64_t progress_to = 0;  // the guest bytes done once the runs are written
+  bool last = false;
+
+  void Clear() {
+    used = 0;
+    runs.clear();
+    last = false;
+  }
+};
+
+// The reading side of a conversion, on a thread of its own: maps the guest
+// disk in order and reads (or decompresses) what backs it into batches.
+class ConvertReader {
+ public:
+  ConvertReader(Qcow2Reader& reader, util::BatchRing<ConvertBatch>& ring)
+      : reader_(reader), ring_(ring) {}
+  void Run(const std::stop_token& stop) {
+    try {
+      ReadAll(stop);
+    } catch (...) {
+      ring_.Fail(std::current_exception());
+    }
+  }
+
+ private:
+  // A batch goes over when full, or when the guest went a long way past
+  // the last one handed over (so that progress moves over empty space).
+  static constexpr uint64_t kProgressStep = 1ull << 30;
+
+  void ReadAll(const std::stop_token& stop) {
+    const uint64_t size = reader_.virtual_size();
+    uint64_t handed_at = 0;
+    ConvertBatch* batch = Take(stop);
+    for (uint64_t at = 0; batch && at < size;) {
+      const Mapping m = reader_.Resolve(at, size - at);
+      if (m.kind == ClusterKind::kNormal || m.kind == ClusterKind::kCompressed) {
+        for (uint64_t done = 0; batch && done < m.length;) {
+          if (batch->used == ConvertBatch::kBytes || batch->runs.size() == ConvertBatch::kMaxRuns) {
+            batch->progress_to = handed_at = at + done;
+            ring_.Fill(batch);
+            batch = Take(stop);
+            continue;
+          }
+          Mapping part = m;
+          part.guest_offset = at + done;
+          part.host_offset = m.kind == ClusterKind::kNormal ? m.host_offset + done : m.host_offset;
+          part.length = std::min<uint64_t>(ConvertBatch::kBytes - batch->used, m.length - done);
+          ReadMapped(part, std::span(batch->bytes).subspan(batch->used, part.length));
+          batch->runs.push_back({part.guest_offset, batch->used, part.length});
+          batch->used += part.length;
+          done += part.length;
+        }
+      }
+      at += m.length;
+      if (batch && at - handed_at >= kProgressStep && at < size) {
+        batch->progress_to = handed_at = at;
+        ring_.Fill(batch);
+        batch = Take(stop);
       }
     }
-    at += m.length;
-    if (progress)
-      progress(at);
+    if (!batch)
+      return;  // stopped
+    batch->progress_to = size;
+    batch->last = true;
+    ring_.Fill(batch);
   }
-  out.Finish(size);
+  ConvertBatch* Take(const std::stop_token& stop) {
+    ConvertBatch* b = ring_.NextFree(stop);
+    if (b)
+      b->Clear();
+    return b;
+  }
+
+  Qcow2Reader& reader_;
+  util::BatchRing<ConvertBatch>& ring_;
+};
+
+}  // namespace
+
+void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out,
+                  const std::function<void(uint64_t)>& progress) {
+  // Reading (page cache copies, decompression) and writing each take a
+  // core: three batches let each side work while the other does.
+  util::BatchRing<ConvertBatch> ring(3);
+  ConvertReader converter(reader, ring);
+  std::jthread reading([&](std::stop_token stop) { converter.Run(stop); });
+  for (bool last = false; !last;) {
+    ConvertBatch& batch = ring.NextFull();
+    for (const ConvertBatch::Run& run : batch.runs)
+      out.Write(run.guest_offset,
+                std::span<const uint8_t>(batch.bytes).subspan(run.at, run.length));
+    if (progress)
+      progress(batch.progress_to);
+    last = batch.last;
+    ring.Release(batch);
+  }
+  reading.join();
+  out.Finish(reader.virtual_size());
 }
 
 }  // namespace qcow2
