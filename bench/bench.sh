@@ -81,9 +81,11 @@ run_timed() {
 median() { cut -d' ' -f"$2" "$1" | sort -g | awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); if (NR % 2) print v[m]; else printf "%.2f\n", (v[m] + v[m + 1]) / 2 }'; }
 peak_mib() { cut -d' ' -f"$2" "$1" | sort -g | tail -n 1 | awk '{ printf "%.0f\n", $1 / 1024 }'; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+# ratio_of A B: A / B to two decimals, n/a when B is 0.
+ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 rows=()
-last_ours_s="" last_ours_mem="" plain_ref_s="" plain_ref_mem=""
+last_ours_s="" last_ours_mem="" last_ref_s="" last_ref_mem=""
 missed=0
 total=0
 
@@ -108,7 +110,7 @@ measure() {
   local ours_s ref_s ratio ours_mem ref_mem met note=""
   ours_s=$(median "$ours_times" 1)
   ref_s=$(median "$ref_times" 1)
-  ratio=$(awk -v a="$ours_s" -v b="$ref_s" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  ratio=$(ratio_of "$ours_s" "$ref_s")
   ours_mem=$(peak_mib "$ours_times" 2)
   ref_mem=$(peak_mib "$ref_times" 2)
   met=yes
@@ -135,18 +137,15 @@ measure() {
   [ "$met" = yes ] || missed=$((missed + 1))
   rows+=("| $fs | $label | $ours_s | $ref_label | $ref_s | $ratio | $target_text | $ours_mem | $ref_mem | $met${note:+ ($note)} |")
   EXTRA_CHECK="" EXTRA_NOTE="" EXTRA_INFO="" TIME_INFO=""
-  last_ours_s=$ours_s last_ours_mem=$ours_mem
-  # The reference as it is, kept for sync_cost_row.
-  [[ $ref_label == *synced* ]] || plain_ref_s=$ref_s plain_ref_mem=$ref_mem
+  last_ours_s=$ours_s last_ours_mem=$ours_mem last_ref_s=$ref_s last_ref_mem=$ref_mem
 }
 
-# sync_cost_row FS LABEL REF_LABEL: after a -durable measure, ours as by
-# default (synced) against the reference as it is (unsynced), both as the
-# two rows before measured them: what syncing costs. A row of information.
+# sync_cost_row FS LABEL REF_LABEL REF_S REF_MEM: after a -durable measure,
+# ours as by default (synced) against the reference as it is (unsynced,
+# REF_S and REF_MEM from the row before): what syncing costs. A row of
+# information.
 sync_cost_row() {
-  local ratio
-  ratio=$(awk -v a="$last_ours_s" -v b="$plain_ref_s" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-  rows+=("| $1 | $2 (synced, by default) | $last_ours_s | $3, unsynced (the times of the two rows above) | $plain_ref_s | $ratio | none | $last_ours_mem | $plain_ref_mem | information: the cost of syncing |")
+  rows+=("| $1 | $2 (synced, by default) | $last_ours_s | $3, unsynced (the times of the two rows above) | $4 | $(ratio_of "$last_ours_s" "$4") | none | $last_ours_mem | $5 | information: the cost of syncing |")
 }
 
 # floor_row FS LABEL IMAGE: after a measure whose last run of ours left
@@ -163,7 +162,7 @@ floor_row() {
   done
   floor_s=$(median "$times" 1)
   extents=$(tail -n 1 "$times" | cut -d' ' -f2)
-  ratio=$(awk -v a="$last_ours_s" -v b="$floor_s" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  ratio=$(ratio_of "$last_ours_s" "$floor_s")
   rows+=("| $fs | $label | $last_ours_s | our image written from memory, then fsync: the disk's floor ($extents extents) | $floor_s | $ratio | none | $last_ours_mem | | information |")
 }
 
@@ -197,23 +196,25 @@ for fs in $fs_names; do
     EXTRA_NOTE="qemu-img cannot open or check our image"
     measure "$fs" "-Q${no_sync[*]:+ --no-sync}" "e2image -Q" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" "${no_sync[@]}" -Q "$img" "$out_ours" -- "$ref_e2image" -Q "$img" "$out_ref"
+    plain=("$last_ref_s" "$last_ref_mem")
   fi
   if has_op Q-durable && [ "$fs" != huge ]; then
     measure "$fs" "-Q" "e2image -Q, then sync FILE (synced, as ours)" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" -Q "$img" "$out_ours" \
       -- bash -c '"$1" -Q "$2" "$3" && exec sync "$3"' e2image "$ref_e2image" "$img" "$out_ref"
-    has_op Q && sync_cost_row "$fs" "-Q" "e2image -Q"
+    has_op Q && sync_cost_row "$fs" "-Q" "e2image -Q" "${plain[@]}"
     floor_row "$fs" "-Q" "$out_ours"
   fi
   if has_op r; then
     measure "$fs" "-r${no_sync[*]:+ --no-sync}" "e2image -r" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" "${no_sync[@]}" -r "$img" "$out_ours" -- "$ref_e2image" -r "$img" "$out_ref"
+    plain=("$last_ref_s" "$last_ref_mem")
   fi
   if has_op r-durable && [ "$fs" != huge ]; then
     measure "$fs" "-r" "e2image -r, then sync FILE (synced, as ours)" 0.5 "$out_ours" "$out_ref" \
       -- "$ours" -r "$img" "$out_ours" \
       -- bash -c '"$1" -r "$2" "$3" && exec sync "$3"' e2image "$ref_e2image" "$img" "$out_ref"
-    has_op r && sync_cost_row "$fs" "-r" "e2image -r"
+    has_op r && sync_cost_row "$fs" "-r" "e2image -r" "${plain[@]}"
     floor_row "$fs" "-r" "$out_ours"
   fi
   # Reading a 15 TiB sparse file end to end measures nothing useful: no -Qa on huge.
@@ -228,13 +229,14 @@ for fs in $fs_names; do
       measure "$fs" "qcow2 to raw (-r${no_sync[*]:+ --no-sync})" "qemu-img convert -O raw" 0.5 \
         "$out_ours" "$out_ref" -- "$ours" "${no_sync[@]}" -r "$qcow2_in" "$out_ours" \
         -- qemu-img convert -O raw "$qcow2_in" "$out_ref"
+      plain=("$last_ref_s" "$last_ref_mem")
     fi
     # -t writeback: one fdatasync at the end, as durable as ours.
     if has_op q2r-durable; then
       measure "$fs" "qcow2 to raw (-r)" "qemu-img convert -t writeback -O raw (synced, as ours)" \
         0.5 "$out_ours" "$out_ref" -- "$ours" -r "$qcow2_in" "$out_ours" \
         -- qemu-img convert -t writeback -O raw "$qcow2_in" "$out_ref"
-      has_op q2r && sync_cost_row "$fs" "qcow2 to raw (-r)" "qemu-img convert -O raw"
+      has_op q2r && sync_cost_row "$fs" "qcow2 to raw (-r)" "qemu-img convert -O raw" "${plain[@]}"
       floor_row "$fs" "qcow2 to raw (-r)" "$out_ours"
     fi
     rm -f "$qcow2_in"
