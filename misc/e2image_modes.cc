@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "e2img/block_copier.h"
 #include "e2img/e2i_writer.h"
 #include "e2img/filesystem.h"
+#include "e2img/group_tables.h"
 #include "e2img/metadata_map.h"
 #include "e2img/overlapped_copy.h"
 #include "e2img/read_ahead.h"
@@ -189,11 +191,39 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
   return 0;
 }
 
-// The sink of a raw or qcow2 capture. `blocks` (the complete map) is read by
-// compressed captures only, which choose their cluster size from it.
+// A size for a message: in MiB, or in KiB below one MiB.
+std::string SizeText(uint64_t bytes) {
+  return bytes >= (1u << 20) ? std::to_string(bytes >> 20) + " MiB"
+                             : std::to_string((bytes + 1023) >> 10) + " KiB";
+}
+
+// The first block of each of these runs that is not a hole of the source
+// (runs all hole give none): one question to the source per run.
+std::vector<uint64_t> FirstDataBlocks(const util::File& source,
+                                      const std::vector<e2img::BlockExtent>& runs, const Options& o,
+                                      const e2img::Filesystem& fs) {
+  std::vector<uint64_t> firsts;
+  const uint64_t bs = fs.block_size();
+  for (const e2img::BlockExtent& run : runs) {
+    const uint64_t at = o.source_offset + run.start * bs;
+    const off_t data = ::lseek(source.fd(), static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0 && errno == ENXIO)
+      continue;  // only a hole from here to the end
+    const uint64_t block =
+        data < 0 ? run.start : run.start + (static_cast<uint64_t>(data) - at) / bs;
+    if (block < run.end())
+      firsts.push_back(block);
+  }
+  return firsts;
+}
+
+// The sink of a raw or qcow2 capture. `blocks` (the map, or most of it) is
+// read by compressed captures only, which choose their cluster size from it
+// and reserve the L2 tables of `reserved` (default: those of `blocks`).
 std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesystem& fs,
                                            const util::OutputFile& out,
-                                           const std::vector<e2img::BlockExtent>* blocks) {
+                                           const std::vector<e2img::BlockExtent>* blocks,
+                                           const std::vector<e2img::BlockExtent>* reserved) {
   if (o.qcow2) {
     e2img::Qcow2SinkOptions q;
     q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
@@ -208,11 +238,10 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
           std::fprintf(
               stderr,
               "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
-              "that 64 KiB clusters would need %llu MiB of L2 tables\n",
+              "that 64 KiB clusters would need %s of L2 tables\n",
               1u << bits,
-              static_cast<unsigned long long>(
-                  e2img::L2TableBytes(*blocks, fs.block_size(), e2img::kCompressedClusterBits) >>
-                  20));
+              SizeText(e2img::L2TableBytes(*blocks, fs.block_size(), e2img::kCompressedClusterBits))
+                  .c_str());
         q.cluster_bits = bits;
       } else if (q.cluster_bits != block_bits)
         std::fprintf(stderr,
@@ -223,7 +252,7 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
     q.version = o.qcow2_version;
     q.compression = o.compression;
     q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
-    q.blocks = blocks;
+    q.blocks = reserved ? reserved : blocks;
     return std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
   }
   return std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
@@ -315,35 +344,58 @@ int Capture(const Options& o) {
       scrambler->ObserveInode(ino, inode);
     };
   }
-  // Uncompressed captures into files copy the group tables while the inode
-  // scan runs, and the blocks it found while the directories are parsed: the
-  // sink exists before the map is complete. Scrambled ones copy the tables
-  // as they are and then again, scrambled, the blocks that change.
+  // Raw and qcow2 captures copy the group tables while the inode scan runs,
+  // and the blocks it found while the directories are parsed: the sink
+  // exists before the map is complete. Scrambled ones copy the tables as
+  // they are and then again, scrambled, the blocks that change.
   std::optional<util::OutputFile> out;
   std::unique_ptr<e2img::ImageSink> sink;
   std::optional<e2img::OverlappedCopy> overlapped_copy;
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
-  const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks) {
+  const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks,
+                                 const std::vector<e2img::BlockExtent>* reserved = nullptr) {
     out.emplace(CreateOutput(o));
-    sink = MakeSink(o, fs, *out, blocks);
+    sink = MakeSink(o, fs, *out, blocks, reserved);
     src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
+  };
+  const auto overlap_copy = [&] {
+    e2img::EarlyBlockCheck check;
+    if (scrambler)
+      check = [&](uint64_t block, std::span<const uint8_t> data) {
+        return scrambler->MayChangeUnplanned(block, data);
+      };
+    overlapped_copy.emplace(src, *sink, Warn, std::move(check));
   };
   if ((o.raw || o.qcow2) && !o.nop && !o.compression) {
     create_output(nullptr);
-    if (sink->SecondPassUnitBlocks()) {
-      e2img::EarlyBlockCheck check;
-      if (scrambler)
-        check = [&](uint64_t block, std::span<const uint8_t> data) {
-          return scrambler->MayChangeUnplanned(block, data);
-        };
-      overlapped_copy.emplace(src, *sink, Warn, std::move(check));
-      map_options.tables_marked = [&](e2img::MetadataMap& known) { overlapped_copy->Start(known); };
-      // A checked (scrambled) copy leaves these for the last pass: scrambling changes them.
-      map_options.inodes_scanned = [&](e2img::MetadataMap& known) {
-        overlapped_copy->Continue(known);
-      };
-    }
+    if (sink->SecondPassUnitBlocks())
+      overlap_copy();
   }
+  if (overlapped_copy) {
+    map_options.tables_marked = [&](e2img::MetadataMap& known) { overlapped_copy->Start(known); };
+  } else if (o.compression && !o.nop && !scrambler) {
+    // A compressed image is sized from the map so far, holes of a sparse
+    // source left out: the group tables, most of it, choose the cluster size;
+    // L2 tables are reserved for them and for the groups with blocks in use,
+    // where the scan finds the rest. Scrambled ones take one pass: a
+    // compressed cluster is never rewritten.
+    map_options.tables_marked = [&](e2img::MetadataMap& known) {
+      known.blocks = e2img::Subtract(
+          known.blocks.Extents(),
+          e2img::HoleBlocks(source, known.blocks.Extents(), o.source_offset, fs.block_size()));
+      e2img::BlockSet reserved = known.blocks;
+      for (const uint64_t block : FirstDataBlocks(source, e2img::GroupsInUse(fs.get()), o, fs))
+        reserved.Add(block);
+      create_output(&known.blocks.Extents(), &reserved.Extents());
+      overlap_copy();
+      overlapped_copy->Start(known, /*holes_left_out=*/true);
+    };
+  }
+  // A checked (scrambled) copy leaves these for the last pass: scrambling changes them.
+  map_options.inodes_scanned = [&](e2img::MetadataMap& known) {
+    if (overlapped_copy)
+      overlapped_copy->Continue(known);
+  };
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
   map.problems += open_problems;
   if (scrambler)

@@ -96,4 +96,15 @@ void MarkGroupTables(const Filesystem& filesystem, const MapOptions& options, Me
   }
 }
 
+std::vector<BlockExtent> GroupsInUse(ext2_filsys fs) {
+  std::vector<BlockExtent> groups;
+  for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
+    const blk64_t first = ext2fs_group_first_block2(fs, g);
+    const blk64_t size = ext2fs_group_last_block2(fs, g) - first + 1;
+    if (ext2fs_bg_free_blocks_count(fs, g) < size)
+      groups.push_back({first, size});
+  }
+  return groups;
+}
+
 }  // namespace e2img

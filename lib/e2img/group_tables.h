@@ -4,6 +4,9 @@
 // descriptor checksum is wrong is read, so it is kept).
 #pragma once
 
+#include <vector>
+
+#include "e2img/block_set.h"
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
 
@@ -20,5 +23,10 @@ uint32_t InodesScanned(ext2_filsys fs, dgrp_t group);
 
 // The inode table block holding inode `ino` when the scan skips it, else 0.
 uint64_t SkippedInodeBlock(ext2_filsys fs, ext2_ino_t ino);
+
+// The groups with blocks in use (a free count below their size), ascending,
+// each as its run of blocks: where the inode scan may find more metadata
+// (directories, extent trees) than the group tables.
+std::vector<BlockExtent> GroupsInUse(ext2_filsys fs);
 
 }  // namespace e2img

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "e2img/source_holes.h"
 #include "util/error.h"
 
 namespace e2img {
@@ -49,9 +50,25 @@ OverlappedCopy::~OverlappedCopy() {
   }
 }
 
-void OverlappedCopy::Start(MetadataMap& known) {
+void OverlappedCopy::PruneNewHoles(MetadataMap& known) {
+  if (!holes_pruned_)
+    return;
+  BlockSet added = Subtract(known.blocks.Extents(), pruned_.Extents());
+  const std::vector<BlockExtent> holes =
+      HoleBlocks(*source_.file, added.Extents(), source_.offset, source_.block_size);
+  if (!holes.empty())
+    known.blocks = Subtract(known.blocks.Extents(), holes);
+  pruned_ = known.blocks;
+}
+
+void OverlappedCopy::Start(MetadataMap& known, bool holes_pruned) {
   const uint64_t unit = sink_.SecondPassUnitBlocks();
   unit_blocks_ = unit;
+  if (holes_pruned) {
+    holes_pruned_ = true;
+    pruned_ = known.blocks;
+    source_.skip_holes = false;  // no pass meets a hole
+  }
   if (!unit)
     throw util::Error("internal error: an overlapped copy into a sink that takes one pass");
   early_ = WholeUnits(WithoutStaleTails(known).Extents(), unit);
@@ -65,6 +82,7 @@ void OverlappedCopy::Continue(MetadataMap& known) {
   if (!worker_.joinable() || check_)
     return;
   // The sink is the worker's now: its unit was asked in Start.
+  PruneNewHoles(known);
   BlockSet untailed = WithoutStaleTails(known);
   continued_ = WholeUnits(Subtract(untailed.Extents(), early_.Extents()).Extents(), unit_blocks_);
   continued_.Extents();  // sorted now: read-only from here on
@@ -116,6 +134,7 @@ uint64_t OverlappedCopy::Finish(MetadataMap& map, const ProgressFn& progress,
     worker_.join();
   if (error_)
     std::rethrow_exception(error_);
+  PruneNewHoles(map);
   BlockSet copied = early_;
   for (const BlockExtent& e : continued_.Extents())
     copied.Add(e.start, e.count);

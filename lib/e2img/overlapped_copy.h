@@ -48,8 +48,11 @@ class OverlappedCopy {
 
   // Starts copying the sink's whole units among the blocks of the map so far
   // (MapOptions::tables_marked), leaving out blocks with a stale tail: the
-  // scan may still keep more of those.
-  void Start(MetadataMap& known);
+  // scan may still keep more of those. holes_pruned: the map so far holds no
+  // hole of the source (the caller took them out); Continue and Finish then
+  // take out those of the blocks added since, each asked once, and every
+  // pass reads its blocks without asking the source for holes again.
+  void Start(MetadataMap& known, bool holes_pruned = false);
   // After Start, once the inode scan is done: the worker goes on, in a pass
   // of its own, with the whole units of the map so far that it has not
   // copied (stale tails left out again). Not for a transformed copy (one
@@ -71,6 +74,9 @@ class OverlappedCopy {
   void Work(std::stop_token stop);
   // Copies `blocks` into the sink on the worker, noting its progress.
   void CopyOnWorker(const std::stop_token& stop, BlockSet& blocks, ImageSink& into);
+  // With holes pruned: takes the source's holes out of the blocks of the map
+  // added since the last handover.
+  void PruneNewHoles(MetadataMap& known);
 
   CopySource source_;
   ImageSink& sink_;
@@ -78,7 +84,9 @@ class OverlappedCopy {
   EarlyBlockCheck check_;
   BlockSet early_;
   uint64_t unit_blocks_ = 0;  // the sink's unit, asked before the worker starts
-  BlockSet flagged_;          // early blocks the check flagged (the worker's until joined)
+  bool holes_pruned_ = false;
+  BlockSet pruned_;   // with holes pruned: the map's blocks at the last handover
+  BlockSet flagged_;  // early blocks the check flagged (the worker's until joined)
   uint64_t early_problems_ = 0;
   uint64_t early_done_ = 0;
   std::exception_ptr error_;

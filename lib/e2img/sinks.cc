@@ -160,14 +160,14 @@ void Qcow2Sink::StoreRewrite() {
 }
 
 uint64_t Qcow2Sink::SecondPassUnitBlocks() const {
-  return compressed_ ? 0 : std::max<uint64_t>(1, writer_->cluster_size() / block_size_);
+  return std::max<uint64_t>(1, writer_->cluster_size() / block_size_);
 }
 
 void Qcow2Sink::StartSecondPass(std::vector<BlockExtent> rewrites) {
-  if (compressed_)
-    ImageSink::StartSecondPass(std::move(rewrites));
-  stream_->Flush();
-  stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, std::nullopt, 1);
+  if (compressed_ && !rewrites.empty())
+    ImageSink::StartSecondPass(std::move(rewrites));  // refused: packed clusters stay put
+  StoreRewrite();
+  stream_->StartAgain();
   rewrites_ = RewrittenUnits(std::move(rewrites));
 }
 

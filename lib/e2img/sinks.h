@@ -103,8 +103,9 @@ struct Qcow2SinkOptions {
   uint32_t version = 2;
   std::optional<qcow2::CompressionType> compression;
   unsigned threads = 1;  // compression workers
-  // The blocks that will be written (compressed images): the L2 tables they
-  // need are reserved up front, so the packed compressed data is never cut.
+  // The blocks that will be written (compressed images), or most of them:
+  // the L2 tables they need are reserved up front, so that the packed
+  // compressed data is not cut by them.
   const std::vector<BlockExtent>* blocks = nullptr;
 };
 
@@ -142,7 +143,8 @@ class Qcow2Sink : public ImageSink {
             const Qcow2SinkOptions& options);
   void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
   void Finish() override;
-  // Uncompressed images only: compressed clusters are packed in the order they come.
+  // Compressed images take further passes but no rewrites: their clusters
+  // are packed in the order they come, and stay where they were put.
   uint64_t SecondPassUnitBlocks() const override;
   void StartSecondPass(std::vector<BlockExtent> rewrites) override;
 

@@ -101,4 +101,9 @@ void ClusterStream::Flush() {
     pool_->Drain(store_);
 }
 
+void ClusterStream::StartAgain() {
+  Flush();
+  position_ = 0;
+}
+
 }  // namespace qcow2

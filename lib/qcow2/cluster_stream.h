@@ -29,6 +29,9 @@ class ClusterStream {
   void Write(uint64_t guest_offset, std::span<const uint8_t> data);
   // Stores the last partial cluster. Call before writer.Finish().
   void Flush();
+  // Flushes, then takes offsets from 0 again: the clusters of a new pass,
+  // none of them written before (the compression workers stay).
+  void StartAgain();
 
   uint64_t clusters_written() const { return clusters_written_; }
   uint64_t clusters_compressed() const { return clusters_compressed_; }

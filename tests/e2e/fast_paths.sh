@@ -61,7 +61,8 @@ compressed_with_threads() {
   threads=$1
   rm -f "$T/z.qcow2"
   "$E2IMAGE" -r "$T/frag.img" "$T/meta.raw" 2> /dev/null || true
-  "$E2IMAGE" -Q --compress=zstd --threads="$threads" "$T/frag.img" "$T/z.qcow2" || return 1
+  "$E2IMAGE" -Q --compress=zstd --cluster-size=65536 --threads="$threads" \
+    "$T/frag.img" "$T/z.qcow2" || return 1
   qcow2_clean "$T/z.qcow2" || return 1
   qemu-img info "$T/z.qcow2" | grep -q "cluster_size: 65536" || return 1
   qemu-img compare -F raw "$T/z.qcow2" "$T/meta.raw"
