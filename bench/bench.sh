@@ -24,8 +24,10 @@
 #                                           qcow2 to raw (not on huge), the time to
 #                                           write our image's bytes from memory,
 #                                           laid out as in it, and sync them: the
-#                                           output disk's floor (write-floor.pl), a
-#                                           row of information, no target
+#                                           output disk's floor (write-floor.pl),
+#                                           and after qcow2 to raw, cat of the qcow2
+#                                           file: the input disk's floor; rows of
+#                                           information, no target
 #   BENCH_RESULTS=FILE                      also write the table there
 set -euo pipefail
 
@@ -166,6 +168,22 @@ floor_row() {
   rows+=("| $fs | $label | $last_ours_s | our image written from memory, then fsync: the disk's floor ($extents extents) | $floor_s | $ratio | none | $last_ours_mem | | information |")
 }
 
+# read_floor_row FS LABEL FILE: after a measure of ours reading FILE, the
+# time `cat FILE > /dev/null` takes from a dropped cache, against ours: how
+# far above the input disk's floor ours is. A row of information, counted
+# in no total.
+read_floor_row() {
+  local fs=$1 label=$2 file=$3 times="$work/read-floor.times" floor_s
+  has_op floor || return 0
+  : > "$times"
+  echo "bench: $fs: $label: the input disk's floor, cat of the input ($runs runs)" >&2
+  for ((i = 0; i < runs; i++)); do
+    run_timed "$times" "$work/none" bash -c 'exec cat "$1" > /dev/null' cat "$file"
+  done
+  floor_s=$(median "$times" 1)
+  rows+=("| $fs | $label | $last_ours_s | cat of the input > /dev/null: the disk's floor for reading it ($(mib "$(stat -c %s "$file")")) | $floor_s | $(ratio_of "$last_ours_s" "$floor_s") | none | $last_ours_mem | | information |")
+}
+
 # The sizes of the last run's images, noted in the row (called from EXTRA_CHECK).
 note_sizes() {
   local ours_b ref_b
@@ -230,6 +248,9 @@ for fs in $fs_names; do
         "$out_ours" "$out_ref" -- "$ours" "${no_sync[@]}" -r "$qcow2_in" "$out_ours" \
         -- qemu-img convert -O raw "$qcow2_in" "$out_ref"
       plain=("$last_ref_s" "$last_ref_mem")
+      if [ "$fs" != huge ]; then
+        read_floor_row "$fs" "qcow2 to raw (-r${no_sync[*]:+ --no-sync})" "$qcow2_in"
+      fi
     fi
     # -t writeback: one fdatasync at the end, as durable as ours.
     if has_op q2r-durable; then
@@ -298,7 +319,7 @@ mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
   if has_op floor; then
     echo "Rows of information (no target, in no count): our image's bytes written from memory as laid out"
     echo "in it, holes left, then fsync (bench/write-floor.pl): what making that image durable takes on"
-    echo "this disk with nothing to read or compute."
+    echo "this disk with nothing to read or compute; and cat of the qcow2 file that qcow2 to raw reads."
   fi
   if [ "$missed" = 0 ]; then
     echo "All $total targets met."
