@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -197,26 +196,6 @@ std::string SizeText(uint64_t bytes) {
                              : std::to_string((bytes + 1023) >> 10) + " KiB";
 }
 
-// The first block of each of these runs that is not a hole of the source
-// (runs all hole give none): one question to the source per run.
-std::vector<uint64_t> FirstDataBlocks(const util::File& source,
-                                      const std::vector<e2img::BlockExtent>& runs, const Options& o,
-                                      const e2img::Filesystem& fs) {
-  std::vector<uint64_t> firsts;
-  const uint64_t bs = fs.block_size();
-  for (const e2img::BlockExtent& run : runs) {
-    const uint64_t at = o.source_offset + run.start * bs;
-    const off_t data = ::lseek(source.fd(), static_cast<off_t>(at), SEEK_DATA);
-    if (data < 0 && errno == ENXIO)
-      continue;  // only a hole from here to the end
-    const uint64_t block =
-        data < 0 ? run.start : run.start + (static_cast<uint64_t>(data) - at) / bs;
-    if (block < run.end())
-      firsts.push_back(block);
-  }
-  return firsts;
-}
-
 // The sink of a raw or qcow2 capture. `blocks` (the map, or most of it) is
 // read by compressed captures only, which choose their cluster size from it
 // and reserve the L2 tables of `reserved` (default: those of `blocks`).
@@ -384,7 +363,8 @@ int Capture(const Options& o) {
           known.blocks.Extents(),
           e2img::HoleBlocks(source, known.blocks.Extents(), o.source_offset, fs.block_size()));
       e2img::BlockSet reserved = known.blocks;
-      for (const uint64_t block : FirstDataBlocks(source, e2img::GroupsInUse(fs.get()), o, fs))
+      for (const uint64_t block : e2img::FirstDataBlocks(source, e2img::GroupsInUse(fs.get()),
+                                                         o.source_offset, fs.block_size()))
         reserved.Add(block);
       create_output(&known.blocks.Extents(), &reserved.Extents());
       overlap_copy();

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 
 namespace e2img {
 
@@ -64,6 +65,28 @@ std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<Bl
     }
   }
   return found;
+}
+
+std::vector<uint64_t> FirstDataBlocks(const util::File& file, const std::vector<BlockExtent>& runs,
+                                      uint64_t source_offset, uint64_t block_size) {
+  std::vector<uint64_t> firsts;
+  const bool regular = S_ISREG(file.Stat().st_mode);
+  for (const BlockExtent& run : runs) {
+    if (!regular) {
+      firsts.push_back(run.start);
+      continue;
+    }
+    const uint64_t at = source_offset + run.start * block_size;
+    const off_t data = ::lseek(file.fd(), static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0 && errno == ENXIO)
+      continue;  // only a hole from here to the end
+    // A failure of another kind is answered conservatively: data.
+    const uint64_t block =
+        data < 0 ? run.start : run.start + (static_cast<uint64_t>(data) - at) / block_size;
+    if (block < run.end())
+      firsts.push_back(block);
+  }
+  return firsts;
 }
 
 }  // namespace e2img

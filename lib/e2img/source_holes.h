@@ -53,4 +53,11 @@ BlockRun AsBlocks(const SourceRun& run, uint64_t block_size);
 std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<BlockExtent>& extents,
                                     uint64_t source_offset, uint64_t block_size);
 
+// The first block holding data of each of these runs (ascending) of a
+// sparse source file (at source_offset), one question to the file per run;
+// a run all hole gives none. The start of every run when the file is not a
+// regular one.
+std::vector<uint64_t> FirstDataBlocks(const util::File& file, const std::vector<BlockExtent>& runs,
+                                      uint64_t source_offset, uint64_t block_size);
+
 }  // namespace e2img

@@ -51,5 +51,23 @@ TEST(HoleBlocks, NoneInAFileWithoutHoles) {
   EXPECT_TRUE(HoleBlocks(f, {{0, 16}}, 0, 4096).empty());
 }
 
+// One block per run: the first holding data, partly data counting; none for
+// a run all hole, up to the end of the file or not.
+TEST(FirstDataBlocks, TheFirstBlockHoldingDataOfEachRun) {
+  testutil::TempDir dir;
+  const util::File f = util::File::Open(SparseFile(dir), O_RDONLY);
+  EXPECT_EQ(FirstDataBlocks(f, {{0, 4}, {1, 8}, {4, 20}, {20, 100}}, 0, 4096),
+            (std::vector<uint64_t>{0, 16}));
+  // From 2 KiB into the file, the data at 64 KiB falls in block 15.
+  EXPECT_EQ(FirstDataBlocks(f, {{0, 1}, {1, 20}}, 2048, 4096), (std::vector<uint64_t>{0, 15}));
+}
+
+TEST(FirstDataBlocks, EveryRunStartInAFileWithoutHoles) {
+  testutil::TempDir dir;
+  testutil::WriteAll(dir.File("full"), testutil::Pattern(1 << 16, 3));
+  const util::File f = util::File::Open(dir.File("full"), O_RDONLY);
+  EXPECT_EQ(FirstDataBlocks(f, {{2, 3}, {9, 4}}, 0, 4096), (std::vector<uint64_t>{2, 9}));
+}
+
 }  // namespace
 }  // namespace e2img
