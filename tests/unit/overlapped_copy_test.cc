@@ -363,6 +363,15 @@ std::vector<uint8_t> GuestBytes(const std::string& path, size_t size) {
   return bytes;
 }
 
+// The image passes our qcow2 check with nothing to say.
+void ExpectCleanImage(const std::string& path) {
+  std::vector<std::string> problems;
+  const qcow2::CheckReport report = qcow2::CheckImage(
+      qcow2::ImageView(path), [&](const std::string& line) { problems.push_back(line); });
+  EXPECT_EQ(report.ExitCode(), 0);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+}
+
 // Writes runs (first block, count) of `data` into a qcow2 image of 64 blocks
 // with 2^cluster_bits-byte clusters, each list of runs in a pass of its own.
 // compression: compressed clusters, on `threads` workers.
@@ -413,10 +422,7 @@ TEST(Qcow2SinkTwoPasses, ThreePassesReadBackAsOne) {
   std::vector<uint8_t> expected(64 * kFsBlock, 0);
   CopyRuns(data, {{0, 5}, {8, 8}, {20, 4}, {40, 4}, {60, 2}}, expected);
   EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
-  std::vector<std::string> problems;
-  const qcow2::CheckReport report = qcow2::CheckImage(
-      qcow2::ImageView(path), [&](const std::string& line) { problems.push_back(line); });
-  EXPECT_EQ(report.ExitCode(), 0);
+  ExpectCleanImage(path);
 }
 
 // Units of the first pass given again in the second replace the old bytes,
@@ -452,11 +458,7 @@ TEST(Qcow2SinkTwoPasses, RewrittenUnitsReplaceTheFirstPassBytes) {
   std::fill_n(expected.begin() + 12 * kFsBlock, 4 * kFsBlock, 0);
   std::fill_n(expected.begin() + 17 * kFsBlock, kFsBlock, 0);
   EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
-  std::vector<std::string> problems;
-  const qcow2::CheckReport report = qcow2::CheckImage(
-      qcow2::ImageView(path), [&](const std::string& line) { problems.push_back(line); });
-  EXPECT_EQ(report.ExitCode(), 0);
-  EXPECT_TRUE(problems.empty()) << problems.front();
+  ExpectCleanImage(path);
 }
 
 TEST(RawSinkTwoPasses, RewrittenUnitsReplaceTheFirstPassBytesZerosIncluded) {
@@ -506,11 +508,7 @@ TEST(Qcow2SinkTwoPasses, CompressedPassesReadBackAsOne) {
     std::vector<uint8_t> expected(64 * kFsBlock, 0);
     CopyRuns(data, {{0, 5}, {8, 8}, {20, 4}, {40, 4}, {60, 2}}, expected);
     EXPECT_EQ(GuestBytes(path, 64 * kFsBlock), expected);
-    std::vector<std::string> problems;
-    const qcow2::CheckReport report = qcow2::CheckImage(
-        qcow2::ImageView(path), [&](const std::string& line) { problems.push_back(line); });
-    EXPECT_EQ(report.ExitCode(), 0);
-    EXPECT_TRUE(problems.empty()) << problems.front();
+    ExpectCleanImage(path);
     // Compressed and packed: the 7 data clusters of 16 KiB share a few (12 in all when plain).
     EXPECT_LE(std::filesystem::file_size(path), uint64_t{8} << 14);
   }
