@@ -359,16 +359,15 @@ int Capture(const Options& o) {
     // where the scan finds the rest. Scrambled ones take one pass: a
     // compressed cluster is never rewritten.
     map_options.tables_marked = [&](e2img::MetadataMap& known) {
-      known.blocks = e2img::Subtract(
-          known.blocks.Extents(),
-          e2img::HoleBlocks(source, known.blocks.Extents(), o.source_offset, fs.block_size()));
+      known.blocks =
+          e2img::WithoutHoles(source, known.blocks.Extents(), o.source_offset, fs.block_size());
       e2img::BlockSet reserved = known.blocks;
       for (const uint64_t block : e2img::FirstDataBlocks(source, e2img::GroupsInUse(fs.get()),
                                                          o.source_offset, fs.block_size()))
         reserved.Add(block);
       create_output(&known.blocks.Extents(), &reserved.Extents());
       overlap_copy();
-      overlapped_copy->Start(known, /*holes_left_out=*/true);
+      overlapped_copy->Start(known, /*holes_pruned=*/true);
     };
   }
   // A checked (scrambled) copy leaves these for the last pass: scrambling changes them.
@@ -393,9 +392,8 @@ int Capture(const Options& o) {
     // 1 GiB journal of the empty 15 TiB filesystem is one).
     const bool holes_left_out = !map_options.output_is_device;
     if (holes_left_out)
-      map.blocks = e2img::Subtract(
-          map.blocks.Extents(),
-          e2img::HoleBlocks(source, map.blocks.Extents(), o.source_offset, fs.block_size()));
+      map.blocks =
+          e2img::WithoutHoles(source, map.blocks.Extents(), o.source_offset, fs.block_size());
     create_output(&map.blocks.Extents());
     // No hole is left in the map: the copier need not ask the source again.
     if (holes_left_out)

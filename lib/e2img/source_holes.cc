@@ -67,6 +67,11 @@ std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<Bl
   return found;
 }
 
+BlockSet WithoutHoles(const util::File& file, const std::vector<BlockExtent>& extents,
+                      uint64_t source_offset, uint64_t block_size) {
+  return Subtract(extents, HoleBlocks(file, extents, source_offset, block_size));
+}
+
 std::vector<uint64_t> FirstDataBlocks(const util::File& file, const std::vector<BlockExtent>& runs,
                                       uint64_t source_offset, uint64_t block_size) {
   std::vector<uint64_t> firsts;

@@ -53,6 +53,10 @@ BlockRun AsBlocks(const SourceRun& run, uint64_t block_size);
 std::vector<BlockExtent> HoleBlocks(const util::File& file, const std::vector<BlockExtent>& extents,
                                     uint64_t source_offset, uint64_t block_size);
 
+// These extents without their whole blocks of hole (HoleBlocks).
+BlockSet WithoutHoles(const util::File& file, const std::vector<BlockExtent>& extents,
+                      uint64_t source_offset, uint64_t block_size);
+
 // The first block holding data of each of these runs (ascending) of a
 // sparse source file (at source_offset), one question to the file per run;
 // a run all hole gives none. The start of every run when the file is not a

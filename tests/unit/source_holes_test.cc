@@ -51,6 +51,13 @@ TEST(HoleBlocks, NoneInAFileWithoutHoles) {
   EXPECT_TRUE(HoleBlocks(f, {{0, 16}}, 0, 4096).empty());
 }
 
+TEST(WithoutHoles, KeepsTheBlocksHoldingData) {
+  testutil::TempDir dir;
+  const util::File f = util::File::Open(SparseFile(dir), O_RDONLY);
+  BlockSet kept = WithoutHoles(f, {{0, 256}}, 0, 4096);
+  EXPECT_EQ(AsRuns(kept.Extents()), (Runs{{0, 1}, {16, 1}}));
+}
+
 // One block per run: the first holding data, partly data counting; none for
 // a run all hole, up to the end of the file or not.
 TEST(FirstDataBlocks, TheFirstBlockHoldingDataOfEachRun) {
