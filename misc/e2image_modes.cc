@@ -230,6 +230,7 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
     }
     q.version = o.qcow2_version;
     q.compression = o.compression;
+    q.compression_level = o.compression_level;
     q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
     q.blocks = reserved ? reserved : blocks;
     return std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);

@@ -29,7 +29,8 @@ struct Options {
   uint32_t qcow2_version = 2;
   uint64_t cluster_size = 0;
   std::optional<qcow2::CompressionType> compression;
-  unsigned threads = 0;        // --threads: compression workers (0: all cores)
+  int compression_level = qcow2::kDefaultLevel;  // --compress-level (-1: the codec's default)
+  unsigned threads = 0;                          // --threads: compression workers (0: all cores)
   bool no_sync = false;        // --no-sync: image files are not synced before their rename
   bool move_in_place = false;  // -ra with one file: the output is the source
   std::string source;

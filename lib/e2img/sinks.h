@@ -102,6 +102,7 @@ struct Qcow2SinkOptions {
   uint32_t cluster_bits = 0;  // 0: the block size
   uint32_t version = 2;
   std::optional<qcow2::CompressionType> compression;
+  int compression_level = qcow2::kDefaultLevel;
   unsigned threads = 1;  // compression workers
   // The blocks that will be written (compressed images), or most of them:
   // the L2 tables they need are reserved up front, so that the packed

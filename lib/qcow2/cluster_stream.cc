@@ -9,15 +9,15 @@
 namespace qcow2 {
 
 ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
-                             unsigned threads)
+                             unsigned threads, int level)
     : writer_(writer),
       compression_(compression),
       store_([this](const CompressedCluster& done) { Store(done); }),
       cluster_size_(writer.cluster_size()) {
   if (compression_ && threads > 1)
-    pool_ = std::make_unique<CompressPool>(*compression_, kDefaultLevel, threads);
+    pool_ = std::make_unique<CompressPool>(*compression_, level, threads);
   else if (compression_)
-    compressor_ = std::make_unique<ClusterCompressor>(*compression_);
+    compressor_ = std::make_unique<ClusterCompressor>(*compression_, level);
 }
 
 ClusterStream::~ClusterStream() = default;

@@ -19,9 +19,9 @@ namespace qcow2 {
 class ClusterStream {
  public:
   // compression: compress each cluster with this codec (stored plain when it
-  // does not shrink); threads > 1: on a pool of that many workers.
+  // does not shrink) at this level; threads > 1: on a pool of that many workers.
   ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
-                unsigned threads = 1);
+                unsigned threads = 1, int level = kDefaultLevel);
   ~ClusterStream();
   ClusterStream(const ClusterStream&) = delete;  // store_ holds this
   ClusterStream& operator=(const ClusterStream&) = delete;

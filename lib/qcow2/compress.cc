@@ -146,6 +146,10 @@ std::optional<std::vector<uint8_t>> CompressCluster(CompressionType type,
   return ClusterCompressor(type, level).Compress(in);
 }
 
+int MaxLevel(CompressionType type) {
+  return type == CompressionType::kZstd ? ZSTD_maxCLevel() : Z_BEST_COMPRESSION;
+}
+
 std::string CompressionName(CompressionType type) {
   return type == CompressionType::kZstd ? "zstd" : "zlib";
 }

@@ -21,6 +21,10 @@ bool DecompressCluster(CompressionType type, std::span<const uint8_t> in, std::s
 // The codecs' default levels: zlib's 6 and zstd's 3, those qemu-img uses.
 inline constexpr int kDefaultLevel = -1;
 
+// The highest level the codec takes (zlib: 9; zstd: the library's maximum,
+// 22 today); the lowest is 1.
+int MaxLevel(CompressionType type);
+
 // Compresses clusters one after the other with state kept between them
 // (a fresh zstd context or deflate state costs more than a 4 KiB cluster).
 // zstd frames carry no content size: qemu's decoder, like ours, streams

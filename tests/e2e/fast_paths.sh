@@ -97,6 +97,67 @@ ok "--compress=zstd: smaller than qemu-img convert -c's image of the -r image" \
   compressed_no_larger_than_qemu_img zstd
 ok "--compress=zlib: the same" compressed_no_larger_than_qemu_img zlib
 
+# --compress-level: a higher level gives a smaller image of the same
+# contents, the same whatever the number of threads. The load is text that
+# the levels pack differently (2.7 MB of words, in 64 KiB clusters, -a):
+# metadata alone is mostly zeros and checksums, small at any level.
+make_text_fs() {
+  mkdir -p "$T/text-tree"
+  perl -e 'srand(7); my @w = map { join "", map { chr(97 + int(rand(26))) } 1 .. 3 + $_ % 7 } 1 .. 500;
+           for (1 .. 400000) { print $w[int(rand(@w) * rand())], ($_ % 12 ? " " : "\n") }' \
+    > "$T/text-tree/words" || return 1
+  mke2fs -q -F -t ext4 -d "$T/text-tree" "$T/text.img" 32M || return 1
+  "$E2IMAGE" -ra "$T/text.img" "$T/text.raw"
+}
+ok "a filesystem of text" make_text_fs
+
+compress_level_shrinks() {
+  codec=$1 low=$2 high=$3
+  for level in "$low" "$high"; do
+    rm -f "$T/level-$level.qcow2"
+    "$E2IMAGE" -Qa --cluster-size=65536 --compress="$codec" --compress-level="$level" \
+      "$T/text.img" "$T/level-$level.qcow2" || return 1
+    qcow2_clean "$T/level-$level.qcow2" || return 1
+    qemu-img compare -F raw "$T/level-$level.qcow2" "$T/text.raw" > /dev/null || return 1
+  done
+  rm -f "$T/level-t1.qcow2"
+  "$E2IMAGE" -Qa --cluster-size=65536 --compress="$codec" --compress-level="$high" --threads=1 \
+    "$T/text.img" "$T/level-t1.qcow2" || return 1
+  same_bytes "$T/level-$high.qcow2" "$T/level-t1.qcow2" || return 1
+  low_b=$(stat -c %s "$T/level-$low.qcow2")
+  high_b=$(stat -c %s "$T/level-$high.qcow2")
+  echo "$codec: level $low $low_b bytes, level $high $high_b bytes"
+  [ "$high_b" -lt "$low_b" ]
+}
+ok "--compress=zstd --compress-level=19: smaller than level 1, same contents, any threads" \
+  compress_level_shrinks zstd 1 19
+ok "--compress=zlib --compress-level=9: smaller than level 1, the same" \
+  compress_level_shrinks zlib 1 9
+
+# A level out of the codec's range, or without --compress: one error line
+# naming the option, exit 1, no image.
+bad_compress_level() {
+  expected=$1
+  shift
+  rm -f "$T/bad-level.qcow2"
+  out=$("$E2IMAGE" -Q "$@" "$T/frag.img" "$T/bad-level.qcow2" 2>&1); rc=$?
+  echo "$out"
+  [ $rc = 1 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q -- "$expected" &&
+    [ ! -e "$T/bad-level.qcow2" ]
+}
+ok "--compress=zstd --compress-level=0 is refused" \
+  bad_compress_level "from 1 to 22 for zstd" --compress=zstd --compress-level=0
+ok "--compress=zstd --compress-level=23 is refused" \
+  bad_compress_level "from 1 to 22 for zstd" --compress=zstd --compress-level=23
+ok "--compress=zlib --compress-level=10 is refused" \
+  bad_compress_level "from 1 to 9 for zlib" --compress=zlib --compress-level=10
+ok "--compress-level=-1 is refused" \
+  bad_compress_level "invalid compression level: '-1'" --compress --compress-level=-1
+ok "--compress-level=fast is refused" \
+  bad_compress_level "invalid compression level: 'fast'" --compress --compress-level=fast
+ok "--compress-level without --compress is refused" \
+  bad_compress_level "--compress-level needs --compress" --compress-level=5
+
 threads_zero_is_refused() {
   out=$("$E2IMAGE" -Q --compress --threads=0 "$T/frag.img" "$T/t0.qcow2" 2>&1); rc=$?
   echo "$out"
