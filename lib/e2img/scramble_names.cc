@@ -110,33 +110,51 @@ const NamePick* PickTable::Find(uint64_t key) const {
   }
 }
 
-void PickTable::Insert(uint64_t key, NamePick value) {
+bool PickTable::Insert(uint64_t key, NamePick value) {
   if ((size_ + 1) * 2 > slots_.size())
     Grow();
   key = Stored(key);
   const size_t mask = slots_.size() - 1;
   for (size_t i = key & mask;; i = (i + 1) & mask) {
     if (slots_[i].key == key)
-      return;
+      return false;
     if (slots_[i].key == 0) {
       slots_[i] = Slot{key, value};
       ++size_;
-      return;
+      return true;
     }
   }
 }
 
-void PickTable::Grow() {
+void PickTable::Reserve(size_t entries) {
+  size_t slots = slots_.empty() ? 64 : slots_.size();
+  while (slots < 2 * entries)
+    slots *= 2;
+  if (slots == slots_.size())
+    return;
   std::vector<Slot> old = std::move(slots_);
-  slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+  slots_.assign(slots, Slot{});
   size_ = 0;
   for (const Slot& slot : old)
     if (slot.key)
       Insert(slot.key, slot.value);
 }
 
-DirNames::DirNames(uint64_t seed, DirHash hash, std::vector<LeafRange> leaves)
-    : prng_(seed), hash_(hash), leaves_(std::move(leaves)), finished_(leaves_.size(), false) {}
+void PickTable::Grow() {
+  Reserve(slots_.empty() ? 1 : slots_.size());
+}
+
+DirNames::DirNames(uint64_t seed, DirHash hash, std::vector<LeafRange> leaves,
+                   size_t expected_names)
+    : prng_(seed), hash_(hash), leaves_(std::move(leaves)), finished_(leaves_.size(), false) {
+  // Bounded: a directory of millions of names grows its tables as it goes.
+  constexpr size_t kMaxReserved = size_t{1} << 16;
+  expected_names = std::min(expected_names, kMaxReserved);
+  if (expected_names) {
+    by_old_.Reserve(expected_names);
+    used_.Reserve(expected_names);
+  }
+}
 
 void DirNames::Write(const Pick& pick, std::span<char> out) {
   Prng p(pick.state);
@@ -159,18 +177,23 @@ bool DirNames::Fits(std::span<const char> name, int leaf, uint32_t* hash_out) co
   return leaves_[leaf].Holds(*hash_out);
 }
 
-bool DirNames::Used(std::span<const char> name) const {
+uint64_t DirNames::UsedKey(std::span<const char> name) {
   // Long generated names cannot meet by chance (38^12 > 10^18); only short
   // ones are remembered.
   if (name.size() >= kLongName)
-    return false;
-  return used_.Find(Fingerprint(std::string_view(name.data(), name.size()), 0)) != nullptr;
+    return 0;
+  return Fingerprint(std::string_view(name.data(), name.size()), 0) | 1;
 }
 
-void DirNames::Take(const Pick& pick, std::span<const char> name, uint64_t old_fp) {
-  if (name.size() < kLongName)
-    used_.Insert(Fingerprint(std::string_view(name.data(), name.size()), 0), pick);
+bool DirNames::Used(uint64_t used_key) const {
+  return used_key && used_.Find(used_key) != nullptr;
+}
+
+bool DirNames::Take(const Pick& pick, uint64_t used_key, uint64_t old_fp) {
+  if (used_key && !used_.Insert(used_key, pick))
+    return false;
   by_old_.Insert(old_fp, pick);
+  return true;
 }
 
 bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
@@ -209,10 +232,8 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
       const Pick pick = spare->second.back();
       spare->second.pop_back();
       write(pick);
-      if (!Used(out) && !SameAs(out, old)) {
-        Take(pick, out, old_fp);
+      if (!SameAs(out, old) && Take(pick, UsedKey(out), old_fp))
         return true;
-      }
     }
   }
   uint64_t tries =
@@ -227,11 +248,19 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
     for (uint64_t i = 0; i < std::min(tries, FewNames(alphabet, length)); ++i) {
       const Pick pick{prng_.Next(), alphabet};
       write(pick);
-      if (Used(out) || SameAs(out, old))
+      if (SameAs(out, old))
+        continue;
+      const uint64_t used_key = UsedKey(out);
+      if (leaf == kNoLeaf || leaves_.empty()) {  // any unused name does: one probe
+        if (Take(pick, used_key, old_fp))
+          return true;
+        continue;
+      }
+      if (Used(used_key))
         continue;
       uint32_t hash = 0;
       if (Fits(out, leaf, &hash)) {
-        Take(pick, out, old_fp);
+        Take(pick, used_key, old_fp);
         return true;
       }
       const int other = LeafOf(hash);
@@ -245,7 +274,10 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
   // No same-length name hashes into this leaf (very short names in big
   // directories): keep the old one, which is known to fit.
   std::copy(old.begin(), old.end(), out.begin());
-  Take(Pick{0, kKept}, out, old_fp);
+  const Pick kept{0, kKept};
+  if (const uint64_t used_key = UsedKey(out))
+    used_.Insert(used_key, kept);
+  by_old_.Insert(old_fp, kept);
   return false;
 }
 

@@ -69,8 +69,10 @@ struct NamePick {
 class PickTable {
  public:
   const NamePick* Find(uint64_t key) const;
-  // Keeps the first value given for a key.
-  void Insert(uint64_t key, NamePick value);
+  // Keeps the first value given for a key; false when the key was there.
+  bool Insert(uint64_t key, NamePick value);
+  // Room for this many entries without growing.
+  void Reserve(size_t entries);
 
  private:
   struct Slot {
@@ -91,7 +93,9 @@ class PickTable {
 class DirNames {
  public:
   static constexpr int kNoLeaf = -1;
-  DirNames(uint64_t seed, DirHash hash, std::vector<LeafRange> leaves);
+  // expected_names: about how many names the directory holds (its tables
+  // are sized for them up front, within a bound; 0: grown as names come).
+  DirNames(uint64_t seed, DirHash hash, std::vector<LeafRange> leaves, size_t expected_names = 0);
 
   // Writes the replacement of `old` (same length) into `out`; returns false
   // when no replacement was found and the old name was kept.
@@ -106,8 +110,11 @@ class DirNames {
   static void Write(const Pick& pick, std::span<char> out);
   int LeafOf(uint32_t hash) const;
   bool Fits(std::span<const char> name, int leaf, uint32_t* hash_out) const;
-  bool Used(std::span<const char> name) const;
-  void Take(const Pick& pick, std::span<const char> name, uint64_t old_fp);
+  // The key of a name in used_, 0 for long names (never remembered).
+  static uint64_t UsedKey(std::span<const char> name);
+  bool Used(uint64_t used_key) const;
+  // Gives the name out; false when it was already given (a short name).
+  bool Take(const Pick& pick, uint64_t used_key, uint64_t old_fp);
 
   Prng prng_;
   DirHash hash_;
