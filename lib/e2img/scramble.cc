@@ -27,6 +27,13 @@ uint16_t Le16(const uint8_t* p) {
   return static_cast<uint16_t>(p[0] | (p[1] << 8));
 }
 
+// About how many names a directory of this many blocks holds: full blocks
+// of 16-byte entries (names of 5 to 8 characters, those of the bench's
+// small files).
+size_t ExpectedNames(uint32_t blocks, uint32_t block_size) {
+  return static_cast<size_t>(blocks) * block_size / 16;
+}
+
 }  // namespace
 
 Scrambler::Scrambler(const Filesystem& fs, uint64_t seed,
@@ -56,7 +63,9 @@ void Scrambler::ObserveInode(uint32_t ino, const ext2_inode& inode_in) {
     return;
   }
   if (LINUX_S_ISDIR(inode->i_mode)) {
-    dirs_[ino].flags = inode->i_flags;
+    ScrambleDir& dir = dirs_[ino];
+    dir.flags = inode->i_flags;
+    dir.generation = inode->i_generation;
   } else if (LINUX_S_ISLNK(inode->i_mode) && !(inode->i_flags & EXT4_ENCRYPT_FL)) {
     slow_links_.emplace_back(ino, *inode);
   }
@@ -325,10 +334,12 @@ void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data,
     return;  // done with: its state is freed
   const bool encrypted = dir.flags & EXT4_ENCRYPT_FL;
   if (!dir.names && !encrypted)
-    dir.names = std::make_unique<DirNames>(Mix(seed_, role.ino), dir.hash, std::move(dir.leaves));
+    dir.names = std::make_unique<DirNames>(Mix(seed_, role.ino), dir.hash, std::move(dir.leaves),
+                                           ExpectedNames(dir.blocks_left, fs_->blocksize));
   DirRewrite how;
   how.names = dir.names.get();
   how.leaf = role.leaf;
+  how.generation = dir.generation;
   how.root = role.ino == EXT2_ROOT_INO;
   how.zero_slack = !(encrypted && (dir.flags & EXT4_CASEFOLD_FL));
   how.stats = &stats;

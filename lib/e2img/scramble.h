@@ -27,6 +27,7 @@ namespace e2img {
 // What the scrambler knows about one directory.
 struct ScrambleDir {
   uint32_t flags = 0;               // i_flags
+  uint32_t generation = 0;          // i_generation, in its block checksums
   uint32_t blocks_left = 0;         // blocks not yet rewritten (the state is freed at 0)
   std::unique_ptr<DirNames> names;  // created at the first block
   std::vector<LeafRange> leaves;    // moved into names then

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <string_view>
 
@@ -18,6 +19,10 @@ uint16_t Le16(const uint8_t* p) {
 uint32_t Le32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
          (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+void StoreLe32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
 // Walks one index block's entries, recursing into lower index levels.
@@ -194,27 +199,52 @@ bool RewriteDirEntries(ext2_filsys fs, std::span<uint8_t> entries, const DirRewr
   return true;
 }
 
+bool HasDirentTail(std::span<const uint8_t> block) {
+  constexpr size_t kTail = sizeof(ext2_dir_entry_tail);
+  if (block.size() < kTail)
+    return false;
+  const uint8_t* t = block.data() + block.size() - kTail;
+  return Le32(t) == 0 && Le16(t + 4) == kTail && Le16(t + 6) == EXT2_DIR_NAME_LEN_CSUM;
+}
+
+bool DirentChainReachesTail(std::span<const uint8_t> block) {
+  if (!HasDirentTail(block))
+    return false;
+  const size_t top = block.size() - sizeof(ext2_dir_entry_tail);
+  size_t at = 0;
+  while (at < top) {
+    const unsigned rec_len = Le16(block.data() + at + 4);  // as stored: 0 is not 65536 here
+    if (rec_len < 8 || rec_len % 4)
+      return false;
+    at += rec_len;
+  }
+  return at == top;
+}
+
+uint32_t DirentChecksum(ext2_filsys fs, uint32_t ino, uint32_t generation,
+                        std::span<const uint8_t> entries) {
+  uint8_t ino_gen[8];
+  StoreLe32(ino_gen, ino);
+  StoreLe32(ino_gen + 4, generation);
+  const uint32_t crc = ext2fs_crc32c_le(fs->csum_seed, ino_gen, sizeof(ino_gen));
+  return ext2fs_crc32c_le(crc, entries.data(), static_cast<unsigned>(entries.size()));
+}
+
 void RewriteDirBlock(ext2_filsys fs, uint32_t ino, std::span<uint8_t> block,
                      const DirRewrite& how) {
-  auto* first = reinterpret_cast<ext2_dir_entry*>(block.data());
-  const bool csum = ext2fs_has_feature_metadata_csum(fs->super);
-  bool had_good_csum = false;
   size_t entries_end = block.size();
-  if (csum) {
-    // The tail is a fake entry of 12 bytes: inode 0, rec_len 12, name_len 0xDE00.
-    const uint8_t* t = block.data() + block.size() - sizeof(ext2_dir_entry_tail);
-    if (Le32(t) == 0 && Le16(t + 4) == sizeof(ext2_dir_entry_tail) &&
-        Le16(t + 6) == EXT2_DIR_NAME_LEN_CSUM) {
-      entries_end -= sizeof(ext2_dir_entry_tail);
-      std::lock_guard lock(InodeReadLock());  // reads the inode (its generation)
-      had_good_csum = ext2fs_dir_block_csum_verify(fs, ino, first);
-    }
+  bool had_good_csum = false;
+  uint8_t* checksum = nullptr;
+  if (ext2fs_has_feature_metadata_csum(fs->super) && HasDirentTail(block)) {
+    entries_end -= sizeof(ext2_dir_entry_tail);
+    checksum = block.data() + entries_end + offsetof(ext2_dir_entry_tail, det_checksum);
+    had_good_csum =
+        DirentChainReachesTail(block) &&
+        Le32(checksum) == DirentChecksum(fs, ino, how.generation, block.first(entries_end));
   }
   RewriteDirEntries(fs, block.first(entries_end), how);
-  if (had_good_csum) {
-    std::lock_guard lock(InodeReadLock());
-    ext2fs_dir_block_csum_set(fs, ino, first);
-  }
+  if (had_good_csum)
+    StoreLe32(checksum, DirentChecksum(fs, ino, how.generation, block.first(entries_end)));
 }
 
 }  // namespace e2img

@@ -17,9 +17,10 @@
 
 namespace e2img {
 
-// libext2fs calls that read an inode (directory block checksums, ea_inode
-// hashes) use the filesystem's inode and block caches, which are not
-// thread-safe: the scrambler's lanes hold this lock around them.
+// libext2fs calls that read an inode (ea_inode hashes) use the filesystem's
+// inode and block caches, which are not thread-safe: the scrambler's lanes
+// hold this lock around them. (Directory block checksums are computed from
+// the generation seen in the inode scan, without it: see DirentChecksum.)
 inline std::mutex& InodeReadLock() {
   static std::mutex lock;
   return lock;
@@ -63,12 +64,26 @@ struct ScrambleStats {
 // (the bytes from there on are left as they were).
 struct DirRewrite {
   DirNames* names = nullptr;  // nullptr: names stay (encrypted directories)
+  uint32_t generation = 0;    // the directory's i_generation, in its block checksums
   int leaf = DirNames::kNoLeaf;
   bool root = false;       // keep lost+found
   bool zero_slack = true;  // not for encrypted+casefolded (hashes follow names)
   ScrambleStats* stats = nullptr;
 };
 bool RewriteDirEntries(ext2_filsys fs, std::span<uint8_t> entries, const DirRewrite& how);
+
+// Whether the last 12 bytes of a leaf block are a well-formed checksum tail
+// (inode 0, rec_len 12, name_len 0, file type 0xDE).
+bool HasDirentTail(std::span<const uint8_t> block);
+// Whether the rec_len chain from the first entry ends exactly at the tail:
+// libext2fs and e2fsck find the tail, and check the checksum, only then.
+bool DirentChainReachesTail(std::span<const uint8_t> block);
+// The checksum a leaf block's tail holds for the entries before it
+// (metadata_csum): crc32c of the filesystem's seed, the directory's inode
+// number and generation, then the entries. Reads no inode, so lanes need
+// no lock for it.
+uint32_t DirentChecksum(ext2_filsys fs, uint32_t ino, uint32_t generation,
+                        std::span<const uint8_t> entries);
 
 // Rewrites one directory block in place, recomputing its checksum when the
 // original one was right. ino: the directory.

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "e2img/scramble_inode.h"
 #include "e2img/scramble_names.h"
 #include "e2img/scramble_xattr.h"
+#include "test_util.h"
 
 namespace e2img {
 namespace {
@@ -266,6 +268,85 @@ ext2_ext_attr_entry* PutXattr(std::vector<uint8_t>& b, size_t at, size_t value_b
   std::memcpy(&b[value_at], value.data(), value.size());
   e->e_hash = ext2fs_ext_attr_hash_entry(e, &b[value_at]);
   return e;
+}
+
+// A 4 MiB ext4 with metadata_csum made by libext2fs in a temporary file,
+// its root directory created: the oracle for directory block checksums.
+class CsumFs {
+ public:
+  CsumFs() : fs_(nullptr, &ext2fs_free) {
+    const std::string path = dir_.File("fs.img");
+    testutil::CreateFile(path).Truncate(4 << 20);
+    ext2_super_block param{};
+    ext2fs_blocks_count_set(&param, 4096);
+    param.s_feature_ro_compat = EXT4_FEATURE_RO_COMPAT_METADATA_CSUM;
+    param.s_feature_incompat = EXT2_FEATURE_INCOMPAT_FILETYPE;
+    ext2_filsys fs = nullptr;
+    if (ext2fs_initialize(path.c_str(), EXT2_FLAG_RW | EXT2_FLAG_64BITS, &param, unix_io_manager,
+                          &fs))
+      return;
+    fs_.reset(fs);
+    std::memset(fs->super->s_uuid, 0x5c, sizeof(fs->super->s_uuid));
+    ext2fs_init_csum_seed(fs);
+    if (ext2fs_allocate_tables(fs) || ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, nullptr))
+      fs_.reset();
+  }
+  ext2_filsys get() const { return fs_.get(); }
+
+ private:
+  testutil::TempDir dir_;
+  std::unique_ptr<struct_ext2_filsys, decltype(&ext2fs_free)> fs_;
+};
+
+TEST(DirentChecksum, AgreesWithLibext2fs) {
+  CsumFs f;
+  ext2_filsys fs = f.get();
+  ASSERT_NE(fs, nullptr);
+  ext2_inode inode{};
+  ASSERT_EQ(ext2fs_read_inode(fs, EXT2_ROOT_INO, &inode), 0);
+  inode.i_generation = 0x2468ace1;  // in the checksum: a zero would hide a mix-up
+  ASSERT_EQ(ext2fs_write_inode(fs, EXT2_ROOT_INO, &inode), 0);
+  std::vector<uint8_t> block(fs->blocksize);
+  ASSERT_EQ(io_channel_read_blk64(fs->io, inode.i_block[0], 1, block.data()), 0);
+  auto* first = reinterpret_cast<ext2_dir_entry*>(block.data());
+  const size_t entries = block.size() - sizeof(ext2_dir_entry_tail);
+  ASSERT_TRUE(HasDirentTail(block));
+  ASSERT_TRUE(DirentChainReachesTail(block));
+  ASSERT_EQ(ext2fs_dir_block_csum_set(fs, EXT2_ROOT_INO, first), 0);
+  uint32_t stored = 0;
+  std::memcpy(&stored, &block[entries + 8], 4);
+  EXPECT_EQ(stored, DirentChecksum(fs, EXT2_ROOT_INO, inode.i_generation,
+                                   std::span<const uint8_t>(block).first(entries)));
+  EXPECT_NE(stored,
+            DirentChecksum(fs, EXT2_ROOT_INO, 0, std::span<const uint8_t>(block).first(entries)));
+  // A renamed entry: libext2fs and we agree on the new checksum too.
+  block[20] ^= 1;  // in the name of ".." (12 + 8)
+  ASSERT_EQ(ext2fs_dir_block_csum_set(fs, EXT2_ROOT_INO, first), 0);
+  std::memcpy(&stored, &block[entries + 8], 4);
+  EXPECT_EQ(stored, DirentChecksum(fs, EXT2_ROOT_INO, inode.i_generation,
+                                   std::span<const uint8_t>(block).first(entries)));
+  EXPECT_EQ(ext2fs_dir_block_csum_verify(fs, EXT2_ROOT_INO, first), 1);
+}
+
+TEST(DirentChainReachesTail, OnlyWhenTheRecLenChainEndsAtTheTail) {
+  std::vector<uint8_t> block(1024, 0);
+  PutEntry(block, 0, 2, 12, ".");
+  PutEntry(block, 12, 2, 1000, "..");
+  const uint8_t tail[8] = {0, 0, 0, 0, 12, 0, 0, 0xDE};
+  std::memcpy(&block[1012], tail, sizeof(tail));
+  EXPECT_TRUE(HasDirentTail(block));
+  EXPECT_TRUE(DirentChainReachesTail(block));
+  PutEntry(block, 12, 2, 996, "..");  // ends 4 bytes short of the tail
+  EXPECT_TRUE(HasDirentTail(block));
+  EXPECT_FALSE(DirentChainReachesTail(block));
+  PutEntry(block, 12, 2, 1004, "..");  // runs over it
+  EXPECT_FALSE(DirentChainReachesTail(block));
+  PutEntry(block, 12, 2, 6, "..");  // below the 8-byte minimum
+  EXPECT_FALSE(DirentChainReachesTail(block));
+  PutEntry(block, 12, 2, 1000, "..");
+  block[1012 + 7] = 0;  // not a tail's file type
+  EXPECT_FALSE(HasDirentTail(block));
+  EXPECT_FALSE(DirentChainReachesTail(block));
 }
 
 TEST(ScrambleXattrBlock, HidesUserNamesAndValuesKeepsSecurityAndFixesHashes) {
