@@ -5,6 +5,8 @@
 // batches ahead of the writing.
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <span>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -63,7 +65,10 @@ struct ConvertBatch {
   };
   static constexpr size_t kBytes = 4u << 20;
   static constexpr size_t kMaxRuns = 4096;
-  std::vector<uint8_t> bytes = std::vector<uint8_t>(kBytes);
+  // Not zeroed: every byte handed on is read first. (Zeroing the ring's
+  // 12 MiB took the first 10 ms of a conversion, before any read.)
+  std::unique_ptr<uint8_t[]> storage = std::make_unique_for_overwrite<uint8_t[]>(kBytes);
+  std::span<uint8_t> bytes{storage.get(), kBytes};
   size_t used = 0;
   std::vector<Run> runs;
   uint64_t progress_to = 0;  // the guest bytes done once the runs are written
@@ -113,7 +118,7 @@ class ConvertReader {
           part.guest_offset = at + done;
           part.host_offset = m.kind == ClusterKind::kNormal ? m.host_offset + done : m.host_offset;
           part.length = std::min<uint64_t>(ConvertBatch::kBytes - batch->used, m.length - done);
-          ReadMapped(part, std::span(batch->bytes).subspan(batch->used, part.length));
+          ReadMapped(part, batch->bytes.subspan(batch->used, part.length));
           batch->runs.push_back({part.guest_offset, batch->used, part.length});
           batch->used += part.length;
           done += part.length;
@@ -156,7 +161,7 @@ void ConvertToRaw(Qcow2Reader& reader, util::RawWriter& out,
     ConvertBatch& batch = ring.NextFull();
     for (const ConvertBatch::Run& run : batch.runs)
       out.Write(run.guest_offset,
-                std::span<const uint8_t>(batch.bytes).subspan(run.at, run.length));
+                std::span<const uint8_t>(batch.bytes.subspan(run.at, run.length)));
     if (progress)
       progress(batch.progress_to);
     last = batch.last;
