@@ -4,15 +4,9 @@
 #include <string>
 
 #include "e2img/group_tables.h"
+#include "util/endian.h"
 
 namespace e2img {
-namespace {
-
-uint32_t Le32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
-
-}  // namespace
 
 void KeepInodeBytes(ext2_filsys fs, ext2_ino_t ino, MetadataMap& map) {
   const uint32_t inode_size = EXT2_INODE_SIZE(fs->super);
@@ -33,7 +27,7 @@ void DirectoryReferences::AddEntries(std::span<const uint8_t> entries) {
   size_t offset = 0;
   while (offset + kHeader <= entries.size()) {
     const uint8_t* d = entries.data() + offset;
-    const uint32_t ino = Le32(d);
+    const uint32_t ino = util::LoadLE32(d);
     uint32_t rec_len = d[4] | d[5] << 8;
     // Large blocks encode 65536 as 0 or 65535 (as ext2fs_get_rec_len).
     if (entries.size() >= 65536) {

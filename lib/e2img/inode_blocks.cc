@@ -6,18 +6,13 @@
 #include <algorithm>
 #include <cstring>
 
+#include "util/endian.h"
+
 namespace e2img {
 namespace {
 
 constexpr int kMaxExtentDepth = 5;  // as the kernel and e2fsck
 constexpr size_t kEntrySize = 12;   // header, index and leaf entries alike
-
-uint16_t Le16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] | p[1] << 8);
-}
-uint32_t Le32(const uint8_t* p) {
-  return uint32_t{Le16(p)} | uint32_t{Le16(p + 2)} << 16;
-}
 
 // State shared with libext2fs's block iterator callback (indirect maps).
 struct IterateContext {
@@ -75,13 +70,13 @@ void InodeBlockWalker::MarkData(uint64_t pblk, uint64_t count, uint64_t lblk) {
 
 void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expected_depth,
                                       int level) {
-  if (size < kEntrySize || Le16(node) != EXT3_EXT_MAGIC) {
+  if (size < kEntrySize || util::LoadLE16(node) != EXT3_EXT_MAGIC) {
     Problem("bad extent header at level " + std::to_string(level) + "; subtree skipped");
     return;
   }
-  uint32_t entries = Le16(node + 2);
+  uint32_t entries = util::LoadLE16(node + 2);
   const uint32_t capacity = static_cast<uint32_t>(size / kEntrySize - 1);
-  const int depth = Le16(node + 6);
+  const int depth = util::LoadLE16(node + 6);
   if (entries > capacity) {
     Problem("extent node at level " + std::to_string(level) + " claims " + std::to_string(entries) +
             " entries, room for " + std::to_string(capacity));
@@ -96,11 +91,11 @@ void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expe
   for (uint32_t i = 0; i < entries; ++i) {
     const uint8_t* e = node + kEntrySize * (i + 1);
     if (depth == 0) {
-      const uint64_t lblk = Le32(e);
-      uint64_t len = Le16(e + 4);
+      const uint64_t lblk = util::LoadLE32(e);
+      uint64_t len = util::LoadLE16(e + 4);
       if (len > EXT_INIT_MAX_LEN)
         len -= EXT_INIT_MAX_LEN;
-      const uint64_t pblk = uint64_t{Le16(e + 6)} << 32 | Le32(e + 8);
+      const uint64_t pblk = uint64_t{util::LoadLE16(e + 6)} << 32 | util::LoadLE32(e + 8);
       if (!len)
         continue;
       if (!InRange(pblk, 1)) {
@@ -116,7 +111,7 @@ void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expe
       MarkData(pblk, len, lblk);
       continue;
     }
-    const uint64_t leaf = uint64_t{Le16(e + 8)} << 32 | Le32(e + 4);
+    const uint64_t leaf = uint64_t{util::LoadLE16(e + 8)} << 32 | util::LoadLE32(e + 4);
     if (!InRange(leaf, 1)) {
       Problem("extent tree block " + std::to_string(leaf) + " is outside the filesystem; skipped");
       continue;

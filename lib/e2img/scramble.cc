@@ -5,6 +5,7 @@
 
 #include "e2img/scramble_inode.h"
 #include "e2img/scramble_xattr.h"
+#include "util/endian.h"
 
 namespace e2img {
 namespace {
@@ -21,10 +22,6 @@ int CollectDirBlock(ext2_filsys, blk64_t* block_nr, e2_blkcnt_t blockcnt, blk64_
   if (blockcnt >= 0 && *block_nr < list->blocks_count)
     list->blocks.emplace_back(static_cast<uint64_t>(blockcnt), *block_nr);
   return 0;
-}
-
-uint16_t Le16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] | (p[1] << 8));
 }
 
 // About how many names a directory of this many blocks holds: full blocks
@@ -359,8 +356,8 @@ void Scrambler::ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data) 
   const size_t at = role.leaf == 0 ? 32 : 8;
   if (data.size() < at + 4)
     return;
-  const uint16_t limit = Le16(data.data() + at);
-  const uint16_t count = Le16(data.data() + at + 2);
+  const uint16_t limit = util::LoadLE16(data.data() + at);
+  const uint16_t count = util::LoadLE16(data.data() + at + 2);
   const size_t end = std::min<size_t>(at + static_cast<size_t>(limit) * 8, data.size());
   const size_t from = at + static_cast<size_t>(count) * 8;
   // count includes the count/limit entry itself: a damaged count of 0 leaves it be.

@@ -13,18 +13,6 @@ namespace {
 
 constexpr int kMaxIndexLevels = 3;
 
-uint16_t Le16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] | (p[1] << 8));
-}
-uint32_t Le32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
-}
-void StoreLe32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i)
-    p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
 // Walks one index block's entries, recursing into lower index levels.
 class HtreeWalker {
  public:
@@ -43,20 +31,20 @@ class HtreeWalker {
   bool Walk(std::span<const uint8_t> entries, int levels, LeafRange range) {
     if (entries.size() < 8)
       return false;
-    const uint16_t limit = Le16(entries.data());
-    const uint16_t count = Le16(entries.data() + 2);
+    const uint16_t limit = util::LoadLE16(entries.data());
+    const uint16_t count = util::LoadLE16(entries.data() + 2);
     if (count == 0 || count > limit || static_cast<size_t>(limit) * 8 > entries.size())
       return false;
     // Copy: recursion reuses the read buffer.
     std::vector<uint8_t> mine(entries.begin(), entries.begin() + count * 8);
     for (uint16_t i = 0; i < count; ++i) {
       const uint8_t* e = mine.data() + i * 8;
-      const uint64_t block = Le32(e + 4) & 0x0fffffff;
+      const uint64_t block = util::LoadLE32(e + 4) & 0x0fffffff;
       LeafRange child = range;
       if (i > 0)
-        child.lo = Le32(e) & ~1u;
+        child.lo = util::LoadLE32(e) & ~1u;
       if (i + 1 < count) {
-        const uint32_t next = Le32(e + 8);
+        const uint32_t next = util::LoadLE32(e + 8);
         child.hi = next & ~1u;
         child.hi_inclusive = (next & 1) != 0 || child.hi <= child.lo;
       }
@@ -111,7 +99,7 @@ bool LooksLikeIndexNode(ext2_filsys fs, std::span<const uint8_t> block) {
   // The limit is always the most entries that fit (before the dx_tail with
   // metadata_csum): an emptied leaf holding stale names is not taken for one.
   const size_t tail = ext2fs_has_feature_metadata_csum(fs->super) ? 8 : 0;
-  return Le16(block.data() + 8) == (block.size() - 8 - tail) / 8;
+  return util::LoadLE16(block.data() + 8) == (block.size() - 8 - tail) / 8;
 }
 
 HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blocks,
@@ -204,7 +192,8 @@ bool HasDirentTail(std::span<const uint8_t> block) {
   if (block.size() < kTail)
     return false;
   const uint8_t* t = block.data() + block.size() - kTail;
-  return Le32(t) == 0 && Le16(t + 4) == kTail && Le16(t + 6) == EXT2_DIR_NAME_LEN_CSUM;
+  return util::LoadLE32(t) == 0 && util::LoadLE16(t + 4) == kTail &&
+         util::LoadLE16(t + 6) == EXT2_DIR_NAME_LEN_CSUM;
 }
 
 bool DirentChainReachesTail(std::span<const uint8_t> block) {
@@ -213,7 +202,8 @@ bool DirentChainReachesTail(std::span<const uint8_t> block) {
   const size_t top = block.size() - sizeof(ext2_dir_entry_tail);
   size_t at = 0;
   while (at < top) {
-    const unsigned rec_len = Le16(block.data() + at + 4);  // as stored: 0 is not 65536 here
+    const unsigned rec_len =
+        util::LoadLE16(block.data() + at + 4);  // as stored: 0 is not 65536 here
     if (rec_len < 8 || rec_len % 4)
       return false;
     at += rec_len;
@@ -224,8 +214,8 @@ bool DirentChainReachesTail(std::span<const uint8_t> block) {
 uint32_t DirentChecksum(ext2_filsys fs, uint32_t ino, uint32_t generation,
                         std::span<const uint8_t> entries) {
   uint8_t ino_gen[8];
-  StoreLe32(ino_gen, ino);
-  StoreLe32(ino_gen + 4, generation);
+  util::StoreLE32(ino_gen, ino);
+  util::StoreLE32(ino_gen + 4, generation);
   const uint32_t crc = ext2fs_crc32c_le(fs->csum_seed, ino_gen, sizeof(ino_gen));
   return ext2fs_crc32c_le(crc, entries.data(), static_cast<unsigned>(entries.size()));
 }
@@ -238,13 +228,13 @@ void RewriteDirBlock(ext2_filsys fs, uint32_t ino, std::span<uint8_t> block,
   if (ext2fs_has_feature_metadata_csum(fs->super) && HasDirentTail(block)) {
     entries_end -= sizeof(ext2_dir_entry_tail);
     checksum = block.data() + entries_end + offsetof(ext2_dir_entry_tail, det_checksum);
-    had_good_csum =
-        DirentChainReachesTail(block) &&
-        Le32(checksum) == DirentChecksum(fs, ino, how.generation, block.first(entries_end));
+    had_good_csum = DirentChainReachesTail(block) &&
+                    util::LoadLE32(checksum) ==
+                        DirentChecksum(fs, ino, how.generation, block.first(entries_end));
   }
   RewriteDirEntries(fs, block.first(entries_end), how);
   if (had_good_csum)
-    StoreLe32(checksum, DirentChecksum(fs, ino, how.generation, block.first(entries_end)));
+    util::StoreLE32(checksum, DirentChecksum(fs, ino, how.generation, block.first(entries_end)));
 }
 
 }  // namespace e2img

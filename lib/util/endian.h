@@ -1,4 +1,5 @@
-// Big-endian load and store helpers for on-disk structures (qcow2 is big-endian).
+// Load and store helpers for on-disk structures: big-endian (qcow2) and
+// little-endian (ext2/3/4).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,17 @@ inline void StoreBE32(uint8_t* p, uint32_t v) {
 inline void StoreBE64(uint8_t* p, uint64_t v) {
   StoreBE32(p, static_cast<uint32_t>(v >> 32));
   StoreBE32(p + 4, static_cast<uint32_t>(v));
+}
+
+inline uint16_t LoadLE16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | p[1] << 8);
+}
+inline uint32_t LoadLE32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+inline void StoreLE32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
 }  // namespace util
