@@ -1,0 +1,38 @@
+// LargeBuffer is anonymous memory for the multi-MiB buffers data passes
+// through (a conversion's batches, a copy's chunks), mapped in full when it
+// is made: on huge pages where the kernel gives them, and otherwise in one
+// system call, instead of one page fault per 4 KiB page on first touch.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace util {
+
+// A buffer of at least `bytes` bytes, its pages mapped up front. Move-only.
+class LargeBuffer {
+ public:
+  LargeBuffer() = default;
+  // Throws util::Error when the memory cannot be had.
+  explicit LargeBuffer(size_t bytes);
+  LargeBuffer(LargeBuffer&& other) noexcept;
+  LargeBuffer& operator=(LargeBuffer&& other) noexcept;
+  LargeBuffer(const LargeBuffer&) = delete;
+  LargeBuffer& operator=(const LargeBuffer&) = delete;
+  ~LargeBuffer();
+
+  // The bytes asked for (the mapping may be larger), uninitialised.
+  std::span<uint8_t> bytes() const { return {data_, size_}; }
+
+  // Buffers this large and larger start on a huge page boundary.
+  static constexpr size_t kHugePage = size_t{2} << 20;
+
+ private:
+  void Release();
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t mapped_ = 0;
+};
+
+}  // namespace util
