@@ -23,7 +23,6 @@
 #include "e2img/group_tables.h"
 #include "e2img/metadata_map.h"
 #include "e2img/overlapped_copy.h"
-#include "e2img/read_ahead.h"
 #include "e2img/scramble.h"
 #include "e2img/sinks.h"
 #include "e2img/source_holes.h"
@@ -283,7 +282,6 @@ void CheckMount(const std::string& device, bool force) {
 
 int ConvertQcow2(const Options& o) {
   CheckNotSameFile(o.source, o.output);
-  e2img::HintWholeFile(o.source);  // a metadata image: have it all on its way at once
   qcow2::Qcow2Reader reader(o.source);
   for (const std::string& w : reader.warnings())
     Warn(w);

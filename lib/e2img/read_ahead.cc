@@ -1,7 +1,6 @@
 #include "e2img/read_ahead.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <system_error>
@@ -140,17 +139,6 @@ void InodeTableReadAhead::HintUpTo(dgrp_t end) {
     run_length = blocks * bs;
   }
   Hint(file_.fd(), run_start, run_length);
-}
-
-void HintWholeFile(const std::string& path, uint64_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return;
-  util::File file(fd, path);
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-      static_cast<uint64_t>(st.st_size) <= max_bytes)
-    Hint(fd, 0, static_cast<uint64_t>(st.st_size));
 }
 
 }  // namespace e2img

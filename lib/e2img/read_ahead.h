@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
-#include <string>
 #include <thread>
 #include <vector>
 
@@ -91,11 +90,5 @@ class InodeTableReadAhead {
   uint64_t source_offset_;
   dgrp_t next_group_ = 0;  // first group not hinted
 };
-
-// Asks the kernel to read a whole file ahead when it is at most max_bytes
-// (a metadata image about to be converted): its clusters are then read from
-// the page cache, with the disk queue kept full meanwhile.
-inline constexpr uint64_t kWholeFileHintMax = 1ull << 30;
-void HintWholeFile(const std::string& path, uint64_t max_bytes = kWholeFileHintMax);
 
 }  // namespace e2img
