@@ -9,6 +9,11 @@
 
 #include "util/error.h"
 
+// Linux 5.14; older C library headers may lack the name.
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 namespace util {
 namespace {
 

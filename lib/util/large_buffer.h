@@ -1,6 +1,6 @@
 // LargeBuffer is anonymous memory for the multi-MiB buffers data passes
-// through (a conversion's batches, a copy's chunks), mapped in full when it
-// is made: on huge pages where the kernel gives them, and otherwise in one
+// through (a qcow2 to raw conversion's batches), mapped in full when it is
+// made: on huge pages where the kernel gives them, and otherwise in one
 // system call, instead of one page fault per 4 KiB page on first touch.
 #pragma once
 
@@ -22,7 +22,7 @@ class LargeBuffer {
   LargeBuffer& operator=(const LargeBuffer&) = delete;
   ~LargeBuffer();
 
-  // The bytes asked for (the mapping may be larger), uninitialised.
+  // The bytes asked for (the mapping may be larger); zeros when made.
   std::span<uint8_t> bytes() const { return {data_, size_}; }
 
   // Buffers this large and larger start on a huge page boundary.
