@@ -70,7 +70,8 @@ Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : 
     throw util::Error(out.path() + ": an L1 table of " + std::to_string(l1_entries * 8) +
                       " bytes is over qemu's 32 MiB limit: use a larger cluster size");
   header_.l1_size = static_cast<uint32_t>(l1_entries);
-  l1_.assign(l1_entries, 0);
+  l1_storage_ = util::LargeBuffer(l1_entries * 8);
+  l1_ = l1_storage_.As<uint64_t>();
   const uint64_t cs = header_.cluster_size();
   l1_clusters_ = std::max<uint64_t>(1, (l1_entries * 8 + cs - 1) / cs);
   // Cluster 0 holds the header; then one cluster of refcount table (moved

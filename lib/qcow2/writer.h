@@ -17,6 +17,7 @@
 #include "qcow2/l2_cache.h"
 #include "qcow2/write_combiner.h"
 #include "util/file.h"
+#include "util/large_buffer.h"
 
 namespace qcow2 {
 
@@ -104,7 +105,10 @@ class Qcow2Writer {
   WriteCombiner data_out_{out_};  // data clusters, written in runs
   Header header_;
   uint64_t l1_clusters_ = 0;
-  std::vector<uint64_t> l1_;
+  // Mapped up front and zero: for 15 TiB it is 15 MiB, which a zero-filled
+  // vector took 0.05 s to fault in, page by page, before the copy began.
+  util::LargeBuffer l1_storage_;
+  std::span<uint64_t> l1_;
   std::vector<bool> l2_unused_;  // per L1 entry: a reserved table not used yet
   uint64_t reserved_bytes_ = 0;  // of L2 tables reserved up front
   // The compressed frames at the end of the file, after every other

@@ -1,12 +1,14 @@
-// LargeBuffer is anonymous memory for the multi-MiB buffers data passes
-// through (a qcow2 to raw conversion's batches), mapped in full when it is
-// made: on huge pages where the kernel gives them, and otherwise in one
-// system call, instead of one page fault per 4 KiB page on first touch.
+// LargeBuffer is anonymous memory for the multi-MiB buffers that data passes
+// through or lives in (a qcow2 to raw conversion's batches, a qcow2 writer's
+// L1 table), mapped in full when it is made: on huge pages where the kernel
+// gives them, and otherwise in one system call, instead of one page fault
+// per 4 KiB page on first touch.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 namespace util {
 
@@ -24,6 +26,12 @@ class LargeBuffer {
 
   // The bytes asked for (the mapping may be larger); zeros when made.
   std::span<uint8_t> bytes() const { return {data_, size_}; }
+  // The same bytes as whole elements of T (the buffer is page-aligned).
+  template <typename T>
+  std::span<T> As() const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return {reinterpret_cast<T*>(data_), size_ / sizeof(T)};
+  }
 
   // Buffers this large and larger start on a huge page boundary.
   static constexpr size_t kHugePage = size_t{2} << 20;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -55,6 +56,17 @@ TEST(LargeBuffer, HoldsWhatIsWrittenAndMovesWithIt) {
   ASSERT_EQ(data, assigned.bytes().data());
   for (size_t i = 0; i < bytes.size(); i += 4093)
     ASSERT_EQ(static_cast<uint8_t>(i * 7), assigned.bytes()[i]) << i;
+}
+
+TEST(LargeBuffer, ElementsStartAsZerosAndShareTheBytes) {
+  util::LargeBuffer buffer(8 * 1000 + 3);
+  const std::span<uint64_t> words = buffer.As<uint64_t>();
+  ASSERT_EQ(1000u, words.size());
+  EXPECT_TRUE(std::all_of(words.begin(), words.end(), [](uint64_t w) { return w == 0; }));
+  words[999] = 0x0102030405060708ull;
+  uint64_t seen = 0;
+  std::memcpy(&seen, buffer.bytes().data() + 999 * 8, 8);
+  EXPECT_EQ(0x0102030405060708ull, seen);
 }
 
 TEST(LargeBuffer, AnEmptyBufferHasNoBytes) {
