@@ -125,13 +125,15 @@ void Qcow2Reader::LoadL1() {
     layout_->Claim(h.l1_table_offset, uint64_t{h.l1_size} * 8, "L1 table", 40);
   // Only the entries that map the virtual size matter.
   const uint64_t used = h.l1_entries_needed();
-  l1_.assign(used, 0);
   if (used == 0)
     return;
-  std::vector<uint8_t> raw(used * 8);
-  file_.ReadAt(raw, h.l1_table_offset);
+  // Read in place, then turned from big-endian entries into offsets.
+  l1_storage_ = util::LargeBuffer(used * 8);
+  file_.ReadAt(l1_storage_.bytes(), h.l1_table_offset);
+  l1_ = l1_storage_.As<uint64_t>();
+  const uint8_t* raw = l1_storage_.bytes().data();
   for (uint64_t i = 0; i < used; ++i) {
-    const uint64_t entry = util::LoadBE64(&raw[i * 8]);
+    const uint64_t entry = util::LoadBE64(raw + i * 8);
     if (entry & 0x7f000000000001ffull)
       Fail(h.l1_table_offset + i * 8,
            "L1 table entry " + std::to_string(i) + ": reserved bits set in " + HexString(entry));

@@ -19,6 +19,7 @@
 #include "qcow2/l2_cache.h"
 #include "qcow2/subcluster.h"
 #include "util/file.h"
+#include "util/large_buffer.h"
 #include "util/output.h"
 
 namespace qcow2 {
@@ -65,7 +66,7 @@ class Qcow2Reader {
   const std::string& path() const { return file_.path(); }
   uint64_t virtual_size() const { return header_.size; }
   uint64_t file_size() const { return file_size_; }
-  const std::vector<uint64_t>& l1_table() const { return l1_; }
+  std::span<const uint64_t> l1_table() const { return l1_; }
   // The backing layer (null when there is none or it is raw).
   const Qcow2Reader* backing() const { return backing_qcow2_.get(); }
   // Layers below this one (0 without a backing file).
@@ -101,7 +102,10 @@ class Qcow2Reader {
   util::File file_;
   uint64_t file_size_ = 0;
   Header header_;
-  std::vector<uint64_t> l1_;
+  // The L1 entries that map the virtual size, offsets only (15 MiB for
+  // 15 TiB of 8 KiB clusters): mapped up front, not faulted in page by page.
+  util::LargeBuffer l1_storage_;
+  std::span<uint64_t> l1_;
   std::unique_ptr<L2Cache> l2_cache_;
   std::unique_ptr<MetadataLayout> layout_;
   std::vector<std::string> warnings_;
