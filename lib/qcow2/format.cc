@@ -18,10 +18,6 @@ using util::StoreBE64;
   throw util::Error(util::AtOffset(name, offset, "qcow2 header: " + what));
 }
 
-uint64_t AlignUp8(uint64_t n) {
-  return (n + 7) & ~uint64_t{7};
-}
-
 }  // namespace
 
 uint64_t Header::l1_entries_needed() const {

@@ -28,6 +28,12 @@ inline constexpr uint64_t kL1OffsetMask = 0x00fffffffffffe00ull;
 inline constexpr uint64_t kL2OffsetMask = 0x00fffffffffffe00ull;
 inline constexpr uint64_t kRefcountTableOffsetMask = 0xfffffffffffffe00ull;
 
+// n rounded up to a multiple of 8: header extensions, snapshot table entries
+// and bitmap directory entries are padded so.
+inline constexpr uint64_t AlignUp8(uint64_t n) {
+  return (n + 7) & ~uint64_t{7};
+}
+
 // Incompatible feature bits (v3).
 inline constexpr uint64_t kIncompatDirty = 1ull << 0;
 inline constexpr uint64_t kIncompatCorrupt = 1ull << 1;

@@ -19,10 +19,6 @@ constexpr uint64_t kSnapshotFixedBytes = 40;
 constexpr uint64_t kMaxSnapshotTableBytes = 64ull << 20;
 constexpr uint64_t kBitmapEntryFixedBytes = 24;
 
-uint64_t AlignUp8(uint64_t n) {
-  return (n + 7) & ~uint64_t{7};
-}
-
 }  // namespace
 
 std::string HexOffset(uint64_t v) {

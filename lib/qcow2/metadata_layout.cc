@@ -16,10 +16,6 @@ constexpr uint32_t kMaxBitmaps = 65535;
 constexpr uint64_t kMaxBitmapDirectoryBytes = 64ull << 20;
 constexpr uint64_t kMaxBitmapTableBytes = 64ull << 20;
 
-uint64_t AlignUp8(uint64_t n) {
-  return (n + 7) & ~uint64_t{7};
-}
-
 std::string Entry(const std::string& table, uint64_t index) {
   return table + " entry " + std::to_string(index);
 }
