@@ -83,6 +83,15 @@ bool HasQcow2Magic(std::span<const uint8_t> first_bytes) {
   return first_bytes.size() >= 4 && LoadBE32(first_bytes.data()) == kMagic;
 }
 
+uint64_t HeaderClusterBytes(std::span<const uint8_t> first_bytes) {
+  if (first_bytes.size() < 24)
+    return uint64_t{1} << kMaxClusterBits;
+  const uint32_t cluster_bits = LoadBE32(first_bytes.data() + 20);
+  if (cluster_bits < kMinClusterBits || cluster_bits > kMaxClusterBits)
+    return uint64_t{1} << kMaxClusterBits;
+  return uint64_t{1} << cluster_bits;
+}
+
 Header DecodeHeader(std::span<const uint8_t> b, const std::string& name) {
   if (b.size() < kV2HeaderSize)
     Fail(name, b.size(), "file too short for a qcow2 header");

@@ -113,6 +113,10 @@ Header DecodeHeader(std::span<const uint8_t> file_bytes, const std::string& name
 
 // True when the buffer starts with the qcow2 magic.
 bool HasQcow2Magic(std::span<const uint8_t> first_bytes);
+// The bytes at the start of a file that hold the header and its extensions
+// (its first cluster), judged from the file's first 24 bytes: the largest
+// cluster size when they give no valid cluster_bits (DecodeHeader says why).
+uint64_t HeaderClusterBytes(std::span<const uint8_t> first_bytes);
 
 // The kinds of guest cluster an L2 entry can describe.
 enum class ClusterKind { kUnallocated, kZero, kZeroAllocated, kNormal, kCompressed };

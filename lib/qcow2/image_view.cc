@@ -69,11 +69,7 @@ ImageView::ImageView(const std::string& path) : file_(util::File::Open(path, O_R
   // The header and its extensions are in the first cluster.
   uint8_t fixed[24] = {};
   file_.ReadUpTo(fixed, 0);
-  uint64_t first_bytes = uint64_t{1} << kMaxClusterBits;
-  if (fixed[23] >= kMinClusterBits && fixed[23] <= kMaxClusterBits && fixed[20] == 0 &&
-      fixed[21] == 0 && fixed[22] == 0)
-    first_bytes = uint64_t{1} << fixed[23];
-  std::vector<uint8_t> first(std::min<uint64_t>(file_size_, first_bytes));
+  std::vector<uint8_t> first(std::min<uint64_t>(file_size_, HeaderClusterBytes(fixed)));
   file_.ReadAt(first, 0);
   header_ = DecodeHeader(first, path);
   ValidateHeader();

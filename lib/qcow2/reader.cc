@@ -54,7 +54,12 @@ void Qcow2Reader::Open(int depth, std::set<FileId>& open_layers) {
   if (!open_layers.insert({st.st_dev, st.st_ino}).second)
     throw util::Error(path() + ": the backing chain loops back to this file");
   file_size_ = file_.Size();
-  std::vector<uint8_t> first(std::min<uint64_t>(file_size_, 1u << kMaxClusterBits));
+  // The header and its extensions are in the first cluster: only that is
+  // read (reading 2 MiB, the largest cluster, cost 0.01 s of a 0.1 s
+  // conversion, half of it in page faults).
+  uint8_t fixed[24] = {};
+  file_.ReadUpTo(fixed, 0);
+  std::vector<uint8_t> first(std::min<uint64_t>(file_size_, HeaderClusterBytes(fixed)));
   file_.ReadAt(first, 0);
   header_ = DecodeHeader(first, path());
   ValidateHeader();

@@ -103,6 +103,22 @@ TEST(Format, ExtensionPastFirstClusterIsRejected) {
   EXPECT_THROW(DecodeHeader(bytes, "t"), util::Error);
 }
 
+TEST(Format, HeaderClusterBytesIsTheFirstClusterWhenClusterBitsAreValid) {
+  Header h;
+  h.cluster_bits = 16;
+  std::vector<uint8_t> bytes = h.Encode();
+  EXPECT_EQ(HeaderClusterBytes(bytes), 65536u);
+  util::StoreBE32(&bytes[20], kMinClusterBits);
+  EXPECT_EQ(HeaderClusterBytes(bytes), 512u);
+  // Out of range, or too short to tell: the largest cluster, for
+  // DecodeHeader to judge.
+  util::StoreBE32(&bytes[20], kMaxClusterBits + 1);
+  EXPECT_EQ(HeaderClusterBytes(bytes), 1u << kMaxClusterBits);
+  util::StoreBE32(&bytes[20], 0x100 | 12);  // a byte above the low one set
+  EXPECT_EQ(HeaderClusterBytes(bytes), 1u << kMaxClusterBits);
+  EXPECT_EQ(HeaderClusterBytes(std::span<const uint8_t>(bytes.data(), 23)), 1u << kMaxClusterBits);
+}
+
 TEST(Format, CompressedEntryRoundTrips) {
   Header h;
   h.cluster_bits = 16;
