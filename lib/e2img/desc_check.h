@@ -1,7 +1,7 @@
 // A fast answer to "would ext2fs_check_desc find the group descriptors
 // sound?". libext2fs marks every inode table block in a tree bitmap one by
-// one, which takes seconds on a 15 TiB filesystem; sorting the tables as
-// intervals takes milliseconds.
+// one, which takes seconds on a 15 TiB filesystem; sweeping the tables as
+// intervals in block order takes milliseconds.
 #pragma once
 
 #include <ext2fs/ext2fs.h>
