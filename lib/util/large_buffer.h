@@ -1,8 +1,8 @@
 // LargeBuffer is anonymous memory for the multi-MiB buffers that data passes
 // through or lives in (a qcow2 to raw conversion's batches, the L1 tables of
-// the qcow2 writer and reader), mapped in full when it is made: on huge pages where the kernel
-// gives them, and otherwise in one system call, instead of one page fault
-// per 4 KiB page on first touch.
+// the qcow2 writer and reader), mapped in full when it is made: on huge
+// pages where the kernel gives them, and otherwise in one system call,
+// instead of one page fault per 4 KiB page on first touch.
 #pragma once
 
 #include <cstddef>
