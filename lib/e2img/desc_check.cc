@@ -24,7 +24,14 @@ class ClaimStream {
  public:
   enum class Kind { kReserved, kBlockBitmap, kInodeBitmap, kInodeTable };
 
-  ClaimStream(ext2_filsys fs, Kind kind) : fs_(fs), kind_(kind) {}
+  ClaimStream(ext2_filsys fs, Kind kind)
+      : fs_(fs),
+        kind_(kind),
+        blocks_count_(ext2fs_blocks_count(fs->super)),
+        old_desc_blocks_(ext2fs_has_feature_meta_bg(fs->super)
+                             ? fs->super->s_first_meta_bg
+                             : fs->desc_blocks + fs->super->s_reserved_gdt_blocks),
+        flex_bg_(ext2fs_has_feature_flex_bg(fs->super)) {}
 
   // The next claim into `out`; false at the end, or when a claim lies outside
   // its allowed range (then out_of_range() says so).
@@ -46,12 +53,8 @@ class ClaimStream {
 
  private:
   bool AddReserved(dgrp_t g) {
-    const uint64_t blocks_count = ext2fs_blocks_count(fs_->super);
-    const uint64_t old_desc_blocks = ext2fs_has_feature_meta_bg(fs_->super)
-                                         ? fs_->super->s_first_meta_bg
-                                         : fs_->desc_blocks + fs_->super->s_reserved_gdt_blocks;
     auto add = [&](uint64_t start, uint64_t count) {
-      if (start >= blocks_count)
+      if (start >= blocks_count_)
         return false;
       pending_[pending_count_++] = {start, start + count, true};
       return true;
@@ -65,15 +68,15 @@ class ClaimStream {
       return false;
     if ((super || g == 0) && !add(super, 1))
       return false;
-    if (old_desc && !add(old_desc, std::min<uint64_t>(old_desc_blocks, blocks_count - old_desc)))
+    if (old_desc && !add(old_desc, std::min<uint64_t>(old_desc_blocks_, blocks_count_ - old_desc)))
       return false;
     return !new_desc || add(new_desc, 1);
   }
 
   bool AddTable(dgrp_t g) {
     uint64_t first = fs_->super->s_first_data_block;
-    uint64_t last = ext2fs_blocks_count(fs_->super) - 1;
-    if (!ext2fs_has_feature_flex_bg(fs_->super)) {
+    uint64_t last = blocks_count_ - 1;
+    if (!flex_bg_) {
       first = ext2fs_group_first_block2(fs_, g);
       last = ext2fs_group_last_block2(fs_, g);
     }
@@ -98,6 +101,10 @@ class ClaimStream {
 
   ext2_filsys fs_;
   Kind kind_;
+  // Read from the superblock once, not per group.
+  uint64_t blocks_count_;
+  uint64_t old_desc_blocks_;  // after a superblock, without meta_bg: descriptors and reserved GDT
+  bool flex_bg_;              // tables may lie anywhere, not only in their own group
   dgrp_t group_ = 0;
   std::array<Claim, 4> pending_{};  // the current group's claims not yet handed out
   size_t pending_at_ = 0;
