@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <optional>
+#include <system_error>
+
+#include <sched.h>
 
 namespace qcow2 {
 
@@ -12,10 +15,10 @@ constexpr size_t kBatchBytes = 1u << 20;
 }  // namespace
 
 CompressPool::CompressPool(CompressionType type, int level, unsigned threads)
-    : type_(type), level_(level), max_in_flight_(4 * std::max(1u, threads)) {
-  for (unsigned i = 1; i < threads; ++i)
-    workers_.emplace_back([this] { Work(); });
-}
+    : type_(type),
+      level_(level),
+      max_in_flight_(4 * std::max(1u, threads)),
+      max_workers_(std::max(1u, threads) - 1) {}
 
 CompressPool::~CompressPool() {
   {
@@ -28,28 +31,40 @@ CompressPool::~CompressPool() {
 }
 
 unsigned CompressPool::DefaultThreads() {
+  // The affinity mask, as nproc: `taskset` and container CPU sets narrow it.
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0)
+    return static_cast<unsigned>(CPU_COUNT(&allowed));
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
 void CompressPool::Work() {
-  ClusterCompressor codec(type_, level_);
+  // Made at the first batch: a zstd context is about 660 KiB at level 3.
+  std::optional<ClusterCompressor> codec;
+  std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    Job* job = nullptr;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      work_ready_.wait(lock, [this] { return stopping_ || !to_start_.empty(); });
-      if (stopping_)
-        return;  // queued jobs are dropped with the pool
-      job = to_start_.front();
-      to_start_.pop_front();
-    }
-    Run(*job, codec);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      job->done = true;
-    }
+    work_ready_.wait(lock, [this] { return stopping_ || !to_start_.empty(); });
+    if (stopping_)
+      return;  // queued jobs are dropped with the pool
+    Job* job = to_start_.front();
+    to_start_.pop_front();
+    --idle_workers_;
+    lock.unlock();
+    if (!codec)
+      codec.emplace(type_, level_);
+    Run(*job, *codec);
+    lock.lock();
+    job->done = true;
+    ++idle_workers_;  // with done, so the caller never sees a finished worker busy
     job_done_.notify_all();
   }
+}
+
+bool CompressPool::ShouldStartWorker() {
+  if (workers_.size() >= max_workers_ || idle_workers_ >= to_start_.size())
+    return false;
+  ++idle_workers_;  // counted from now, so the next batch does not start another
+  return true;
 }
 
 void CompressPool::Run(Job& job, ClusterCompressor& codec) {
@@ -122,10 +137,23 @@ void CompressPool::Drain(const CompressedClusterSink& sink) {
 void CompressPool::Enqueue() {
   if (!filling_ || filling_->entries.empty())
     return;
+  bool start_worker = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     to_start_.push_back(filling_.get());
     in_order_.push_back(std::move(filling_));
+    start_worker = ShouldStartWorker();
+  }
+  if (start_worker) {
+    try {
+      workers_.emplace_back([this] { Work(); });
+    } catch (const std::system_error&) {
+      // No more threads to be had: the ones there are (the caller's at
+      // least) do the work.
+      std::lock_guard<std::mutex> lock(mutex_);
+      --idle_workers_;
+      max_workers_ = workers_.size();
+    }
   }
   work_ready_.notify_one();
 }

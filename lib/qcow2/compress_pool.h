@@ -2,7 +2,8 @@
 // on reading, and hands the results back in the order they were submitted,
 // so the single-threaded writer lays the image out exactly as without it.
 // The caller is one of its threads: rather than wait for a result, it
-// compresses a batch no worker has taken.
+// compresses a batch no worker has taken. Workers start only when batches
+// wait with none idle, so their codecs' memory follows the work, not the cores.
 #pragma once
 
 #include <condition_variable>
@@ -33,7 +34,7 @@ using CompressedClusterSink = std::function<void(const CompressedCluster&)>;
 // A fixed set of compression threads (the caller's included) with a bounded queue.
 class CompressPool {
  public:
-  // threads: compressing threads, the caller's included (threads - 1
+  // threads: compressing threads, the caller's included (at most threads - 1
   // workers are started); level: the codec's level (-1: its default).
   CompressPool(CompressionType type, int level, unsigned threads);
   ~CompressPool();
@@ -52,8 +53,10 @@ class CompressPool {
   // Waits for every queued cluster and delivers it.
   void Drain(const CompressedClusterSink& sink);
 
-  // All cores, for --threads' default.
+  // The cores this process may run on, for --threads' default.
   static unsigned DefaultThreads();
+  // The workers started so far (the caller's thread not counted).
+  size_t workers_started() const { return workers_.size(); }
 
  private:
   // A batch of consecutive clusters (about 1 MiB), the unit of work, so the
@@ -74,6 +77,8 @@ class CompressPool {
     bool done = false;
   };
   void Work();
+  // Starts a worker if batches wait with none idle; called with mutex_ held.
+  bool ShouldStartWorker();
   // Compresses the clusters of a job.
   static void Run(Job& job, ClusterCompressor& codec);
   Job& Filling();
@@ -85,12 +90,14 @@ class CompressPool {
   CompressionType type_;
   int level_;
   size_t max_in_flight_;
+  size_t max_workers_;
   std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable job_done_;
   std::deque<std::unique_ptr<Job>> in_order_;  // every job not yet delivered
   std::deque<Job*> to_start_;                  // jobs no worker has taken yet
   bool stopping_ = false;
+  size_t idle_workers_ = 0;  // started (or starting) and not compressing
   std::vector<std::thread> workers_;
   std::unique_ptr<Job> filling_;                     // the batch being filled by Submit
   std::vector<std::unique_ptr<Job>> spare_;          // delivered batches, for reuse

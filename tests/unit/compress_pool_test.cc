@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <random>
 
+#include <sched.h>
+
 #include "qcow2/writer.h"
 #include "test_util.h"
 
@@ -69,6 +71,43 @@ TEST(CompressPool, ZstdInOrderWithThreeThreads) {
 }
 TEST(CompressPool, ZlibInOrderWithTwoThreads) {
   CheckRoundTrip(CompressionType::kZlib, 2);
+}
+
+// Workers start when batches wait with none idle, not all at once: a caller
+// that waits for each batch before the next needs one worker whatever the
+// thread count (each started worker takes a codec of its own: 660 KiB for zstd).
+TEST(CompressPool, StartsWorkersOnlyForBatchesThatWait) {
+  constexpr size_t kCluster = 65536;
+  constexpr uint64_t kBatchClusters = 16;  // the pool's 1 MiB batch
+  uint64_t delivered = 0;
+  auto sink = [&](const CompressedCluster&) { ++delivered; };
+  CompressPool pool(CompressionType::kZstd, -1, 64);
+  EXPECT_EQ(pool.workers_started(), 0u);
+  for (uint64_t batch = 0; batch < 8; ++batch) {
+    for (uint64_t i = 0; i < kBatchClusters; ++i)
+      pool.Submit(batch * kBatchClusters + i, ClusterFor(i, kCluster), sink);
+    pool.Drain(sink);
+    EXPECT_EQ(pool.workers_started(), 1u) << "after batch " << batch;
+  }
+  EXPECT_EQ(delivered, 8 * kBatchClusters);
+}
+
+// The default thread count is the CPUs this thread may run on (as nproc),
+// not every CPU of the machine: `taskset -c 0` means one.
+TEST(CompressPool, DefaultThreadsFollowsTheAffinityMask) {
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof before, &before), 0);
+  EXPECT_EQ(CompressPool::DefaultThreads(), static_cast<unsigned>(CPU_COUNT(&before)));
+  int first = 0;
+  while (!CPU_ISSET(first, &before))
+    ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  const unsigned narrowed = CompressPool::DefaultThreads();
+  ASSERT_EQ(sched_setaffinity(0, sizeof before, &before), 0);
+  EXPECT_EQ(narrowed, 1u);
 }
 
 TEST(CompressPool, DestroyedWithWorkQueuedDoesNotHang) {
