@@ -17,6 +17,9 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
   std::vector<uint8_t> buf;
   uint64_t done = 0;
   uint64_t problems = 0;
+  uint64_t source_end = UINT64_MAX;  // where a short read found the source ending
+  bool end_warned_here = false;
+  bool& end_warned = source.end_warned ? *source.end_warned : end_warned_here;
   SourceHoles holes(*source.file, source.skip_holes);
   ExtentReadAhead read_ahead(*source.file, blocks.Extents(), source.offset, source.block_size,
                              source.skip_holes);
@@ -37,22 +40,29 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
       }
       count = std::min(count, run.blocks);
       buf.resize(count * bs);
-      const size_t got = source.file->ReadUpTo(buf, at);
-      if (got < buf.size()) {
-        std::fill(buf.begin() + static_cast<std::ptrdiff_t>(got), buf.end(), 0);
-        warn(util::AtOffset(source.file->path(), at + got,
-                            "source ends before block " + std::to_string(start + got / bs) +
-                                "; the missing blocks are written as zeros"));
-        ++problems;
+      std::span<uint8_t> into = buf;
+      // Past where a read found the source ending, blocks are zeros unread;
+      // the end is warned of once.
+      const size_t got = at < source_end ? source.file->ReadUpTo(into, at) : 0;
+      if (got < into.size()) {
+        std::fill(into.begin() + static_cast<std::ptrdiff_t>(got), into.end(), 0);
+        source_end = std::min(source_end, at + got);
+        if (!end_warned) {
+          end_warned = true;
+          warn(util::AtOffset(source.file->path(), at + got,
+                              "source ends before block " + std::to_string(start + got / bs) +
+                                  "; the missing blocks are written as zeros"));
+          ++problems;
+        }
       }
       if (source.stale_tails) {
         for (auto it = source.stale_tails->lower_bound(start);
              it != source.stale_tails->end() && it->first < start + count; ++it) {
-          auto from = buf.begin() + static_cast<std::ptrdiff_t>((it->first - start) * bs);
+          auto from = into.begin() + static_cast<std::ptrdiff_t>((it->first - start) * bs);
           std::fill(from + it->second, from + static_cast<std::ptrdiff_t>(bs), 0);
         }
       }
-      sink.WriteBlocks(start, buf);
+      sink.WriteBlocks(start, into);
       start += count;
       done += count;
       read_ahead.ReaderDone(done);

@@ -26,6 +26,9 @@ struct CopySource {
   // Blocks whose bytes from an offset on are zeroed (MetadataMap::stale_tails).
   const std::map<uint64_t, uint32_t>* stale_tails = nullptr;
   bool skip_holes = false;  // leave out the holes of a sparse source (not for device outputs)
+  // Set once a read found the source ending (and that was warned of), for
+  // passes after the first not to warn of it again; none: each call warns.
+  bool* end_warned = nullptr;
 };
 
 // Copies every block of `blocks` to the sink; returns the number of

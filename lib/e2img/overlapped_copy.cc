@@ -41,7 +41,9 @@ class OverlappedCopy::CheckingSink : public ImageSink {
 
 OverlappedCopy::OverlappedCopy(const CopySource& source, ImageSink& sink, const CopyWarningFn& warn,
                                EarlyBlockCheck check)
-    : source_(source), sink_(sink), warn_(warn), check_(std::move(check)) {}
+    : source_(source), sink_(sink), warn_(warn), check_(std::move(check)) {
+  source_.end_warned = &end_warned_;
+}
 
 OverlappedCopy::~OverlappedCopy() {
   if (worker_.joinable()) {

@@ -89,6 +89,23 @@ for img in "$T"/bad/*.img; do
   rm -f "$T/out.raw" "$T/out.qcow2"
 done
 
+# A source cut short under several groups' tables: one warning where it
+# ends, not one for each read past it (a compressed capture reads a batch of
+# clusters at a time) nor for each pass over the blocks.
+ok "wide filesystem cut to 1 MiB" make_fs "$T/cut.img" 64M -t ext4 -b 1024 -O ^has_journal
+truncate -s 1M "$T/cut.img"
+one_end_warning() {  # one_end_warning ARGS...: e2image ARGS, "source ends" said once
+  "$E2IMAGE" "$@" 2> "$T/err" || return 1
+  cat "$T/err"
+  [ "$(grep -c 'source ends before block' "$T/err")" = 1 ]
+}
+ok "cut source, -Q: the end warned of once" one_end_warning -Q "$T/cut.img" "$T/out.qcow2"
+rm -f "$T/out.qcow2"
+ok "cut source, compressed -Q: the end warned of once" \
+  one_end_warning -Q --compress=zstd --threads=2 "$T/cut.img" "$T/out.qcow2"
+ok "cut source, -r: the end warned of once" one_end_warning -r "$T/cut.img" "$T/out.raw"
+rm -f "$T/out.raw" "$T/out.qcow2"
+
 # --- hostile qcow2 images ------------------------------------------------------
 LIMIT_KB=$QCOW2_LIMIT_KB
 put() {  # put FILE OFFSET HEX: writes bytes at offset
