@@ -39,8 +39,15 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
         continue;
       }
       count = std::min(count, run.blocks);
-      buf.resize(count * bs);
-      std::span<uint8_t> into = buf;
+      // Read straight into the sink's room where it has some (the
+      // compression queue: no copy of each cluster on its way there).
+      std::span<uint8_t> into = sink.RoomFor(start, count);
+      if (into.empty()) {
+        buf.resize(count * bs);
+        into = buf;
+      } else {
+        count = into.size() / bs;
+      }
       // Past where a read found the source ending, blocks are zeros unread;
       // the end is warned of once.
       const size_t got = at < source_end ? source.file->ReadUpTo(into, at) : 0;

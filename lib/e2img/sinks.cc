@@ -141,6 +141,13 @@ void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data)
                      });
 }
 
+std::span<uint8_t> Qcow2Sink::RoomFor(uint64_t first_block, uint64_t blocks) {
+  // Compressed images have no rewrites; clusters of part of a block cannot be given whole.
+  if (!compressed_ || writer_->cluster_size() % block_size_ != 0)
+    return {};
+  return stream_->RoomFor(first_block * block_size_, blocks * block_size_);
+}
+
 void Qcow2Sink::Rewrite(uint64_t first_block, std::span<const uint8_t> data) {
   const uint64_t cluster_size = writer_->cluster_size();
   for (uint64_t at = 0; at < data.size(); at += block_size_) {

@@ -23,6 +23,11 @@ class ImageSink {
   virtual ~ImageSink() = default;
   // data holds whole blocks starting at first_block.
   virtual void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) = 0;
+  // Room of the sink's own for up to `blocks` whole blocks from first_block
+  // on, for the caller to read them into and hand the room, whole, to
+  // WriteBlocks next, which then takes them without a copy. Empty when the
+  // sink has none: the caller uses a buffer of its own.
+  virtual std::span<uint8_t> RoomFor(uint64_t /*first_block*/, uint64_t /*blocks*/) { return {}; }
   // Completes the image (sizes, tables); the output is committed by the caller.
   virtual void Finish() = 0;
   // The blocks in each unit (a qcow2 cluster) the sink stores whole, if it
@@ -143,6 +148,8 @@ class Qcow2Sink : public ImageSink {
   Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
             const Qcow2SinkOptions& options);
   void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
+  // Compressed on several threads: room in the compression queue.
+  std::span<uint8_t> RoomFor(uint64_t first_block, uint64_t blocks) override;
   void Finish() override;
   // Compressed images take further passes but no rewrites: their clusters
   // are packed in the order they come, and stay where they were put.

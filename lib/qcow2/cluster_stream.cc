@@ -47,7 +47,39 @@ void ClusterStream::EmitCluster(uint64_t cluster, std::span<const uint8_t> data)
   Store(done);
 }
 
+std::span<uint8_t> ClusterStream::RoomFor(uint64_t guest_offset, uint64_t max_bytes) {
+  if (!room_.empty())
+    throw util::Error("internal error: qcow2 cluster stream: room asked for twice");
+  if (!pool_ || guest_offset < position_ || guest_offset % cluster_size_ != 0 ||
+      max_bytes < cluster_size_)
+    return {};
+  EmitPending();  // an earlier cluster: this one starts on a boundary past it
+  room_ =
+      pool_->AddClusters(guest_offset / cluster_size_, max_bytes / cluster_size_, cluster_size_);
+  room_offset_ = guest_offset;
+  return room_;
+}
+
+void ClusterStream::CommitRoom() {
+  for (size_t i = 0; i * cluster_size_ < room_.size(); ++i) {
+    if (util::IsAllZero(room_.subspan(i * cluster_size_, cluster_size_)))
+      pool_->DropAddedAt(i);
+    else
+      ++clusters_written_;
+  }
+  position_ = room_offset_ + room_.size();
+  room_ = {};
+  pool_->SubmitAdded(store_);
+}
+
 void ClusterStream::Write(uint64_t guest_offset, std::span<const uint8_t> data) {
+  if (!room_.empty()) {
+    // The room given out must come back whole, and before anything else.
+    if (data.data() != room_.data() || data.size() != room_.size() || guest_offset != room_offset_)
+      throw util::Error("internal error: qcow2 cluster stream: room written in part");
+    CommitRoom();
+    return;
+  }
   if (guest_offset < position_)
     throw util::Error("qcow2 cluster stream: offsets went backwards");
   size_t done = 0;
@@ -96,6 +128,8 @@ void ClusterStream::EmitPending() {
 }
 
 void ClusterStream::Flush() {
+  if (!room_.empty())
+    throw util::Error("internal error: qcow2 cluster stream: room never written");
   EmitPending();
   if (pool_)
     pool_->Drain(store_);

@@ -27,6 +27,11 @@ class ClusterStream {
   ClusterStream& operator=(const ClusterStream&) = delete;
   // Adds guest bytes at offset; offsets must not go backwards.
   void Write(uint64_t guest_offset, std::span<const uint8_t> data);
+  // With compression threads: room for whole clusters from guest_offset (a
+  // cluster boundary) on, at most max_bytes, in the compression queue, to be
+  // read into and then given whole to Write (no copy). Empty when there is
+  // none (no pool, or less than a cluster asked for or left unaligned).
+  std::span<uint8_t> RoomFor(uint64_t guest_offset, uint64_t max_bytes);
   // Stores the last partial cluster. Call before writer.Finish().
   void Flush();
   // Flushes, then takes offsets from 0 again: the clusters of a new pass,
@@ -42,6 +47,8 @@ class ClusterStream {
   // assembly_ without a pool.
   std::span<uint8_t> StartPending(uint64_t cluster);
   void EmitPending();
+  // Queues the room given by RoomFor, less its all-zero clusters.
+  void CommitRoom();
   void Store(const CompressedCluster& cluster);
   Qcow2Writer& writer_;
   std::optional<CompressionType> compression_;
@@ -52,6 +59,8 @@ class ClusterStream {
   std::vector<uint8_t> assembly_;
   std::span<uint8_t> pending_;  // the cluster being assembled, while pending_cluster_ is set
   std::optional<uint64_t> pending_cluster_;
+  std::span<uint8_t> room_;  // given by RoomFor, not yet written
+  uint64_t room_offset_ = 0;
   uint64_t position_ = 0;
   uint64_t clusters_written_ = 0;
   uint64_t clusters_compressed_ = 0;

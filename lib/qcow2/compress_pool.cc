@@ -69,6 +69,8 @@ bool CompressPool::ShouldStartWorker() {
 
 void CompressPool::Run(Job& job, ClusterCompressor& codec) {
   for (Job::Entry& e : job.entries) {
+    if (e.dropped)
+      continue;
     std::span<const uint8_t> packed;
     try {
       packed = codec.Pack(std::span<const uint8_t>(job.input).subspan(e.input_at, e.size));
@@ -106,10 +108,25 @@ void CompressPool::Submit(uint64_t cluster, std::span<const uint8_t> data,
 }
 
 std::span<uint8_t> CompressPool::AddCluster(uint64_t cluster, size_t size) {
+  const std::span<uint8_t> room = AddClusters(cluster, 1, size);
+  std::fill(room.begin(), room.end(), 0);
+  return room;
+}
+
+std::span<uint8_t> CompressPool::AddClusters(uint64_t first, size_t count, size_t size) {
   Job& job = Filling();
-  job.entries.push_back({.cluster = cluster, .input_at = job.input.size(), .size = size});
-  job.input.resize(job.input.size() + size);
-  return std::span<uint8_t>(job.input).subspan(job.entries.back().input_at, size);
+  const size_t at = job.input.size();
+  const size_t batch_room = kBatchBytes > at ? (kBatchBytes - at + size - 1) / size : 1;
+  count = std::max<size_t>(1, std::min(count, batch_room));
+  added_from_ = job.entries.size();
+  for (size_t i = 0; i < count; ++i)
+    job.entries.push_back({.cluster = first + i, .input_at = at + i * size, .size = size});
+  job.input.resize(at + count * size);
+  return std::span<uint8_t>(job.input).subspan(at, count * size);
+}
+
+void CompressPool::DropAddedAt(size_t index) {
+  filling_->entries.at(added_from_ + index).dropped = true;
 }
 
 void CompressPool::SubmitAdded(const CompressedClusterSink& sink) {
@@ -187,11 +204,13 @@ void CompressPool::Deliver(const CompressedClusterSink& sink, size_t keep_in_fli
     }
     const std::span<const uint8_t> input(job->input);
     const std::span<const uint8_t> packed(job->packed);
-    for (const Job::Entry& e : job->entries)
-      sink({.cluster = e.cluster,
-            .data = e.compressed ? packed.subspan(e.packed_at, e.packed_size)
-                                 : input.subspan(e.input_at, e.size),
-            .compressed = e.compressed});
+    for (const Job::Entry& e : job->entries) {
+      if (!e.dropped)
+        sink({.cluster = e.cluster,
+              .data = e.compressed ? packed.subspan(e.packed_at, e.packed_size)
+                                   : input.subspan(e.input_at, e.size),
+              .compressed = e.compressed});
+    }
     job->entries.clear();
     job->input.clear();
     job->packed.clear();

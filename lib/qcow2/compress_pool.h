@@ -14,6 +14,7 @@
 #include <mutex>
 #include <span>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "qcow2/compress.h"
@@ -30,6 +31,27 @@ struct CompressedCluster {
 
 // Receives finished clusters, in submission order, on the caller's thread.
 using CompressedClusterSink = std::function<void(const CompressedCluster&)>;
+
+// std::allocator, but new elements are left uninitialised: the batches'
+// bytes are read or copied into whole, and clearing them first cost a pass.
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  explicit UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* at) noexcept {
+    ::new (static_cast<void*>(at)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* at, Args&&... args) {
+    ::new (static_cast<void*>(at)) U(std::forward<Args>(args)...);
+  }
+};
 
 // A fixed set of compression threads (the caller's included) with a bounded queue.
 class CompressPool {
@@ -50,6 +72,13 @@ class CompressPool {
   std::span<uint8_t> AddCluster(uint64_t cluster, size_t size);
   void SubmitAdded(const CompressedClusterSink& sink);
   void DropAdded();
+  // Room for up to `count` consecutive clusters of `size` bytes from `first`
+  // on, as many as the batch being filled takes (one at least), to be read
+  // into (its bytes are not cleared); then queued by SubmitAdded, less those
+  // taken back by DropAddedAt (index i: cluster first + i). No other call
+  // may come in between.
+  std::span<uint8_t> AddClusters(uint64_t first, size_t count, size_t size);
+  void DropAddedAt(size_t index);
   // Waits for every queued cluster and delivers it.
   void Drain(const CompressedClusterSink& sink);
 
@@ -70,9 +99,11 @@ class CompressPool {
       size_t packed_at = 0;  // in packed, when compressed
       size_t packed_size = 0;
       bool compressed = false;
+      bool dropped = false;  // taken back: neither compressed nor delivered
     };
     std::vector<Entry> entries;
-    std::vector<uint8_t> input;   // the clusters submitted, one after the other
+    std::vector<uint8_t, UninitializedAllocator<uint8_t>>
+        input;                    // the clusters, one after the other
     std::vector<uint8_t> packed;  // what the compressed ones compressed to
     bool done = false;
   };
@@ -82,6 +113,7 @@ class CompressPool {
   // Compresses the clusters of a job.
   static void Run(Job& job, ClusterCompressor& codec);
   Job& Filling();
+  size_t added_from_ = 0;  // the first entry of the last AddClusters
   // Queues the batch being filled when it is full, then delivers.
   void MaybeEnqueue(const CompressedClusterSink& sink);
   void Enqueue();

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -33,7 +34,22 @@ constexpr uint32_t kBlock = 1024;
 class TwoPassSink : public ImageSink {
  public:
   explicit TwoPassSink(uint64_t unit) : unit_(unit) {}
+  // With room_blocks: gives room of at most that many blocks, filled with
+  // bytes a read must overwrite, and checks it comes back.
+  std::span<uint8_t> RoomFor(uint64_t first_block, uint64_t count) override {
+    if (!room_blocks)
+      return {};
+    room_.assign(std::min(count, *room_blocks) * kBlock, 0xee);
+    room_first_ = first_block;
+    return room_;
+  }
   void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override {
+    if (room_blocks) {
+      EXPECT_EQ(data.data(), room_.data());
+      EXPECT_EQ(data.size(), room_.size());
+      EXPECT_EQ(first_block, room_first_);
+      ++writes_from_room;
+    }
     if (fail_at && first_block <= *fail_at && *fail_at < first_block + data.size() / kBlock)
       throw util::Error("injected failure at block " + std::to_string(*fail_at));
     for (size_t i = 0; i < data.size() / kBlock; ++i)
@@ -59,9 +75,13 @@ class TwoPassSink : public ImageSink {
   std::optional<uint64_t> fail_at;
   int pass = 0;
   std::vector<BlockExtent> rewrites;  // given to the second pass
+  std::optional<uint64_t> room_blocks;
+  uint64_t writes_from_room = 0;
 
  private:
   uint64_t unit_;
+  std::vector<uint8_t> room_;
+  uint64_t room_first_ = 0;
 };
 
 class OverlappedCopyTest : public ::testing::Test {
@@ -82,6 +102,32 @@ class OverlappedCopyTest : public ::testing::Test {
   std::vector<std::string> warnings_;
   CopyWarningFn warn_ = [this](const std::string& w) { warnings_.push_back(w); };
 };
+
+// Read into the sink's room, the copy gives the same blocks as through its
+// own buffer: stale tails cleared, blocks past the source's end zeros.
+TEST_F(OverlappedCopyTest, CopyReadsIntoTheSinksRoomWhereItHasSome) {
+  const std::map<uint64_t, uint32_t> tails = {{5, 100}, {33, 1000}};
+  source_.stale_tails = &tails;
+  BlockSet blocks;
+  blocks.Add(2, 18);
+  blocks.Add(30, 40);  // the source has 64 blocks
+  TwoPassSink own(1), roomy(1);
+  roomy.room_blocks = 3;
+  EXPECT_EQ(CopyBlocks(source_, blocks, own, {}, warn_), 1u);
+  EXPECT_EQ(CopyBlocks(source_, blocks, roomy, {}, warn_), 1u);
+  EXPECT_EQ(warnings_.size(), 2u);  // once each where the source ends, not once a read
+  ASSERT_EQ(own.blocks.size(), 58u);
+  ASSERT_EQ(roomy.blocks.size(), own.blocks.size());
+  for (size_t i = 0; i < own.blocks.size(); ++i) {
+    EXPECT_EQ(roomy.blocks[i].number, own.blocks[i].number);
+    EXPECT_EQ(roomy.blocks[i].data, own.blocks[i].data) << "block " << own.blocks[i].number;
+  }
+  EXPECT_EQ(roomy.writes_from_room, 20u);  // 18 blocks in 6 rooms of 3, then 40 in 14
+  std::vector<uint8_t> tailed = SourceBlock(5);
+  std::fill(tailed.begin() + 100, tailed.end(), 0);
+  EXPECT_EQ(roomy.blocks[3].data, tailed);
+  EXPECT_EQ(roomy.blocks.back().data, std::vector<uint8_t>(kBlock, 0));  // block 69
+}
 
 TEST_F(OverlappedCopyTest, EveryBlockOnceWhatTheScanChangesInTheSecondPass) {
   TwoPassSink sink(/*unit=*/4);
