@@ -270,6 +270,25 @@ e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions optio
   return map;
 }
 
+bool WarnIfSourceShort(const util::File& source, const e2img::Filesystem& fs, uint64_t offset) {
+  uint64_t size = 0;
+  try {
+    size = source.Size();
+  } catch (const util::Error&) {
+    return false;  // no size to be had: the reads will tell
+  }
+  const uint64_t held = size > offset ? size - offset : 0;
+  if (held >= fs.size_bytes())
+    return false;
+  const uint64_t block_size = fs.block_size();
+  Warn(source.path() + ": " + std::to_string(held) + " bytes" +
+       (offset ? " from offset " + std::to_string(offset) : std::string()) +
+       ", shorter than its filesystem (" + std::to_string(fs.blocks_count()) + " blocks of " +
+       std::to_string(block_size) + " bytes): blocks " + std::to_string(held / block_size) +
+       " and on are missing and written as zeros");
+  return true;
+}
+
 void CheckMount(const std::string& device, bool force) {
   int flags = 0;
   if (ext2fs_check_if_mounted(device.c_str(), &flags) != 0)
@@ -307,8 +326,13 @@ int Capture(const Options& o) {
   CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                   o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}
                                     : util::DeviceRegion{});
-  const uint64_t open_problems = ReportOpen(fs, o);
+  uint64_t open_problems = ReportOpen(fs, o);
   util::File source = util::File::Open(o.source, O_RDONLY);
+  // A source cut short (a partial copy of a failing disk) is said once, here,
+  // with both sizes; the copier then writes the missing blocks as zeros
+  // without a warning of its own.
+  bool source_end_warned = WarnIfSourceShort(source, fs, o.source_offset);
+  open_problems += source_end_warned ? 1 : 0;
 
   struct stat st {};
   e2img::MapOptions map_options;
@@ -330,6 +354,7 @@ int Capture(const Options& o) {
   std::unique_ptr<e2img::ImageSink> sink;
   std::optional<e2img::OverlappedCopy> overlapped_copy;
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
+  src.end_warned = &source_end_warned;
   const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks,
                                  const std::vector<e2img::BlockExtent>* reserved = nullptr) {
     out.emplace(CreateOutput(o));

@@ -42,7 +42,8 @@ class OverlappedCopy::CheckingSink : public ImageSink {
 OverlappedCopy::OverlappedCopy(const CopySource& source, ImageSink& sink, const CopyWarningFn& warn,
                                EarlyBlockCheck check)
     : source_(source), sink_(sink), warn_(warn), check_(std::move(check)) {
-  source_.end_warned = &end_warned_;
+  if (!source_.end_warned)
+    source_.end_warned = &end_warned_;
 }
 
 OverlappedCopy::~OverlappedCopy() {
