@@ -273,9 +273,12 @@ e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions optio
 bool WarnIfSourceShort(const util::File& source, const e2img::Filesystem& fs, uint64_t offset) {
   uint64_t size = 0;
   try {
+    const struct stat st = source.Stat();
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+      return false;  // a character device has no size to go by: the reads will tell
     size = source.Size();
   } catch (const util::Error&) {
-    return false;  // no size to be had: the reads will tell
+    return false;
   }
   const uint64_t held = size > offset ? size - offset : 0;
   if (held >= fs.size_bytes())
