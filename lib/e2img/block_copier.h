@@ -26,8 +26,9 @@ struct CopySource {
   // Blocks whose bytes from an offset on are zeroed (MetadataMap::stale_tails).
   const std::map<uint64_t, uint32_t>* stale_tails = nullptr;
   bool skip_holes = false;  // leave out the holes of a sparse source (not for device outputs)
-  // Set once a read found the source ending (and that was warned of), for
-  // passes after the first not to warn of it again; none: each call warns.
+  // Shared by the passes of one capture: set once the source's end was
+  // warned of (by the capture up front, or by a short read), so that no
+  // pass warns of it again; none: each call warns.
   bool* end_warned = nullptr;
 };
 

@@ -41,10 +41,7 @@ class OverlappedCopy::CheckingSink : public ImageSink {
 
 OverlappedCopy::OverlappedCopy(const CopySource& source, ImageSink& sink, const CopyWarningFn& warn,
                                EarlyBlockCheck check)
-    : source_(source), sink_(sink), warn_(warn), check_(std::move(check)) {
-  if (!source_.end_warned)
-    source_.end_warned = &end_warned_;
-}
+    : source_(source), sink_(sink), warn_(warn), check_(std::move(check)) {}
 
 OverlappedCopy::~OverlappedCopy() {
   if (worker_.joinable()) {

@@ -79,7 +79,6 @@ class OverlappedCopy {
   void PruneNewHoles(MetadataMap& known);
 
   CopySource source_;
-  bool end_warned_ = false;  // source_.end_warned unless given: passes warn of a short source once
   ImageSink& sink_;
   CopyWarningFn warn_;  // a copy: callers pass temporaries
   EarlyBlockCheck check_;
