@@ -195,6 +195,24 @@ std::string SizeText(uint64_t bytes) {
                              : std::to_string((bytes + 1023) >> 10) + " KiB";
 }
 
+// Says so when the compression's memory budget runs fewer threads than
+// --threads asked for (the default is cut silently).
+void NoteThreadsCut(const Options& o, const qcow2::CompressPool& pool, uint32_t cluster_size) {
+  const qcow2::PoolLimits& limits = pool.limits();
+  if (limits.threads >= o.threads)
+    return;
+  const std::string level = o.compression_level == qcow2::kDefaultLevel
+                                ? "its default level"
+                                : "level " + std::to_string(o.compression_level);
+  std::fprintf(stderr,
+               "e2image: compressing on %u thread%s, not %u: a %s codec at %s for %s "
+               "clusters takes %s, and the compression holds %s at most\n",
+               limits.threads, limits.threads == 1 ? "" : "s", o.threads,
+               qcow2::CompressionName(*o.compression).c_str(), level.c_str(),
+               SizeText(cluster_size).c_str(), SizeText(limits.codec_bytes).c_str(),
+               SizeText(qcow2::CompressPool::kMemoryBudget).c_str());
+}
+
 // The sink of a raw or qcow2 capture. `blocks` (the map, or most of it) is
 // read by compressed captures only, which choose their cluster size from it
 // and reserve the L2 tables of `reserved` (default: those of `blocks`).
@@ -232,7 +250,10 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
     q.compression_level = o.compression_level;
     q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
     q.blocks = reserved ? reserved : blocks;
-    return std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
+    auto sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
+    if (o.threads && sink->compress_pool())
+      NoteThreadsCut(o, *sink->compress_pool(), 1u << q.cluster_bits);
+    return sink;
   }
   return std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
 }

@@ -155,6 +155,8 @@ class Qcow2Sink : public ImageSink {
   // are packed in the order they come, and stay where they were put.
   uint64_t SecondPassUnitBlocks() const override;
   void StartSecondPass(std::vector<BlockExtent> rewrites) override;
+  // The compression pool, when compressing on several threads.
+  const qcow2::CompressPool* compress_pool() const { return stream_->pool(); }
 
  private:
   // Gathers the blocks of a rewritten cluster; stores it when the next one starts.

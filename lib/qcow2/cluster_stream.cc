@@ -15,7 +15,7 @@ ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType>
       store_([this](const CompressedCluster& done) { Store(done); }),
       cluster_size_(writer.cluster_size()) {
   if (compression_ && threads > 1)
-    pool_ = std::make_unique<CompressPool>(*compression_, level, threads);
+    pool_ = std::make_unique<CompressPool>(*compression_, level, threads, cluster_size_);
   else if (compression_)
     compressor_ = std::make_unique<ClusterCompressor>(*compression_, level);
 }

@@ -39,6 +39,8 @@ class ClusterStream {
   void StartAgain();
 
   uint64_t clusters_written() const { return clusters_written_; }
+  // The compression pool (threads > 1), for the limits its budget set.
+  const CompressPool* pool() const { return pool_.get(); }
   uint64_t clusters_compressed() const { return clusters_compressed_; }
 
  private:

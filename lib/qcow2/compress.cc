@@ -134,6 +134,16 @@ std::span<const uint8_t> ClusterCompressor::Pack(std::span<const uint8_t> in) {
   return {out.data(), packed_size};
 }
 
+size_t ClusterCompressor::MemoryBytes() const {
+  // A deflate state takes (1 << (windowBits + 2)) + (1 << (memLevel + 9))
+  // bytes and its struct (zconf.h): windowBits 12 and memLevel 9 here.
+  constexpr size_t kDeflateBytes = (size_t{1} << 14) + (size_t{1} << 18) + 8192;
+  const size_t codec = type_ == CompressionType::kZstd
+                           ? (state_->zstd ? ZSTD_sizeof_CCtx(state_->zstd.get()) : 0)
+                           : kDeflateBytes;
+  return codec + state_->scratch.capacity();
+}
+
 std::optional<std::vector<uint8_t>> ClusterCompressor::Compress(std::span<const uint8_t> in) {
   const std::span<const uint8_t> packed = Pack(in);
   if (packed.empty())

@@ -42,6 +42,9 @@ class ClusterCompressor {
   // The same without an allocation: the bytes are the compressor's own,
   // valid until its next call; empty when the cluster is to be stored plain.
   std::span<const uint8_t> Pack(std::span<const uint8_t> in);
+  // The memory it holds: the codec's state (a zstd context sizes its tables
+  // at the first cluster, after the cluster size and level) and its scratch.
+  size_t MemoryBytes() const;
 
  private:
   struct State;

@@ -14,11 +14,37 @@ constexpr size_t kBatchBytes = 1u << 20;
 
 }  // namespace
 
-CompressPool::CompressPool(CompressionType type, int level, unsigned threads)
-    : type_(type),
-      level_(level),
-      max_in_flight_(4 * std::max(1u, threads)),
-      max_workers_(std::max(1u, threads) - 1) {}
+PoolLimits PoolLimits::Fit(unsigned threads, size_t codec_bytes, size_t batch_bytes,
+                           size_t budget_bytes) {
+  PoolLimits limits;
+  limits.codec_bytes = codec_bytes;
+  const size_t per_thread = codec_bytes + 2 * batch_bytes;
+  const size_t fitting = per_thread ? budget_bytes / per_thread : threads;
+  limits.threads = static_cast<unsigned>(std::clamp<size_t>(fitting, 1, std::max(1u, threads)));
+  const size_t codecs = limits.threads * codec_bytes;
+  const size_t batches_fitting =
+      batch_bytes && budget_bytes > codecs ? (budget_bytes - codecs) / batch_bytes : 0;
+  limits.batches_in_flight =
+      std::max<size_t>(2, std::min<size_t>(4 * limits.threads, batches_fitting));
+  return limits;
+}
+
+size_t CompressPool::BatchBytes(size_t cluster_size) {
+  // A batch is filled to kBatchBytes, or one cluster when that is larger;
+  // a cluster is kept compressed only when smaller than itself.
+  return 2 * std::max(kBatchBytes, cluster_size);
+}
+
+CompressPool::CompressPool(CompressionType type, int level, unsigned threads, size_t cluster_size)
+    : type_(type), level_(level), caller_codec_(std::make_unique<ClusterCompressor>(type, level)) {
+  // The caller's codec sizes its state on a cluster of zeros (the same size
+  // as on any cluster), so the budget goes by what a codec really takes.
+  caller_codec_->Pack(std::vector<uint8_t>(cluster_size));
+  limits_ = PoolLimits::Fit(threads, caller_codec_->MemoryBytes(), BatchBytes(cluster_size),
+                            kMemoryBudget);
+  max_in_flight_ = limits_.batches_in_flight;
+  max_workers_ = limits_.threads - 1;
+}
 
 CompressPool::~CompressPool() {
   {
@@ -193,8 +219,6 @@ void CompressPool::Deliver(const CompressedClusterSink& sink, size_t keep_in_fli
         Job* mine = to_start_.front();
         to_start_.pop_front();
         lock.unlock();
-        if (!caller_codec_)
-          caller_codec_ = std::make_unique<ClusterCompressor>(type_, level_);
         Run(*mine, *caller_codec_);
         lock.lock();
         mine->done = true;

@@ -3,7 +3,8 @@
 // so the single-threaded writer lays the image out exactly as without it.
 // The caller is one of its threads: rather than wait for a result, it
 // compresses a batch no worker has taken. Workers start only when batches
-// wait with none idle, so their codecs' memory follows the work, not the cores.
+// wait with none idle, so their codecs' memory follows the work, not the
+// cores, and threads and queue together stay within a memory budget.
 #pragma once
 
 #include <condition_variable>
@@ -53,12 +54,35 @@ struct UninitializedAllocator : std::allocator<T> {
   }
 };
 
-// A fixed set of compression threads (the caller's included) with a bounded queue.
+// How far a pool goes: its compressing threads (the caller's included) and
+// the batches it holds at once, fitted to a memory budget.
+struct PoolLimits {
+  unsigned threads = 1;
+  size_t batches_in_flight = 2;
+  size_t codec_bytes = 0;  // one thread's codec, as measured
+
+  // As many of the threads asked as fit in budget_bytes, each with a codec
+  // of codec_bytes and two batches of batch_bytes (one compressing, one
+  // waiting); then up to four batches a thread, as the budget allows. One
+  // thread and two batches at least, whatever the budget.
+  static PoolLimits Fit(unsigned threads, size_t codec_bytes, size_t batch_bytes,
+                        size_t budget_bytes);
+};
+
+// A set of compression threads (the caller's included) with a bounded queue.
 class CompressPool {
  public:
-  // threads: compressing threads, the caller's included (at most threads - 1
-  // workers are started); level: the codec's level (-1: its default).
-  CompressPool(CompressionType type, int level, unsigned threads);
+  // What the codecs and batches of a pool may hold together. With zstd at
+  // level 3 and 64 KiB clusters that is 8 threads (more only read faster
+  // than the disk gives); at level 19 with 2 MiB clusters, whose codec
+  // alone takes 34 MiB, the caller's thread only (it took 370 MiB on 8).
+  static constexpr size_t kMemoryBudget = 48u << 20;
+
+  // threads: compressing threads asked for, the caller's included (at most
+  // limits().threads - 1 workers are started); level: the codec's level (-1:
+  // its default); cluster_size: the clusters' size, which with the level
+  // sets a codec's memory.
+  CompressPool(CompressionType type, int level, unsigned threads, size_t cluster_size);
   ~CompressPool();
   CompressPool(const CompressPool&) = delete;
   CompressPool& operator=(const CompressPool&) = delete;
@@ -86,6 +110,10 @@ class CompressPool {
   static unsigned DefaultThreads();
   // The workers started so far (the caller's thread not counted).
   size_t workers_started() const { return workers_.size(); }
+  // The threads and queue the budget allowed.
+  const PoolLimits& limits() const { return limits_; }
+  // A batch's bytes at most: its clusters, and what they compressed to.
+  static size_t BatchBytes(size_t cluster_size);
 
  private:
   // A batch of consecutive clusters (about 1 MiB), the unit of work, so the
@@ -121,6 +149,8 @@ class CompressPool {
 
   CompressionType type_;
   int level_;
+  std::unique_ptr<ClusterCompressor> caller_codec_;  // for the jobs the caller runs
+  PoolLimits limits_;
   size_t max_in_flight_;
   size_t max_workers_;
   std::mutex mutex_;
@@ -131,9 +161,8 @@ class CompressPool {
   bool stopping_ = false;
   size_t idle_workers_ = 0;  // started (or starting) and not compressing
   std::vector<std::thread> workers_;
-  std::unique_ptr<Job> filling_;                     // the batch being filled by Submit
-  std::vector<std::unique_ptr<Job>> spare_;          // delivered batches, for reuse
-  std::unique_ptr<ClusterCompressor> caller_codec_;  // for the jobs the caller runs
+  std::unique_ptr<Job> filling_;             // the batch being filled by Submit
+  std::vector<std::unique_ptr<Job>> spare_;  // delivered batches, for reuse
 };
 
 }  // namespace qcow2

@@ -134,6 +134,32 @@ ok "--compress=zstd --compress-level=19: smaller than level 1, same contents, an
 ok "--compress=zlib --compress-level=9: smaller than level 1, the same" \
   compress_level_shrinks zlib 1 9
 
+# The compression's memory is bounded whatever --threads asks: at zstd level
+# 19 with 2 MiB clusters one codec takes 35 MiB, so --threads=8 compresses
+# on the caller's thread alone (it took 164 MiB here, three times one
+# thread's peak), says so, and makes the same image as --threads=1. Peaks are
+# compared with each other, so that a sanitizer's overhead counts on both sides.
+big_codec_threads_are_cut() {
+  for threads in 1 8; do
+    rm -f "$T/big-codec-$threads.qcow2"
+    /usr/bin/time -f "%M" -o "$T/big-codec-$threads.rss" "$E2IMAGE" -Qa --cluster-size=2097152 \
+      --compress=zstd --compress-level=19 --threads="$threads" "$T/text.img" \
+      "$T/big-codec-$threads.qcow2" 2> "$T/big-codec-$threads.err" ||
+      { cat "$T/big-codec-$threads.err"; return 1; }
+    cat "$T/big-codec-$threads.err"
+  done
+  one=$(tail -n 1 "$T/big-codec-1.rss") eight=$(tail -n 1 "$T/big-codec-8.rss")
+  echo "peak RSS: $one KiB on one thread, $eight KiB with --threads=8"
+  [ "$eight" -le $((one * 5 / 4)) ] || return 1
+  [ ! -s "$T/big-codec-1.err" ] || return 1
+  [ "$(wc -l < "$T/big-codec-8.err")" = 1 ] || return 1
+  grep -q "^e2image: compressing on 1 thread, not 8: a zstd codec at level 19 for 2 MiB clusters takes [0-9]* MiB, and the compression holds 48 MiB at most$" \
+    "$T/big-codec-8.err" || return 1
+  same_bytes "$T/big-codec-1.qcow2" "$T/big-codec-8.qcow2"
+}
+ok "--threads=8 at zstd level 19, 2 MiB clusters: one thread, said, the same image, bounded memory" \
+  big_codec_threads_are_cut
+
 # A level out of the codec's range, or without --compress: one error line
 # naming the option, exit 1, no image.
 bad_compress_level() {

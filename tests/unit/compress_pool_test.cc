@@ -50,7 +50,7 @@ void CheckRoundTrip(CompressionType type, unsigned threads) {
     }
   };
   {
-    CompressPool pool(type, -1, threads);
+    CompressPool pool(type, -1, threads, kCluster);
     for (uint64_t i = 0; i < kCount; ++i)
       pool.Submit(2 * i, ClusterFor(i, kCluster), sink);
     pool.Drain(sink);
@@ -81,7 +81,7 @@ TEST(CompressPool, StartsWorkersOnlyForBatchesThatWait) {
   constexpr uint64_t kBatchClusters = 16;  // the pool's 1 MiB batch
   uint64_t delivered = 0;
   auto sink = [&](const CompressedCluster&) { ++delivered; };
-  CompressPool pool(CompressionType::kZstd, -1, 64);
+  CompressPool pool(CompressionType::kZstd, -1, 64, kCluster);
   EXPECT_EQ(pool.workers_started(), 0u);
   for (uint64_t batch = 0; batch < 8; ++batch) {
     for (uint64_t i = 0; i < kBatchClusters; ++i)
@@ -111,7 +111,7 @@ TEST(CompressPool, DefaultThreadsFollowsTheAffinityMask) {
 }
 
 TEST(CompressPool, DestroyedWithWorkQueuedDoesNotHang) {
-  CompressPool pool(CompressionType::kZstd, -1, 2);
+  CompressPool pool(CompressionType::kZstd, -1, 2, 65536);
   auto sink = [](const CompressedCluster&) {};
   for (uint64_t i = 0; i < 40; ++i)
     pool.Submit(i, ClusterFor(i, 65536), sink);
@@ -131,7 +131,7 @@ TEST(CompressPool, ClustersFilledInPlaceAndDropped) {
   };
   std::vector<uint64_t> expected;
   {
-    CompressPool pool(CompressionType::kZstd, -1, 2);
+    CompressPool pool(CompressionType::kZstd, -1, 2, 65536);
     for (uint64_t i = 1; i < 100; ++i) {
       if (i % 3 == 0)
         continue;  // noise: compressed clusters only, to check them all
@@ -171,6 +171,95 @@ TEST(ClusterCompressor, ResultHoldsOnlyThePackedBytes) {
       EXPECT_EQ(back, cluster);
     }
   }
+}
+
+// A codec's memory is measured, not guessed: a zstd context grows with the
+// level and the cluster size once it has packed a cluster.
+TEST(ClusterCompressor, MemoryBytesFollowsTheLevelAndClusterSize) {
+  auto measured = [](CompressionType type, int level, size_t cluster_size) {
+    ClusterCompressor codec(type, level);
+    codec.Pack(std::vector<uint8_t>(cluster_size));
+    return codec.MemoryBytes();
+  };
+  const size_t zstd3 = measured(CompressionType::kZstd, 3, 65536);
+  EXPECT_GT(zstd3, 256u << 10);
+  EXPECT_LT(zstd3, 2u << 20);
+  EXPECT_GT(measured(CompressionType::kZstd, 19, 65536), zstd3);
+  EXPECT_GT(measured(CompressionType::kZstd, 19, 2u << 20), 16u << 20);
+  const size_t zlib = measured(CompressionType::kZlib, 9, 65536);
+  EXPECT_GT(zlib, 256u << 10);
+  EXPECT_LT(zlib, 1u << 20);
+}
+
+constexpr size_t kMiB = 1u << 20;
+
+// What fits: two threads at the default level keep the pool of before (four
+// batches a thread); many threads stop where codecs and batches fill the
+// budget; a codec larger than the budget leaves the caller's thread alone.
+TEST(PoolLimits, FitsThreadsAndBatchesInTheBudget) {
+  const size_t batch = CompressPool::BatchBytes(65536);
+  EXPECT_EQ(batch, 2 * kMiB);
+  PoolLimits two = PoolLimits::Fit(2, 700 << 10, batch, 48 * kMiB);
+  EXPECT_EQ(two.threads, 2u);
+  EXPECT_EQ(two.batches_in_flight, 8u);
+
+  PoolLimits many = PoolLimits::Fit(64, 700 << 10, batch, 48 * kMiB);
+  EXPECT_EQ(many.threads, 10u);  // 48 MiB / (0.68 + 2 * 2 MiB)
+  EXPECT_EQ(many.batches_in_flight, 20u);
+  EXPECT_LE(many.threads * (700u << 10) + many.batches_in_flight * batch, 48 * kMiB);
+
+  PoolLimits huge_codec =
+      PoolLimits::Fit(8, 34 * kMiB, CompressPool::BatchBytes(2 * kMiB), 48 * kMiB);
+  EXPECT_EQ(huge_codec.threads, 1u);
+  EXPECT_EQ(huge_codec.batches_in_flight, 3u);  // (48 - 34) / 4 MiB
+
+  PoolLimits over = PoolLimits::Fit(8, 60 * kMiB, 4 * kMiB, 48 * kMiB);
+  EXPECT_EQ(over.threads, 1u);
+  EXPECT_EQ(over.batches_in_flight, 2u);
+
+  EXPECT_EQ(PoolLimits::Fit(1, 0, batch, 48 * kMiB).threads, 1u);
+  EXPECT_EQ(PoolLimits::Fit(0, 700 << 10, batch, 48 * kMiB).threads, 1u);
+}
+
+// Whatever is asked, a pool whose limits are not at their floor holds no
+// more than the budget.
+TEST(PoolLimits, NeverOverTheBudgetAboveTheFloor) {
+  for (unsigned threads : {1u, 2u, 3u, 8u, 64u, 256u})
+    for (size_t codec : {size_t{0}, size_t{300} << 10, size_t{1750} << 10, 34 * kMiB})
+      for (size_t cluster : {size_t{512}, size_t{65536}, 2 * kMiB}) {
+        const size_t batch = CompressPool::BatchBytes(cluster);
+        const PoolLimits l = PoolLimits::Fit(threads, codec, batch, 48 * kMiB);
+        EXPECT_GE(l.threads, 1u);
+        EXPECT_LE(l.threads, std::max(1u, threads));
+        EXPECT_GE(l.batches_in_flight, 2u);
+        EXPECT_LE(l.batches_in_flight, 4u * l.threads);
+        if (l.threads > 1 || l.batches_in_flight > 2) {
+          EXPECT_LE(l.threads * codec + l.batches_in_flight * batch, 48 * kMiB)
+              << threads << " threads, codec " << codec << ", cluster " << cluster;
+        }
+      }
+}
+
+// zstd level 19 with 2 MiB clusters: each codec takes 34 MiB, so eight
+// threads asked become the caller's alone, and no worker is started while
+// the clusters still come back whole and in order.
+TEST(CompressPool, ACodecOverTheBudgetLeavesTheCallersThreadAlone) {
+  constexpr size_t kCluster = 2u << 20;
+  CompressPool pool(CompressionType::kZstd, 19, 8, kCluster);
+  EXPECT_EQ(pool.limits().threads, 1u);
+  std::vector<uint64_t> order;
+  auto sink = [&](const CompressedCluster& c) {
+    std::vector<uint8_t> out(kCluster);
+    ASSERT_TRUE(c.compressed);
+    ASSERT_TRUE(DecompressCluster(CompressionType::kZstd, c.data, out));
+    EXPECT_EQ(out, ClusterFor(1, kCluster));
+    order.push_back(c.cluster);
+  };
+  for (uint64_t i = 0; i < 6; ++i)
+    pool.Submit(i, ClusterFor(1, kCluster), sink);
+  pool.Drain(sink);
+  EXPECT_EQ(pool.workers_started(), 0u);
+  EXPECT_EQ(order, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
 }
 
 TEST(SmallestClusterBits, DoublesPastTheEightTebibyteBoundary) {
