@@ -73,9 +73,9 @@ struct PoolLimits {
 class CompressPool {
  public:
   // What the codecs and batches of a pool may hold together. With zstd at
-  // level 3 and 64 KiB clusters that is 8 threads (more only read faster
-  // than the disk gives); at level 19 with 2 MiB clusters, whose codec
-  // alone takes 34 MiB, the caller's thread only (it took 370 MiB on 8).
+  // level 3 and 64 KiB clusters that is 10 threads (more would compress
+  // faster than a disk reads); at level 19 with 2 MiB clusters, whose codec
+  // alone takes 35 MiB, the caller's thread only (eight took 362 MiB).
   static constexpr size_t kMemoryBudget = 48u << 20;
 
   // threads: compressing threads asked for, the caller's included (at most
