@@ -230,14 +230,18 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
       if (o.compression) {
         const uint32_t bits =
             e2img::CompressedClusterBits(*blocks, fs.block_size(), q.cluster_bits);
-        if (bits < e2img::kCompressedClusterBits)
-          std::fprintf(
-              stderr,
-              "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
-              "that 64 KiB clusters would need %s of L2 tables\n",
-              1u << bits,
-              SizeText(e2img::L2TableBytes(*blocks, fs.block_size(), e2img::kCompressedClusterBits))
-                  .c_str());
+        if (bits < e2img::kCompressedClusterBits) {
+          const uint32_t bs = fs.block_size();
+          const uint32_t large = e2img::kCompressedClusterBits;
+          std::fprintf(stderr,
+                       "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
+                       "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
+                       "L2 tables, against %s)\n",
+                       1u << bits,
+                       SizeText(e2img::CompressedImageEstimate(*blocks, bs, large)).c_str(),
+                       SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
+                       SizeText(e2img::CompressedImageEstimate(*blocks, bs, bits)).c_str());
+        }
         q.cluster_bits = bits;
       } else if (q.cluster_bits != block_bits)
         std::fprintf(stderr,

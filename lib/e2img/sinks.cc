@@ -87,22 +87,28 @@ uint64_t L2TableBytes(const std::vector<BlockExtent>& blocks, uint32_t block_siz
   return SpansTouched(blocks, block_size, 2 * cluster_bits - 3) << cluster_bits;
 }
 
-uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t block_size,
-                               uint32_t min_bits) {
+uint64_t CompressedImageEstimate(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                                 uint32_t cluster_bits) {
   // Measured: zstd and zlib pack filled 64 KiB metadata clusters to about a
   // 32nd of their size (usr: 6 MiB), and each halving of the cluster costs
   // about as much again (usr: 10 MiB with 4 KiB clusters), so smaller
   // clusters are chosen only when they save L2 tables by far.
   constexpr uint64_t kCompressionRatio = 32;
+  const uint64_t halvings =
+      cluster_bits < kCompressedClusterBits ? kCompressedClusterBits - cluster_bits : 0;
+  const uint64_t data_bytes = (SpansTouched(blocks, block_size, cluster_bits) << cluster_bits) /
+                              kCompressionRatio * (1 + halvings);
+  return L2TableBytes(blocks, block_size, cluster_bits) + data_bytes;
+}
+
+uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                               uint32_t min_bits) {
   uint32_t best_bits = std::max(min_bits, kCompressedClusterBits);
   uint64_t best_size = UINT64_MAX;
   for (uint32_t bits = best_bits; bits >= std::max(min_bits, 1u); --bits) {
-    const uint64_t l2_bytes = L2TableBytes(blocks, block_size, bits);
-    const uint64_t halvings = kCompressedClusterBits - bits;
-    const uint64_t data_bytes =
-        (SpansTouched(blocks, block_size, bits) << bits) / kCompressionRatio * (1 + halvings);
-    if (l2_bytes + data_bytes < best_size) {
-      best_size = l2_bytes + data_bytes;
+    const uint64_t size = CompressedImageEstimate(blocks, block_size, bits);
+    if (size < best_size) {
+      best_size = size;
       best_bits = bits;
     }
   }

@@ -133,10 +133,16 @@ uint64_t SpansTouched(const std::vector<BlockExtent>& blocks, uint32_t block_siz
 uint64_t L2TableBytes(const std::vector<BlockExtent>& blocks, uint32_t block_size,
                       uint32_t cluster_bits);
 
+// The estimated bytes of a compressed image of these blocks with
+// 2^cluster_bits-byte clusters: its L2 tables, and the filled clusters
+// compressed to a 32nd at 64 KiB (smaller clusters compress worse: the data
+// counts once more per halving).
+uint64_t CompressedImageEstimate(const std::vector<BlockExtent>& blocks, uint32_t block_size,
+                                 uint32_t cluster_bits);
+
 // The cluster size (bits) of a compressed capture of these blocks: of
-// min_bits to 64 KiB, the one whose image is estimated smallest, counting
-// the L2 tables and the filled clusters compressed to a 32nd (smaller clusters
-// compress worse: the data counts once more per halving). Metadata spread
+// min_bits to 64 KiB, the one whose image is estimated smallest
+// (CompressedImageEstimate). Metadata spread
 // thin over a huge device needs one 64 KiB L2 table per 512 MiB it touches:
 // smaller clusters then shrink the image several times.
 uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t block_size,

@@ -104,6 +104,18 @@ TEST(CompressedClusterBits, ShrinksClustersWhenL2TablesWouldDominate) {
     EXPECT_LE(estimated(bits), estimated(b)) << b;
 }
 
+// What the capture's note quotes: 4,000 ranges of four 4 KiB blocks, 1 GiB
+// apart. 64 KiB clusters: 4,000 L2 tables (250 MiB) and 4,000 filled
+// clusters at a 32nd; 4 KiB clusters: 4,000 tables of 4 KiB and 16,000
+// filled clusters at a 32nd, counted five times (four halvings).
+TEST(CompressedImageEstimate, CountsL2TablesAndPackedClusters) {
+  EXPECT_EQ(CompressedImageEstimate(ThinMetadata(4000), 4096, 16),
+            4000u * 65536 + 4000u * 65536 / 32);
+  EXPECT_EQ(CompressedImageEstimate(ThinMetadata(4000), 4096, 12),
+            4000u * 4096 + 16000u * 4096 / 32 * 5);
+  EXPECT_EQ(CompressedImageEstimate({}, 4096, 16), 0u);
+}
+
 TEST(CompressedClusterBits, NeverGoesBelowTheSizeTheL1TableNeeds) {
   EXPECT_EQ(CompressedClusterBits(ThinMetadata(4000), 4096, 16), 16u);
   EXPECT_GE(CompressedClusterBits(ThinMetadata(4000), 4096, 14), 14u);
