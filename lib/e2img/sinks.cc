@@ -124,9 +124,11 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   w.virtual_size = blocks_count * block_size;
   w.cluster_bits = options.cluster_bits ? options.cluster_bits
                                         : static_cast<uint32_t>(std::countr_zero(block_size));
-  // The L2 cache holds at most 8 MiB (512 tables of 64 KiB would be 32 MiB).
+  // The L2 cache holds at most 8 MiB (512 tables of 64 KiB would be 32 MiB),
+  // even of 2 MiB tables (a floor of 16 kept 32 MiB of them: the captures
+  // write in guest order, so a few tables make the working set).
   w.l2_cache_tables =
-      std::clamp<size_t>((size_t{8} << 20) >> w.cluster_bits, 16, qcow2::kDefaultL2CacheTables);
+      std::clamp<size_t>((size_t{8} << 20) >> w.cluster_bits, 4, qcow2::kDefaultL2CacheTables);
   w.version = options.version;
   if (options.compression)
     w.compression = *options.compression;
