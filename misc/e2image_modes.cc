@@ -21,6 +21,7 @@
 #include "e2img/e2i_writer.h"
 #include "e2img/filesystem.h"
 #include "e2img/group_tables.h"
+#include "e2img/laned_sink.h"
 #include "e2img/metadata_map.h"
 #include "e2img/overlapped_copy.h"
 #include "e2img/scramble.h"
@@ -210,7 +211,7 @@ void NoteThreadsCut(const Options& o, const qcow2::CompressPool& pool, uint32_t 
                limits.threads, limits.threads == 1 ? "" : "s", o.threads,
                qcow2::CompressionName(*o.compression).c_str(), level.c_str(),
                SizeText(cluster_size).c_str(), SizeText(limits.codec_bytes).c_str(),
-               SizeText(qcow2::CompressPool::kMemoryBudget).c_str());
+               SizeText(limits.budget_bytes).c_str());
 }
 
 // The sink of a raw or qcow2 capture. `blocks` (the map, or most of it) is
@@ -253,6 +254,11 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
     q.compression = o.compression;
     q.compression_level = o.compression_level;
     q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
+    // One budget for the workers: the scrambler's lanes queue up to 16 MiB
+    // of blocks before the compression's, which gets the rest.
+    if (o.scramble)
+      q.compression_memory =
+          qcow2::CompressPool::kMemoryBudget - e2img::LanedSink::kDefaultQueuedBytes;
     q.blocks = reserved ? reserved : blocks;
     auto sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
     if (o.threads && sink->compress_pool())

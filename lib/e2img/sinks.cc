@@ -135,8 +135,9 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   writer_ = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
   if (options.compression && options.blocks)
     writer_->ReserveL2Tables(L1EntriesOf(*options.blocks, block_size, w.cluster_bits));
-  stream_ = std::make_unique<qcow2::ClusterStream>(*writer_, options.compression, options.threads,
-                                                   options.compression_level);
+  stream_ =
+      std::make_unique<qcow2::ClusterStream>(*writer_, options.compression, options.threads,
+                                             options.compression_level, options.compression_memory);
 }
 
 void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {

@@ -109,6 +109,9 @@ struct Qcow2SinkOptions {
   std::optional<qcow2::CompressionType> compression;
   int compression_level = qcow2::kDefaultLevel;
   unsigned threads = 1;  // compression workers
+  // What the compression's codecs and queue may hold (less when other
+  // workers, the scrambler's, queue blocks too).
+  size_t compression_memory = qcow2::CompressPool::kMemoryBudget;
   // The blocks that will be written (compressed images), or most of them:
   // the L2 tables they need are reserved up front, so that the packed
   // compressed data is not cut by them.

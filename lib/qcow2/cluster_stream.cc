@@ -9,13 +9,14 @@
 namespace qcow2 {
 
 ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
-                             unsigned threads, int level)
+                             unsigned threads, int level, size_t compression_memory)
     : writer_(writer),
       compression_(compression),
       store_([this](const CompressedCluster& done) { Store(done); }),
       cluster_size_(writer.cluster_size()) {
   if (compression_ && threads > 1)
-    pool_ = std::make_unique<CompressPool>(*compression_, level, threads, cluster_size_);
+    pool_ = std::make_unique<CompressPool>(*compression_, level, threads, cluster_size_,
+                                           compression_memory);
   else if (compression_)
     compressor_ = std::make_unique<ClusterCompressor>(*compression_, level);
 }

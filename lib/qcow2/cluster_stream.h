@@ -19,9 +19,11 @@ namespace qcow2 {
 class ClusterStream {
  public:
   // compression: compress each cluster with this codec (stored plain when it
-  // does not shrink) at this level; threads > 1: on a pool of that many workers.
+  // does not shrink) at this level; threads > 1: on a pool of that many
+  // workers, whose codecs and queue hold at most compression_memory.
   ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
-                unsigned threads = 1, int level = kDefaultLevel);
+                unsigned threads = 1, int level = kDefaultLevel,
+                size_t compression_memory = CompressPool::kMemoryBudget);
   ~ClusterStream();
   ClusterStream(const ClusterStream&) = delete;  // store_ holds this
   ClusterStream& operator=(const ClusterStream&) = delete;

@@ -18,6 +18,7 @@ PoolLimits PoolLimits::Fit(unsigned threads, size_t codec_bytes, size_t batch_by
                            size_t budget_bytes) {
   PoolLimits limits;
   limits.codec_bytes = codec_bytes;
+  limits.budget_bytes = budget_bytes;
   const size_t per_thread = codec_bytes + 2 * batch_bytes;
   const size_t fitting = per_thread ? budget_bytes / per_thread : threads;
   limits.threads = static_cast<unsigned>(std::clamp<size_t>(fitting, 1, std::max(1u, threads)));
@@ -35,13 +36,14 @@ size_t CompressPool::BatchBytes(size_t cluster_size) {
   return 2 * std::max(kBatchBytes, cluster_size);
 }
 
-CompressPool::CompressPool(CompressionType type, int level, unsigned threads, size_t cluster_size)
+CompressPool::CompressPool(CompressionType type, int level, unsigned threads, size_t cluster_size,
+                           size_t memory_budget)
     : type_(type), level_(level), caller_codec_(std::make_unique<ClusterCompressor>(type, level)) {
   // The caller's codec sizes its state on a cluster of zeros (the same size
   // as on any cluster), so the budget goes by what a codec really takes.
   caller_codec_->Pack(std::vector<uint8_t>(cluster_size));
   limits_ = PoolLimits::Fit(threads, caller_codec_->MemoryBytes(), BatchBytes(cluster_size),
-                            kMemoryBudget);
+                            memory_budget);
   max_in_flight_ = limits_.batches_in_flight;
   max_workers_ = limits_.threads - 1;
 }

@@ -59,7 +59,8 @@ struct UninitializedAllocator : std::allocator<T> {
 struct PoolLimits {
   unsigned threads = 1;
   size_t batches_in_flight = 2;
-  size_t codec_bytes = 0;  // one thread's codec, as measured
+  size_t codec_bytes = 0;   // one thread's codec, as measured
+  size_t budget_bytes = 0;  // what they were fitted to
 
   // As many of the threads asked as fit in budget_bytes, each with a codec
   // of codec_bytes and two batches of batch_bytes (one compressing, one
@@ -81,8 +82,9 @@ class CompressPool {
   // threads: compressing threads asked for, the caller's included (at most
   // limits().threads - 1 workers are started); level: the codec's level (-1:
   // its default); cluster_size: the clusters' size, which with the level
-  // sets a codec's memory.
-  CompressPool(CompressionType type, int level, unsigned threads, size_t cluster_size);
+  // sets a codec's memory; memory_budget: what codecs and batches may hold.
+  CompressPool(CompressionType type, int level, unsigned threads, size_t cluster_size,
+               size_t memory_budget = kMemoryBudget);
   ~CompressPool();
   CompressPool(const CompressPool&) = delete;
   CompressPool& operator=(const CompressPool&) = delete;

@@ -347,6 +347,23 @@ ok "--threads without --compress or -s is refused" sh -c '
   out=$("$E2IMAGE" -r --threads=2 "$1" "$2/x.raw" 2>&1); rc=$?
   [ $rc = 1 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q -- "--threads" &&
     [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
+# Scrambling and compressing share one budget: the scrambler's lanes queue
+# up to 16 MiB of blocks, the compression's codecs and queue get the other
+# 32 MiB (48 MiB without -s). --threads=256 asks for more than either holds.
+compression_budget_said() {
+  expected=$1
+  shift
+  rm -f "$T/budget.qcow2"
+  "$E2IMAGE" -Q "$@" --compress=zstd --threads=256 "$T/c1k.img" "$T/budget.qcow2" \
+    2> "$T/budget.err" || { cat "$T/budget.err"; return 1; }
+  cat "$T/budget.err"
+  [ "$(grep -c "^e2image: compressing on" "$T/budget.err")" = 1 ] &&
+    grep -q "^e2image: compressing on [0-9]* threads, not 256: a zstd codec at its default level for [0-9]* [KM]iB clusters takes [0-9]* [KM]iB, and the compression holds $expected MiB at most$" \
+      "$T/budget.err"
+}
+ok "-Q -s --compress --threads=256: the compression holds 32 MiB, the scrambler's lanes 16" \
+  compression_budget_said 32 -s
+ok "-Q --compress --threads=256 without -s: the compression holds 48 MiB" compression_budget_said 48
 ok "--scramble-seed without -s is refused" sh -c '! "$E2IMAGE" -r --scramble-seed=1 "$1" "$2/x.raw" 2>/dev/null && [ ! -e "$2/x.raw" ]' _ "$T/c1k.img" "$T"
 
 # The e2i image holds inode tables: fast symlink targets, inline data and

@@ -240,7 +240,20 @@ TEST(PoolLimits, NeverOverTheBudgetAboveTheFloor) {
       }
 }
 
-// zstd level 19 with 2 MiB clusters: each codec takes 34 MiB, so eight
+// A pool given a smaller budget (the scrambler's queue takes the rest of
+// the process's) fits its threads and batches to that one.
+TEST(CompressPool, FitsTheBudgetItIsGiven) {
+  CompressPool wide(CompressionType::kZstd, -1, 64, 65536);
+  CompressPool narrow(CompressionType::kZstd, -1, 64, 65536, 32 * kMiB);
+  EXPECT_EQ(wide.limits().budget_bytes, CompressPool::kMemoryBudget);
+  EXPECT_EQ(narrow.limits().budget_bytes, 32 * kMiB);
+  EXPECT_LT(narrow.limits().threads, wide.limits().threads);
+  const PoolLimits& l = narrow.limits();
+  EXPECT_LE(l.threads * l.codec_bytes + l.batches_in_flight * CompressPool::BatchBytes(65536),
+            32 * kMiB);
+}
+
+// zstd level 19 with 2 MiB clusters: each codec takes 35 MiB, so eight
 // threads asked become the caller's alone, and no worker is started while
 // the clusters still come back whole and in order.
 TEST(CompressPool, ACodecOverTheBudgetLeavesTheCallersThreadAlone) {
