@@ -44,7 +44,6 @@ CompressPool::CompressPool(CompressionType type, int level, unsigned threads, si
   caller_codec_->Pack(std::vector<uint8_t>(cluster_size));
   limits_ = PoolLimits::Fit(threads, caller_codec_->MemoryBytes(), BatchBytes(cluster_size),
                             memory_budget);
-  max_in_flight_ = limits_.batches_in_flight;
   max_workers_ = limits_.threads - 1;
 }
 
@@ -171,7 +170,7 @@ void CompressPool::MaybeEnqueue(const CompressedClusterSink& sink) {
   if (filling_->input.size() < kBatchBytes)
     return;
   Enqueue();
-  Deliver(sink, max_in_flight_);
+  Deliver(sink, limits_.batches_in_flight);
 }
 
 void CompressPool::Drain(const CompressedClusterSink& sink) {
@@ -245,7 +244,7 @@ void CompressPool::Deliver(const CompressedClusterSink& sink, size_t keep_in_fli
     // the peak memory stays as it was): one freed and made again had its
     // 1-2 MiB faulted in afresh, 10 us a page on a VM (the compressed
     // capture of small-files took 10,000 page faults, now 6,000).
-    if (spare_.size() <= max_in_flight_)
+    if (spare_.size() <= limits_.batches_in_flight)
       spare_.push_back(std::move(job));
   }
 }

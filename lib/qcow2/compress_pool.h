@@ -153,7 +153,6 @@ class CompressPool {
   int level_;
   std::unique_ptr<ClusterCompressor> caller_codec_;  // for the jobs the caller runs
   PoolLimits limits_;
-  size_t max_in_flight_;
   size_t max_workers_;
   std::mutex mutex_;
   std::condition_variable work_ready_;
