@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -72,5 +73,29 @@ class File {
 
 // True when every byte of data is zero.
 bool IsAllZero(std::span<const uint8_t> data);
+
+// Calls write(start, run) for each run of data between its all-zero pages
+// (page bytes each from data's start, the last one possibly shorter): what a
+// regular file must be given where the bytes land on a hole.
+template <typename WriteRun>
+void ForEachNonZeroRun(std::span<const uint8_t> data, size_t page, WriteRun&& write) {
+  size_t i = 0;
+  while (i < data.size()) {
+    const size_t n = std::min(page, data.size() - i);
+    if (IsAllZero(data.subspan(i, n))) {
+      i += n;
+      continue;
+    }
+    size_t j = i + n;
+    while (j < data.size()) {
+      const size_t m = std::min(page, data.size() - j);
+      if (IsAllZero(data.subspan(j, m)))
+        break;
+      j += m;
+    }
+    write(i, data.subspan(i, j - i));
+    i = j;
+  }
+}
 
 }  // namespace util

@@ -244,24 +244,9 @@ void RawWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
     out_.file().Write(data);
   } else if (out_.kind() == OutputFile::Kind::kRegular) {
     // Leave all-zero 4 KiB pages as holes; write the runs in between.
-    constexpr size_t kPage = 4096;
-    size_t i = 0;
-    while (i < data.size()) {
-      size_t n = std::min(kPage, data.size() - i);
-      if (IsAllZero(data.subspan(i, n))) {
-        i += n;
-        continue;
-      }
-      size_t j = i + n;
-      while (j < data.size()) {
-        size_t m = std::min(kPage, data.size() - j);
-        if (IsAllZero(data.subspan(j, m)))
-          break;
-        j += m;
-      }
-      out_.file().WriteAt(data.subspan(i, j - i), base_ + offset + i);
-      i = j;
-    }
+    ForEachNonZeroRun(data, 4096, [&](size_t start, std::span<const uint8_t> run) {
+      out_.file().WriteAt(run, base_ + offset + start);
+    });
   } else {
     out_.file().WriteAt(data, base_ + offset);
   }
