@@ -22,6 +22,16 @@ void WriteCombiner::Write(std::span<const uint8_t> data, uint64_t offset) {
   run_.assign(data.begin(), data.end());
 }
 
+void WriteCombiner::WriteOverHole(std::span<const uint8_t> data, uint64_t offset) {
+  if (data.size() <= kHolePage) {  // one page: not worth a second look
+    Write(data, offset);
+    return;
+  }
+  util::ForEachNonZeroRun(data, kHolePage, [&](size_t start, std::span<const uint8_t> run) {
+    Write(run, offset + start);
+  });
+}
+
 void WriteCombiner::Flush() {
   if (run_.empty())
     return;

@@ -17,10 +17,15 @@ class WriteCombiner {
   explicit WriteCombiner(const util::File& out, size_t capacity = kDefaultCapacity);
   // Writes data at offset, now or later; later only while it extends the run.
   void Write(std::span<const uint8_t> data, uint64_t offset);
+  // As Write, for bytes landing on a hole of the file (clusters allocated
+  // at its end): their all-zero 4 KiB pages are left as holes. A 2 MiB
+  // cluster holding one 4 KiB block then costs 4 KiB of disk, not 2 MiB.
+  void WriteOverHole(std::span<const uint8_t> data, uint64_t offset);
   // Writes the buffered run. Call before reading those bytes or finishing the file.
   void Flush();
 
   static constexpr size_t kDefaultCapacity = 1u << 20;
+  static constexpr size_t kHolePage = 4096;
 
  private:
   const util::File& out_;

@@ -13,6 +13,16 @@ constexpr uint64_t kSectorSize = 512;
 // Compressed frames remembered for moving into given-up L2 tables (24 bytes each).
 constexpr size_t kMaxTailFrames = 65536;
 
+// Writes a table or the header, leaving its all-zero 4 KiB pages as holes: a
+// 2 MiB L2 table mapping a few clusters costs a few pages of disk. Safe
+// where the file holds nothing yet, and for L2 tables stored again: their
+// entries are only ever added, so a page written non-zero never turns zero.
+void WriteLeavingHoles(const util::File& out, std::span<const uint8_t> bytes, uint64_t offset) {
+  util::ForEachNonZeroRun(
+      bytes, WriteCombiner::kHolePage,
+      [&](size_t start, std::span<const uint8_t> run) { out.WriteAt(run, offset + start); });
+}
+
 }  // namespace
 
 uint32_t SmallestClusterBits(uint64_t virtual_size, uint32_t min_bits) {
@@ -53,6 +63,9 @@ Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : 
     throw util::Error(out.path() + ": qcow2 cluster size must be 512 B to 2 MiB");
   if (options.version != 2 && options.version != 3)
     throw util::Error(out.path() + ": qcow2 version must be 2 or 3");
+  // Zeros are left as holes, so whatever the file held would show through.
+  if (out.Size() != 0)
+    throw util::Error(out.path() + ": internal error: the qcow2 writer needs an empty file");
   header_.version = options.version;
   header_.cluster_bits = options.cluster_bits;
   header_.size = options.virtual_size;
@@ -96,7 +109,7 @@ Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : 
     std::vector<uint8_t> raw(entries.size() * 8);
     for (size_t i = 0; i < entries.size(); ++i)
       util::StoreBE64(&raw[i * 8], entries[i]);
-    out_.WriteAt(raw, host);
+    WriteLeavingHoles(out_, raw, host);
   };
   l2_cache_ = std::make_unique<L2Cache>(options.l2_cache_tables, header_.l2_entries(), load, store);
 }
@@ -194,7 +207,7 @@ void Qcow2Writer::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> 
                       " written twice");
   const uint64_t host = AllocateClusters(1);
   EndCompressedTail();
-  data_out_.Write(data, host);
+  data_out_.WriteOverHole(data, host);  // nothing was written there: it is new
   entry = host | kOflagCopied;
 }
 
@@ -338,10 +351,10 @@ void Qcow2Writer::WriteRefcounts() {
       if (count)
         util::StoreBE16(&buf[i * 2], static_cast<uint16_t>(count));
     }
-    out_.WriteAt(buf, refcount_blocks_[b]);
+    WriteLeavingHoles(out_, buf, refcount_blocks_[b]);
     util::StoreBE64(&table[b * 8], refcount_blocks_[b]);
   }
-  out_.WriteAt(table, refcount_table_offset_);
+  WriteLeavingHoles(out_, table, refcount_table_offset_);
   header_.refcount_table_offset = refcount_table_offset_;
   header_.refcount_table_clusters = static_cast<uint32_t>(refcount_table_clusters_);
 }
@@ -385,14 +398,14 @@ void Qcow2Writer::Finish() {
     piece.assign(n * 8, 0);
     for (size_t i = 0; i < n && first + i < l1_.size(); ++i)
       util::StoreBE64(&piece[i * 8], l1_[first + i]);
-    out_.WriteAt(piece, header_.l1_table_offset + first * 8);
+    WriteLeavingHoles(out_, piece, header_.l1_table_offset + first * 8);
   }
 
   std::vector<uint8_t> head = header_.Encode();
   if (head.size() > cs)
     throw util::Error(out_.path() + ": qcow2 header larger than a cluster");
   head.resize(cs, 0);
-  out_.WriteAt(head, 0);
+  WriteLeavingHoles(out_, head, 0);
   out_.Truncate(file_end);
 }
 

@@ -56,7 +56,8 @@ class RefcountTracker {
 // written reads as zeros.
 class Qcow2Writer {
  public:
-  // `out` must be a seekable, empty, regular file opened read-write.
+  // `out` must be a seekable, empty, regular file opened read-write: the
+  // zero pages of clusters and tables are left as its holes.
   Qcow2Writer(const util::File& out, const WriterOptions& options);
 
   // Allocates now the L2 tables of these L1 entries (ascending; those the

@@ -71,6 +71,20 @@ two_mib_clusters_keep_memory_bounded() {
 }
 ok "16 TiB --compress=zstd --cluster-size=2097152: clean, an L2 cache of 8 MiB" \
   two_mib_clusters_keep_memory_bounded
+# 2 MiB clusters uncompressed: each holds a few metadata blocks among zeros,
+# which are left as holes: 16 GB of zeros were written, in 34 s, for the
+# 15 TiB filesystem of the benchmark (now 69 MB of disk, 1.5 s). The image
+# takes no more disk than the default one of 8 KiB clusters, and holds the
+# same bytes.
+two_mib_clusters_leave_holes() {
+  capture_16tib plain2m 2097152 --cluster-size=2097152 || return 1
+  used_2m=$(allocated "$T/plain2m.qcow2") used_8k=$(allocated "$T/auto.qcow2")
+  echo "disk used: $used_2m bytes with 2 MiB clusters, $used_8k with 8 KiB clusters"
+  [ "$used_2m" -le "$used_8k" ] || return 1
+  qemu-img compare "$T/plain2m.qcow2" "$T/auto.qcow2"
+}
+ok "16 TiB --cluster-size=2097152: the clusters' zeros are holes, the same bytes as the default" \
+  two_mib_clusters_leave_holes
 same_map_as_qemu() {
   qemu-img map --output=json "$T/auto.qcow2" | jq -c '.[]' > "$T/qm" || return 1
   "$QCOW2_INSPECT" map --json "$T/auto.qcow2" | jq -c '.[] | del(.compressed)' > "$T/om" || return 1

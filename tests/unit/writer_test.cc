@@ -90,14 +90,12 @@ TEST_F(WriterFixture, WrittenClustersReadBackAndOthersAreZero) {
 }
 
 // An L1 table longer than the piece Finish encodes at a time (2^17 entries)
-// is written whole, with zeros past its last entry over whatever the file
-// held there.
+// is written whole, with zeros past its last entry.
 TEST_F(WriterFixture, ALongL1TableIsWrittenWholeAndPaddedWithZeros) {
   const uint64_t size = (5ull << 30) + 70 * 512;  // 512-byte clusters: 32 KiB per L1 entry
   const uint64_t last = size / 512 - 1;
   {
-    testutil::WriteAll(path, std::vector<uint8_t>(2 << 20, 0xff));
-    util::File f = util::File::Open(path, O_RDWR);
+    util::File f = testutil::CreateFile(path);
     Qcow2Writer w(f, {.virtual_size = size, .cluster_bits = 9});
     w.WriteCluster(0, Pattern(512, 1));
     w.WriteCluster((9ull << 29) / 512, Pattern(512, 2));  // 4.5 GiB: the second piece
@@ -120,6 +118,44 @@ TEST_F(WriterFixture, ALongL1TableIsWrittenWholeAndPaddedWithZeros) {
   EXPECT_EQ(buf, Pattern(512, 3));
   r.Read(1ull << 32, buf);
   EXPECT_EQ(buf, std::vector<uint8_t>(512, 0));
+}
+
+// The zeros of clusters and tables are left as holes, so a file with bytes
+// in it is refused: they would show through.
+TEST_F(WriterFixture, AFileWithBytesInItIsRefused) {
+  testutil::WriteAll(path, std::vector<uint8_t>(4096, 0xff));
+  util::File f = util::File::Open(path, O_RDWR);
+  EXPECT_THROW(Qcow2Writer(f, {.virtual_size = 1 << 20, .cluster_bits = 12}), util::Error);
+}
+
+// Large clusters: the zero pages of data clusters and tables become holes
+// (a 2 MiB cluster holding one 4 KiB page took 2 MiB of disk), and read
+// back as zeros.
+TEST_F(WriterFixture, ZeroPagesOfLargeClustersAreLeftAsHoles) {
+  constexpr uint64_t kCluster = 2u << 20;
+  std::vector<uint8_t> data(kCluster, 0);
+  const std::vector<uint8_t> page = Pattern(4096, 7);
+  std::copy(page.begin(), page.end(), data.begin() + 8192);
+  {
+    util::File f = testutil::CreateFile(path);
+    Qcow2Writer w(f, {.virtual_size = 64ull << 30, .cluster_bits = 21});
+    for (uint64_t c : {0, 1, 100, 20000})
+      w.WriteCluster(c, data);
+    w.Finish();
+  }
+  const util::File f = util::File::Open(path, O_RDONLY);
+  const uint64_t allocated = static_cast<uint64_t>(f.Stat().st_blocks) * 512;
+  EXPECT_GE(f.Size(), 9 * kCluster);  // header, refcounts, L1, L2, data
+  EXPECT_LT(allocated, 1u << 20) << "the file takes " << allocated << " bytes of disk";
+  Qcow2Reader r(path);
+  std::vector<uint8_t> buf(kCluster);
+  for (uint64_t c : {0, 1, 100, 20000}) {
+    r.Read(c * kCluster, buf);
+    EXPECT_EQ(buf, data) << "cluster " << c;
+  }
+  r.Read(2 * kCluster, buf);
+  EXPECT_EQ(buf, std::vector<uint8_t>(kCluster, 0));
+  ExpectExactRefcounts(path);
 }
 
 TEST_F(WriterFixture, OutOfOrderWritesThroughATinyCacheSurviveEviction) {
