@@ -20,7 +20,7 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
   uint64_t source_end = UINT64_MAX;  // where a short read found the source ending
   bool end_warned_here = false;
   bool& end_warned = source.end_warned ? *source.end_warned : end_warned_here;
-  SourceHoles holes(*source.file, source.skip_holes);
+  util::FileHoles holes(*source.file, source.skip_holes);
   ExtentReadAhead read_ahead(*source.file, blocks.Extents(), source.offset, source.block_size,
                              source.skip_holes);
   for (const BlockExtent& extent : blocks.Extents()) {

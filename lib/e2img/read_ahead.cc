@@ -84,7 +84,7 @@ bool ExtentReadAhead::HintNextPiece() {
     return false;
   const uint64_t blocks = std::min(extents_[next_extent_].end() - next_block_, piece_blocks_);
   const uint64_t at = source_offset_ + next_block_ * block_size_;
-  const SourceRun run = holes_.RunAt(at, blocks * block_size_);
+  const util::FileRun run = holes_.RunAt(at, blocks * block_size_);
   if (!run.hole && run.length)
     hint_(file_.fd(), at, run.length);
   const uint64_t advanced = std::max<uint64_t>(1, run.length / block_size_);

@@ -52,7 +52,7 @@ class ExtentReadAhead {
   const util::File& file_;
   const std::vector<BlockExtent>& extents_;
   HintFn hint_;
-  SourceHoles holes_;
+  util::FileHoles holes_;
   uint64_t source_offset_;
   uint64_t block_size_;
   uint64_t window_blocks_;

@@ -1,7 +1,6 @@
-// SourceHoles finds the holes of a sparse source file (SEEK_DATA/SEEK_HOLE)
-// so the copier never reads them: they read as zeros, and the image leaves
-// them out. A 15 TiB filesystem in a sparse file has a 1 GiB journal that is
-// all hole; reading it would cost more than the rest of the capture.
+// The holes of a sparse source file as blocks (util::FileHoles finds them):
+// the copier never reads them, they read as zeros, and the image leaves them
+// out.
 #pragma once
 
 #include <cstdint>
@@ -9,33 +8,9 @@
 
 #include "e2img/block_set.h"
 #include "util/file.h"
+#include "util/file_holes.h"
 
 namespace e2img {
-
-// What the source holds at an offset: a hole or data, and for how long.
-struct SourceRun {
-  bool hole = false;
-  uint64_t length = 0;  // bytes from the offset, at most the length asked
-};
-
-// Answers "hole or data?" for byte ranges of one file, remembering the last
-// run so sequential queries cost one or two lseek calls per run.
-class SourceHoles {
- public:
-  // enabled: the source is a regular file whose holes may be skipped.
-  SourceHoles(const util::File& file, bool enabled);
-  // The run starting at `at`, cut at `at + max_length`. Past the end of the
-  // file, or when holes are not looked for, everything is data.
-  SourceRun RunAt(uint64_t at, uint64_t max_length);
-
- private:
-  const util::File& file_;
-  bool enabled_;
-  uint64_t size_ = 0;
-  bool known_hole_ = false;  // the cached run [known_start_, known_end_)
-  uint64_t known_start_ = 0;
-  uint64_t known_end_ = 0;
-};
 
 // How the copier takes a run at the start of a block: as `blocks` whole
 // blocks of hole to skip, or as `blocks` (at least one) to read, a block
@@ -44,7 +19,7 @@ struct BlockRun {
   bool skip = false;
   uint64_t blocks = 0;
 };
-BlockRun AsBlocks(const SourceRun& run, uint64_t block_size);
+BlockRun AsBlocks(const util::FileRun& run, uint64_t block_size);
 
 // The whole blocks of `extents` that are holes of a sparse source file (at
 // source_offset): those the copier would skip. Compressed captures leave them
