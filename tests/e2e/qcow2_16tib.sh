@@ -85,6 +85,23 @@ two_mib_clusters_leave_holes() {
 }
 ok "16 TiB --cluster-size=2097152: the clusters' zeros are holes, the same bytes as the default" \
   two_mib_clusters_leave_holes
+# Back to raw, the holes of those clusters are not read: -r read 16 GB of
+# them in 31 s (qemu-img convert: 6 s), now the image's data (1.2 s). The
+# raw image is the one the default image gives.
+two_mib_clusters_to_raw_read_no_holes() {
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -qq -e trace=read,pread64 -e signal=none -o "$T/reads" \
+    "$E2IMAGE" -r "$T/plain2m.qcow2" "$BIG/plain2m.raw" || return 1
+  read_bytes=$(awk '$NF ~ /^[0-9]+$/ { sum += $NF } END { print sum + 0 }' "$T/reads")
+  used=$(allocated "$T/plain2m.qcow2")
+  echo "read $read_bytes bytes of an image using $used bytes of disk"
+  [ "$read_bytes" -le $((used * 2 + (16 << 20))) ] || return 1
+  "$E2IMAGE" -r "$T/auto.qcow2" "$BIG/auto.raw" || return 1
+  qemu-img compare -f raw -F raw "$BIG/plain2m.raw" "$BIG/auto.raw"
+}
+ok "16 TiB, 2 MiB clusters back to raw: the image's holes are not read, the same raw image" \
+  two_mib_clusters_to_raw_read_no_holes
+rm -f "$BIG"/*.raw
 same_map_as_qemu() {
   qemu-img map --output=json "$T/auto.qcow2" | jq -c '.[]' > "$T/qm" || return 1
   "$QCOW2_INSPECT" map --json "$T/auto.qcow2" | jq -c '.[] | del(.compressed)' > "$T/om" || return 1

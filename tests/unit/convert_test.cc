@@ -142,6 +142,36 @@ TEST(ConvertToRaw, RunsLongerThanABatch) {
   EXPECT_EQ(Convert(dir, img), img.guest);
 }
 
+// Clusters of 2 MiB holding a few pages of data: the writer leaves the rest
+// as holes of the file, which the conversion does not read. They come out as
+// zeros, written as such where the output needs them (zero_gaps).
+TEST(ConvertToRaw, HolesInsideClustersComeOutAsZeros) {
+  testutil::TempDir dir;
+  constexpr uint64_t kBigCluster = 2u << 20, kClusters = 6;
+  std::vector<uint8_t> guest(kClusters * kBigCluster, 0);
+  const std::string path = dir.File("in.qcow2");
+  {
+    util::File f = testutil::CreateFile(path);
+    qcow2::Qcow2Writer w(f, {.virtual_size = guest.size(), .cluster_bits = 21});
+    for (uint64_t c : {0, 2, 3, 5}) {
+      for (uint64_t page : {c, 100 + c, 511 - c}) {  // pages apart, at both ends
+        const std::vector<uint8_t> data = testutil::Pattern(4096, static_cast<uint32_t>(page));
+        std::memcpy(&guest[c * kBigCluster + page * 4096], data.data(), data.size());
+      }
+      w.WriteCluster(c, std::span<const uint8_t>(guest).subspan(c * kBigCluster, kBigCluster));
+    }
+    w.Finish();
+  }
+  for (bool zero_gaps : {false, true}) {
+    qcow2::Qcow2Reader reader(path);
+    util::OutputFile out = util::OutputFile::Create(dir.File("out.raw"));
+    util::RawWriter writer(out, 0, zero_gaps);
+    qcow2::ConvertToRaw(reader, writer);
+    out.Commit();
+    EXPECT_EQ(testutil::ReadAll(dir.File("out.raw")), guest) << "zero_gaps " << zero_gaps;
+  }
+}
+
 TEST(ConvertToRaw, AnErrorOnTheReadingThreadReachesTheCaller) {
   testutil::TempDir dir;
   const Image img = BuildImage(dir, 2048, [](uint64_t c) { return c % 3 != 1; });
