@@ -23,13 +23,13 @@ void WriteCombiner::Write(std::span<const uint8_t> data, uint64_t offset) {
 }
 
 void WriteCombiner::WriteOverHole(std::span<const uint8_t> data, uint64_t offset) {
-  if (data.size() <= kHolePage) {  // one page: not worth a second look
+  if (data.size() < kMinHole) {  // no room for a hole
     Write(data, offset);
     return;
   }
-  util::ForEachNonZeroRun(data, kHolePage, [&](size_t start, std::span<const uint8_t> run) {
-    Write(run, offset + start);
-  });
+  util::ForEachNonZeroRun(
+      data, kHolePage, kMinHole,
+      [&](size_t start, std::span<const uint8_t> run) { Write(run, offset + start); });
 }
 
 void WriteCombiner::Flush() {

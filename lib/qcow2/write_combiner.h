@@ -18,14 +18,19 @@ class WriteCombiner {
   // Writes data at offset, now or later; later only while it extends the run.
   void Write(std::span<const uint8_t> data, uint64_t offset);
   // As Write, for bytes landing on a hole of the file (clusters allocated
-  // at its end): their all-zero 4 KiB pages are left as holes. A 2 MiB
-  // cluster holding one 4 KiB block then costs 4 KiB of disk, not 2 MiB.
+  // at its end): their stretches of all-zero 4 KiB pages of kMinHole or
+  // more are left as holes. A 2 MiB cluster holding one 4 KiB block then
+  // costs 4 KiB of disk, not 2 MiB.
   void WriteOverHole(std::span<const uint8_t> data, uint64_t offset);
   // Writes the buffered run. Call before reading those bytes or finishing the file.
   void Flush();
 
   static constexpr size_t kDefaultCapacity = 1u << 20;
   static constexpr size_t kHolePage = 4096;
+  // Shorter stretches of zeros are written: holes among the data of small
+  // clusters made reading the image back slower (the 8 KiB clusters of the
+  // 15 TiB filesystem's image: 0.77 s against 0.60 s to raw, cold).
+  static constexpr size_t kMinHole = 64u << 10;
 
  private:
   const util::File& out_;

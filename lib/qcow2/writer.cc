@@ -13,13 +13,14 @@ constexpr uint64_t kSectorSize = 512;
 // Compressed frames remembered for moving into given-up L2 tables (24 bytes each).
 constexpr size_t kMaxTailFrames = 65536;
 
-// Writes a table or the header, leaving its all-zero 4 KiB pages as holes: a
-// 2 MiB L2 table mapping a few clusters costs a few pages of disk. Safe
-// where the file holds nothing yet, and for L2 tables stored again: their
-// entries are only ever added, so a page written non-zero never turns zero.
+// Writes a table or the header, leaving its stretches of zeros of 64 KiB or
+// more as holes: a 2 MiB L2 table mapping a few clusters costs a few pages
+// of disk. Safe where the file holds nothing yet, and for L2 tables stored
+// again: their entries are only ever added, so a page written non-zero
+// never turns zero.
 void WriteLeavingHoles(const util::File& out, std::span<const uint8_t> bytes, uint64_t offset) {
   util::ForEachNonZeroRun(
-      bytes, WriteCombiner::kHolePage,
+      bytes, WriteCombiner::kHolePage, WriteCombiner::kMinHole,
       [&](size_t start, std::span<const uint8_t> run) { out.WriteAt(run, offset + start); });
 }
 

@@ -74,28 +74,38 @@ class File {
 // True when every byte of data is zero.
 bool IsAllZero(std::span<const uint8_t> data);
 
-// Calls write(start, run) for each run of data between its all-zero pages
-// (page bytes each from data's start, the last one possibly shorter): what a
-// regular file must be given where the bytes land on a hole.
+// Calls write(start, run) for each run of data between its stretches of
+// all-zero pages (page bytes each from data's start, the last one possibly
+// shorter) of at least min_hole bytes: what a regular file must be given
+// where the bytes land on a hole. Shorter stretches are written with the
+// data around them.
 template <typename WriteRun>
-void ForEachNonZeroRun(std::span<const uint8_t> data, size_t page, WriteRun&& write) {
+void ForEachNonZeroRun(std::span<const uint8_t> data, size_t page, size_t min_hole,
+                       WriteRun&& write) {
+  size_t unwritten = 0;  // bytes before this are written or left as a hole
   size_t i = 0;
   while (i < data.size()) {
     const size_t n = std::min(page, data.size() - i);
-    if (IsAllZero(data.subspan(i, n))) {
+    if (!IsAllZero(data.subspan(i, n))) {
       i += n;
       continue;
     }
-    size_t j = i + n;
+    size_t j = i + n;  // the end of the zero stretch from i
     while (j < data.size()) {
       const size_t m = std::min(page, data.size() - j);
-      if (IsAllZero(data.subspan(j, m)))
+      if (!IsAllZero(data.subspan(j, m)))
         break;
       j += m;
     }
-    write(i, data.subspan(i, j - i));
+    if (j - i >= min_hole) {
+      if (i > unwritten)
+        write(unwritten, data.subspan(unwritten, i - unwritten));
+      unwritten = j;
+    }
     i = j;
   }
+  if (data.size() > unwritten)
+    write(unwritten, data.subspan(unwritten));
 }
 
 }  // namespace util

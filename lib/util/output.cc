@@ -246,7 +246,7 @@ void RawWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
     // Leave all-zero 4 KiB pages as holes; write the runs in between. (With
     // zero_gaps every zero is written: the last ones would otherwise be
     // neither written nor covered by Finish.)
-    ForEachNonZeroRun(data, 4096, [&](size_t start, std::span<const uint8_t> run) {
+    ForEachNonZeroRun(data, 4096, 4096, [&](size_t start, std::span<const uint8_t> run) {
       out_.file().WriteAt(run, base_ + offset + start);
     });
   } else {

@@ -73,7 +73,7 @@ ok "16 TiB --compress=zstd --cluster-size=2097152: clean, an L2 cache of 8 MiB" 
   two_mib_clusters_keep_memory_bounded
 # 2 MiB clusters uncompressed: each holds a few metadata blocks among zeros,
 # which are left as holes: 16 GB of zeros were written, in 34 s, for the
-# 15 TiB filesystem of the benchmark (now 69 MB of disk, 1.5 s). The image
+# 15 TiB filesystem of the benchmark (now 103 MB of disk, 1.8 s). The image
 # takes no more disk than the default one of 8 KiB clusters, and holds the
 # same bytes.
 two_mib_clusters_leave_holes() {

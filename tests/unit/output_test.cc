@@ -152,9 +152,10 @@ TEST(RawWriterTest, NoRewindWhereGapsAreWrittenAsZeros) {
 namespace {
 
 // The runs ForEachNonZeroRun gives: (start, size) pairs.
-std::vector<std::pair<size_t, size_t>> NonZeroRuns(const std::vector<uint8_t>& data, size_t page) {
+std::vector<std::pair<size_t, size_t>> NonZeroRuns(const std::vector<uint8_t>& data, size_t page,
+                                                   size_t min_hole) {
   std::vector<std::pair<size_t, size_t>> runs;
-  util::ForEachNonZeroRun(data, page, [&](size_t start, std::span<const uint8_t> run) {
+  util::ForEachNonZeroRun(data, page, min_hole, [&](size_t start, std::span<const uint8_t> run) {
     runs.emplace_back(start, run.size());
   });
   return runs;
@@ -163,7 +164,8 @@ std::vector<std::pair<size_t, size_t>> NonZeroRuns(const std::vector<uint8_t>& d
 }  // namespace
 
 // Non-zero pages next to one another make one run; a page with a single
-// non-zero byte counts whole; a short last page is a page too.
+// non-zero byte counts whole; a short last page is a page too. Stretches of
+// zeros shorter than min_hole are written with the data around them.
 TEST(NonZeroRunsTest, RunsBetweenAllZeroPages) {
   std::vector<uint8_t> data(10 * 4096 + 100, 0);
   data[4096 + 4095] = 1;     // page 1
@@ -171,7 +173,11 @@ TEST(NonZeroRunsTest, RunsBetweenAllZeroPages) {
   data[5 * 4096 + 7] = 3;    // page 5
   data[10 * 4096 + 99] = 4;  // the short last page
   using Runs = std::vector<std::pair<size_t, size_t>>;
-  EXPECT_EQ(NonZeroRuns(data, 4096), (Runs{{4096, 2 * 4096}, {5 * 4096, 4096}, {10 * 4096, 100}}));
-  EXPECT_EQ(NonZeroRuns(std::vector<uint8_t>(3 * 4096, 0), 4096), Runs{});
-  EXPECT_EQ(NonZeroRuns(std::vector<uint8_t>(3 * 4096, 9), 4096), (Runs{{0, 3 * 4096}}));
+  EXPECT_EQ(NonZeroRuns(data, 4096, 4096),
+            (Runs{{4096, 2 * 4096}, {5 * 4096, 4096}, {10 * 4096, 100}}));
+  // Holes of 3 pages or more: only pages 6-9 are one.
+  EXPECT_EQ(NonZeroRuns(data, 4096, 3 * 4096), (Runs{{0, 6 * 4096}, {10 * 4096, 100}}));
+  EXPECT_EQ(NonZeroRuns(std::vector<uint8_t>(3 * 4096, 0), 4096, 4096), Runs{});
+  EXPECT_EQ(NonZeroRuns(std::vector<uint8_t>(3 * 4096, 0), 4096, 4 * 4096), (Runs{{0, 3 * 4096}}));
+  EXPECT_EQ(NonZeroRuns(std::vector<uint8_t>(3 * 4096, 9), 4096, 4096), (Runs{{0, 3 * 4096}}));
 }
