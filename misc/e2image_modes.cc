@@ -229,19 +229,21 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
       const auto block_bits = static_cast<uint32_t>(std::countr_zero(fs.block_size()));
       q.cluster_bits = qcow2::SmallestClusterBits(fs.blocks_count() * fs.block_size(), block_bits);
       if (o.compression) {
+        const uint64_t device_bytes = fs.blocks_count() * fs.block_size();
         const uint32_t bits =
-            e2img::CompressedClusterBits(*blocks, fs.block_size(), q.cluster_bits);
+            e2img::CompressedClusterBits(*blocks, fs.block_size(), q.cluster_bits, device_bytes);
         if (bits < e2img::kCompressedClusterBits) {
           const uint32_t bs = fs.block_size();
           const uint32_t large = e2img::kCompressedClusterBits;
-          std::fprintf(stderr,
-                       "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
-                       "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
-                       "L2 tables, against %s)\n",
-                       1u << bits,
-                       SizeText(e2img::CompressedImageEstimate(*blocks, bs, large)).c_str(),
-                       SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
-                       SizeText(e2img::CompressedImageEstimate(*blocks, bs, bits)).c_str());
+          std::fprintf(
+              stderr,
+              "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
+              "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
+              "L2 tables, against %s)\n",
+              1u << bits,
+              SizeText(e2img::CompressedImageEstimate(*blocks, bs, large, device_bytes)).c_str(),
+              SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
+              SizeText(e2img::CompressedImageEstimate(*blocks, bs, bits, device_bytes)).c_str());
         }
         q.cluster_bits = bits;
       } else if (q.cluster_bits != block_bits)

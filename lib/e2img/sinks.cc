@@ -88,7 +88,7 @@ uint64_t L2TableBytes(const std::vector<BlockExtent>& blocks, uint32_t block_siz
 }
 
 uint64_t CompressedImageEstimate(const std::vector<BlockExtent>& blocks, uint32_t block_size,
-                                 uint32_t cluster_bits) {
+                                 uint32_t cluster_bits, uint64_t device_bytes) {
   // Measured: zstd and zlib pack filled 64 KiB metadata clusters to about a
   // 32nd of their size (usr: 6 MiB), and each halving of the cluster costs
   // about as much again (usr: 10 MiB with 4 KiB clusters), so smaller
@@ -98,15 +98,28 @@ uint64_t CompressedImageEstimate(const std::vector<BlockExtent>& blocks, uint32_
       cluster_bits < kCompressedClusterBits ? kCompressedClusterBits - cluster_bits : 0;
   const uint64_t data_bytes = (SpansTouched(blocks, block_size, cluster_bits) << cluster_bits) /
                               kCompressionRatio * (1 + halvings);
-  return L2TableBytes(blocks, block_size, cluster_bits) + data_bytes;
+  // Whatever the blocks: the header, the refcount table, its first block
+  // and the L1 table, which maps the whole device (15 MiB for 15 TiB of
+  // 8 KiB clusters, 240 KiB with 64 KiB ones).
+  const uint64_t cs = uint64_t{1} << cluster_bits;
+  qcow2::Header header;
+  header.cluster_bits = cluster_bits;
+  header.size = device_bytes;
+  const uint64_t l1_bytes =
+      std::max<uint64_t>(1, (header.l1_entries_needed() * 8 + cs - 1) / cs) * cs;
+  const uint64_t bytes =
+      3 * cs + l1_bytes + L2TableBytes(blocks, block_size, cluster_bits) + data_bytes;
+  // More refcount blocks: each holds the 16-bit counts of cs / 2 clusters.
+  const uint64_t refcount_blocks = ((bytes >> cluster_bits) + cs / 2 - 1) / (cs / 2);
+  return bytes + (refcount_blocks - 1) * cs;
 }
 
 uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t block_size,
-                               uint32_t min_bits) {
+                               uint32_t min_bits, uint64_t device_bytes) {
   uint32_t best_bits = std::max(min_bits, kCompressedClusterBits);
   uint64_t best_size = UINT64_MAX;
   for (uint32_t bits = best_bits; bits >= std::max(min_bits, 1u); --bits) {
-    const uint64_t size = CompressedImageEstimate(blocks, block_size, bits);
+    const uint64_t size = CompressedImageEstimate(blocks, block_size, bits, device_bytes);
     if (size < best_size) {
       best_size = size;
       best_bits = bits;

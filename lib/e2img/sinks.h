@@ -136,12 +136,12 @@ uint64_t SpansTouched(const std::vector<BlockExtent>& blocks, uint32_t block_siz
 uint64_t L2TableBytes(const std::vector<BlockExtent>& blocks, uint32_t block_size,
                       uint32_t cluster_bits);
 
-// The estimated bytes of a compressed image of these blocks with
-// 2^cluster_bits-byte clusters: its L2 tables, and the filled clusters
-// compressed to a 32nd at 64 KiB (smaller clusters compress worse: the data
-// counts once more per halving).
+// The estimated bytes of a compressed image of these blocks of a device of
+// device_bytes with 2^cluster_bits-byte clusters: its header, refcounts, L1
+// and L2 tables, and the filled clusters compressed to a 32nd at 64 KiB
+// (smaller clusters compress worse: the data counts once more per halving).
 uint64_t CompressedImageEstimate(const std::vector<BlockExtent>& blocks, uint32_t block_size,
-                                 uint32_t cluster_bits);
+                                 uint32_t cluster_bits, uint64_t device_bytes);
 
 // The cluster size (bits) of a compressed capture of these blocks: of
 // min_bits to 64 KiB, the one whose image is estimated smallest
@@ -149,7 +149,7 @@ uint64_t CompressedImageEstimate(const std::vector<BlockExtent>& blocks, uint32_
 // thin over a huge device needs one 64 KiB L2 table per 512 MiB it touches:
 // smaller clusters then shrink the image several times.
 uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t block_size,
-                               uint32_t min_bits);
+                               uint32_t min_bits, uint64_t device_bytes);
 
 // A qcow2 image of the filesystem: one guest cluster per block by default.
 class Qcow2Sink : public ImageSink {

@@ -77,6 +77,7 @@ TEST(SpansTouched, CountsEachSpanOnceAcrossExtents) {
 
 // A few blocks in each of many 512 MiB ranges, as a huge empty filesystem's
 // bitmaps and backup superblocks.
+constexpr uint64_t kThinDevice = 4000ull << 30;  // ThinMetadata(4000)'s
 std::vector<BlockExtent> ThinMetadata(uint64_t ranges) {
   std::vector<BlockExtent> blocks;
   for (uint64_t i = 0; i < ranges; ++i)
@@ -87,18 +88,27 @@ std::vector<BlockExtent> ThinMetadata(uint64_t ranges) {
 TEST(CompressedClusterBits, KeepsSixtyFourKiBForDenseMetadata) {
   // 100 MiB of inode tables in one run, plus a few scattered blocks.
   std::vector<BlockExtent> blocks = {{1000, 25600}, {131072 * 3, 2}, {131072 * 7, 2}};
-  EXPECT_EQ(CompressedClusterBits(blocks, 4096, 12), 16u);
-  EXPECT_EQ(CompressedClusterBits({}, 4096, 12), 16u);
+  EXPECT_EQ(CompressedClusterBits(blocks, 4096, 12, 16ull << 30), 16u);
+}
+
+// With next to no metadata the fixed clusters decide: header, refcount
+// table and block, and the L1 table of a 16 GiB device. 64 KiB: 3 clusters
+// and one of L1 (256 KiB); 16 KiB: 3 and one (64 KiB); 8 KiB: 3 and two
+// (40 KiB); 4 KiB: 3 and 16 (76 KiB).
+TEST(CompressedClusterBits, FixedClustersDecideForNextToNoMetadata) {
+  EXPECT_EQ(CompressedImageEstimate({}, 4096, 16, 16ull << 30), 256u << 10);
+  EXPECT_EQ(CompressedImageEstimate({}, 4096, 13, 16ull << 30), 40u << 10);
+  EXPECT_EQ(CompressedImageEstimate({}, 4096, 12, 16ull << 30), 76u << 10);
+  EXPECT_EQ(CompressedClusterBits({}, 4096, 12, 16ull << 30), 13u);
 }
 
 TEST(CompressedClusterBits, ShrinksClustersWhenL2TablesWouldDominate) {
   // 4 blocks in each of 4,000 ranges: 64 KiB clusters need 4,000 L2 tables
   // (250 MiB) for 62 MiB of filled clusters.
-  const uint32_t bits = CompressedClusterBits(ThinMetadata(4000), 4096, 12);
+  const uint32_t bits = CompressedClusterBits(ThinMetadata(4000), 4096, 12, kThinDevice);
   EXPECT_LT(bits, 16u);
   const auto estimated = [&](uint32_t b) {
-    return L2TableBytes(ThinMetadata(4000), 4096, b) +
-           (SpansTouched(ThinMetadata(4000), 4096, b) << b) / 32 * (1 + 16 - b);
+    return CompressedImageEstimate(ThinMetadata(4000), 4096, b, kThinDevice);
   };
   for (uint32_t b = 12; b <= 16; ++b)
     EXPECT_LE(estimated(bits), estimated(b)) << b;
@@ -107,18 +117,21 @@ TEST(CompressedClusterBits, ShrinksClustersWhenL2TablesWouldDominate) {
 // What the capture's note quotes: 4,000 ranges of four 4 KiB blocks, 1 GiB
 // apart. 64 KiB clusters: 4,000 L2 tables (250 MiB) and 4,000 filled
 // clusters at a 32nd; 4 KiB clusters: 4,000 tables of 4 KiB and 16,000
-// filled clusters at a 32nd, counted five times (four halvings).
-TEST(CompressedImageEstimate, CountsL2TablesAndPackedClusters) {
-  EXPECT_EQ(CompressedImageEstimate(ThinMetadata(4000), 4096, 16),
-            4000u * 65536 + 4000u * 65536 / 32);
-  EXPECT_EQ(CompressedImageEstimate(ThinMetadata(4000), 4096, 12),
-            4000u * 4096 + 16000u * 4096 / 32 * 5);
-  EXPECT_EQ(CompressedImageEstimate({}, 4096, 16), 0u);
+// filled clusters at a 32nd, counted five times (four halvings). Both: the
+// header, the refcount table and block, and the L1 table (8,000 entries in
+// one 64 KiB cluster; 2,048,000 entries in 4,000 clusters of 4 KiB, whose
+// image of 10,503 clusters needs 5 more refcount blocks of 2,048 counts).
+TEST(CompressedImageEstimate, CountsTablesAndPackedClusters) {
+  EXPECT_EQ(CompressedImageEstimate(ThinMetadata(4000), 4096, 16, kThinDevice),
+            4000u * 65536 + 4000u * 65536 / 32 + 3 * 65536 + 65536);
+  EXPECT_EQ(CompressedImageEstimate(ThinMetadata(4000), 4096, 12, kThinDevice),
+            4000u * 4096 + 16000u * 4096 / 32 * 5 + 3 * 4096 + 4000u * 4096 + 5 * 4096);
+  EXPECT_EQ(CompressedImageEstimate({}, 4096, 16, 1ull << 30), 4u * 65536);
 }
 
 TEST(CompressedClusterBits, NeverGoesBelowTheSizeTheL1TableNeeds) {
-  EXPECT_EQ(CompressedClusterBits(ThinMetadata(4000), 4096, 16), 16u);
-  EXPECT_GE(CompressedClusterBits(ThinMetadata(4000), 4096, 14), 14u);
+  EXPECT_EQ(CompressedClusterBits(ThinMetadata(4000), 4096, 16, kThinDevice), 16u);
+  EXPECT_GE(CompressedClusterBits(ThinMetadata(4000), 4096, 14, kThinDevice), 14u);
 }
 
 // Two sets that overlap in several ways: a run inside a run, one across the
