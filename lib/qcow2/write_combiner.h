@@ -20,7 +20,7 @@ class WriteCombiner {
   // As Write, for bytes landing on a hole of the file (clusters allocated
   // at its end): their stretches of all-zero 4 KiB pages of kMinHole or
   // more are left as holes. A 2 MiB cluster holding one 4 KiB block then
-  // costs 4 KiB of disk, not 2 MiB.
+  // costs at most 64 KiB of disk, not 2 MiB.
   void WriteOverHole(std::span<const uint8_t> data, uint64_t offset);
   // Writes the buffered run. Call before reading those bytes or finishing the file.
   void Flush();

@@ -57,7 +57,8 @@ class RefcountTracker {
 class Qcow2Writer {
  public:
   // `out` must be a seekable, empty, regular file opened read-write: the
-  // zero pages of clusters and tables are left as its holes.
+  // stretches of zeros of 64 KiB or more in clusters and tables are left
+  // as its holes.
   Qcow2Writer(const util::File& out, const WriterOptions& options);
 
   // Allocates now the L2 tables of these L1 entries (ascending; those the
