@@ -324,7 +324,7 @@ for fs in $fs_names; do
   # The largest clusters on the largest filesystem: each 2 MiB cluster holds
   # a few metadata blocks, the rest zeros that must stay holes of the image
   # (written, they were 16 GB and 34 s) and be left unread on the way back
-  # (read, 31 s against qemu-img's 6 s).
+  # (read, 31 s against qemu-img's 6 to 15 s).
   if has_op Q2m && [ "$fs" = huge ]; then
     EXTRA_CHECK='note_disk_used; qemu-img check -q "$out_ours" > /dev/null 2>&1'
     EXTRA_NOTE="qemu-img cannot check our image"

@@ -128,9 +128,10 @@ TEST_F(WriterFixture, AFileWithBytesInItIsRefused) {
   EXPECT_THROW(Qcow2Writer(f, {.virtual_size = 1 << 20, .cluster_bits = 12}), util::Error);
 }
 
-// Large clusters: the zero pages of data clusters and tables become holes
-// (a 2 MiB cluster holding one 4 KiB page took 2 MiB of disk), and read
-// back as zeros.
+// Large clusters: the stretches of zeros of 64 KiB or more in data clusters
+// and tables become holes (a 2 MiB cluster holding one 4 KiB page took
+// 2 MiB of disk; the 8 KiB before that page are written), and read back as
+// zeros.
 TEST_F(WriterFixture, ZeroPagesOfLargeClustersAreLeftAsHoles) {
   constexpr uint64_t kCluster = 2u << 20;
   std::vector<uint8_t> data(kCluster, 0);
