@@ -142,25 +142,45 @@ bool SameInode(const struct stat& a, const struct stat& b) {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-// Why the kernel said EACCES, when one of its protected_* rules is the
-// likely reason: the entry (as lstat saw it) sits in a sticky world-writable
-// directory and belongs to neither the caller nor the directory's owner.
+// The value of /proc/sys/fs/NAME (0 when unreadable).
+int ProtectionLevel(const char* name) {
+  const std::string path = std::string("/proc/sys/fs/") + name;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  char text[8] = {};
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  return n > 0 ? std::atoi(text) : 0;
+}
+
+// Why the kernel said EACCES, when one of its protected_* rules is in force
+// and applies: the entry (as lstat saw it) sits in a sticky world-writable
+// directory (or group-writable, at level 2 for FIFOs and files) and belongs
+// to neither the caller nor the directory's owner.
 std::string ProtectedRuleHint(const std::string& path, const struct stat& entry) {
   struct stat dir {};
-  if (::stat(DirectoryOf(path).c_str(), &dir) != 0)
+  if (::stat(DirectoryOf(path).c_str(), &dir) != 0 || !(dir.st_mode & S_ISVTX))
     return "";
-  const bool sticky_world = (dir.st_mode & S_ISVTX) && (dir.st_mode & S_IWOTH);
-  const uid_t me = ::geteuid();
-  if (!sticky_world || entry.st_uid == me || entry.st_uid == dir.st_uid)
+  if (entry.st_uid == ::geteuid() || entry.st_uid == dir.st_uid)
     return "";
-  const char* what = S_ISLNK(entry.st_mode)    ? "fs.protected_symlinks: a symlink"
-                     : S_ISFIFO(entry.st_mode) ? "fs.protected_fifos: a FIFO"
-                     : S_ISREG(entry.st_mode)  ? "fs.protected_regular: a file"
-                                               : nullptr;
-  if (!what)
+  const char* setting = S_ISLNK(entry.st_mode)    ? "protected_symlinks"
+                        : S_ISFIFO(entry.st_mode) ? "protected_fifos"
+                        : S_ISREG(entry.st_mode)  ? "protected_regular"
+                                                  : nullptr;
+  if (!setting)
     return "";
-  return std::string(" (") + what +
-         " in a sticky world-writable directory, owned by neither you nor the directory's owner)";
+  const int level = ProtectionLevel(setting);
+  const bool world = dir.st_mode & S_IWOTH;
+  const bool group = (dir.st_mode & S_IWGRP) && !S_ISLNK(entry.st_mode) && level >= 2;
+  if (level < 1 || !(world || group))
+    return "";
+  const char* what = S_ISLNK(entry.st_mode)    ? "a symlink"
+                     : S_ISFIFO(entry.st_mode) ? "a FIFO"
+                                               : "a file";
+  return std::string(" (fs.") + setting + ": " + what + " in a sticky " +
+         (world ? "world" : "group") +
+         "-writable directory, owned by neither you nor the directory's owner)";
 }
 
 // Opens an existing output path for writing as e2fsprogs' e2image does
