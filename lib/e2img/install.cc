@@ -117,21 +117,33 @@ bool SameGeometry(const ext2_super_block& a, const ext2_super_block& b) {
          a.s_first_data_block == b.s_first_data_block;
 }
 
-// Refuses to install the metadata of another filesystem: the device's
-// superblock must name the image's UUID and geometry (or be unreadable, which
-// is refused too: nothing says the image belongs there).
-void CheckImageFitsDevice(const ext2_super_block& image_sb, const std::string& image,
-                          const std::string& device) {
+// The device's superblock at `superblock` (0: the primary), or null.
+std::unique_ptr<struct_ext2_filsys, FilsysCloser> OpenSuperblock(const std::string& device,
+                                                                 uint64_t superblock,
+                                                                 uint32_t block_size) {
   ext2_filsys opened = nullptr;
   const errcode_t err = ext2fs_open(
-      device.c_str(), EXT2_FLAG_64BITS | EXT2_FLAG_SUPER_ONLY | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0,
-      unix_io_manager, &opened);
-  if (err)
-    throw util::Error(device + ": cannot read its superblock to check that " + image + " (" +
-                      Describe(image_sb) + ") was taken from it: " + ExtErrorText(err) +
-                      "; use -f to install anyway");
-  std::unique_ptr<struct_ext2_filsys, FilsysCloser> fs(opened);
-  if (!SameGeometry(*fs->super, image_sb))
+      device.c_str(), EXT2_FLAG_64BITS | EXT2_FLAG_SUPER_ONLY | EXT2_FLAG_IGNORE_CSUM_ERRORS,
+      static_cast<int>(superblock), superblock ? block_size : 0, unix_io_manager, &opened);
+  return std::unique_ptr<struct_ext2_filsys, FilsysCloser>(err ? nullptr : opened);
+}
+
+// Refuses to install the metadata of another filesystem: the device's
+// superblock (the primary, or where the image puts the first backup when
+// the primary is gone, the case -I is for) must carry the image's UUID and
+// geometry. A device with neither has nothing to compare with.
+void CheckImageFitsDevice(const ext2_super_block& image_sb, const std::string& image,
+                          const std::string& device) {
+  auto fs = OpenSuperblock(device, 0, 0);
+  if (!fs) {
+    uint64_t group = 1;
+    if ((image_sb.s_feature_compat & EXT4_FEATURE_COMPAT_SPARSE_SUPER2) && image_sb.s_backup_bgs[0])
+      group = image_sb.s_backup_bgs[0];
+    const uint64_t backup =
+        uint64_t{image_sb.s_first_data_block} + group * image_sb.s_blocks_per_group;
+    fs = OpenSuperblock(device, backup, EXT2_BLOCK_SIZE(&image_sb));
+  }
+  if (fs && !SameGeometry(*fs->super, image_sb))
     throw util::Error(image + " (" + Describe(image_sb) + ") is not an image of " + device + " (" +
                       Describe(*fs->super) + "); use -f to install anyway");
 }

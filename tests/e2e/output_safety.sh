@@ -317,5 +317,28 @@ install_own() {
   cp "$FS" "$T/own.img" && "$E2IMAGE" "$FS" "$T/own.e2i" && "$E2IMAGE" -I "$T/own.img" "$T/own.e2i"
 }
 ok "-I of the device's own e2i image: installed" install_own
+# The primary superblock wiped (what -I is for): the first backup is
+# compared instead (two block groups of 1 KiB blocks).
+mke2fs -q -F -t ext4 -b 1024 "$T/big.img" 20M
+mke2fs -q -F -t ext4 -b 1024 "$T/big-other.img" 20M
+"$E2IMAGE" "$T/big.img" "$T/big.e2i" && "$E2IMAGE" "$T/big-other.img" "$T/big-other.e2i"
+wipe_primary() {
+  cp "$T/big.img" "$T/wiped.img" &&
+    dd if=/dev/zero of="$T/wiped.img" bs=1024 seek=1 count=1 conv=notrunc 2> /dev/null
+}
+install_other_wiped() {
+  wipe_primary && cp "$T/wiped.img" "$T/wiped.orig"
+  if "$E2IMAGE" -I "$T/wiped.img" "$T/big-other.e2i" 2> "$T/err"; then echo accepted; return 1; fi
+  cat "$T/err"
+  grep -q "UUID $(blkid -s UUID -o value "$T/big-other.img").*UUID $(blkid -s UUID -o value "$T/big.img")" \
+    "$T/err" && cmp "$T/wiped.img" "$T/wiped.orig"
+}
+ok "-I of another filesystem's image, the primary superblock wiped: refused by the backup's UUID" \
+  install_other_wiped
+install_own_wiped() {
+  wipe_primary && "$E2IMAGE" -I "$T/wiped.img" "$T/big.e2i" && e2fsck -fn "$T/wiped.img"
+}
+ok "-I of the device's own image, the primary superblock wiped: installed, e2fsck-clean" \
+  install_own_wiped
 
 done_testing
