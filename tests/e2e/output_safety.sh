@@ -10,7 +10,14 @@
 # and -I of another filesystem's e2i image.
 . "$TESTLIB"
 
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+
 chmod 755 "$T"
+BUILD_T=$T
+if ! as_nobody test -x "$T"; then  # a build tree nobody cannot reach
+  T=$(mktemp -d /tmp/output_safety.XXXXXX)
+  chmod 755 "$T"
+fi
 FS="$T/fs.img"
 mke2fs -q -F -t ext4 "$FS" 4M
 chmod 644 "$FS"
@@ -23,15 +30,13 @@ SYSCTLS="fs.protected_symlinks fs.protected_fifos fs.protected_regular"
 saved=""
 for k in $SYSCTLS; do saved="$saved $k=$(sysctl -n "$k")"; done
 restore_sysctls() { for kv in $saved; do sysctl -qw "$kv"; done; }
-trap 'restore_sysctls; rm -rf "$T"' EXIT
+trap 'restore_sysctls; rm -rf "$T" "$BUILD_T"' EXIT
 set_level() { for k in $SYSCTLS; do sysctl -qw "$k=$1"; done; }
 if set_level 1 2> /dev/null && set_level 0 2> /dev/null; then
   LEVELS="0 1"
 else  # a container that may not change them: the values it has
   LEVELS=current
 fi
-
-as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
 
 # What a planted object (and $T/victim) became: kind, owner, mode, content.
 describe() {
