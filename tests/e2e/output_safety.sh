@@ -261,6 +261,23 @@ ok "-r -O 2^63-4096 into an existing file: refused, the file untouched" \
   refused_untouched "$T/off.img" -r -O 9223372036854771712 "$FS" "$T/off.img"
 ok "-r -o 2^64-1: refused" \
   refused_untouched "$T/off.img" -r -o 18446744073709551615 "$FS" "$T/off.img"
+# An image that would end past the end of a device: refused before a byte
+# is written (e2fsprogs' e2image writes what fits, then fails).
+past_device_end() {
+  pseudo_random $((5 * MiB)) 9 > "$T/small-dev"
+  cp "$T/small-dev" "$T/small-dev.orig"
+  dev=$(losetup -f --show "$T/small-dev") || { echo "no loop device"; return 1; }
+  "$E2IMAGE" -r -O $((2 * MiB)) "$FS" "$dev" 2> "$T/err"
+  rc=$?
+  "$E2IMAGE" -r -O $((2 * MiB)) "$T/fs.qcow2" "$dev" 2>> "$T/err"
+  rc2=$?
+  losetup -d "$dev"
+  cat "$T/err"
+  [ $rc -ne 0 ] && [ $rc2 -ne 0 ] && [ "$(grep -c 'past the end of the device' "$T/err")" = 2 ] &&
+    cmp "$T/small-dev" "$T/small-dev.orig"
+}
+ok "-r -O past the end of a device (filesystem, qcow2): refused, the device untouched" \
+  past_device_end
 
 # Every signal whose default is to end the process removes the temporary
 # file (the process still dies of the signal; the destination is untouched).
