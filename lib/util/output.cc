@@ -265,8 +265,13 @@ OutputFile OutputFile::Create(const std::string& path, Durability durability, Ex
   struct stat entry {};
   File opened;
   if (::lstat(path.c_str(), &entry) == 0) {
+    struct stat target {};
+    // A symlink to nothing: the open creates its target, as e2fsprogs' does.
+    const bool creates_target =
+        S_ISLNK(entry.st_mode) && ::stat(path.c_str(), &target) != 0 && errno == ENOENT;
     opened = OpenExisting(path, entry);
     const struct stat st = opened.Stat();
+    out.created_target_ = creates_target;
     if (!S_ISREG(st.st_mode)) {
       out.file_ = std::move(opened);
       out.kind_ = S_ISBLK(st.st_mode) ? Kind::kBlockDevice : Kind::kStream;
@@ -342,8 +347,10 @@ OutputFile::OutputFile(OutputFile&& o) noexcept
       dir_(std::move(o.dir_)),
       replaces_(o.replaces_),
       replaced_(o.replaced_),
+      created_target_(o.created_target_),
       committed_(o.committed_) {
   o.temp_path_.clear();
+  o.created_target_ = false;
 }
 
 OutputFile::~OutputFile() {
@@ -351,6 +358,13 @@ OutputFile::~OutputFile() {
     ::unlink(temp_path_.c_str());
     DisarmTempCleanup();
   }
+  // The empty file that opening a symlink to nothing created goes too, if
+  // it is still the one created.
+  struct stat now {};
+  if (created_target_ && !committed_ && dir_.is_open() &&
+      ::fstatat(dir_.fd(), BaseOf(final_path_).c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+      SameInode(now, replaced_) && now.st_size == 0)
+    ::unlinkat(dir_.fd(), BaseOf(final_path_).c_str(), 0);
 }
 
 void OutputFile::Reserve(uint64_t offset, uint64_t size) const {

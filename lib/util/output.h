@@ -71,9 +71,10 @@ class OutputFile {
   std::string path_;
   std::string final_path_;  // path_ with a symlink at the destination resolved
   std::string temp_path_;
-  File dir_;                 // the directory of final_path_ (O_PATH), for the rename
-  bool replaces_ = false;    // an existing file is replaced: only the inode checked
-  struct stat replaced_ {};  // that file's identity, owner and mode
+  File dir_;                     // the directory of final_path_ (O_PATH), for the rename
+  bool replaces_ = false;        // an existing file is replaced: only the inode checked
+  struct stat replaced_ {};      // that file's identity, owner and mode
+  bool created_target_ = false;  // the open created final_path_ (a symlink to nothing)
   bool committed_ = false;
 };
 

@@ -97,6 +97,23 @@ TEST(OutputFileTest, SymlinkDestinationIsFollowed) {
   EXPECT_EQ(ReadText(dir.File("target.raw")), "new");
 }
 
+TEST(OutputFileTest, SymlinkToNothingGetsItsTargetOnlyWhenCommitted) {
+  testutil::TempDir dir;
+  ASSERT_EQ(::symlink("target.raw", dir.File("link.raw").c_str()), 0);
+  {
+    util::OutputFile out = util::OutputFile::Create(dir.File("link.raw"));
+    WriteText(out, "abandoned");
+  }
+  EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"link.raw"});
+  util::OutputFile out = util::OutputFile::Create(dir.File("link.raw"));
+  WriteText(out, "new");
+  out.Commit();
+  EXPECT_EQ(ReadText(dir.File("target.raw")), "new");
+  struct stat st {};
+  ASSERT_EQ(::lstat(dir.File("link.raw").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+}
+
 TEST(OutputFileTest, MissingDirectoryIsOneClearError) {
   testutil::TempDir dir;
   try {
