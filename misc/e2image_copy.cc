@@ -12,6 +12,7 @@
 #include "e2img/install.h"
 #include "e2img/metadata_map.h"
 #include "util/error.h"
+#include "util/output.h"
 #include "util/progress.h"
 
 namespace e2image {
@@ -75,13 +76,14 @@ int CopyOrMove(const Options& o) {
     struct stat st {};
     const bool exists = ::stat(o.output.c_str(), &st) == 0;
     if (writes)
-      dest_file = util::File::Open(o.output, O_RDWR | O_CREAT);
+      dest_file = util::File::Open(o.output, O_RDWR | O_CREAT, 0600);
     else if (exists)
       dest_file = util::File::Open(o.output, O_RDONLY);
     else
       dest_file = util::File::Open("/dev/zero", O_RDONLY);
   }
   const util::File& dest = same ? source : dest_file;
+  util::CheckRegionFits(dest, o.dest_offset, fs.size_bytes());
 
   e2img::DeviceCopyOptions copy;
   copy.source_offset = o.source_offset;
@@ -123,7 +125,8 @@ int Install(const Options& o) {
       o.progress ? e2img::E2iInstallBlocks(o.output) : e2img::E2iInstallSize{};
   util::Progress progress(o.progress, "Inode table blocks installed:", size.blocks,
                           size.block_size);
-  e2img::InstallE2iImage(o.output, o.source, [&](uint64_t done) { progress.Update(done); });
+  e2img::InstallE2iImage(
+      o.output, o.source, [&](uint64_t done) { progress.Update(done); }, o.force);
   progress.Finish();
   if (o.progress)
     std::fprintf(stderr, "Installed the metadata of %s onto %s in %.1fs\n", o.output.c_str(),

@@ -27,6 +27,7 @@
 #include "e2img/scramble.h"
 #include "e2img/sinks.h"
 #include "e2img/source_holes.h"
+#include "qcow2/backing.h"
 #include "qcow2/compress_pool.h"
 #include "qcow2/reader.h"
 #include "qcow2/writer.h"
@@ -146,11 +147,41 @@ void StreamOut(const util::File& temp, const util::File& out) {
   }
 }
 
+// Whether an existing output file is written in place: a raw image at an
+// offset (-O) goes into a file that may hold other things (a disk image's
+// partition table), as with e2fsprogs' e2image.
+bool WritesInPlace(const Options& o) {
+  return o.raw && !o.qcow2 && o.dest_offset;
+}
+
 // The output file of an image, synced before it gets its name unless --no-sync.
 util::OutputFile CreateOutput(const Options& o) {
-  return util::OutputFile::Create(o.output, o.no_sync
-                                                ? util::OutputFile::Durability::kLeftToTheKernel
-                                                : util::OutputFile::Durability::kSynced);
+  return util::OutputFile::Create(o.output,
+                                  o.no_sync ? util::OutputFile::Durability::kLeftToTheKernel
+                                            : util::OutputFile::Durability::kSynced,
+                                  WritesInPlace(o) ? util::OutputFile::Existing::kWriteInPlace
+                                                   : util::OutputFile::Existing::kReplace);
+}
+
+// Refuses the files the qcow2 image reads (its backing chain's files and
+// external data files) as the output: they would be overwritten while read.
+void CheckNotReferencedByImage(const qcow2::Qcow2Reader& reader, const std::string& output) {
+  for (const qcow2::Qcow2Reader* layer = &reader; layer; layer = layer->backing()) {
+    std::vector<std::pair<std::string, std::string>> files;
+    if (!layer->header().backing_file.empty())
+      files.emplace_back("backing file",
+                         qcow2::ResolveReferencedPath(layer->path(), layer->header().backing_file,
+                                                      "backing file"));
+    if (layer->header().incompatible_features & qcow2::kIncompatDataFile)
+      files.emplace_back(
+          "external data file",
+          qcow2::ResolveReferencedPath(layer->path(), qcow2::DataFileName(layer->header()),
+                                       "external data file"));
+    for (const auto& [what, file] : files)
+      if (SharesStorage(file, output))
+        throw util::Error(output + ": the output is the " + what + " of " + layer->path() + " (" +
+                          file + "); refusing to overwrite it");
+  }
 }
 
 // A temporary file that disappears on close (for e2i on stdout).
@@ -340,10 +371,11 @@ int ConvertQcow2(const Options& o) {
   qcow2::Qcow2Reader reader(o.source);
   for (const std::string& w : reader.warnings())
     Warn(w);
+  CheckNotReferencedByImage(reader, o.output);
   CheckDisksApart(o.source, {}, o.output, {o.dest_offset, reader.virtual_size()});
   util::OutputFile out = CreateOutput(o);
-  util::RawWriter writer(out, o.dest_offset,
-                         /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
+  out.Reserve(o.dest_offset, reader.virtual_size());
+  util::RawWriter writer(out, o.dest_offset, /*zero_gaps=*/out.in_place());
   constexpr uint64_t kUnit = 4096;
   util::Progress progress(
       o.progress, "Converted (4 KiB blocks):", (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
@@ -373,8 +405,9 @@ int Capture(const Options& o) {
   struct stat st {};
   e2img::MapOptions map_options;
   map_options.all_data = o.all_data;
-  map_options.output_is_device =
-      (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+  // Whole inode tables where old bytes would otherwise survive under the image.
+  map_options.output_is_device = (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 &&
+                                 (S_ISBLK(st.st_mode) || (S_ISREG(st.st_mode) && WritesInPlace(o)));
   std::optional<e2img::Scrambler> scrambler;
   if (o.scramble) {
     scrambler.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
@@ -394,8 +427,10 @@ int Capture(const Options& o) {
   const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks,
                                  const std::vector<e2img::BlockExtent>* reserved = nullptr) {
     out.emplace(CreateOutput(o));
+    if (!o.qcow2)
+      out->Reserve(o.dest_offset, fs.size_bytes());
     sink = MakeSink(o, fs, *out, blocks, reserved);
-    src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
+    src.skip_holes = !out->in_place();
   };
   const auto overlap_copy = [&] {
     e2img::EarlyBlockCheck check;
@@ -460,7 +495,7 @@ int Capture(const Options& o) {
       src.skip_holes = false;
   }
 
-  if (scrambler && out->kind() != util::OutputFile::Kind::kBlockDevice) {
+  if (scrambler && !out->in_place()) {
     // Blocks scrambled into zeros are holes of a file image: left unread (the
     // journal of the small-files filesystem is a third of its image). Those
     // copied during the scan come again, zeroed, with the others that change.

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "config.h"
 #include "util/error.h"
@@ -77,6 +78,16 @@ static uint64_t ParseNumber(const char* text, const char* what) {
   return v;
 }
 
+// A byte offset: at most what an off_t holds, so that an offset plus a size
+// (each below 2^63) never wraps around.
+static uint64_t ParseOffset(const char* text, const char* what) {
+  const uint64_t v = ParseNumber(text, what);
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    throw util::Error(std::string("invalid ") + what + ": '" + text +
+                      "' (past the largest file offset, 2^63 - 1)");
+  return v;
+}
+
 Options ParseOptions(int argc, char** argv) {
   enum {
     kQcow2Version = 256,
@@ -136,10 +147,10 @@ Options ParseOptions(int argc, char** argv) {
         o.blocksize = static_cast<uint32_t>(ParseNumber(optarg, "block size"));
         break;
       case 'o':
-        o.source_offset = ParseNumber(optarg, "source offset");
+        o.source_offset = ParseOffset(optarg, "source offset");
         break;
       case 'O':
-        o.dest_offset = ParseNumber(optarg, "destination offset");
+        o.dest_offset = ParseOffset(optarg, "destination offset");
         break;
       case kQcow2Version:
         o.qcow2_version = static_cast<uint32_t>(ParseNumber(optarg, "qcow2 version"));

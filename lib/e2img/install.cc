@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -89,6 +91,63 @@ errcode_t WriteInodeTables(ext2_filsys fs, const util::File& image_file, const E
   return 0;
 }
 
+uint64_t BlocksCount(const ext2_super_block& sb) {
+  ext2_super_block copy = sb;
+  return ext2fs_blocks_count(&copy);
+}
+
+// A filesystem's identity and geometry, as a message names them.
+std::string Describe(const ext2_super_block& sb) {
+  std::string uuid;
+  for (size_t i = 0; i < sizeof sb.s_uuid; ++i) {
+    char hex[3];
+    std::snprintf(hex, sizeof hex, "%02x", sb.s_uuid[i]);
+    uuid += (i == 4 || i == 6 || i == 8 || i == 10) ? std::string("-") + hex : hex;
+  }
+  return std::string("UUID ") + uuid + ", " + std::to_string(BlocksCount(sb)) + " blocks of " +
+         std::to_string(EXT2_BLOCK_SIZE(&sb)) + " bytes, " + std::to_string(sb.s_inodes_count) +
+         " inodes";
+}
+
+bool SameGeometry(const ext2_super_block& a, const ext2_super_block& b) {
+  return std::equal(std::begin(a.s_uuid), std::end(a.s_uuid), std::begin(b.s_uuid)) &&
+         BlocksCount(a) == BlocksCount(b) && a.s_log_block_size == b.s_log_block_size &&
+         a.s_inodes_count == b.s_inodes_count && a.s_blocks_per_group == b.s_blocks_per_group &&
+         a.s_inodes_per_group == b.s_inodes_per_group &&
+         a.s_first_data_block == b.s_first_data_block;
+}
+
+// The device's superblock at `superblock` (0: the primary), or null.
+std::unique_ptr<struct_ext2_filsys, FilsysCloser> OpenSuperblock(const std::string& device,
+                                                                 uint64_t superblock,
+                                                                 uint32_t block_size) {
+  ext2_filsys opened = nullptr;
+  const errcode_t err = ext2fs_open(
+      device.c_str(), EXT2_FLAG_64BITS | EXT2_FLAG_SUPER_ONLY | EXT2_FLAG_IGNORE_CSUM_ERRORS,
+      static_cast<int>(superblock), superblock ? block_size : 0, unix_io_manager, &opened);
+  return std::unique_ptr<struct_ext2_filsys, FilsysCloser>(err ? nullptr : opened);
+}
+
+// Refuses to install the metadata of another filesystem: the device's
+// superblock (the primary, or where the image puts the first backup when
+// the primary is gone, the case -I is for) must carry the image's UUID and
+// geometry. A device with neither has nothing to compare with.
+void CheckImageFitsDevice(const ext2_super_block& image_sb, const std::string& image,
+                          const std::string& device) {
+  auto fs = OpenSuperblock(device, 0, 0);
+  if (!fs) {
+    uint64_t group = 1;
+    if ((image_sb.s_feature_compat & EXT4_FEATURE_COMPAT_SPARSE_SUPER2) && image_sb.s_backup_bgs[0])
+      group = image_sb.s_backup_bgs[0];
+    const uint64_t backup =
+        uint64_t{image_sb.s_first_data_block} + group * image_sb.s_blocks_per_group;
+    fs = OpenSuperblock(device, backup, EXT2_BLOCK_SIZE(&image_sb));
+  }
+  if (fs && !SameGeometry(*fs->super, image_sb))
+    throw util::Error(image + " (" + Describe(image_sb) + ") is not an image of " + device + " (" +
+                      Describe(*fs->super) + "); use -f to install anyway");
+}
+
 }  // namespace
 
 E2iInstallSize E2iInstallBlocks(const std::string& image) {
@@ -105,7 +164,7 @@ E2iInstallSize E2iInstallBlocks(const std::string& image) {
 }
 
 void InstallE2iImage(const std::string& image, const std::string& device,
-                     const std::function<void(uint64_t)>& progress) {
+                     const std::function<void(uint64_t)>& progress, bool force) {
   ExtErrorText(0);
   util::File image_file = util::File::Open(image, O_RDONLY);
   const E2iHeader hdr = ReadE2iHeader(image, image_file);
@@ -121,6 +180,8 @@ void InstallE2iImage(const std::string& image, const std::string& device,
   err = ext2fs_read_bitmaps(fs.get());
   if (err)
     throw util::Error(image + ": cannot read the bitmaps: " + ExtErrorText(err));
+  if (!force)
+    CheckImageFitsDevice(*fs->super, image, device);
 
   io_channel io = nullptr;
   err = unix_io_manager->open(device.c_str(), IO_FLAG_RW, &io);

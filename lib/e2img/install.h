@@ -19,7 +19,10 @@ E2iInstallSize E2iInstallBlocks(const std::string& image);
 
 // Installs `image` onto `device`, calling `progress` with the inode table
 // blocks written so far; throws util::Error naming the file and the cause.
+// Unless forced, refuses (before writing) a device whose superblock (or,
+// the primary gone, its first backup) does not carry the image's UUID and
+// geometry, naming both.
 void InstallE2iImage(const std::string& image, const std::string& device,
-                     const std::function<void(uint64_t)>& progress = {});
+                     const std::function<void(uint64_t)>& progress = {}, bool force = false);
 
 }  // namespace e2img
