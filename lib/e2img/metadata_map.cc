@@ -230,7 +230,7 @@ class InodePass {
     if (options_.inodes_scanned)
       options_.inodes_scanned(map_);
     ReadDirectoryBlocks(filesystem);
-    FollowDeletedParents(inode_buf.size());
+    FollowUnscannedParents(inode_buf.size());
     refs_.MarkSkippedInodes(map_, warn_);
   }
 
@@ -343,10 +343,11 @@ class InodePass {
                      false);
   }
 
-  // e2fsck prints a path by reading the directories ".." entries name, even
-  // deleted ones (link count 0, their blocks still mapped): those are walked
+  // e2fsck prints a path by reading the directories ".." entries name, also
+  // those the scan passes over: deleted ones (link count 0, blocks still
+  // mapped) and those in the unused part of an inode table. They are walked
   // as directories, and the ".." entries of their blocks followed in turn.
-  void FollowDeletedParents(size_t inode_size) {
+  void FollowUnscannedParents(size_t inode_size) {
     std::sort(deleted_dirs_.begin(), deleted_dirs_.end());
     std::vector<uint8_t> inode_buf(inode_size);
     auto* inode = reinterpret_cast<ext2_inode*>(inode_buf.data());
@@ -355,12 +356,14 @@ class InodePass {
       MetadataMap found;
       InodeBlockWalker walker(fs_, found, warn_);
       for (const uint32_t ino : parents) {
-        if (!std::binary_search(deleted_dirs_.begin(), deleted_dirs_.end(), ino) ||
-            !followed_.insert(ino).second ||
-            ext2fs_read_inode_full(fs_, ino, inode, static_cast<int>(inode_size)))
+        const bool deleted = std::binary_search(deleted_dirs_.begin(), deleted_dirs_.end(), ino);
+        if ((!deleted && !SkippedInodeBlock(fs_, ino)) || !followed_.insert(ino).second ||
+            ext2fs_read_inode_full(fs_, ino, inode, static_cast<int>(inode_size)) ||
+            !LINUX_S_ISDIR(inode->i_mode) || !ext2fs_inode_has_valid_blocks2(fs_, inode))
           continue;
-        warn_("inode " + std::to_string(ino) + ": deleted directory named by \"..\" entries; " +
-              "its blocks are kept, as e2fsck reads them");
+        warn_("inode " + std::to_string(ino) + ": " +
+              (deleted ? "deleted directory" : "directory in the unused part of its inode table") +
+              " named by \"..\" entries; its blocks are kept, as e2fsck reads them");
         ++map_.problems;
         map_.problems += walker.Walk(ino, inode, /*keep_data=*/true, /*is_dir=*/true).problems;
       }

@@ -238,6 +238,20 @@ ok "cleared root inode" damaged cleared-root "" -t ext4 -- dbg "clri <2>"
 ok "deleted subdirectory named by its subdirectory's '..' (ext2)" damaged deleted-subdir \
   "inode [0-9]+: deleted directory" -t ext2 -- dbg "sif /sub links_count 0" "sif /sub dtime 1700000000"
 
+# /big's ".." names /sub, and /sub is cut off into the unused part of its
+# group's inode table: e2fsck still reads /sub's blocks for /big's path.
+parent_unused() {
+  bs=$(block_size "$1")
+  ipg=$(dumpe2fs -h "$1" 2> /dev/null | awk '/^Inodes per group/ {print $4}')
+  sub=$(debugfs -R "stat /sub" "$1" 2> /dev/null | sed -n 's/^Inode: \([0-9]*\).*/\1/p')
+  big_block=$(debugfs -R "bmap /big 0" "$1" 2> /dev/null)
+  poke32 $((big_block * bs + 12)) "$sub" "$1"
+  dbg "set_bg $(((sub - 1) / ipg)) itable_unused $((ipg - (sub - 1) % ipg))" \
+    "set_bg $(((sub - 1) / ipg)) checksum calc" "$1"
+}
+ok "a '..' naming a directory in the unused part of an inode table: its blocks are kept" \
+  damaged parent-unused "inode [0-9]+: directory in the unused part" -t ext4 -N 512 -- parent_unused
+
 # /sparse's leaf node moved by a resize that did not finish: copied to
 # block TO (past the end: a grown device whose superblock still has the
 # old size), the inode pointing there.
