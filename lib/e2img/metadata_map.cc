@@ -365,6 +365,9 @@ class InodePass {
               (deleted ? "deleted directory" : "directory in the unused part of its inode table") +
               " named by \"..\" entries; its blocks are kept, as e2fsck reads them");
         ++map_.problems;
+        // Their names are scrambled (-s) as those of any directory kept.
+        if (options_.observe_inode)
+          options_.observe_inode(ino, *inode);
         map_.problems += walker.Walk(ino, inode, /*keep_data=*/true, /*is_dir=*/true).problems;
       }
       refs_.AddDirectoryBlocks(found.directory_blocks, found, warn_);

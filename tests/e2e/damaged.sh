@@ -52,6 +52,9 @@ damaged() {
   "$E2IMAGE" -r ${SCRAMBLE_ARGS:-} "$img" - 2> /dev/null | cmp - "$T/$name.raw" ||
     { echo "the image into a file and into a pipe differ"; return 1; }
   ! grep -q "$DATA_MARK" "$T/$name.raw" || { echo "regular file data in the image"; return 1; }
+  # Scrambled: no name of the root directory or of /big is left as it was.
+  [ -z "${SCRAMBLE_ARGS:-}" ] || ! grep -q -a -e marked.txt -e entry-with-a-longish-name "$T/$name.raw" ||
+    { echo "a name left unscrambled in the image"; return 1; }
   if [ -n "${MEASURE_READS:-}" ]; then measure_reads "$img" "$T/$name.raw" || return 1; fi
   fsck_says "$img" > "$T/$name.fsck.orig"
   fsck_says "$T/$name.raw" > "$T/$name.fsck.image"
