@@ -34,6 +34,8 @@ damaged() {
   mk=(); while [ "$1" != -- ]; do mk+=("$1"); shift; done; shift
   img="$T/$name.img"
   make_fs "$img" "${FS_SIZE:-16M}" "${mk[@]}" || return 1
+  rm -f "$T/m.names"
+  [ -z "${MEASURE_READS:-}" ] || name_blocks "$img" "$(block_size "$img")" > "$T/m.names"
   "$@" "$img" > "$T/damage.log" 2>&1 || { cat "$T/damage.log"; return 1; }
   "$E2IMAGE" -r ${SCRAMBLE_ARGS:-} "$img" "$T/$name.raw" 2> "$T/$name.err"; rc=$?
   cat "$T/$name.err"
@@ -77,10 +79,24 @@ e2i_tables() {
     sub r { my ($a, $b) = @_; $b //= $a; print $a * $bs, " ", ($b - $a + 1) * $bs, "\n" }
     r($1, $2) if /Inode table at (\d+)-(\d+)/;' "$2"
 }
+# name_blocks IMAGE BLOCKSIZE: the byte ranges of the blocks besides
+# directory and xattr blocks where -s may change bytes: the inode tables
+# dumpe2fs lists (inline directories, fast symbolic links, checksums), the
+# blocks of make_tree's directories (also those a damage made them claim)
+# and of /slowlink.
+name_blocks() {
+  dumpe2fs "$1" 2> /dev/null | sed -n 's/.*Inode table at \([0-9]*\)-\([0-9]*\).*/\1 \2/p' |
+    awk -v bs="$2" '{print $1 * bs, ($2 - $1 + 1) * bs}'
+  for path in / /sub /sub/deeper /big /sources /lost+found /slowlink; do
+    echo "blocks $path"
+  done | debugfs -f - "$1" 2> /dev/null | grep -v '^debugfs' | tr ' ' '\n' | grep -x '[0-9][0-9]*' |
+    awk -v bs="$2" '{print $1 * bs, bs}'
+}
 # measure_reads ORIGINAL RAW-IMAGE: every byte e2fsck -fn reads from the
 # original is in the raw image and in the qcow2 image converted back by our
-# -r (where e2fsck then says the same), and those of the inode tables are
-# in the e2i image put back with Debian's -I onto zeros.
+# -r (where e2fsck then says the same), is in the -s image unless it is in
+# a block that holds names, and those of the inode tables are in the e2i
+# image put back with Debian's -I onto zeros.
 measure_reads() {
   orig=$1; raw=$2
   bs=$(dumpe2fs -h "$raw" 2> /dev/null | awk '/^Block size/ {print $3}')
@@ -90,6 +106,12 @@ measure_reads() {
   "$E2IMAGE" -r "$T/m.qcow2" "$T/m.back" || return 1
   perl "$FSCK_READS" ${bs:+-b "$bs"} "$orig" "$T/m.back" || { echo "(the -Q image)"; return 1; }
   diff <(fsck_says "$orig") <(fsck_says "$T/m.back") || { echo "(the -Q image)"; return 1; }
+  # Scrambled, the bytes read differ only in blocks that hold names.
+  if [ -n "$bs" ]; then
+    name_blocks "$orig" "$bs" >> "$T/m.names"
+    "$E2IMAGE" -r -s --scramble-seed=5 "$orig" "$T/m.s.raw" 2> /dev/null || return 1
+    perl "$FSCK_READS" -b "$bs" -n "$T/m.names" "$orig" "$T/m.s.raw" || { echo "(the -s image)"; return 1; }
+  fi
   "$E2IMAGE" "$orig" "$T/m.e2i" 2> /dev/null || { echo "the e2i image failed"; return 1; }
   ! grep -q "$DATA_MARK" "$T/m.e2i" || { echo "regular file data in the e2i image"; return 1; }
   # Put back by Debian's -I (the oracle) onto zeros, where it can: it
@@ -109,6 +131,7 @@ measure_reads() {
   rm -f "$T"/m.*
 }
 
+block_size() { dumpe2fs -h "$1" 2> /dev/null | awk '/^Block size/ {print $3}'; }
 dbg() { img=${@: -1}; set -- "${@:1:$#-1}"; for c in "$@"; do debugfs -w -R "$c" "$img" || return 1; done; }
 zero_block() { dd if=/dev/zero of="$3" bs="$1" seek="$2" count=1 conv=notrunc 2>/dev/null; }
 garbage_block() { pseudo_random "$1" 7 | dd of="$3" bs="$1" seek="$2" count=1 conv=notrunc 2>/dev/null; }
@@ -180,7 +203,6 @@ ok "an incompat feature libext2fs does not know: imaged anyway, with a warning" 
 
 # The damage where e2fsck -fn reads blocks that a healthy filesystem's
 # metadata would not name, or that no longer look like metadata.
-block_size() { dumpe2fs -h "$1" 2> /dev/null | awk '/^Block size/ {print $3}'; }
 first_free() { debugfs -R "ffb $1 $2" "$3" 2> /dev/null | awk '{print $4}'; }
 
 bad_blocks_claimed() {
