@@ -34,8 +34,9 @@ damaged() {
   mk=(); while [ "$1" != -- ]; do mk+=("$1"); shift; done; shift
   img="$T/$name.img"
   make_fs "$img" "${FS_SIZE:-16M}" "${mk[@]}" || return 1
-  rm -f "$T/m.names"
-  [ -z "${MEASURE_READS:-}" ] || name_blocks "$img" "$(block_size "$img")" > "$T/m.names"
+  # Before the damage (which may hide it): the block size and name blocks.
+  fs_bs=$(block_size "$img")
+  [ -z "${MEASURE_READS:-}" ] || name_blocks "$img" "$fs_bs" > "$T/m.names"
   "$@" "$img" > "$T/damage.log" 2>&1 || { cat "$T/damage.log"; return 1; }
   "$E2IMAGE" -r ${SCRAMBLE_ARGS:-} "$img" "$T/$name.raw" 2> "$T/$name.err"; rc=$?
   cat "$T/$name.err"
@@ -99,25 +100,23 @@ name_blocks() {
 # image put back with Debian's -I onto zeros.
 measure_reads() {
   orig=$1; raw=$2
-  bs=$(dumpe2fs -h "$raw" 2> /dev/null | awk '/^Block size/ {print $3}')
-  perl "$FSCK_READS" ${bs:+-b "$bs"} "$orig" "$raw" || { echo "(the -r image)"; return 1; }
+  bs=$fs_bs
+  perl "$FSCK_READS" -b "$bs" "$orig" "$raw" || { echo "(the -r image)"; return 1; }
   "$E2IMAGE" -Q "$orig" "$T/m.qcow2" 2> /dev/null || { echo "-Q failed"; return 1; }
   ! grep -q "$DATA_MARK" "$T/m.qcow2" || { echo "regular file data in the qcow2 image"; return 1; }
   "$E2IMAGE" -r "$T/m.qcow2" "$T/m.back" || return 1
-  perl "$FSCK_READS" ${bs:+-b "$bs"} "$orig" "$T/m.back" || { echo "(the -Q image)"; return 1; }
+  perl "$FSCK_READS" -b "$bs" "$orig" "$T/m.back" || { echo "(the -Q image)"; return 1; }
   diff <(fsck_says "$orig") <(fsck_says "$T/m.back") || { echo "(the -Q image)"; return 1; }
   # Scrambled, the bytes read differ only in blocks that hold names.
-  if [ -n "$bs" ]; then
-    name_blocks "$orig" "$bs" >> "$T/m.names"
-    "$E2IMAGE" -r -s --scramble-seed=5 "$orig" "$T/m.s.raw" 2> /dev/null || return 1
-    perl "$FSCK_READS" -b "$bs" -n "$T/m.names" "$orig" "$T/m.s.raw" || { echo "(the -s image)"; return 1; }
-  fi
+  name_blocks "$orig" "$bs" >> "$T/m.names"
+  "$E2IMAGE" -r -s --scramble-seed=5 "$orig" "$T/m.s.raw" 2> /dev/null || return 1
+  perl "$FSCK_READS" -b "$bs" -n "$T/m.names" "$orig" "$T/m.s.raw" || { echo "(the -s image)"; return 1; }
   "$E2IMAGE" "$orig" "$T/m.e2i" 2> /dev/null || { echo "the e2i image failed"; return 1; }
   ! grep -q "$DATA_MARK" "$T/m.e2i" || { echo "regular file data in the e2i image"; return 1; }
   # Put back by Debian's -I (the oracle) onto zeros, where it can: it
   # refuses descriptors naming no inode table or one past the end.
   rm -f "$T/m.restored"; truncate -s "$(stat -c %s "$orig")" "$T/m.restored"
-  if [ -n "$bs" ] && "$ORACLE_E2IMAGE" -I "$T/m.restored" "$T/m.e2i" > /dev/null 2>&1; then
+  if "$ORACLE_E2IMAGE" -I "$T/m.restored" "$T/m.e2i" > /dev/null 2>&1; then
     e2i_tables "$T/m.e2i" "$bs" > "$T/m.tables"
     [ -s "$T/m.tables" ] || { echo "no inode tables in the e2i image"; return 1; }
     perl "$FSCK_READS" -b "$bs" -w "$T/m.tables" "$orig" "$T/m.restored" || {
