@@ -4,7 +4,7 @@
 # image as about the original (forensic fidelity). No image holds regular
 # file data. With MEASURE_READS (fsck_reads.sh), every byte e2fsck -fn reads
 # from the original is also in the -r image, in the -Q image converted back,
-# and (its group tables) in the e2i image.
+# in the -s image but for names, and (the inode tables) in the e2i image.
 . "$TESTLIB"
 
 # Regular file data with a mark: the images (no -a) must not hold it.
