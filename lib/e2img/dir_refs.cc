@@ -38,18 +38,35 @@ void DirectoryReferences::AddEntries(std::span<const uint8_t> entries) {
     }
     if (rec_len < kHeader || offset + rec_len > entries.size())
       break;
-    if (ino)
+    if (ino) {
       AddInode(ino);
+      if (rec_len >= kHeader + 2 && d[6] == 2 && d[8] == '.' && d[9] == '.')
+        parents_.push_back(ino);
+    }
     offset += rec_len;
   }
 }
 
+std::vector<uint32_t> DirectoryReferences::TakeParents() {
+  std::vector<uint32_t> parents;
+  parents.swap(parents_);
+  std::sort(parents.begin(), parents.end());
+  parents.erase(std::unique(parents.begin(), parents.end()), parents.end());
+  return parents;
+}
+
 void DirectoryReferences::AddDirectoryBlocks(MetadataMap& map, const WarningFn& warn,
+                                             const std::function<void(uint64_t)>& blocks_read) {
+  AddDirectoryBlocks(map.directory_blocks, map, warn, blocks_read);
+}
+
+void DirectoryReferences::AddDirectoryBlocks(BlockSet& blocks, MetadataMap& map,
+                                             const WarningFn& warn,
                                              const std::function<void(uint64_t)>& blocks_read) {
   constexpr uint64_t kRunBlocks = 64;
   std::vector<uint8_t> buf;
   uint64_t done = 0;
-  for (const BlockExtent& extent : map.directory_blocks.Extents()) {
+  for (const BlockExtent& extent : blocks.Extents()) {
     for (uint64_t start = extent.start; start < extent.end(); start += kRunBlocks) {
       const uint64_t count = std::min(kRunBlocks, extent.end() - start);
       buf.resize(count * fs_->blocksize);

@@ -11,8 +11,11 @@
 namespace e2img {
 namespace {
 
-constexpr int kMaxExtentDepth = 5;  // as the kernel and e2fsck
-constexpr size_t kEntrySize = 12;   // header, index and leaf entries alike
+constexpr int kMaxExtentDepth = 5;  // as the kernel
+// Bounds the recursion on a crafted chain of nodes (each level needs a
+// block of its own, as nodes already visited are skipped).
+constexpr int kMaxWalkLevels = 1024;
+constexpr size_t kEntrySize = 12;  // header, index and leaf entries alike
 
 // State shared with libext2fs's block iterator callback (indirect maps).
 struct IterateContext {
@@ -68,8 +71,7 @@ void InodeBlockWalker::MarkData(uint64_t pblk, uint64_t count, uint64_t lblk) {
     map_.directory_blocks.Add(pblk, count);
 }
 
-void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expected_depth,
-                                      int level) {
+void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int level) {
   if (size < kEntrySize || util::LoadLE16(node) != EXT3_EXT_MAGIC) {
     Problem("bad extent header at level " + std::to_string(level) + "; subtree skipped");
     return;
@@ -82,15 +84,27 @@ void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expe
             " entries, room for " + std::to_string(capacity));
     entries = capacity;
   }
-  if (depth > kMaxExtentDepth || (expected_depth >= 0 && depth != expected_depth)) {
+  if (level == 0) {
+    root_depth_ = depth;
+    if (depth > kMaxExtentDepth)
+      Problem("extent tree depth " + std::to_string(depth) + " is more than " +
+              std::to_string(kMaxExtentDepth) + "; its nodes are kept as e2fsck reads them");
+  } else if (depth != root_depth_ - level) {
     Problem("extent node at level " + std::to_string(level) + " has depth " +
-            std::to_string(depth) + "; subtree skipped");
+            std::to_string(depth) + ", the root implies " + std::to_string(root_depth_ - level));
+  }
+  // As libext2fs, a node's kind follows from its level under the root's
+  // depth, not from its own depth field: that is how e2fsck reads it.
+  const bool index = level < root_depth_;
+  if (index && level >= kMaxWalkLevels) {
+    Problem("extent tree deeper than " + std::to_string(kMaxWalkLevels) +
+            " levels; the rest skipped");
     return;
   }
   std::vector<uint8_t> child;  // sized at the first index entry: leaves (most nodes) need none
   for (uint32_t i = 0; i < entries; ++i) {
     const uint8_t* e = node + kEntrySize * (i + 1);
-    if (depth == 0) {
+    if (!index) {
       const uint64_t lblk = util::LoadLE32(e);
       uint64_t len = util::LoadLE16(e + 4);
       if (len > EXT_INIT_MAX_LEN)
@@ -116,7 +130,9 @@ void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expe
       Problem("extent tree block " + std::to_string(leaf) + " is outside the filesystem; skipped");
       continue;
     }
-    if (!visited_nodes_.insert(leaf).second) {
+    // A block met again as the same kind of node names the same blocks.
+    const bool child_index = level + 1 < root_depth_;
+    if (!visited_nodes_.insert(leaf * 2 + (child_index ? 1 : 0)).second) {
       Problem("extent tree block " + std::to_string(leaf) + " is referenced twice; skipped");
       continue;
     }
@@ -127,7 +143,7 @@ void InodeBlockWalker::WalkExtentNode(const uint8_t* node, size_t size, int expe
       Problem("cannot read extent tree block " + std::to_string(leaf) + ": " + ExtErrorText(err));
       continue;
     }
-    WalkExtentNode(child.data(), child.size(), depth - 1, level + 1);
+    WalkExtentNode(child.data(), child.size(), level + 1);
   }
 }
 
@@ -152,7 +168,7 @@ InodeWalk InodeBlockWalker::Walk(ext2_ino_t ino, ext2_inode* inode, bool keep_da
   if (inode->i_flags & EXT4_EXTENTS_FL) {
     uint8_t root[sizeof inode->i_block];
     std::memcpy(root, inode->i_block, sizeof root);
-    WalkExtentNode(root, sizeof root, -1, 0);
+    WalkExtentNode(root, sizeof root, 0);
   } else {
     WalkIndirect(ino, inode);
   }

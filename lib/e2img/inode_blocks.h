@@ -32,7 +32,7 @@ class InodeBlockWalker {
   InodeWalk Walk(ext2_ino_t ino, ext2_inode* inode, bool keep_data, bool is_dir);
 
  private:
-  void WalkExtentNode(const uint8_t* node, size_t size, int expected_depth, int level);
+  void WalkExtentNode(const uint8_t* node, size_t size, int level);
   void WalkIndirect(ext2_ino_t ino, ext2_inode* inode);
   void Problem(const std::string& what);
   bool InRange(uint64_t block, uint64_t count) const;
@@ -48,7 +48,8 @@ class InodeBlockWalker {
   bool keep_data_ = false;
   bool is_dir_ = false;
   InodeWalk result_;
-  std::unordered_set<uint64_t> visited_nodes_;
+  int root_depth_ = 0;
+  std::unordered_set<uint64_t> visited_nodes_;  // block * 2 + 1 for index nodes
 };
 
 }  // namespace e2img

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <unordered_set>
 #include <vector>
 
 #include "e2img/dir_refs.h"
@@ -229,6 +230,7 @@ class InodePass {
     if (options_.inodes_scanned)
       options_.inodes_scanned(map_);
     ReadDirectoryBlocks(filesystem);
+    FollowUnscannedParents(inode_buf.size());
     refs_.MarkSkippedInodes(map_, warn_);
   }
 
@@ -282,8 +284,15 @@ class InodePass {
   }
 
   void Process(ext2_ino_t ino, ext2_inode* inode) {
-    if (!inode->i_links_count)
+    if (ino == EXT2_BAD_INO) {
+      ProcessBadBlocksInode(inode);
       return;
+    }
+    if (!inode->i_links_count) {
+      if (LINUX_S_ISDIR(inode->i_mode) && ext2fs_inode_has_valid_blocks2(fs_, inode))
+        deleted_dirs_.push_back(ino);
+      return;
+    }
     if (options_.observe_inode)
       options_.observe_inode(ino, *inode);
     const uint64_t acl = ext2fs_file_acl_block(fs_, inode);
@@ -302,7 +311,7 @@ class InodePass {
       if (is_dir && (inode->i_flags & EXT4_INLINE_DATA_FL)) {
         // An inline directory: the parent, then entries in the rest of i_block.
         const auto* raw = reinterpret_cast<const uint8_t*>(inode->i_block);
-        refs_.AddInode(raw[0] | raw[1] << 8 | raw[2] << 16 | uint32_t{raw[3]} << 24);
+        refs_.AddParent(raw[0] | raw[1] << 8 | raw[2] << 16 | uint32_t{raw[3]} << 24);
         refs_.AddEntries(std::span<const uint8_t>(raw + 4, sizeof inode->i_block - 4));
       }
       if (!probe)
@@ -323,6 +332,54 @@ class InodePass {
     KeepFirstBlock(walker_.Walk(ino, inode, whole || options_.all_data, is_dir), false);
   }
 
+  // libext2fs reads the bad blocks list through inode 1's block map whatever
+  // its mode and link count say: its indirect blocks (or extent tree) are
+  // kept, never the bad blocks it lists.
+  void ProcessBadBlocksInode(ext2_inode* inode) {
+    const bool has_tree = (inode->i_flags & EXT4_EXTENTS_FL) || inode->i_block[EXT2_IND_BLOCK] ||
+                          inode->i_block[EXT2_DIND_BLOCK] || inode->i_block[EXT2_TIND_BLOCK];
+    if (has_tree)
+      KeepFirstBlock(walker_.Walk(EXT2_BAD_INO, inode, /*keep_data=*/false, /*is_dir=*/false),
+                     false);
+  }
+
+  // e2fsck prints a path by reading the directories ".." entries name, also
+  // those the scan passes over: deleted ones (link count 0, blocks still
+  // mapped) and those in the unused part of an inode table. They are walked
+  // as directories, and the ".." entries of their blocks followed in turn.
+  void FollowUnscannedParents(size_t inode_size) {
+    std::sort(deleted_dirs_.begin(), deleted_dirs_.end());
+    std::vector<uint8_t> inode_buf(inode_size);
+    auto* inode = reinterpret_cast<ext2_inode*>(inode_buf.data());
+    std::vector<uint32_t> parents = refs_.TakeParents();
+    while (!parents.empty()) {
+      MetadataMap found;
+      InodeBlockWalker walker(fs_, found, warn_);
+      for (const uint32_t ino : parents) {
+        const bool deleted = std::binary_search(deleted_dirs_.begin(), deleted_dirs_.end(), ino);
+        if ((!deleted && !SkippedInodeBlock(fs_, ino)) || !followed_.insert(ino).second ||
+            ext2fs_read_inode_full(fs_, ino, inode, static_cast<int>(inode_size)) ||
+            !LINUX_S_ISDIR(inode->i_mode) || !ext2fs_inode_has_valid_blocks2(fs_, inode))
+          continue;
+        warn_("inode " + std::to_string(ino) + ": " +
+              (deleted ? "deleted directory" : "directory in the unused part of its inode table") +
+              " named by \"..\" entries; its blocks are kept, as e2fsck reads them");
+        ++map_.problems;
+        // Their names are scrambled (-s) as those of any directory kept.
+        if (options_.observe_inode)
+          options_.observe_inode(ino, *inode);
+        map_.problems += walker.Walk(ino, inode, /*keep_data=*/true, /*is_dir=*/true).problems;
+      }
+      refs_.AddDirectoryBlocks(found.directory_blocks, found, warn_);
+      map_.problems += found.problems;
+      for (const BlockExtent& e : found.blocks.Extents())
+        map_.blocks.Add(e.start, e.count);
+      for (const BlockExtent& e : found.directory_blocks.Extents())
+        map_.directory_blocks.Add(e.start, e.count);
+      parents = refs_.TakeParents();
+    }
+  }
+
   // Counts the walk's problems; keeps logical block 0 when e2fsck reads it.
   void KeepFirstBlock(const InodeWalk& walk, bool keep = true) {
     map_.problems += walk.problems;
@@ -338,6 +395,8 @@ class InodePass {
   InodeBlockWalker walker_;
   DirectoryReferences refs_;
   uint64_t blocks_count_;
+  std::vector<ext2_ino_t> deleted_dirs_;  // directories with link count 0, blocks mapped
+  std::unordered_set<ext2_ino_t> followed_;
 };
 
 }  // namespace
