@@ -96,4 +96,24 @@ install_not_e2i() {
 }
 ok "-I with a file that is not an e2i image is refused, the device untouched" install_not_e2i
 
+# An e2i image whose descriptors put an inode table past the filesystem's
+# end (a damaged filesystem's image) cannot be installed, even with -f:
+# libext2fs's bitmap reader corrupts memory on it (e2fsprogs' -I aborts with
+# "double free"), and writing it would grow a file to the bogus block.
+install_tables_outside() {
+  make_fs "$T/far.img" 8M -t ext4 -O ^metadata_csum || return 1
+  debugfs -w -R "set_bg 0 inode_table 99999999" "$T/far.img" > /dev/null 2>&1 || return 1
+  "$E2IMAGE" "$T/far.img" "$T/far.e2i" 2> /dev/null || return 1
+  truncate -s 8M "$T/target.img" && cp "$T/target.img" "$T/target.before"
+  for force in "" -f; do
+    "$E2IMAGE" $force -I "$T/target.img" "$T/far.e2i" 2> "$T/err"; rc=$?
+    cat "$T/err"
+    [ $rc = 1 ] && [ "$(wc -l < "$T/err")" = 1 ] &&
+      grep -q "group 0: inode table at block 99999999 is outside the filesystem" "$T/err" &&
+      cmp "$T/target.img" "$T/target.before" || return 1
+  done
+}
+ok "-I refuses an image whose inode table lies outside the filesystem, -f too" \
+  install_tables_outside
+
 done_testing
