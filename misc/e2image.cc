@@ -9,6 +9,7 @@
 #include "e2image_options.h"
 #include "qcow2/reader.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace {
 
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   try {
     return Run(e2image::ParseOptions(argc, argv));
   } catch (const util::Error& e) {
+    util::BreakProgressLine();
     std::fprintf(stderr, "e2image: %s\n", e.what());
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "e2image: out of memory\n");

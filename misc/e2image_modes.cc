@@ -38,6 +38,7 @@
 namespace e2image {
 
 void Warn(const std::string& message) {
+  util::BreakProgressLine();
   std::fprintf(stderr, "e2image: warning: %s\n", message.c_str());
 }
 
@@ -166,8 +167,7 @@ util::File AnonymousTempFile() {
 int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
                e2img::Scrambler* scrambler) {
   util::OutputFile out = CreateOutput(o);
-  util::Progress progress(o.progress, "Inode table blocks written:", e2img::E2iBlockCount(fs),
-                          fs.block_size());
+  util::Progress progress(o.progress, e2img::E2iBlockCount(fs), fs.block_size());
   auto update = [&](uint64_t done) { progress.Update(done); };
   uint64_t problems = map.problems;
   e2img::BlockTransform transform;
@@ -188,6 +188,12 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
     Warn(scrambler->Summary());
   ReportProblems(problems, "the image was written anyway");
   return 0;
+}
+
+// Adds the blocks of `from` to `to`.
+void AddAll(e2img::BlockSet& to, e2img::BlockSet from) {
+  for (const e2img::BlockExtent& e : from.Extents())
+    to.Add(e.start, e.count);
 }
 
 // A size for a message: in MiB, or in KiB below one MiB.
@@ -232,19 +238,22 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
         const uint64_t device_bytes = fs.blocks_count() * fs.block_size();
         const uint32_t bits =
             e2img::CompressedClusterBits(*blocks, fs.block_size(), q.cluster_bits, device_bytes);
-        if (bits < e2img::kCompressedClusterBits) {
-          const uint32_t bs = fs.block_size();
-          const uint32_t large = e2img::kCompressedClusterBits;
-          std::fprintf(
-              stderr,
-              "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
-              "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
-              "L2 tables, against %s)\n",
-              1u << bits,
-              SizeText(e2img::CompressedImageEstimate(*blocks, bs, large, device_bytes)).c_str(),
-              SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
-              SizeText(e2img::CompressedImageEstimate(*blocks, bs, bits, device_bytes)).c_str());
-        }
+        const uint32_t bs = fs.block_size();
+        const uint32_t large = e2img::kCompressedClusterBits;
+        const uint64_t large_bytes =
+            bits < large ? e2img::CompressedImageEstimate(*blocks, bs, large, device_bytes) : 0;
+        const uint64_t chosen_bytes =
+            e2img::CompressedImageEstimate(*blocks, bs, bits, device_bytes);
+        // Said only when it is worth a choice (--cluster-size=65536 would
+        // cost a MiB or more): on a small filesystem it would be noise.
+        if (large_bytes >= chosen_bytes + (1u << 20))
+          std::fprintf(stderr,
+                       "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
+                       "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
+                       "L2 tables, against %s)\n",
+                       1u << bits, SizeText(large_bytes).c_str(),
+                       SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
+                       SizeText(chosen_bytes).c_str());
         q.cluster_bits = bits;
       } else if (q.cluster_bits != block_bits)
         std::fprintf(stderr,
@@ -295,8 +304,7 @@ uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o) {
 
 e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
                             bool show_progress) {
-  util::Progress progress(show_progress, "Scanning inode tables:", e2img::ScanTotal(fs),
-                          fs.block_size());
+  util::ScanProgress progress(show_progress, e2img::ScanTotal(fs));
   options.scan_progress = [&](uint64_t done) { progress.Update(done); };
   e2img::MetadataMap map = e2img::BuildMetadataMap(fs, options, Warn);
   progress.Finish();
@@ -345,8 +353,7 @@ int ConvertQcow2(const Options& o) {
   util::RawWriter writer(out, o.dest_offset,
                          /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
   constexpr uint64_t kUnit = 4096;
-  util::Progress progress(
-      o.progress, "Converted (4 KiB blocks):", (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
+  util::Progress progress(o.progress, (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
   qcow2::ConvertToRaw(reader, writer,
                       [&](uint64_t bytes) { progress.Update((bytes + kUnit - 1) / kUnit); });
   out.Commit();
@@ -386,6 +393,14 @@ int Capture(const Options& o) {
   // and the blocks it found while the directories are parsed: the sink
   // exists before the map is complete. Scrambled ones copy the tables as
   // they are and then again, scrambled, the blocks that change.
+  // Map blocks left out unread: holes of a sparse source, blocks scrambled to zeros.
+  e2img::BlockSet left_out;
+  const auto leave_out_holes = [&](e2img::BlockSet& blocks) {
+    e2img::BlockSet kept =
+        e2img::WithoutHoles(source, blocks.Extents(), o.source_offset, fs.block_size());
+    AddAll(left_out, e2img::Subtract(blocks.Extents(), kept.Extents()));
+    return kept;
+  };
   std::optional<util::OutputFile> out;
   std::unique_ptr<e2img::ImageSink> sink;
   std::optional<e2img::OverlappedCopy> overlapped_copy;
@@ -419,8 +434,7 @@ int Capture(const Options& o) {
     // where the scan finds the rest. Scrambled ones take one pass: a
     // compressed cluster is never rewritten.
     map_options.tables_marked = [&](e2img::MetadataMap& known) {
-      known.blocks =
-          e2img::WithoutHoles(source, known.blocks.Extents(), o.source_offset, fs.block_size());
+      known.blocks = leave_out_holes(known.blocks);
       e2img::BlockSet reserved = known.blocks;
       for (const uint64_t block : e2img::FirstDataBlocks(source, e2img::GroupsInUse(fs.get()),
                                                          o.source_offset, fs.block_size()))
@@ -452,8 +466,7 @@ int Capture(const Options& o) {
     // 1 GiB journal of the empty 15 TiB filesystem is one).
     const bool holes_left_out = !map_options.output_is_device;
     if (holes_left_out)
-      map.blocks =
-          e2img::WithoutHoles(source, map.blocks.Extents(), o.source_offset, fs.block_size());
+      map.blocks = leave_out_holes(map.blocks);
     create_output(&map.blocks.Extents());
     // No hole is left in the map: the copier need not ask the source again.
     if (holes_left_out)
@@ -467,6 +480,7 @@ int Capture(const Options& o) {
     e2img::BlockSet zeroed = scrambler->ZeroedBlocks();
     if (overlapped_copy)
       zeroed = e2img::Subtract(zeroed.Extents(), overlapped_copy->early_blocks());
+    AddAll(left_out, e2img::Intersect(map.blocks.Extents(), zeroed.Extents()));
     map.blocks = e2img::Subtract(map.blocks.Extents(), zeroed.Extents());
   }
   // Scrambling costs CPU: it runs on worker threads while the next blocks are read.
@@ -475,8 +489,12 @@ int Capture(const Options& o) {
     scrambling = std::make_unique<e2img::ScramblingSink>(
         *scrambler, *sink, o.threads ? o.threads : qcow2::CompressPool::DefaultThreads());
   e2img::ImageSink& target = scrambling ? *scrambling : *sink;
-  util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
-  const auto update = [&](uint64_t done) { progress.Update(done); };
+  // The blocks left out unread count as copied: -p says the same total with
+  // and without --compress or -s, e2image's count of the map.
+  const uint64_t unread = e2img::Subtract(left_out.Extents(), map.blocks.Extents()).BlockCount();
+  util::Progress progress(o.progress, map.blocks.BlockCount() + unread, fs.block_size());
+  progress.Update(unread);
+  const auto update = [&](uint64_t done) { progress.Update(unread + done); };
   src.stale_tails = &map.stale_tails;
   uint64_t copy_problems = 0;
   if (overlapped_copy && scrambler) {
