@@ -56,14 +56,19 @@ int CopyOrMove(const Options& o) {
     RefuseMounted(o.output);
 
   e2img::Filesystem fs = OpenSource(o);
+  CheckBlockSize(fs, o);
   if (!same)
     CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                     {o.dest_offset, fs.size_bytes()},
                     " (to move a filesystem, name one device twice, with -O)");
   const uint64_t open_problems = ReportOpen(fs, o);
   e2img::MapOptions map_options;
-  map_options.all_data = true;
-  map_options.output_is_device = true;  // whole inode tables: the copy is a filesystem
+  map_options.all_data = o.all_data;
+  // A copy is a filesystem: whole inode tables. -rc without -a updates an
+  // image: the metadata -r would write there.
+  struct stat out_st {};
+  map_options.output_is_device =
+      o.all_data || (::stat(o.output.c_str(), &out_st) == 0 && S_ISBLK(out_st.st_mode));
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
   map.problems += open_problems;
 

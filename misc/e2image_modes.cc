@@ -289,6 +289,13 @@ e2img::Filesystem OpenSource(const Options& o) {
   return e2img::Filesystem(o.source, open);
 }
 
+void CheckBlockSize(const e2img::Filesystem& fs, const Options& o) {
+  if (o.blocksize && !o.superblock && fs.block_size() != o.blocksize)
+    throw util::Error(o.source + ": the filesystem's block size is " +
+                      std::to_string(fs.block_size()) + ", not " + std::to_string(o.blocksize) +
+                      " (-B); -B goes with -b, to open a backup superblock");
+}
+
 uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o) {
   uint64_t problems = 0;
   if (fs.superblock_used() && !o.superblock) {
@@ -362,9 +369,13 @@ int ConvertQcow2(const Options& o) {
 }
 
 int Capture(const Options& o) {
-  CheckMount(o.source, o.force);
+  // An e2i image of a mounted filesystem is allowed, as in e2image: its man
+  // page suggests taking them regularly, from cron.
+  if (o.raw || o.qcow2)
+    CheckMount(o.source, o.force);
   CheckNotSameFile(o.source, o.output);
   e2img::Filesystem fs = OpenSource(o);
+  CheckBlockSize(fs, o);
   // A qcow2 or e2i image is written from the start of the output.
   CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                   o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}

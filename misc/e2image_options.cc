@@ -99,6 +99,7 @@ Options ParseOptions(int argc, char** argv) {
       {"no-sync", no_argument, nullptr, kNoSync},
       {nullptr, 0, nullptr, 0}};
   Options o;
+  bool qcow2_version_given = false;
   int c;
   while ((c = getopt_long(argc, argv, "b:B:nrsIQafo:O:pchV", long_options, nullptr)) != -1) {
     switch (c) {
@@ -143,6 +144,7 @@ Options ParseOptions(int argc, char** argv) {
         break;
       case kQcow2Version:
         o.qcow2_version = static_cast<uint32_t>(ParseNumber(optarg, "qcow2 version"));
+        qcow2_version_given = true;
         if (o.qcow2_version != 2 && o.qcow2_version != 3)
           throw util::Error("--qcow2-version must be 2 or 3");
         break;
@@ -191,8 +193,9 @@ Options ParseOptions(int argc, char** argv) {
         Usage();
     }
   }
-  // -ra with offsets and one file moves the filesystem within it.
-  const bool move = optind == argc - 1 && o.raw && o.all_data && (o.source_offset || o.dest_offset);
+  // One file and an offset: move mode (e2image's rule; it needs -ra, which
+  // the caller checks, so that the messages come in e2image's order).
+  const bool move = optind == argc - 1 && (o.source_offset || o.dest_offset);
   if (optind != argc - 2 && !move)
     Usage();
   o.source = argv[optind];
@@ -206,8 +209,13 @@ Options ParseOptions(int argc, char** argv) {
       throw util::Error("--compress-level must be from 1 to " + std::to_string(max) + " for " +
                         qcow2::CompressionName(*o.compression));
   }
-  if (o.compression == qcow2::CompressionType::kZstd && o.qcow2_version < 3)
+  if (o.compression == qcow2::CompressionType::kZstd && o.qcow2_version < 3) {
+    if (qcow2_version_given)
+      throw util::Error(
+          "--compress=zstd needs --qcow2-version=3: a version 2 image has no field to name "
+          "the compression type (zlib is the one it can hold)");
     o.qcow2_version = 3;
+  }
   return o;
 }
 
