@@ -208,6 +208,7 @@ void NoteThreadsCut(const Options& o, const qcow2::CompressPool& pool, uint32_t 
   const qcow2::PoolLimits& limits = pool.limits();
   if (limits.threads >= o.threads)
     return;
+  util::BreakProgressLine();
   const std::string level = o.compression_level == qcow2::kDefaultLevel
                                 ? "its default level"
                                 : "level " + std::to_string(o.compression_level);
@@ -246,7 +247,8 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
             e2img::CompressedImageEstimate(*blocks, bs, bits, device_bytes);
         // Said only when it is worth a choice (--cluster-size=65536 would
         // cost a MiB or more): on a small filesystem it would be noise.
-        if (large_bytes >= chosen_bytes + (1u << 20))
+        if (large_bytes >= chosen_bytes + (1u << 20)) {
+          util::BreakProgressLine();
           std::fprintf(stderr,
                        "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
                        "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
@@ -254,12 +256,15 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
                        1u << bits, SizeText(large_bytes).c_str(),
                        SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
                        SizeText(chosen_bytes).c_str());
+        }
         q.cluster_bits = bits;
-      } else if (q.cluster_bits != block_bits)
+      } else if (q.cluster_bits != block_bits) {
+        util::BreakProgressLine();
         std::fprintf(stderr,
                      "e2image: using %u-byte qcow2 clusters: with %u-byte clusters (the block "
                      "size) the L1 table would be over qemu's 32 MiB limit\n",
                      1u << q.cluster_bits, 1u << block_bits);
+      }
     }
     q.version = o.qcow2_version;
     q.compression = o.compression;
