@@ -95,6 +95,15 @@ gparted_move() {
 }
 ok "-ra -p move on a device: GParted reads the same total and end from both" gparted_move
 
+# And back to the left with both offsets, as GParted gives them.
+gparted_move_left() {
+  with_loops "$T/mv-ours.img" "$T/mv-oracle.img" -- '
+    "$E2IMAGE" -ra -p -o 1048576 -O 0 "$L1" 2> "$T/left.ours" &&
+      "$ORACLE_E2IMAGE" -ra -p -o 1048576 -O 0 "$L2" 2> "$T/left.oracle"' || return 1
+  parse_agrees "$T/left.ours" "$T/left.oracle" && e2fsck -fn "$T/mv-ours.img" > /dev/null
+}
+ok "-ra -p -o -O move to the left on a device: the same total and end from both" gparted_move_left
+
 gparted_raw() {
   "$E2IMAGE" -r -p "$T/fs.img" "$T/p.ours.raw" 2> "$T/raw.ours" &&
     "$ORACLE_E2IMAGE" -r -p "$T/fs.img" "$T/p.oracle.raw" 2> "$T/raw.oracle" &&
