@@ -409,12 +409,22 @@ int Capture(const Options& o) {
   // and the blocks it found while the directories are parsed: the sink
   // exists before the map is complete. Scrambled ones copy the tables as
   // they are and then again, scrambled, the blocks that change.
-  // Map blocks left out unread: holes of a sparse source, blocks scrambled to zeros.
+  // Map blocks left out unread: holes of a sparse source, blocks scrambled
+  // to zeros. -p counts them as copied, so that its total does not depend on
+  // how the image is made.
   e2img::BlockSet left_out;
+  // The map as last checked for holes: only the blocks added since are checked again.
+  e2img::BlockSet hole_checked;
+  bool holes_pruned = false;
   const auto leave_out_holes = [&](e2img::BlockSet& blocks) {
-    e2img::BlockSet kept =
-        e2img::WithoutHoles(source, blocks.Extents(), o.source_offset, fs.block_size());
-    AddAll(left_out, e2img::Subtract(blocks.Extents(), kept.Extents()));
+    e2img::BlockSet added = e2img::Subtract(blocks.Extents(), hole_checked.Extents());
+    e2img::BlockSet holes = e2img::Subtract(
+        added.Extents(),
+        e2img::WithoutHoles(source, added.Extents(), o.source_offset, fs.block_size()).Extents());
+    AddAll(left_out, holes);
+    e2img::BlockSet kept = e2img::Subtract(blocks.Extents(), holes.Extents());
+    hole_checked = kept;
+    holes_pruned = true;
     return kept;
   };
   std::optional<util::OutputFile> out;
@@ -462,6 +472,9 @@ int Capture(const Options& o) {
   }
   // A checked (scrambled) copy leaves these for the last pass: scrambling changes them.
   map_options.inodes_scanned = [&](e2img::MetadataMap& known) {
+    // The copy would leave out the new holes itself: here, they are counted.
+    if (holes_pruned)
+      known.blocks = leave_out_holes(known.blocks);
     if (overlapped_copy)
       overlapped_copy->Continue(known);
   };
@@ -505,6 +518,8 @@ int Capture(const Options& o) {
     scrambling = std::make_unique<e2img::ScramblingSink>(
         *scrambler, *sink, o.threads ? o.threads : qcow2::CompressPool::DefaultThreads());
   e2img::ImageSink& target = scrambling ? *scrambling : *sink;
+  if (holes_pruned)
+    map.blocks = leave_out_holes(map.blocks);
   // The blocks left out unread count as copied: -p says the same total with
   // and without --compress or -s, e2image's count of the map.
   const uint64_t unread = e2img::Subtract(left_out.Extents(), map.blocks.Extents()).BlockCount();
