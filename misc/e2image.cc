@@ -9,6 +9,7 @@
 #include "e2image_options.h"
 #include "qcow2/reader.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace {
 
@@ -22,12 +23,17 @@ int Run(const Options& o) {
   }
   if (o.all_data && !o.raw && !o.qcow2)
     throw util::Error("-a option can only be used with raw or QCOW2 images.");
-  if ((o.source_offset || o.dest_offset) && !o.raw)
-    throw util::Error("Offsets are only allowed with raw images.");
   if (o.superblock && !o.raw && !o.qcow2)
     throw util::Error("-b option can only be used with raw or QCOW2 images.");
-  if (o.check && !(o.raw && o.all_data))
-    throw util::Error("-c only works with -ra (raw images with all data)");
+  if ((o.source_offset || o.dest_offset) && !o.raw)
+    throw util::Error("Offsets are only allowed with raw images.");
+  if (o.move_in_place && !o.all_data)
+    throw util::Error("Move mode requires all data mode.");
+  if (o.check && !o.raw)
+    throw util::Error("The -c option only supported in raw mode");
+  if (o.check && o.output == "-")
+    throw util::Error(
+        "-c compares with the blocks already in the output: standard output has none");
   if ((o.cluster_size || o.compression || o.qcow2_version != 2) && !o.qcow2 &&
       !(o.raw && qcow2::IsQcow2File(o.source)))
     throw util::Error("--qcow2-version, --cluster-size and --compress go with -Q");
@@ -45,16 +51,16 @@ int Run(const Options& o) {
     throw util::Error(
         "a qcow2 image cannot be written to standard output (it is not seekable); "
         "write it to a file, or use -r for a raw image on stdout");
-  if (o.raw && o.all_data &&
-      (o.move_in_place || o.check || e2image::IsSameFile(o.source, o.output))) {
+  if (o.raw &&
+      (o.check || (o.all_data && (o.move_in_place || e2image::IsSameFile(o.source, o.output))))) {
     if (o.scramble)
       throw util::Error(
-          "-s cannot scramble a filesystem copied or moved in place (-ra with -c "
-          "or one file); write the scrambled image to a new file");
+          "-s cannot scramble an image written in place (-r with -c, or -ra with "
+          "one file); write the scrambled image to a new file");
     if (o.no_sync)
       throw util::Error(
-          "--no-sync goes with image files: a filesystem copied or moved in place (-ra "
-          "with -c or one file) is always synced");
+          "--no-sync goes with image files: an image written in place (-r with -c, "
+          "or -ra with one file) is always synced");
     return e2image::CopyOrMove(o);
   }
   return e2image::Capture(o);
@@ -66,6 +72,7 @@ int main(int argc, char** argv) {
   try {
     return Run(e2image::ParseOptions(argc, argv));
   } catch (const util::Error& e) {
+    util::BreakProgressLine();
     std::fprintf(stderr, "e2image: %s\n", e.what());
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "e2image: out of memory\n");

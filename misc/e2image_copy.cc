@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -58,14 +57,19 @@ int CopyOrMove(const Options& o) {
     RefuseMounted(o.output);
 
   e2img::Filesystem fs = OpenSource(o);
+  CheckBlockSize(fs, o);
   if (!same)
     CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                     {o.dest_offset, fs.size_bytes()},
                     " (to move a filesystem, name one device twice, with -O)");
   const uint64_t open_problems = ReportOpen(fs, o);
   e2img::MapOptions map_options;
-  map_options.all_data = true;
-  map_options.output_is_device = true;  // whole inode tables: the copy is a filesystem
+  map_options.all_data = o.all_data;
+  // A copy is a filesystem: whole inode tables. -rc without -a updates an
+  // image: the metadata -r would write there.
+  struct stat out_st {};
+  map_options.output_is_device =
+      o.all_data || (::stat(o.output.c_str(), &out_st) == 0 && S_ISBLK(out_st.st_mode));
   e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
   map.problems += open_problems;
 
@@ -92,8 +96,7 @@ int CopyOrMove(const Options& o) {
   copy.first_data_block = fs.first_copied_block();
   copy.compare = o.check;
   copy.print_only = o.nop;
-  util::Progress progress(o.progress, same ? "Moved:" : "Copied:", map.blocks.BlockCount(),
-                          fs.block_size());
+  util::Progress progress(o.progress, map.blocks.BlockCount(), fs.block_size());
   const e2img::DeviceCopyResult result = e2img::CopyToDevice(
       source, dest, map.blocks, copy, [&](uint64_t done) { progress.Update(done); }, Warn);
   if (writes) {
@@ -107,9 +110,9 @@ int CopyOrMove(const Options& o) {
     }
   }
   progress.Finish();
-  if (o.check)
-    std::fprintf(stderr, "e2image: %llu block%s already held the data to be copied: skipped\n",
-                 static_cast<unsigned long long>(result.skipped), result.skipped == 1 ? "" : "s");
+  if (o.check)  // on stdout, in e2image's words
+    std::printf("%llu blocks already contained the data to be copied\n",
+                static_cast<unsigned long long>(result.skipped));
   ReportProblems(map.problems + result.problems, "the copy was made anyway");
   return 0;
 }
@@ -120,18 +123,12 @@ int Install(const Options& o) {
   if (SharesStorage(o.source, o.output))
     throw util::Error(o.output + ": the image is the device itself");
   CheckDisksApart(o.output, {}, o.source, {});
-  const auto start = std::chrono::steady_clock::now();
   const e2img::E2iInstallSize size =
       o.progress ? e2img::E2iInstallBlocks(o.output) : e2img::E2iInstallSize{};
-  util::Progress progress(o.progress, "Inode table blocks installed:", size.blocks,
-                          size.block_size);
+  util::Progress progress(o.progress, size.blocks, size.block_size, {"Installing", "Installed"});
   e2img::InstallE2iImage(
       o.output, o.source, [&](uint64_t done) { progress.Update(done); }, o.force);
   progress.Finish();
-  if (o.progress)
-    std::fprintf(stderr, "Installed the metadata of %s onto %s in %.1fs\n", o.output.c_str(),
-                 o.source.c_str(),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;
 }
 

@@ -39,6 +39,7 @@
 namespace e2image {
 
 void Warn(const std::string& message) {
+  util::BreakProgressLine();
   std::fprintf(stderr, "e2image: warning: %s\n", message.c_str());
 }
 
@@ -197,8 +198,7 @@ util::File AnonymousTempFile() {
 int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
                e2img::Scrambler* scrambler) {
   util::OutputFile out = CreateOutput(o);
-  util::Progress progress(o.progress, "Inode table blocks written:", e2img::E2iBlockCount(fs),
-                          fs.block_size());
+  util::Progress progress(o.progress, e2img::E2iBlockCount(fs), fs.block_size());
   auto update = [&](uint64_t done) { progress.Update(done); };
   uint64_t problems = map.problems;
   e2img::BlockTransform transform;
@@ -221,6 +221,12 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
   return 0;
 }
 
+// Adds the blocks of `from` to `to`.
+void AddAll(e2img::BlockSet& to, e2img::BlockSet from) {
+  for (const e2img::BlockExtent& e : from.Extents())
+    to.Add(e.start, e.count);
+}
+
 // A size for a message: in MiB, or in KiB below one MiB.
 std::string SizeText(uint64_t bytes) {
   return bytes >= (1u << 20) ? std::to_string(bytes >> 20) + " MiB"
@@ -233,6 +239,7 @@ void NoteThreadsCut(const Options& o, const qcow2::CompressPool& pool, uint32_t 
   const qcow2::PoolLimits& limits = pool.limits();
   if (limits.threads >= o.threads)
     return;
+  util::BreakProgressLine();
   const std::string level = o.compression_level == qcow2::kDefaultLevel
                                 ? "its default level"
                                 : "level " + std::to_string(o.compression_level);
@@ -263,25 +270,32 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
         const uint64_t device_bytes = fs.blocks_count() * fs.block_size();
         const uint32_t bits =
             e2img::CompressedClusterBits(*blocks, fs.block_size(), q.cluster_bits, device_bytes);
-        if (bits < e2img::kCompressedClusterBits) {
-          const uint32_t bs = fs.block_size();
-          const uint32_t large = e2img::kCompressedClusterBits;
-          std::fprintf(
-              stderr,
-              "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
-              "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
-              "L2 tables, against %s)\n",
-              1u << bits,
-              SizeText(e2img::CompressedImageEstimate(*blocks, bs, large, device_bytes)).c_str(),
-              SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
-              SizeText(e2img::CompressedImageEstimate(*blocks, bs, bits, device_bytes)).c_str());
+        const uint32_t bs = fs.block_size();
+        const uint32_t large = e2img::kCompressedClusterBits;
+        const uint64_t large_bytes =
+            bits < large ? e2img::CompressedImageEstimate(*blocks, bs, large, device_bytes) : 0;
+        const uint64_t chosen_bytes =
+            e2img::CompressedImageEstimate(*blocks, bs, bits, device_bytes);
+        // Said only when it is worth a choice (--cluster-size=65536 would
+        // cost a MiB or more): on a small filesystem it would be noise.
+        if (large_bytes >= chosen_bytes + (1u << 20)) {
+          util::BreakProgressLine();
+          std::fprintf(stderr,
+                       "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
+                       "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
+                       "L2 tables, against %s)\n",
+                       1u << bits, SizeText(large_bytes).c_str(),
+                       SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
+                       SizeText(chosen_bytes).c_str());
         }
         q.cluster_bits = bits;
-      } else if (q.cluster_bits != block_bits)
+      } else if (q.cluster_bits != block_bits) {
+        util::BreakProgressLine();
         std::fprintf(stderr,
                      "e2image: using %u-byte qcow2 clusters: with %u-byte clusters (the block "
                      "size) the L1 table would be over qemu's 32 MiB limit\n",
                      1u << q.cluster_bits, 1u << block_bits);
+      }
     }
     q.version = o.qcow2_version;
     q.compression = o.compression;
@@ -311,6 +325,13 @@ e2img::Filesystem OpenSource(const Options& o) {
   return e2img::Filesystem(o.source, open);
 }
 
+void CheckBlockSize(const e2img::Filesystem& fs, const Options& o) {
+  if (o.blocksize && !o.superblock && fs.block_size() != o.blocksize)
+    throw util::Error(o.source + ": the filesystem's block size is " +
+                      std::to_string(fs.block_size()) + ", not " + std::to_string(o.blocksize) +
+                      " (-B); -B goes with -b, to open a backup superblock");
+}
+
 uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o) {
   uint64_t problems = 0;
   if (fs.superblock_used() && !o.superblock) {
@@ -326,8 +347,7 @@ uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o) {
 
 e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
                             bool show_progress) {
-  util::Progress progress(show_progress, "Scanning inode tables:", e2img::ScanTotal(fs),
-                          fs.block_size());
+  util::ScanProgress progress(show_progress, e2img::ScanTotal(fs));
   options.scan_progress = [&](uint64_t done) { progress.Update(done); };
   e2img::MetadataMap map = e2img::BuildMetadataMap(fs, options, Warn);
   progress.Finish();
@@ -377,8 +397,7 @@ int ConvertQcow2(const Options& o) {
   out.Reserve(o.dest_offset, reader.virtual_size());
   util::RawWriter writer(out, o.dest_offset, /*zero_gaps=*/out.in_place());
   constexpr uint64_t kUnit = 4096;
-  util::Progress progress(
-      o.progress, "Converted (4 KiB blocks):", (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
+  util::Progress progress(o.progress, (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
   qcow2::ConvertToRaw(reader, writer,
                       [&](uint64_t bytes) { progress.Update((bytes + kUnit - 1) / kUnit); });
   out.Commit();
@@ -387,9 +406,13 @@ int ConvertQcow2(const Options& o) {
 }
 
 int Capture(const Options& o) {
-  CheckMount(o.source, o.force);
+  // An e2i image of a mounted filesystem is allowed, as in e2image: its man
+  // page suggests taking them regularly, from cron.
+  if (o.raw || o.qcow2)
+    CheckMount(o.source, o.force);
   CheckNotSameFile(o.source, o.output);
   e2img::Filesystem fs = OpenSource(o);
+  CheckBlockSize(fs, o);
   // A qcow2 or e2i image is written from the start of the output.
   CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                   o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}
@@ -419,6 +442,24 @@ int Capture(const Options& o) {
   // and the blocks it found while the directories are parsed: the sink
   // exists before the map is complete. Scrambled ones copy the tables as
   // they are and then again, scrambled, the blocks that change.
+  // Map blocks left out unread: holes of a sparse source, blocks scrambled
+  // to zeros. -p counts them as copied, so that its total does not depend on
+  // how the image is made.
+  e2img::BlockSet left_out;
+  // The map as last checked for holes: only the blocks added since are checked again.
+  e2img::BlockSet hole_checked;
+  bool holes_pruned = false;
+  const auto leave_out_holes = [&](e2img::BlockSet& blocks) {
+    e2img::BlockSet added = e2img::Subtract(blocks.Extents(), hole_checked.Extents());
+    e2img::BlockSet holes = e2img::Subtract(
+        added.Extents(),
+        e2img::WithoutHoles(source, added.Extents(), o.source_offset, fs.block_size()).Extents());
+    AddAll(left_out, holes);
+    e2img::BlockSet kept = e2img::Subtract(blocks.Extents(), holes.Extents());
+    hole_checked = kept;
+    holes_pruned = true;
+    return kept;
+  };
   std::optional<util::OutputFile> out;
   std::unique_ptr<e2img::ImageSink> sink;
   std::optional<e2img::OverlappedCopy> overlapped_copy;
@@ -454,8 +495,7 @@ int Capture(const Options& o) {
     // where the scan finds the rest. Scrambled ones take one pass: a
     // compressed cluster is never rewritten.
     map_options.tables_marked = [&](e2img::MetadataMap& known) {
-      known.blocks =
-          e2img::WithoutHoles(source, known.blocks.Extents(), o.source_offset, fs.block_size());
+      known.blocks = leave_out_holes(known.blocks);
       e2img::BlockSet reserved = known.blocks;
       for (const uint64_t block : e2img::FirstDataBlocks(source, e2img::GroupsInUse(fs.get()),
                                                          o.source_offset, fs.block_size()))
@@ -467,6 +507,9 @@ int Capture(const Options& o) {
   }
   // A checked (scrambled) copy leaves these for the last pass: scrambling changes them.
   map_options.inodes_scanned = [&](e2img::MetadataMap& known) {
+    // The copy would leave out the new holes itself: here, they are counted.
+    if (holes_pruned)
+      known.blocks = leave_out_holes(known.blocks);
     if (overlapped_copy)
       overlapped_copy->Continue(known);
   };
@@ -487,8 +530,7 @@ int Capture(const Options& o) {
     // 1 GiB journal of the empty 15 TiB filesystem is one).
     const bool holes_left_out = !map_options.output_is_device;
     if (holes_left_out)
-      map.blocks =
-          e2img::WithoutHoles(source, map.blocks.Extents(), o.source_offset, fs.block_size());
+      map.blocks = leave_out_holes(map.blocks);
     create_output(&map.blocks.Extents());
     // No hole is left in the map: the copier need not ask the source again.
     if (holes_left_out)
@@ -502,6 +544,7 @@ int Capture(const Options& o) {
     e2img::BlockSet zeroed = scrambler->ZeroedBlocks();
     if (overlapped_copy)
       zeroed = e2img::Subtract(zeroed.Extents(), overlapped_copy->early_blocks());
+    AddAll(left_out, e2img::Intersect(map.blocks.Extents(), zeroed.Extents()));
     map.blocks = e2img::Subtract(map.blocks.Extents(), zeroed.Extents());
   }
   // Scrambling costs CPU: it runs on worker threads while the next blocks are read.
@@ -510,8 +553,14 @@ int Capture(const Options& o) {
     scrambling = std::make_unique<e2img::ScramblingSink>(
         *scrambler, *sink, o.threads ? o.threads : qcow2::CompressPool::DefaultThreads());
   e2img::ImageSink& target = scrambling ? *scrambling : *sink;
-  util::Progress progress(o.progress, "Copied:", map.blocks.BlockCount(), fs.block_size());
-  const auto update = [&](uint64_t done) { progress.Update(done); };
+  if (holes_pruned)
+    map.blocks = leave_out_holes(map.blocks);
+  // The blocks left out unread count as copied: -p says the same total with
+  // and without --compress or -s, e2image's count of the map.
+  const uint64_t unread = e2img::Subtract(left_out.Extents(), map.blocks.Extents()).BlockCount();
+  util::Progress progress(o.progress, map.blocks.BlockCount() + unread, fs.block_size());
+  progress.Update(unread);
+  const auto update = [&](uint64_t done) { progress.Update(unread + done); };
   src.stale_tails = &map.stale_tails;
   uint64_t copy_problems = 0;
   if (overlapped_copy && scrambler) {

@@ -32,6 +32,9 @@ void CheckMount(const std::string& device, bool force);
 
 // Opens the source filesystem with -o, -b and -B.
 e2img::Filesystem OpenSource(const Options& o);
+// Refuses a -B given without -b that is not the filesystem's block size, as
+// e2image does (libext2fs reads -B alone as a statement of the block size).
+void CheckBlockSize(const e2img::Filesystem& fs, const Options& o);
 
 // Warns about how the filesystem was opened (a backup superblock chosen as
 // e2fsck would, unknown features ignored); returns the number of problems.

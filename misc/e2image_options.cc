@@ -34,14 +34,14 @@ constexpr const char* kHelp =
     "  -a              include file data too (with -r or -Q); -ra copies or moves a\n"
     "                  filesystem (one file or device and -O: move it in place)\n"
     "  -b SUPERBLOCK   open the filesystem with this backup superblock\n"
-    "  -B BLOCKSIZE    block size to use with -b\n"
+    "  -B BLOCKSIZE    block size to use with -b (alone: must be the filesystem's)\n"
     "  -o OFFSET       the filesystem starts OFFSET bytes into the source (-r)\n"
     "  -O OFFSET       write the image OFFSET bytes into the output (-r)\n"
-    "  -c              with -ra: write only the blocks that differ\n"
+    "  -c              with -r: write only the blocks that differ from the output's\n"
     "  -n              print the blocks that would be written; write nothing\n"
     "  -I              install the metadata of an e2i image onto the device\n"
     "  -f              allow a filesystem mounted read-write (the image may be inconsistent)\n"
-    "  -p              show progress on stderr\n"
+    "  -p              show progress on stderr, in e2fsprogs' e2image's words\n"
     "  -s              scramble: replace every name, symlink target and user/trusted\n"
     "                  xattr value by one of the same length (the image stays e2fsck-clean)\n"
     "      --scramble-seed=N   seed for -s, to make scrambled images reproducible\n"
@@ -110,6 +110,7 @@ Options ParseOptions(int argc, char** argv) {
       {"no-sync", no_argument, nullptr, kNoSync},
       {nullptr, 0, nullptr, 0}};
   Options o;
+  bool qcow2_version_given = false;
   int c;
   while ((c = getopt_long(argc, argv, "b:B:nrsIQafo:O:pchV", long_options, nullptr)) != -1) {
     switch (c) {
@@ -154,6 +155,7 @@ Options ParseOptions(int argc, char** argv) {
         break;
       case kQcow2Version:
         o.qcow2_version = static_cast<uint32_t>(ParseNumber(optarg, "qcow2 version"));
+        qcow2_version_given = true;
         if (o.qcow2_version != 2 && o.qcow2_version != 3)
           throw util::Error("--qcow2-version must be 2 or 3");
         break;
@@ -202,8 +204,9 @@ Options ParseOptions(int argc, char** argv) {
         Usage();
     }
   }
-  // -ra with offsets and one file moves the filesystem within it.
-  const bool move = optind == argc - 1 && o.raw && o.all_data && (o.source_offset || o.dest_offset);
+  // One file and an offset: move mode (e2image's rule; it needs -ra, which
+  // the caller checks, so that the messages come in e2image's order).
+  const bool move = optind == argc - 1 && (o.source_offset || o.dest_offset);
   if (optind != argc - 2 && !move)
     Usage();
   o.source = argv[optind];
@@ -217,8 +220,13 @@ Options ParseOptions(int argc, char** argv) {
       throw util::Error("--compress-level must be from 1 to " + std::to_string(max) + " for " +
                         qcow2::CompressionName(*o.compression));
   }
-  if (o.compression == qcow2::CompressionType::kZstd && o.qcow2_version < 3)
+  if (o.compression == qcow2::CompressionType::kZstd && o.qcow2_version < 3) {
+    if (qcow2_version_given)
+      throw util::Error(
+          "--compress=zstd needs --qcow2-version=3: a version 2 image has no field to name "
+          "the compression type (zlib is the one it can hold)");
     o.qcow2_version = 3;
+  }
   return o;
 }
 

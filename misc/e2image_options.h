@@ -32,7 +32,7 @@ struct Options {
   int compression_level = qcow2::kDefaultLevel;  // --compress-level (-1: the codec's default)
   unsigned threads = 0;                          // --threads: compression workers (0: all cores)
   bool no_sync = false;        // --no-sync: image files are not synced before their rename
-  bool move_in_place = false;  // -ra with one file: the output is the source
+  bool move_in_place = false;  // one file and an offset: the output is the source
   std::string source;
   std::string output;
 };

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "config.h"
 #include "qcow2/check.h"
 #include "qcow2/image_view.h"
 #include "qcow2/inspect.h"
@@ -33,13 +34,20 @@ const char kHelp[] =
     "  map     guest ranges with their kind, host offset and backing depth\n"
     "  dump    every header field and extension, snapshots, refcount table,\n"
     "          bitmap directory and tables, L1 table with L2 summaries\n"
-    "  --json  machine-readable output (info, check, map)\n";
+    "  --json  machine-readable output (info, check, map)\n"
+    "  -h, --help     show this help\n"
+    "  -V, --version  show the version\n";
 
 [[noreturn]] void Usage(int code) {
   std::fputs(kUsage, code ? stderr : stdout);
   if (code == 0)
     std::fputs(kHelp, stdout);
   std::exit(code);
+}
+
+[[noreturn]] void Version() {
+  std::printf("qcow2-inspect (e2image-ng) %s\n", PACKAGE_VERSION);
+  std::exit(0);
 }
 
 struct Options {
@@ -51,23 +59,28 @@ struct Options {
 Options ParseOptions(int argc, char** argv) {
   static const option kLong[] = {{"json", no_argument, nullptr, 'j'},
                                  {"help", no_argument, nullptr, 'h'},
+                                 {"version", no_argument, nullptr, 'V'},
                                  {nullptr, 0, nullptr, 0}};
   Options o;
   int c;
-  while ((c = getopt_long(argc, argv, "+h", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "+hV", kLong, nullptr)) != -1) {
     if (c == 'h')
       Usage(0);
+    if (c == 'V')
+      Version();
     Usage(1);
   }
   if (optind >= argc)
     Usage(1);
   o.command = argv[optind++];
   // --json may come before or after the image name.
-  while ((c = getopt_long(argc, argv, "h", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "hV", kLong, nullptr)) != -1) {
     if (c == 'j')
       o.json = true;
     else if (c == 'h')
       Usage(0);
+    else if (c == 'V')
+      Version();
     else
       Usage(1);
   }

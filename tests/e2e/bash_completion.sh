@@ -62,8 +62,8 @@ for mode in bare bash-completion; do
   ok "$mode: e2image gets e2fsprogs' options from a program without --help" \
     expect "-a -b -B -c -f -I -n -o -O -p -Q -r -s -h -V --help --version" \
     e2image_offers /usr/sbin/e2image.none -
-  ok "$mode: qcow2-inspect - offers -h and --help" \
-    expect "-h --help" inspect_offers qcow2-inspect -
+  ok "$mode: qcow2-inspect - offers -h, --help, -V and --version" \
+    expect "-h --help -V --version" inspect_offers qcow2-inspect -
   ok "$mode: qcow2-inspect offers the subcommands" \
     expect "check dump info map" inspect_offers qcow2-inspect ""
   ok "$mode: qcow2-inspect i completes info" expect "info" inspect_offers qcow2-inspect i

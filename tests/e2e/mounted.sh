@@ -40,4 +40,20 @@ ok "mounted read-write with -f: captured, with the image written" \
 ok "mounted read-only: captured without -f" \
   in_mount ro '"$E2IMAGE" -Q "$DEV" "$T/ro.qcow2" && qemu-img check -q "$T/ro.qcow2"'
 
+# An e2i image (no -r or -Q) of a filesystem mounted read-write is taken
+# without -f by e2fsprogs' e2image, whose man page suggests taking them
+# regularly: ours takes it too, and both refuse -r there.
+e2i_of_mounted() {
+  for prog in "$E2IMAGE" "$ORACLE_E2IMAGE"; do
+    rm -f "$T/m.e2i" "$T/m.raw"
+    "$prog" "$DEV" "$T/m.e2i" 2> /dev/null || { echo "$prog refused the e2i image"; return 1; }
+    dumpe2fs -i "$T/m.e2i" > /dev/null 2>&1 || { echo "$prog: dumpe2fs -i fails"; return 1; }
+    if "$prog" -r "$DEV" "$T/m.raw" 2> /dev/null; then echo "$prog took -r"; return 1; fi
+  done
+}
+export ORACLE_E2IMAGE
+export -f e2i_of_mounted
+ok "mounted read-write: an e2i image is taken without -f, as by e2fsprogs' e2image" \
+  in_mount rw e2i_of_mounted
+
 done_testing
