@@ -178,10 +178,14 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
   if (out.kind() == util::OutputFile::Kind::kStream) {
     util::File temp = AnonymousTempFile();
     problems += e2img::WriteE2iImage(fs, map, temp, update, Warn, transform);
+    if (scrambler && !scrambler->Failure().empty())
+      throw util::Error(scrambler->Failure());
     StreamOut(temp, out.file());
   } else {
     problems += e2img::WriteE2iImage(fs, map, out.file(), update, Warn, transform);
   }
+  if (scrambler && !scrambler->Failure().empty())
+    throw util::Error(scrambler->Failure());
   out.Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty())
@@ -378,6 +382,7 @@ int Capture(const Options& o) {
   std::optional<e2img::Scrambler> scrambler;
   if (o.scramble) {
     scrambler.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
+    scrambler->set_keep_names(o.scramble_keep_names);
     map_options.observe_inode = [&](uint32_t ino, const ext2_inode& inode) {
       scrambler->ObserveInode(ino, inode);
     };
@@ -488,6 +493,8 @@ int Capture(const Options& o) {
     copy_problems = e2img::CopyBlocks(src, map.blocks, target, update, Warn);
   }
   target.Finish();
+  if (scrambler && !scrambler->Failure().empty())
+    throw util::Error(scrambler->Failure());
   out->Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty())

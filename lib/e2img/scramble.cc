@@ -282,7 +282,7 @@ void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, uns
     switch (role.kind) {
       case BlockRole::kDirLinear:
       case BlockRole::kDirLeaf:
-        RewriteDirBlock(role, one, stats);
+        RewriteDirBlock(role, block, one, stats);
         break;
       case BlockRole::kDirIndex:
         ClearIndexSlack(role, one);
@@ -309,9 +309,7 @@ void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, uns
 }
 
 void Scrambler::AddStats(const ScrambleStats& lane) {
-  stats_.names += lane.names;
-  stats_.names_kept += lane.names_kept;
-  stats_.bad_blocks += lane.bad_blocks;
+  stats_.Add(lane);
 }
 
 void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
@@ -321,7 +319,7 @@ void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::sp
   });
 }
 
-void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data,
+void Scrambler::RewriteDirBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data,
                                 ScrambleStats& stats) {
   auto it = dirs_.find(role.ino);
   if (it == dirs_.end())
@@ -335,6 +333,8 @@ void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data,
                                            ExpectedNames(dir.blocks_left, fs_->blocksize));
   DirRewrite how;
   how.names = dir.names.get();
+  how.ino = role.ino;
+  how.block = block;
   how.leaf = role.leaf;
   how.generation = dir.generation;
   how.root = role.ino == EXT2_ROOT_INO;
@@ -374,17 +374,55 @@ void Scrambler::RewriteSymlinkBlock(const BlockRole& role, uint64_t block,
   std::memset(data.data() + role.length, 0, data.size() - role.length);
 }
 
+namespace {
+
+// "directory inode N, entry 'name'" for each listed name, and how many more.
+std::string KeptList(const ScrambleStats& stats) {
+  std::string s;
+  for (const ScrambleLeft& left : stats.kept)
+    s += (s.empty() ? "" : ", ") + std::string("directory inode ") + std::to_string(left.dir) +
+         ", entry '" + EscapeName(left.name) + "'";
+  if (stats.names_kept > stats.kept.size())
+    s += " and " + std::to_string(stats.names_kept - stats.kept.size()) + " more";
+  return s;
+}
+
+std::string DamagedList(const ScrambleStats& stats) {
+  std::string s;
+  for (const ScrambleLeft& left : stats.damaged)
+    s += (s.empty() ? "" : ", ") + std::string("directory inode ") + std::to_string(left.dir) +
+         (left.block ? " block " + std::to_string(left.block) : std::string(" (inline data)")) +
+         " from byte " + std::to_string(left.offset);
+  if (stats.bad_blocks > stats.damaged.size())
+    s += " and " + std::to_string(stats.bad_blocks - stats.damaged.size()) + " more";
+  return s;
+}
+
+constexpr const char* kNoFit =
+    "no other name of the same length was free or hashed into the same hash-tree leaf";
+
+}  // namespace
+
+std::string Scrambler::Failure() const {
+  if (!stats_.names_kept || keep_names_)
+    return {};
+  return "-s would leave " + std::to_string(stats_.names_kept) + " name(s) as they were (" +
+         kNoFit + "): " + KeptList(stats_) +
+         "; nothing was written (--scramble-keep-names writes the image with them)";
+}
+
 std::string Scrambler::Summary() const {
   std::string s;
-  if (stats_.names_kept)
-    s += std::to_string(stats_.names_kept) +
-         " short name(s) kept as they were: no other name of their length was free (in "
-         "hash-tree directories: hashing into the same leaf)";
+  if (stats_.names_kept && keep_names_)
+    s += std::to_string(stats_.names_kept) + " name(s) kept as they were (--scramble-keep-names; " +
+         kNoFit + "): " + KeptList(stats_);
   if (stats_.bad_blocks) {
     if (!s.empty())
       s += "; ";
     s += std::to_string(stats_.bad_blocks) +
-         " directory block(s) with a bad entry were scrambled only up to that entry";
+         " directory block(s) hold bytes that parse as no entry, copied as they were (any name "
+         "in them stays readable; the entries found after them were scrambled): " +
+         DamagedList(stats_);
   }
   return s;
 }

@@ -63,6 +63,12 @@ class Scrambler {
                      ScrambleStats& stats);
   // Adds a lane's counts, for Summary.
   void AddStats(const ScrambleStats& lane);
+  // Names that no replacement fits are accepted (--scramble-keep-names):
+  // Summary warns of them instead of Failure stopping the image.
+  void set_keep_names(bool keep) { keep_names_ = keep; }
+  // After the blocks went through: why the image must not be kept (names
+  // left as they were, not accepted), or empty.
+  std::string Failure() const;
   // One summary line for stderr, empty if nothing worth saying.
   std::string Summary() const;
   const ScrambleStats& stats() const { return stats_; }
@@ -95,7 +101,8 @@ class Scrambler {
   void PlanJournal();
   void RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
                           ScrambleStats& stats);
-  void RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data, ScrambleStats& stats);
+  void RewriteDirBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data,
+                       ScrambleStats& stats);
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
   void RewriteSymlinkBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data);
   const ItableRun* ItableOf(uint64_t block) const;
@@ -138,6 +145,7 @@ class Scrambler {
   EaHashChanges ea_changes_;
   ScrambleStats stats_;
   uint64_t planning_problems_ = 0;
+  bool keep_names_ = false;
 };
 
 // An ImageSink that scrambles the blocks on their way to another sink, on

@@ -83,6 +83,7 @@ void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint6
   DirNames names(Mix(seed, ino), DirHash{}, {});
   DirRewrite how;
   how.names = &names;
+  how.ino = ino;
   how.root = ino == EXT2_ROOT_INO;
   how.stats = &stats;
   const bool inline_dir = is_dir && inline_data && !encrypted;

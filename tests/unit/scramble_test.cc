@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "e2img/scramble_dir.h"
+#include "e2img/scramble_hash.h"
 #include "e2img/scramble_inode.h"
 #include "e2img/scramble_names.h"
 #include "e2img/scramble_xattr.h"
@@ -196,6 +197,67 @@ TEST(RewriteDirEntries, StopsAtABadRecLen) {
   EXPECT_FALSE(RewriteDirEntries(&f.fs, block, how));
   EXPECT_EQ(stats.bad_blocks, 1u);
   EXPECT_EQ(std::string(reinterpret_cast<char*>(&block[28]), 3), "bad");
+}
+
+TEST(RewriteDirEntries, ScansOnPastABadEntryAndNamesWhatItCannotParse) {
+  FakeFs f(1024);
+  f.super.s_inodes_count = 100;
+  std::vector<uint8_t> block(1024, 0);
+  PutEntry(block, 0, 12, 20, "first-name");
+  std::memset(&block[20], 0xff, 8);  // a header lost
+  std::memcpy(&block[28], "lost-header", 11);
+  PutEntry(block, 40, 14, 24, "after-damage");
+  PutEntry(block, 64, 0, 24, "deleted-after");
+  PutEntry(block, 88, 15, 1024 - 88, "last-name");
+  DirNames names(6, DirHash{}, {});
+  DirRewrite how;
+  how.names = &names;
+  how.ino = 77;
+  how.block = 1234;
+  ScrambleStats stats;
+  how.stats = &stats;
+  EXPECT_FALSE(RewriteDirEntries(&f.fs, block, how));
+  auto at = [&](size_t offset, size_t length) {
+    return std::string(reinterpret_cast<char*>(&block[offset]), length);
+  };
+  EXPECT_NE(at(8, 10), "first-name");
+  EXPECT_NE(at(48, 12), "after-damage");
+  EXPECT_NE(at(72, 13), "deleted-after");
+  EXPECT_NE(at(96, 9), "last-name");
+  EXPECT_EQ(at(28, 11), "lost-header");  // no header: named instead
+  EXPECT_EQ(stats.names, 3u);
+  ASSERT_EQ(stats.damaged.size(), 1u);
+  EXPECT_EQ(stats.damaged[0].dir, 77u);
+  EXPECT_EQ(stats.damaged[0].block, 1234u);
+  EXPECT_EQ(stats.damaged[0].offset, 20u);
+  // Headers stay as they were: e2fsck salvages the same entries.
+  EXPECT_EQ(block[44], 24);
+  EXPECT_EQ(block[46], 12);
+}
+
+TEST(DirNames, OneByteNamesUseEveryLegalByteBeforeKeepingOne) {
+  // 200 one-byte names: more than the two alphabets hold (38 + 28).
+  DirNames names(9, DirHash{}, {});
+  std::set<std::string> seen;
+  for (int c = 0x80; c < 0x80 + 100; ++c)
+    for (const std::string& old :
+         {std::string(1, static_cast<char>(c)), std::string(1, static_cast<char>(c - 0x5f))}) {
+      if (old == "/" || old == "." || (old[0] != static_cast<char>(c) && c - 0x5f >= 0x80))
+        continue;
+      std::string out(1, '?');
+      ASSERT_TRUE(names.Choose(old, DirNames::kNoLeaf, std::span<char>(out))) << c;
+      EXPECT_NE(out, old);
+      EXPECT_NE(out, ".");
+      EXPECT_NE(out, "/");
+      EXPECT_NE(out[0], '\0');
+      EXPECT_TRUE(seen.insert(out).second) << "duplicate " << out;
+    }
+}
+
+TEST(EscapeName, KeepsPrintablesAndEscapesTheRest) {
+  EXPECT_EQ(EscapeName("abc-1.txt"), "abc-1.txt");
+  EXPECT_EQ(EscapeName(std::string("a b\\'\n\xff", 7) + std::string(1, '\0')),
+            "a\\x20b\\\\\\'\\x0a\\xff\\x00");
 }
 
 TEST(ReadHtreeLayout, GivesEachLeafTheRangeOfItsIndexEntry) {
@@ -432,6 +494,62 @@ TEST(FillEaValueBlock, IsDeterministicAndZeroesPastTheValue) {
   EXPECT_EQ(a, b);
   EXPECT_NE(a[475], 0);
   EXPECT_EQ(a[476], 0);
+}
+
+}  // namespace
+}  // namespace e2img
+
+namespace e2img {
+namespace {
+
+TEST(FastDirHash, AgreesWithLibext2fsForEveryHashSeedAndLength) {
+  const uint32_t zero[4] = {0, 0, 0, 0};
+  ext2fs_nls_table* utf8 = const_cast<ext2fs_nls_table*>(ext2fs_load_nls_table(EXT4_ENC_UTF8_12_1));
+  ASSERT_NE(utf8, nullptr);
+  Prng prng(99);
+  for (int version = 0; version <= EXT2_HASH_TEA_UNSIGNED; ++version)
+    for (const uint32_t* seed : {kSeed, zero})
+      for (bool casefold : {false, true})
+        for (size_t length = 1; length <= 80; ++length) {
+          DirHash hash;
+          hash.version = version;
+          hash.seed = seed;
+          if (casefold) {
+            hash.charset = utf8;
+            hash.flags = EXT4_CASEFOLD_FL;
+          }
+          std::string name(length, '?');
+          prng.Fill(std::span<char>(name), kWideAlphabet);
+          uint32_t fast = 0;
+          ASSERT_TRUE(FastDirHash(hash, name, &fast));
+          EXPECT_EQ(fast, hash.Of(name)) << version << " " << name;
+        }
+}
+
+TEST(HashSearch, FindsNamesOfATwoValueRangeForEachHash) {
+  // A leaf holding one even hash value: a random name lands there once in
+  // 2^31 draws. Long names take a search each, tried here with a range of
+  // 2^12 even values so that the test stays fast; short ones are enumerated.
+  for (int version : {EXT2_HASH_LEGACY, EXT2_HASH_HALF_MD4, EXT2_HASH_TEA}) {
+    DirHash hash;
+    hash.version = version;
+    hash.seed = kSeed;
+    for (const std::string& old :
+         {std::string("PRIVATE_customer_name_0176_abcdefgh"), std::string("x7-secret-42")}) {
+      const uint32_t h = hash.Of(old);
+      const LeafRange range{h & ~0x1fffu, (h & ~0x1fffu) + 0x2000, false};
+      HashSearch search(hash, old.size(), kNameAlphabet, 3);
+      std::string found;
+      ASSERT_TRUE(search.Find(range, uint64_t{1} << 26,
+                              [&](std::string_view name) {
+                                found = name;
+                                return name != old;
+                              }))
+          << version << " " << old;
+      EXPECT_EQ(found.size(), old.size());
+      EXPECT_TRUE(range.Holds(hash.Of(found))) << found;
+    }
+  }
 }
 
 }  // namespace
