@@ -186,6 +186,8 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
   }
   if (scrambler && !scrambler->Failure().empty())
     throw util::Error(scrambler->Failure());
+  if (scrambler && scrambler->map())
+    scrambler->map()->Commit();
   out.Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty())
@@ -379,10 +381,14 @@ int Capture(const Options& o) {
   map_options.all_data = o.all_data;
   map_options.output_is_device =
       (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+  std::optional<e2img::ScrambleMap> scramble_map;  // before the scrambler, which writes to it
   std::optional<e2img::Scrambler> scrambler;
   if (o.scramble) {
     scrambler.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
     scrambler->set_keep_names(o.scramble_keep_names);
+    if (!o.scramble_map.empty())
+      scramble_map.emplace(o.scramble_map);
+    scrambler->set_map(scramble_map ? &*scramble_map : nullptr);
     map_options.observe_inode = [&](uint32_t ino, const ext2_inode& inode) {
       scrambler->ObserveInode(ino, inode);
     };
@@ -495,6 +501,8 @@ int Capture(const Options& o) {
   target.Finish();
   if (scrambler && !scrambler->Failure().empty())
     throw util::Error(scrambler->Failure());
+  if (scrambler && scrambler->map())
+    scrambler->map()->Commit();
   out->Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty())

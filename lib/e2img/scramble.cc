@@ -315,7 +315,7 @@ void Scrambler::AddStats(const ScrambleStats& lane) {
 void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
                                    ScrambleStats& stats) {
   ForEachInode(run, block, data, [&](uint32_t ino, std::span<uint8_t> inode) {
-    ScrambleInode(fs_, ino, inode, seed_, ea_changes_, stats);
+    ScrambleInode(fs_, ino, inode, seed_, ea_changes_, stats, map_);
   });
 }
 
@@ -335,6 +335,7 @@ void Scrambler::RewriteDirBlock(const BlockRole& role, uint64_t block, std::span
   how.names = dir.names.get();
   how.ino = role.ino;
   how.block = block;
+  how.map = map_;
   how.leaf = role.leaf;
   how.generation = dir.generation;
   how.root = role.ino == EXT2_ROOT_INO;

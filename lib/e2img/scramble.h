@@ -19,6 +19,7 @@
 #include "e2img/filesystem.h"
 #include "e2img/laned_sink.h"
 #include "e2img/scramble_dir.h"
+#include "e2img/scramble_map.h"
 #include "e2img/scramble_xattr.h"
 #include "e2img/sinks.h"
 
@@ -66,6 +67,10 @@ class Scrambler {
   // Names that no replacement fits are accepted (--scramble-keep-names):
   // Summary warns of them instead of Failure stopping the image.
   void set_keep_names(bool keep) { keep_names_ = keep; }
+  // --scramble-map: each directory's old and new names go there (map
+  // outlives the scrambler's transforms).
+  void set_map(ScrambleMap* map) { map_ = map; }
+  ScrambleMap* map() const { return map_; }
   // After the blocks went through: why the image must not be kept (names
   // left as they were, not accepted), or empty.
   std::string Failure() const;
@@ -146,6 +151,7 @@ class Scrambler {
   ScrambleStats stats_;
   uint64_t planning_problems_ = 0;
   bool keep_names_ = false;
+  ScrambleMap* map_ = nullptr;
 };
 
 // An ImageSink that scrambles the blocks on their way to another sink, on

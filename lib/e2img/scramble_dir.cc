@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "e2img/scramble_map.h"
 #include "util/endian.h"
 
 namespace e2img {
@@ -197,8 +198,12 @@ void ReplaceName(const EntryHeader& entry, char* name, const DirRewrite& how) {
     return;
   std::array<char, 256> saved;  // Choose writes over the old name
   std::copy(old.begin(), old.end(), saved.begin());
-  if (how.names->Choose(std::string_view(saved.data(), entry.name_len), how.leaf,
-                        std::span<char>(name, entry.name_len))) {
+  const bool replaced = how.names->Choose(std::string_view(saved.data(), entry.name_len), how.leaf,
+                                          std::span<char>(name, entry.name_len));
+  if (how.map)
+    how.map->Add(how.ino, std::string_view(saved.data(), entry.name_len),
+                 std::string_view(name, entry.name_len));
+  if (replaced) {
     if (how.stats)
       ++how.stats->names;
     return;

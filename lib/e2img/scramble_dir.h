@@ -18,6 +18,8 @@
 
 namespace e2img {
 
+class ScrambleMap;
+
 // libext2fs calls that read an inode (ea_inode hashes) use the filesystem's
 // inode and block caches, which are not thread-safe: the scrambler's lanes
 // hold this lock around them. (Directory block checksums are computed from
@@ -76,10 +78,11 @@ struct ScrambleStats {
 // lost+found too in the root. Returns false if it met a malformed entry
 // (the bytes from there on are left as they were).
 struct DirRewrite {
-  DirNames* names = nullptr;  // nullptr: names stay (encrypted directories)
-  uint32_t ino = 0;           // the directory, for ScrambleStats
-  uint64_t block = 0;         // the block (0: inline data), for ScrambleStats
-  uint32_t generation = 0;    // the directory's i_generation, in its block checksums
+  DirNames* names = nullptr;   // nullptr: names stay (encrypted directories)
+  uint32_t ino = 0;            // the directory, for ScrambleStats
+  uint64_t block = 0;          // the block (0: inline data), for ScrambleStats
+  ScrambleMap* map = nullptr;  // --scramble-map: where each name and its replacement go
+  uint32_t generation = 0;     // the directory's i_generation, in its block checksums
   int leaf = DirNames::kNoLeaf;
   bool root = false;       // keep lost+found
   bool zero_slack = true;  // not for encrypted+casefolded (hashes follow names)

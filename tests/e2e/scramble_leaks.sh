@@ -13,6 +13,7 @@ MARK=PRIVATE_customer_name
 mkdir -p "$T/tree/d" "$T/tree/lin"
 for i in $(seq 1 300); do : > "$T/tree/d/$(printf '%s_%04d_abcdefgh' $MARK "$i")"; done
 for c in A B C D E F G H I J K L M N O P R S T U V W X Y Z; do : > "$T/tree/d/$c"; done
+: > "$T/tree/d/$(printf 'tab\there x')"
 for i in $(seq 1 20); do : > "$T/tree/lin/$(printf '%s_%04d_lin_abc' $MARK "$i")"; done
 img=$T/orig.img
 mke2fs -q -F -t ext4 -b 1024 -O ^metadata_csum -E hash_seed=0f3e5c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6 \
@@ -130,5 +131,56 @@ damaged() {
 }
 ok "a damaged directory block: the entries after the bad one are scrambled, the bad bytes named" \
   damaged
+
+# --scramble-map: inode TAB old TAB new, escaped; 0600 whatever the umask.
+# map_names MAP INO old|new: the names of one directory in the map, unescaped.
+map_names() {
+  awk -F '\t' -v d="$2" -v f="$3" '$1 == d { print (f == "old" ? $2 : $3) }' "$1" |
+    perl -pe 's/\\(x([0-9a-f]{2})|(.))/defined $2 ? chr(hex $2) : $3/ge' | LC_ALL=C sort
+}
+ls_names() {  # ls_names IMAGE INO: the live names in a directory, '.' and '..' aside
+  debugfs -R "ls -p <$2>" "$1" 2> /dev/null | awk -F / 'NF > 6 && $2 != 0 && $6 != "." && $6 != ".." { print $6 }' |
+    LC_ALL=C sort
+}
+mapped() {
+  rm -f "$T/map.tsv" "$T/map.raw"
+  (umask 000 && "$E2IMAGE" -r -s --scramble-keep-names --scramble-seed=4 \
+    --scramble-map="$T/map.tsv" "$img" "$T/map.raw") || return 1
+  [ "$(stat -c %a "$T/map.tsv")" = 600 ] || { stat -c %a "$T/map.tsv"; return 1; }
+  head -n 1 "$T/map.tsv" | grep -q '^# ' || return 1
+  # Every line: a number, then two names of the same length, no raw tab or space in them.
+  awk -F '\t' 'NR > 1 && (NF != 3 || $1 !~ /^[0-9]+$/ || $2 ~ / / || $3 ~ / /) { print; bad = 1 }
+    END { exit bad }' "$T/map.tsv" || return 1
+  grep -qF "$(printf '\ttab\\x09here\\x20x\t')" "$T/map.tsv" || { echo "no escaped name"; return 1; }
+  # /d's old names are the original's, its new names the image's.
+  lin=$(ino "$img" /lin)
+  for dir in "$d_ino" "$lin"; do
+    ls_names "$img" "$dir" > "$T/orig.names"
+    ls_names "$T/map.raw" "$dir" > "$T/new.names"
+    map_names "$T/map.tsv" "$dir" old > "$T/map.old"
+    map_names "$T/map.tsv" "$dir" new > "$T/map.new"
+    [ "$(wc -l < "$T/orig.names")" -ge 20 ] || { echo "dir $dir: few names listed"; return 1; }
+    diff "$T/orig.names" "$T/map.old" > /dev/null ||
+      { echo "dir $dir: old names differ"; diff "$T/orig.names" "$T/map.old" | head; return 1; }
+    diff "$T/new.names" "$T/map.new" > /dev/null ||
+      { echo "dir $dir: new names differ"; diff "$T/new.names" "$T/map.new" | head; return 1; }
+  done
+  ! grep -a -q "e2image -s map" "$T/map.raw" || { echo "the map is in the image"; return 1; }
+}
+ok "--scramble-map: 0600, each directory's old names are the original's, new ones the image's" mapped
+map_refused() {
+  ln -sf "$T/elsewhere" "$T/link.tsv"
+  for m in "$T/map.tsv" "$T/link.tsv"; do
+    rm -f "$T/x.raw"
+    "$E2IMAGE" -r -s --scramble-keep-names --scramble-map="$m" "$img" "$T/x.raw" 2> "$T/err" &&
+      { echo "$m: written"; return 1; }
+    [ ! -e "$T/x.raw" ] && [ ! -e "$T/elsewhere" ] && grep -q "never written over" "$T/err" ||
+      { cat "$T/err"; return 1; }
+  done
+  # A failed run leaves no map.
+  "$E2IMAGE" -r -s --scramble-map="$T/fail.tsv" "$img" "$T/x.raw" 2> /dev/null && return 1
+  [ ! -e "$T/fail.tsv" ] || { echo "a map without its image"; return 1; }
+}
+ok "--scramble-map refuses an existing file and a symlink; a failed run leaves none" map_refused
 
 done_testing
