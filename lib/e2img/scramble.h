@@ -88,7 +88,8 @@ class Scrambler {
       kXattr,
       kSymlink,
       kEaValue,
-      kZero  // old journal blocks of a clean journal
+      kZero,    // journal blocks outside the log (all past its superblock when clean)
+      kJournal  // journal blocks of the log, rewritten in Plan (journal_blocks_)
     } kind;
     int32_t leaf = DirNames::kNoLeaf;  // for kEaValue: the logical block
     uint32_t ino = 0;
@@ -106,8 +107,11 @@ class Scrambler {
   void PlanJournal();
   void RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
                           ScrambleStats& stats);
+  // copy: a journal copy of the block (the directory's state stays).
   void RewriteDirBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data,
-                       ScrambleStats& stats);
+                       ScrambleStats& stats, bool copy = false);
+  // Rewrites a journal copy of filesystem block `target` like that block.
+  void RewriteCopy(uint64_t target, std::span<uint8_t> data, ScrambleStats& stats);
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
   void RewriteSymlinkBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data);
   const ItableRun* ItableOf(uint64_t block) const;
@@ -148,6 +152,7 @@ class Scrambler {
   std::vector<std::pair<uint32_t, ext2_inode>> ea_inodes_;
   std::unordered_map<uint32_t, uint64_t> ea_sizes_;
   EaHashChanges ea_changes_;
+  std::unordered_map<uint64_t, std::vector<uint8_t>> journal_blocks_;  // kJournal blocks' bytes
   ScrambleStats stats_;
   uint64_t planning_problems_ = 0;
   bool keep_names_ = false;
