@@ -200,14 +200,15 @@ journal_names() {
   make_fs "$img" 32M -t ext4 || return 1
   head -c 4096 /dev/zero | tr '\0' 'j' | sed "s/^/$MARK-in-the-journal/" > "$T/jblock"
   printf 'jo\njw -b 7000 %s\njc\n' "$T/jblock" | debugfs -w -f - "$img" > /dev/null 2>&1
-  "$E2IMAGE" -r -s "$img" "$T/dirty.raw" 2> "$T/dirty.err" || return 1
-  grep -q "journal needs recovery" "$T/dirty.err" || { echo "no warning for a dirty journal"; return 1; }
+  # A dirty journal's log is scrambled (scramble_leaks.sh checks it): no warning.
+  "$E2IMAGE" -r -s "$img" "$T/dirty.raw" 2> "$T/dirty.err" || { cat "$T/dirty.err"; return 1; }
+  [ ! -s "$T/dirty.err" ] || { cat "$T/dirty.err"; return 1; }
   e2fsck -fy "$img" > /dev/null 2>&1
   "$E2IMAGE" -r "$img" "$T/j.raw" && grep -a -q "$MARK-in-the-journal" "$T/j.raw" || {
     echo "the journal holds no marker: the test cannot fail"; return 1; }
   "$E2IMAGE" -r -s "$img" "$T/js.raw" && fsck_clean "$T/js.raw" && no_marker "$T/js.raw"
 }
-ok "a clean journal's old blocks are zeroed; a dirty one is kept with a warning" journal_names
+ok "a clean journal's old blocks are zeroed; a dirty one is scrambled without a warning" journal_names
 rm -f "$T/journal.img" "$T/dirty.raw" "$T/j.raw" "$T/js.raw"
 
 # Encrypted names and targets are ciphertext already: left as they are,
