@@ -57,24 +57,37 @@ long=$(leaf_names "$img" /d 4 | grep "^$MARK" | head -n 1)
 short=""
 for c in A B C D E F G H I J K L M N O P R S T U V W X Y Z; do
   set -- $(leaf_of "$img" /d $c)
-  if [ "$1" -ge 1 ] && [ "$1" -le $(($3 - 2)) ] && [ "$1" != 4 ]; then short=$c; break; fi
+  # A middle leaf, not next to the long name's (leaf 4): their bounds stay apart.
+  if [ "$1" -ge 1 ] && [ "$1" -le $(($3 - 2)) ] && { [ "$1" -le 2 ] || [ "$1" -ge 6 ]; }; then
+    short=$c
+    break
+  fi
 done
-narrow "$img" /d "$long" 128
+narrow "$img" /d "$long" 64
 narrow "$img" /d "$short" 2
 d_ino=$(ino "$img" /d)
 no_mark() {  # no original long name in the file
   if grep -a -o "${MARK}_[0-9]*_[a-z]*" "$1" | head -n 3 | grep .; then return 1; fi
 }
 
+# leaf_width IMAGE DIR K: how many hash values leaf K's range holds.
+leaf_width() {
+  set -- $(debugfs -R "htree_dump $2" "$1" 2>/dev/null | awk -v k="$3" '
+    /^Entry #[0-9]+: Hash/ { h[substr($2, 2) + 0] = $4 } /^$/ { exit }
+    END { print h[k], h[k + 1] }' | tr -d ,)
+  echo $(($2 - $1))
+}
 fixture_ok() {
   e2fsck -fn "$img" > "$T/fsck" 2>&1 || { cat "$T/fsck"; return 1; }
-  for n in "$long" "$short"; do
-    k=$(leaf_of "$img" /d "$n" | cut -d" " -f1)
-    [ "$(leaf_names "$img" /d "$k")" = "$n" ] || { echo "$n: not alone in leaf $k"; return 1; }
+  for n in "$long:64" "$short:2"; do
+    k=$(leaf_of "$img" /d "${n%:*}" | cut -d" " -f1)
+    [ "$(leaf_names "$img" /d "$k")" = "${n%:*}" ] || { echo "$n: not alone in leaf $k"; return 1; }
+    [ "$(leaf_width "$img" /d "$k")" = "${n#*:}" ] ||
+      { echo "$n: leaf $k holds $(leaf_width "$img" /d "$k") values"; return 1; }
   done
   grep -a -q "$long" "$img" || { echo "the original lacks $long: the test cannot fail"; return 1; }
 }
-ok "the fixture is clean; leaves of 64 and 1 hash values hold $long and $short alone" fixture_ok
+ok "the fixture is clean; leaves of 32 and 1 even hash values hold $long and $short alone" fixture_ok
 
 # stops MODE: -s fails with one line naming the inode, entry and option; no image.
 stops() {
