@@ -168,14 +168,30 @@ void Scrambler::RewriteCopy(uint64_t target, std::span<uint8_t> data, ScrambleSt
     return;
   }
   const BlockRole& role = it->second;
+  // The copy may be older than the block: an index node then, or a leaf.
+  const bool dir = role.kind == BlockRole::kDirLinear || role.kind == BlockRole::kDirLeaf ||
+                   role.kind == BlockRole::kDirIndex;
+  const bool index_copy = role.kind == BlockRole::kDirIndex && role.leaf == 0
+                              ? data.size() > 32 && data[29] == 8  // dx_root info length
+                              : LooksLikeIndexNode(fs_, data);
+  if (dir && index_copy) {
+    BlockRole index = role;
+    index.leaf = role.kind == BlockRole::kDirIndex ? role.leaf : 1;
+    ClearIndexSlack(index, data);
+    return;
+  }
   switch (role.kind) {
     case BlockRole::kDirLinear:
     case BlockRole::kDirLeaf:
       RewriteDirBlock(role, target, data, stats, /*copy=*/true);
       break;
-    case BlockRole::kDirIndex:
-      ClearIndexSlack(role, data);
+    case BlockRole::kDirIndex: {  // an index block that was a directory block then
+      BlockRole linear = role;
+      linear.kind = BlockRole::kDirLinear;
+      linear.leaf = DirNames::kNoLeaf;
+      RewriteDirBlock(linear, target, data, stats, /*copy=*/true);
       break;
+    }
     case BlockRole::kXattr: {
       Prng prng(Mix(seed_, target ^ 0x5a5a5a5a00000000ull));
       ScrambleXattrBlock(fs_, target, data, prng, ea_changes_);

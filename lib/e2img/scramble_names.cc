@@ -268,6 +268,11 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
     const uint64_t width = uint64_t{range.hi} - range.lo + (range.hi_inclusive ? 1 : 0);
     const uint64_t per_hit = width ? (uint64_t{1} << 32) / width : kMaxTries;
     tries = std::max(tries, std::min(kMaxTries, kTriesPerHit * per_hit));
+    // A leaf too narrow for the draws to be sure of: the hash search, many
+    // times faster per candidate, takes over at once.
+    if (tries == kMaxTries && length > 2 && !illegal && HashSearch::Supports(hash_) &&
+        kTriesPerHit * per_hit > kMaxTries)
+      tries = 0;
   }
   for (uint8_t alphabet = 0; alphabet < 2; ++alphabet) {
     for (uint64_t i = 0; i < std::min(tries, FewNames(alphabet, length)); ++i) {
