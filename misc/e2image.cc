@@ -40,8 +40,10 @@ int Run(const Options& o) {
   if (o.threads && !o.compression && !o.scramble)
     throw util::Error(
         "--threads goes with --compress or -s (it sets the compression or scrambling threads)");
-  if (o.scramble_seed && !o.scramble)
-    throw util::Error("--scramble-seed goes with -s");
+  if ((o.scramble_seed || !o.scramble_map.empty() || o.scramble_keep_names) && !o.scramble)
+    throw util::Error("--scramble-seed, --scramble-map and --scramble-keep-names go with -s");
+  if (!o.scramble_map.empty() && o.scramble_map == o.output)
+    throw util::Error("--scramble-map must name another file than the image");
   if (o.raw && qcow2::IsQcow2File(o.source)) {
     if (o.scramble)
       throw util::Error("-s scrambles a filesystem, not a qcow2 image");

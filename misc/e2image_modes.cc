@@ -209,10 +209,16 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
   if (out.kind() == util::OutputFile::Kind::kStream) {
     util::File temp = AnonymousTempFile();
     problems += e2img::WriteE2iImage(fs, map, temp, update, Warn, transform);
+    if (scrambler && !scrambler->Failure().empty())
+      throw util::Error(scrambler->Failure());
     StreamOut(temp, out.file());
   } else {
     problems += e2img::WriteE2iImage(fs, map, out.file(), update, Warn, transform);
   }
+  if (scrambler && !scrambler->Failure().empty())
+    throw util::Error(scrambler->Failure());
+  if (scrambler && scrambler->map())
+    scrambler->map()->Commit();
   out.Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty())
@@ -431,9 +437,14 @@ int Capture(const Options& o) {
   // Whole inode tables where old bytes would otherwise survive under the image.
   map_options.output_is_device = (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 &&
                                  (S_ISBLK(st.st_mode) || (S_ISREG(st.st_mode) && WritesInPlace(o)));
+  std::optional<e2img::ScrambleMap> scramble_map;  // before the scrambler, which writes to it
   std::optional<e2img::Scrambler> scrambler;
   if (o.scramble) {
     scrambler.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
+    scrambler->set_keep_names(o.scramble_keep_names);
+    if (!o.scramble_map.empty())
+      scramble_map.emplace(o.scramble_map);
+    scrambler->set_map(scramble_map ? &*scramble_map : nullptr);
     map_options.observe_inode = [&](uint32_t ino, const ext2_inode& inode) {
       scrambler->ObserveInode(ino, inode);
     };
@@ -572,6 +583,10 @@ int Capture(const Options& o) {
     copy_problems = e2img::CopyBlocks(src, map.blocks, target, update, Warn);
   }
   target.Finish();
+  if (scrambler && !scrambler->Failure().empty())
+    throw util::Error(scrambler->Failure());
+  if (scrambler && scrambler->map())
+    scrambler->map()->Commit();
   out->Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty())

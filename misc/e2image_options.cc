@@ -19,7 +19,8 @@ constexpr const char* kUsage =
     "Usage: e2image [-r|-Q] [-afnps] [-b superblock] [-B blocksize] [-o src_offset]\n"
     "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
     "               [--compress[=zlib|zstd]] [--compress-level=N] [--threads=N]\n"
-    "               [--scramble-seed=N] [--no-sync] device image-file\n"
+    "               [--scramble-seed=N] [--scramble-map=FILE] [--scramble-keep-names]\n"
+    "               [--no-sync] device image-file\n"
     "       e2image -I device image-file\n"
     "       e2image -ra [-cfnp] [-o src_offset] [-O dest_offset] src_fs [dest_fs]\n"
     "       e2image -r [--no-sync] image.qcow2 image.raw\n";
@@ -45,6 +46,12 @@ constexpr const char* kHelp =
     "  -s              scramble: replace every name, symlink target and user/trusted\n"
     "                  xattr value by one of the same length (the image stays e2fsck-clean)\n"
     "      --scramble-seed=N   seed for -s, to make scrambled images reproducible\n"
+    "      --scramble-map=FILE\n"
+    "                          write each directory inode, old and new name to FILE\n"
+    "                          (a new file, mode 0600; never in the image)\n"
+    "      --scramble-keep-names\n"
+    "                          write the image even if a name has no same-length\n"
+    "                          replacement (kept as it is; -s fails without this)\n"
     "      --qcow2-version=N   qcow2 version 2 (default) or 3\n"
     "      --cluster-size=N    qcow2 cluster size in bytes (default: the block size)\n"
     "      --compress[=ALGO]   compress qcow2 clusters with zlib (default) or zstd\n"
@@ -96,7 +103,9 @@ Options ParseOptions(int argc, char** argv) {
     kScrambleSeed,
     kThreads,
     kNoSync,
-    kCompressLevel
+    kCompressLevel,
+    kScrambleMap,
+    kScrambleKeepNames
   };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
@@ -106,6 +115,8 @@ Options ParseOptions(int argc, char** argv) {
       {"compress", optional_argument, nullptr, kCompress},
       {"compress-level", required_argument, nullptr, kCompressLevel},
       {"scramble-seed", required_argument, nullptr, kScrambleSeed},
+      {"scramble-map", required_argument, nullptr, kScrambleMap},
+      {"scramble-keep-names", no_argument, nullptr, kScrambleKeepNames},
       {"threads", required_argument, nullptr, kThreads},
       {"no-sync", no_argument, nullptr, kNoSync},
       {nullptr, 0, nullptr, 0}};
@@ -177,6 +188,12 @@ Options ParseOptions(int argc, char** argv) {
         break;
       case kScrambleSeed:
         o.scramble_seed = ParseNumber(optarg, "scramble seed");
+        break;
+      case kScrambleMap:
+        o.scramble_map = optarg;
+        break;
+      case kScrambleKeepNames:
+        o.scramble_keep_names = true;
         break;
       case kCompress: {
         const std::string algo = optarg ? optarg : "zlib";

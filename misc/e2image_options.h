@@ -20,6 +20,8 @@ struct Options {
   bool nop = false;
   bool scramble = false;
   std::optional<uint64_t> scramble_seed;  // --scramble-seed (reproducible -s)
+  std::string scramble_map;               // --scramble-map: old and new names (-s)
+  bool scramble_keep_names = false;       // --scramble-keep-names: unreplaceable names are kept
   bool check = false;
   bool install = false;
   uint64_t superblock = 0;

@@ -1,9 +1,12 @@
 #include "e2img/scramble.h"
 
+#include <ext2fs/ext2_ext_attr.h>
+
 #include <algorithm>
 #include <cstring>
 
 #include "e2img/scramble_inode.h"
+#include "e2img/scramble_journal.h"
 #include "e2img/scramble_xattr.h"
 #include "util/endian.h"
 
@@ -93,9 +96,6 @@ void Scrambler::Plan(BlockSet& copied) {
 }
 
 void Scrambler::PlanJournal() {
-  // A clean journal (s_start == 0) is never replayed: past its superblock it
-  // only holds old copies of metadata blocks, names included. Those become
-  // zeros. A journal that needs recovery is left alone, with a warning.
   const uint32_t ino = fs_->super->s_journal_inum;
   if (!ext2fs_has_feature_journal(fs_->super) || !ino || fs_->super->s_journal_dev)
     return;
@@ -106,29 +106,110 @@ void Scrambler::PlanJournal() {
                             CollectDirBlock, &list) ||
       list.blocks.empty())
     return;
-  uint64_t first = 0;
-  for (const auto& [logical, phys] : list.blocks)
-    if (logical == 0)
-      first = phys;
-  std::vector<uint8_t> sb(fs_->blocksize);
-  if (!first || io_channel_read_blk64(fs_->io, first, 1, sb.data()))
-    return;
-  auto be32 = [&](size_t at) {
-    return (uint32_t{sb[at]} << 24) | (uint32_t{sb[at + 1]} << 16) | (uint32_t{sb[at + 2]} << 8) |
-           sb[at + 3];
+  auto read = [&](uint64_t block, std::span<uint8_t> out) {
+    return io_channel_read_blk64(fs_->io, block, 1, out.data()) == 0;
   };
-  constexpr uint32_t kJournalMagic = 0xC03B3998;
-  if (be32(0) != kJournalMagic)
-    return;
-  if (be32(28) != 0) {  // s_start: transactions wait for replay
-    warn_(
-        "the journal needs recovery: the blocks it holds are copied as they are, names "
-        "included (run e2fsck on the filesystem first to avoid that)");
+  ScrambleStats stats;
+  auto rewrite = [&](uint64_t target, std::span<uint8_t> data) {
+    RewriteCopy(target, data, stats);
+  };
+  JournalPlan plan = e2img::PlanJournal(fs_->blocksize, list.blocks, read, rewrite);
+  stats_.Add(stats);
+  if (!plan.problem.empty())
+    warn_(plan.problem);
+  for (uint64_t block : plan.zeroed)
+    roles_.emplace(block, BlockRole{BlockRole::kZero, DirNames::kNoLeaf, ino, 0});
+  for (auto& [block, bytes] : plan.rewritten) {
+    roles_.emplace(block, BlockRole{BlockRole::kJournal, DirNames::kNoLeaf, ino, 0});
+    journal_blocks_[block] = std::move(bytes);
+  }
+}
+
+namespace {
+
+// Whether a block of unknown role reads as directory entries: a rec_len
+// chain from its start to its end, names within their entries.
+bool LooksLikeDirBlock(std::span<const uint8_t> data) {
+  size_t at = 0;
+  bool named = false;
+  while (at + 8 <= data.size()) {
+    const unsigned rec_len = util::LoadLE16(data.data() + at + 4);
+    const unsigned name_len = data[at + 6];
+    if (rec_len < 8 || rec_len % 4 || at + rec_len > data.size() || name_len + 8u > rec_len)
+      return false;
+    named = named || (name_len > 0 && util::LoadLE32(data.data() + at) != 0);
+    at += rec_len;
+  }
+  return at == data.size() && named;
+}
+
+}  // namespace
+
+void Scrambler::RewriteCopy(uint64_t target, std::span<uint8_t> data, ScrambleStats& stats) {
+  if (const ItableRun* run = ItableOf(target)) {
+    RewriteItableBlock(*run, target, data, stats);
     return;
   }
-  for (const auto& [logical, phys] : list.blocks)
-    if (logical != 0)
-      roles_.emplace(phys, BlockRole{BlockRole::kZero, DirNames::kNoLeaf, ino, 0});
+  auto it = roles_.find(target);
+  if (it == roles_.end()) {
+    // A block no live inode owns (yet): by its content.
+    auto* header = reinterpret_cast<const ext2_ext_attr_header*>(data.data());
+    if (header->h_magic == EXT2_EXT_ATTR_MAGIC) {
+      Prng prng(Mix(seed_, target ^ 0x5a5a5a5a00000000ull));
+      ScrambleXattrBlock(fs_, target, data, prng, ea_changes_);
+    } else if (LooksLikeDirBlock(data)) {
+      DirNames names(Mix(seed_, target ^ 0xd1d1d1d100000000ull), DirHash{}, {});
+      DirRewrite how;
+      how.names = &names;
+      how.block = target;
+      how.stats = &stats;
+      RewriteDirEntries(fs_, data, how);
+    }
+    return;
+  }
+  const BlockRole& role = it->second;
+  // The copy may be older than the block: an index node then, or a leaf.
+  const bool dir = role.kind == BlockRole::kDirLinear || role.kind == BlockRole::kDirLeaf ||
+                   role.kind == BlockRole::kDirIndex;
+  const bool index_copy = role.kind == BlockRole::kDirIndex && role.leaf == 0
+                              ? data.size() > 32 && data[29] == 8  // dx_root info length
+                              : LooksLikeIndexNode(fs_, data);
+  if (dir && index_copy) {
+    BlockRole index = role;
+    index.leaf = role.kind == BlockRole::kDirIndex ? role.leaf : 1;
+    ClearIndexSlack(index, data);
+    return;
+  }
+  switch (role.kind) {
+    case BlockRole::kDirLinear:
+    case BlockRole::kDirLeaf:
+      RewriteDirBlock(role, target, data, stats, /*copy=*/true);
+      break;
+    case BlockRole::kDirIndex: {  // an index block that was a directory block then
+      BlockRole linear = role;
+      linear.kind = BlockRole::kDirLinear;
+      linear.leaf = DirNames::kNoLeaf;
+      RewriteDirBlock(linear, target, data, stats, /*copy=*/true);
+      break;
+    }
+    case BlockRole::kXattr: {
+      Prng prng(Mix(seed_, target ^ 0x5a5a5a5a00000000ull));
+      ScrambleXattrBlock(fs_, target, data, prng, ea_changes_);
+      break;
+    }
+    case BlockRole::kSymlink:
+      RewriteSymlinkBlock(role, target, data);
+      break;
+    case BlockRole::kEaValue: {
+      auto size = ea_sizes_.find(role.ino);
+      FillEaValueBlock(seed_, role.ino, static_cast<uint64_t>(role.leaf),
+                       size == ea_sizes_.end() ? 0 : size->second, data);
+      break;
+    }
+    case BlockRole::kZero:
+    case BlockRole::kJournal:
+      break;
+  }
 }
 
 void Scrambler::PlanEaInode(uint32_t ino, ext2_inode& inode, BlockSet& copied) {
@@ -282,7 +363,7 @@ void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, uns
     switch (role.kind) {
       case BlockRole::kDirLinear:
       case BlockRole::kDirLeaf:
-        RewriteDirBlock(role, one, stats);
+        RewriteDirBlock(role, block, one, stats);
         break;
       case BlockRole::kDirIndex:
         ClearIndexSlack(role, one);
@@ -298,6 +379,11 @@ void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, uns
       case BlockRole::kZero:
         std::fill(one.begin(), one.end(), 0);
         break;
+      case BlockRole::kJournal: {
+        const std::vector<uint8_t>& bytes = journal_blocks_.at(block);
+        std::copy(bytes.begin(), bytes.end(), one.begin());
+        break;
+      }
       case BlockRole::kEaValue: {
         auto size = ea_sizes_.find(role.ino);
         FillEaValueBlock(seed_, role.ino, static_cast<uint64_t>(role.leaf),
@@ -309,20 +395,18 @@ void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, uns
 }
 
 void Scrambler::AddStats(const ScrambleStats& lane) {
-  stats_.names += lane.names;
-  stats_.names_kept += lane.names_kept;
-  stats_.bad_blocks += lane.bad_blocks;
+  stats_.Add(lane);
 }
 
 void Scrambler::RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
                                    ScrambleStats& stats) {
   ForEachInode(run, block, data, [&](uint32_t ino, std::span<uint8_t> inode) {
-    ScrambleInode(fs_, ino, inode, seed_, ea_changes_, stats);
+    ScrambleInode(fs_, ino, inode, seed_, ea_changes_, stats, map_);
   });
 }
 
-void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data,
-                                ScrambleStats& stats) {
+void Scrambler::RewriteDirBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data,
+                                ScrambleStats& stats, bool copy) {
   auto it = dirs_.find(role.ino);
   if (it == dirs_.end())
     return;
@@ -335,12 +419,17 @@ void Scrambler::RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data,
                                            ExpectedNames(dir.blocks_left, fs_->blocksize));
   DirRewrite how;
   how.names = dir.names.get();
+  how.ino = role.ino;
+  how.block = block;
+  how.map = map_;
   how.leaf = role.leaf;
   how.generation = dir.generation;
   how.root = role.ino == EXT2_ROOT_INO;
   how.zero_slack = !(encrypted && (dir.flags & EXT4_CASEFOLD_FL));
   how.stats = &stats;
   e2img::RewriteDirBlock(fs_, role.ino, data, how);
+  if (copy)
+    return;
   if (dir.names)
     dir.names->FinishLeaf(role.leaf);
   // The names are freed; the entry stays (other lanes may be looking others up).
@@ -374,17 +463,55 @@ void Scrambler::RewriteSymlinkBlock(const BlockRole& role, uint64_t block,
   std::memset(data.data() + role.length, 0, data.size() - role.length);
 }
 
+namespace {
+
+// "directory inode N, entry 'name'" for each listed name, and how many more.
+std::string KeptList(const ScrambleStats& stats) {
+  std::string s;
+  for (const ScrambleLeft& left : stats.kept)
+    s += (s.empty() ? "" : ", ") + std::string("directory inode ") + std::to_string(left.dir) +
+         ", entry '" + EscapeName(left.name) + "'";
+  if (stats.names_kept > stats.kept.size())
+    s += " and " + std::to_string(stats.names_kept - stats.kept.size()) + " more";
+  return s;
+}
+
+std::string DamagedList(const ScrambleStats& stats) {
+  std::string s;
+  for (const ScrambleLeft& left : stats.damaged)
+    s += (s.empty() ? "" : ", ") + std::string("directory inode ") + std::to_string(left.dir) +
+         (left.block ? " block " + std::to_string(left.block) : std::string(" (inline data)")) +
+         " from byte " + std::to_string(left.offset);
+  if (stats.bad_blocks > stats.damaged.size())
+    s += " and " + std::to_string(stats.bad_blocks - stats.damaged.size()) + " more";
+  return s;
+}
+
+constexpr const char* kNoFit =
+    "no other name of the same length was free or hashed into the same hash-tree leaf";
+
+}  // namespace
+
+std::string Scrambler::Failure() const {
+  if (!stats_.names_kept || keep_names_)
+    return {};
+  return "-s would leave " + std::to_string(stats_.names_kept) + " name(s) as they were (" +
+         kNoFit + "): " + KeptList(stats_) +
+         "; nothing was written (--scramble-keep-names writes the image with them)";
+}
+
 std::string Scrambler::Summary() const {
   std::string s;
-  if (stats_.names_kept)
-    s += std::to_string(stats_.names_kept) +
-         " short name(s) kept as they were: no other name of their length was free (in "
-         "hash-tree directories: hashing into the same leaf)";
+  if (stats_.names_kept && keep_names_)
+    s += std::to_string(stats_.names_kept) + " name(s) kept as they were (--scramble-keep-names; " +
+         kNoFit + "): " + KeptList(stats_);
   if (stats_.bad_blocks) {
     if (!s.empty())
       s += "; ";
     s += std::to_string(stats_.bad_blocks) +
-         " directory block(s) with a bad entry were scrambled only up to that entry";
+         " directory block(s) hold bytes that parse as no entry, copied as they were (any name "
+         "in them stays readable; the entries found after them were scrambled): " +
+         DamagedList(stats_);
   }
   return s;
 }

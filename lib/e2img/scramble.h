@@ -19,6 +19,7 @@
 #include "e2img/filesystem.h"
 #include "e2img/laned_sink.h"
 #include "e2img/scramble_dir.h"
+#include "e2img/scramble_map.h"
 #include "e2img/scramble_xattr.h"
 #include "e2img/sinks.h"
 
@@ -63,6 +64,16 @@ class Scrambler {
                      ScrambleStats& stats);
   // Adds a lane's counts, for Summary.
   void AddStats(const ScrambleStats& lane);
+  // Names that no replacement fits are accepted (--scramble-keep-names):
+  // Summary warns of them instead of Failure stopping the image.
+  void set_keep_names(bool keep) { keep_names_ = keep; }
+  // --scramble-map: each directory's old and new names go there (map
+  // outlives the scrambler's transforms).
+  void set_map(ScrambleMap* map) { map_ = map; }
+  ScrambleMap* map() const { return map_; }
+  // After the blocks went through: why the image must not be kept (names
+  // left as they were, not accepted), or empty.
+  std::string Failure() const;
   // One summary line for stderr, empty if nothing worth saying.
   std::string Summary() const;
   const ScrambleStats& stats() const { return stats_; }
@@ -77,7 +88,8 @@ class Scrambler {
       kXattr,
       kSymlink,
       kEaValue,
-      kZero  // old journal blocks of a clean journal
+      kZero,    // journal blocks outside the log (all past its superblock when clean)
+      kJournal  // journal blocks of the log, rewritten in Plan (journal_blocks_)
     } kind;
     int32_t leaf = DirNames::kNoLeaf;  // for kEaValue: the logical block
     uint32_t ino = 0;
@@ -95,7 +107,11 @@ class Scrambler {
   void PlanJournal();
   void RewriteItableBlock(const ItableRun& run, uint64_t block, std::span<uint8_t> data,
                           ScrambleStats& stats);
-  void RewriteDirBlock(const BlockRole& role, std::span<uint8_t> data, ScrambleStats& stats);
+  // copy: a journal copy of the block (the directory's state stays).
+  void RewriteDirBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data,
+                       ScrambleStats& stats, bool copy = false);
+  // Rewrites a journal copy of filesystem block `target` like that block.
+  void RewriteCopy(uint64_t target, std::span<uint8_t> data, ScrambleStats& stats);
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
   void RewriteSymlinkBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data);
   const ItableRun* ItableOf(uint64_t block) const;
@@ -136,8 +152,11 @@ class Scrambler {
   std::vector<std::pair<uint32_t, ext2_inode>> ea_inodes_;
   std::unordered_map<uint32_t, uint64_t> ea_sizes_;
   EaHashChanges ea_changes_;
+  std::unordered_map<uint64_t, std::vector<uint8_t>> journal_blocks_;  // kJournal blocks' bytes
   ScrambleStats stats_;
   uint64_t planning_problems_ = 0;
+  bool keep_names_ = false;
+  ScrambleMap* map_ = nullptr;
 };
 
 // An ImageSink that scrambles the blocks on their way to another sink, on

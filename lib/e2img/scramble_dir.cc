@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "e2img/scramble_map.h"
 #include "util/endian.h"
 
 namespace e2img {
@@ -148,41 +149,120 @@ HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blo
   return layout;
 }
 
+void ScrambleStats::Add(const ScrambleStats& other) {
+  names += other.names;
+  names_kept += other.names_kept;
+  bad_blocks += other.bad_blocks;
+  for (const ScrambleLeft& left : other.kept)
+    if (kept.size() < kListed)
+      kept.push_back(left);
+  for (const ScrambleLeft& left : other.damaged)
+    if (damaged.size() < kListed)
+      damaged.push_back(left);
+}
+
+namespace {
+
+// One entry's header, if it is a plausible one within `entries` at `at`.
+struct EntryHeader {
+  uint32_t inode = 0;
+  unsigned rec_len = 0;
+  unsigned name_len = 0;
+};
+bool ReadEntry(ext2_filsys fs, std::span<uint8_t> entries, size_t at, EntryHeader* out) {
+  if (at + 8 > entries.size())
+    return false;
+  auto* dirent = reinterpret_cast<ext2_dir_entry*>(entries.data() + at);
+  unsigned int rec_len = 0;
+  if (ext2fs_get_rec_len(fs, dirent, &rec_len) || rec_len < 8 || rec_len % 4 ||
+      rec_len > entries.size() - at)
+    return false;
+  const unsigned name_len = ext2fs_dirent_name_len(dirent);
+  if (name_len + 8u > rec_len)
+    return false;
+  *out = EntryHeader{dirent->inode, rec_len, name_len};
+  return true;
+}
+
+// Whether bytes met after damage look like an entry: a header that fits, a
+// name, and an inode number the filesystem has (random bytes rarely do).
+bool PlausibleEntry(ext2_filsys fs, std::span<uint8_t> entries, size_t at, EntryHeader* out) {
+  return ReadEntry(fs, entries, at, out) && out->name_len > 0 &&
+         out->inode <= fs->super->s_inodes_count;
+}
+
+// Replaces the name of the entry at `at` (Choose for live entries).
+void ReplaceName(const EntryHeader& entry, char* name, const DirRewrite& how) {
+  const std::string_view old(name, entry.name_len);
+  if (!how.names || IsDotName(old) || (how.root && old == "lost+found"))
+    return;
+  std::array<char, 256> saved;  // Choose writes over the old name
+  std::copy(old.begin(), old.end(), saved.begin());
+  const bool replaced = how.names->Choose(std::string_view(saved.data(), entry.name_len), how.leaf,
+                                          std::span<char>(name, entry.name_len));
+  if (how.map)
+    how.map->Add(how.ino, std::string_view(saved.data(), entry.name_len),
+                 std::string_view(name, entry.name_len));
+  if (replaced) {
+    if (how.stats)
+      ++how.stats->names;
+    return;
+  }
+  if (!how.stats)
+    return;
+  ++how.stats->names_kept;
+  if (how.stats->kept.size() < ScrambleStats::kListed)
+    how.stats->kept.push_back(ScrambleLeft{how.ino, how.block, std::string(old), 0});
+}
+
+// After a malformed entry at `from`: every 4-byte step that holds a
+// plausible entry gets its name replaced (its header and the bytes around
+// it stay, so that e2fsck salvages the same entries); stretches that hold
+// none are reported.
+void ScanDamaged(ext2_filsys fs, std::span<uint8_t> entries, size_t from, const DirRewrite& how) {
+  bool reported = false;
+  for (size_t at = from; at + 8 <= entries.size();) {
+    EntryHeader entry;
+    if (!PlausibleEntry(fs, entries, at, &entry)) {
+      if (!reported && how.stats) {
+        reported = true;
+        ++how.stats->bad_blocks;
+        if (how.stats->damaged.size() < ScrambleStats::kListed)
+          how.stats->damaged.push_back(
+              ScrambleLeft{how.ino, how.block, {}, static_cast<uint32_t>(at)});
+      }
+      at += 4;
+      continue;
+    }
+    char* name = reinterpret_cast<char*>(entries.data() + at + 8);
+    if (entry.inode == 0 && how.names) {
+      Prng prng(Fingerprint(std::string_view(name, entry.name_len), at));
+      prng.Fill(std::span<char>(name, entry.name_len), kNameAlphabet);
+    } else if (entry.inode != 0) {
+      ReplaceName(entry, name, how);
+    }
+    at += 8 + ((entry.name_len + 3) & ~3u);
+  }
+}
+
+}  // namespace
+
 bool RewriteDirEntries(ext2_filsys fs, std::span<uint8_t> entries, const DirRewrite& how) {
   size_t at = 0;
   while (at + 8 <= entries.size()) {
-    auto* dirent = reinterpret_cast<ext2_dir_entry*>(entries.data() + at);
-    unsigned int rec_len = 0;
-    if (ext2fs_get_rec_len(fs, dirent, &rec_len) || rec_len < 8 || rec_len % 4 ||
-        rec_len > entries.size() - at) {
-      if (how.stats)
-        ++how.stats->bad_blocks;
+    EntryHeader entry;
+    if (!ReadEntry(fs, entries, at, &entry)) {
+      ScanDamaged(fs, entries, at, how);
       return false;
     }
-    const unsigned name_len = ext2fs_dirent_name_len(dirent);
-    if (name_len + 8u > rec_len) {
-      if (how.stats)
-        ++how.stats->bad_blocks;
-      return false;
-    }
-    char* name = dirent->name;
+    char* name = reinterpret_cast<char*>(entries.data() + at + 8);
     if (how.zero_slack)
-      std::memset(name + name_len, 0, rec_len - 8 - name_len);
-    const std::string_view old(name, name_len);
-    if (dirent->inode == 0) {
-      std::memset(name, 0, name_len);  // a deleted entry: its name is not needed
-    } else if (how.names && name_len > 0 && !IsDotName(old) && !(how.root && old == "lost+found")) {
-      std::array<char, 256> saved;  // Choose writes over the old name
-      std::copy(old.begin(), old.end(), saved.begin());
-      if (how.names->Choose(std::string_view(saved.data(), name_len), how.leaf,
-                            std::span<char>(name, name_len))) {
-        if (how.stats)
-          ++how.stats->names;
-      } else if (how.stats) {
-        ++how.stats->names_kept;
-      }
-    }
-    at += rec_len;
+      std::memset(name + entry.name_len, 0, entry.rec_len - 8 - entry.name_len);
+    if (entry.inode == 0)
+      std::memset(name, 0, entry.name_len);  // a deleted entry: its name is not needed
+    else if (entry.name_len > 0)
+      ReplaceName(entry, name, how);
+    at += entry.rec_len;
   }
   return true;
 }

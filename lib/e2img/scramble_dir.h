@@ -10,12 +10,15 @@
 #include <functional>
 #include <mutex>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "e2img/scramble_names.h"
 
 namespace e2img {
+
+class ScrambleMap;
 
 // libext2fs calls that read an inode (ea_inode hashes) use the filesystem's
 // inode and block caches, which are not thread-safe: the scrambler's lanes
@@ -50,11 +53,23 @@ bool LooksLikeIndexNode(ext2_filsys fs, std::span<const uint8_t> block);
 HtreeLayout ReadHtreeLayout(ext2_filsys fs, uint32_t dir_flags, uint64_t dir_blocks,
                             const DirBlockReader& read);
 
-// Counters the scrambler reports.
+// A name the scrambler could not replace, or bytes it could not parse.
+struct ScrambleLeft {
+  uint32_t dir = 0;     // the directory's inode
+  uint64_t block = 0;   // the block (0: in the inode)
+  std::string name;     // the name kept (empty: a damaged stretch)
+  uint32_t offset = 0;  // for a damaged stretch: where it starts in the block
+};
+
+// Counters the scrambler reports, with the first few names it left.
 struct ScrambleStats {
-  uint64_t names = 0;       // names replaced
-  uint64_t names_kept = 0;  // names kept: no same-length name fits their hash range
-  uint64_t bad_blocks = 0;  // directory blocks left partly as they were (bad rec_len)
+  static constexpr size_t kListed = 8;
+  uint64_t names = 0;                 // names replaced
+  uint64_t names_kept = 0;            // names kept: no same-length name fits their hash range
+  uint64_t bad_blocks = 0;            // directory blocks with bytes that parse as no entry
+  std::vector<ScrambleLeft> kept;     // the first kListed kept names
+  std::vector<ScrambleLeft> damaged;  // the first kListed damaged stretches
+  void Add(const ScrambleStats& other);
 };
 
 // Rewrites the entries of a run of directory entries (a directory block, or
@@ -63,8 +78,11 @@ struct ScrambleStats {
 // lost+found too in the root. Returns false if it met a malformed entry
 // (the bytes from there on are left as they were).
 struct DirRewrite {
-  DirNames* names = nullptr;  // nullptr: names stay (encrypted directories)
-  uint32_t generation = 0;    // the directory's i_generation, in its block checksums
+  DirNames* names = nullptr;   // nullptr: names stay (encrypted directories)
+  uint32_t ino = 0;            // the directory, for ScrambleStats
+  uint64_t block = 0;          // the block (0: inline data), for ScrambleStats
+  ScrambleMap* map = nullptr;  // --scramble-map: where each name and its replacement go
+  uint32_t generation = 0;     // the directory's i_generation, in its block checksums
   int leaf = DirNames::kNoLeaf;
   bool root = false;       // keep lost+found
   bool zero_slack = true;  // not for encrypted+casefolded (hashes follow names)

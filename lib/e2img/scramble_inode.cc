@@ -57,7 +57,7 @@ bool ScrambleChangesInode(std::span<const uint8_t> bytes, uint32_t ino, const Ea
 }
 
 void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint64_t seed,
-                   const EaHashChanges& ea, ScrambleStats& stats) {
+                   const EaHashChanges& ea, ScrambleStats& stats, ScrambleMap* map) {
   if (!ScrambleChangesInode(bytes, ino, &ea))
     return;
   auto* inode = reinterpret_cast<ext2_inode*>(bytes.data());
@@ -83,6 +83,8 @@ void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> bytes, uint6
   DirNames names(Mix(seed, ino), DirHash{}, {});
   DirRewrite how;
   how.names = &names;
+  how.ino = ino;
+  how.map = map;
   how.root = ino == EXT2_ROOT_INO;
   how.stats = &stats;
   const bool inline_dir = is_dir && inline_data && !encrypted;

@@ -21,7 +21,8 @@ bool ScrambleChangesInode(std::span<const uint8_t> inode, uint32_t ino, const Ea
 
 // Rewrites one inode (inode_size bytes, on-disk layout) in place.
 // ea: the ea_inodes whose values are scrambled (their stored hash changes).
+// map: where the names of inline-data directories and their replacements go.
 void ScrambleInode(ext2_filsys fs, uint32_t ino, std::span<uint8_t> inode, uint64_t seed,
-                   const EaHashChanges& ea, ScrambleStats& stats);
+                   const EaHashChanges& ea, ScrambleStats& stats, ScrambleMap* map = nullptr);
 
 }  // namespace e2img

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cstring>
+
+#include "e2img/scramble_hash.h"
 
 namespace e2img {
 namespace {
@@ -14,6 +17,8 @@ constexpr uint64_t kMinTries = 4096;
 constexpr uint64_t kTriesPerLeaf = 64;
 constexpr uint64_t kTriesPerHit = 24;
 constexpr uint64_t kMaxTries = uint64_t{1} << 23;
+// Candidates of a hash search (see DirNames::Search) at most, per alphabet.
+constexpr uint64_t kSearchTries = uint64_t{1} << 32;
 // Names kept for a (leaf, length) that has not been seen yet: as many as
 // entries of that length fit in a 4 KiB leaf, so few candidates are wasted.
 bool SameAs(std::span<const char> a, std::string_view b) {
@@ -42,6 +47,21 @@ uint64_t SpareKey(int leaf, size_t length) {
 }
 
 }  // namespace
+
+std::string EscapeName(std::string_view name) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\\' || c == '\'')
+      out += {'\\', ch};
+    else if (c > ' ' && c < 0x7f)
+      out += ch;
+    else
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+  }
+  return out;
+}
 
 uint64_t Prng::Next() {
   state_ += 0x9e3779b97f4a7c15ull;
@@ -156,7 +176,12 @@ DirNames::DirNames(uint64_t seed, DirHash hash, std::vector<LeafRange> leaves,
   }
 }
 
-void DirNames::Write(const Pick& pick, std::span<char> out) {
+void DirNames::Write(const Pick& pick, std::span<char> out) const {
+  if (pick.alphabet == kFound) {
+    const std::string& name = found_[pick.state];
+    std::copy(name.begin(), name.end(), out.begin());
+    return;
+  }
   Prng p(pick.state);
   p.Fill(out, pick.alphabet == 0 ? kNameAlphabet : kWideAlphabet);
 }
@@ -243,6 +268,11 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
     const uint64_t width = uint64_t{range.hi} - range.lo + (range.hi_inclusive ? 1 : 0);
     const uint64_t per_hit = width ? (uint64_t{1} << 32) / width : kMaxTries;
     tries = std::max(tries, std::min(kMaxTries, kTriesPerHit * per_hit));
+    // A leaf too narrow for the draws to be sure of: the hash search, many
+    // times faster per candidate, takes over at once.
+    if (tries == kMaxTries && length > 2 && !illegal && HashSearch::Supports(hash_) &&
+        kTriesPerHit * per_hit > kMaxTries)
+      tries = 0;
   }
   for (uint8_t alphabet = 0; alphabet < 2; ++alphabet) {
     for (uint64_t i = 0; i < std::min(tries, FewNames(alphabet, length)); ++i) {
@@ -271,13 +301,74 @@ bool DirNames::Choose(std::string_view old, int leaf, std::span<char> out) {
       }
     }
   }
-  // No same-length name hashes into this leaf (very short names in big
-  // directories): keep the old one, which is known to fit.
+  if (!illegal && Search(old, leaf, old_fp, out))
+    return true;
+  // No same-length name hashes into this leaf (or, for very short names, is
+  // free): keep the old one, which is known to fit. The caller reports it.
   std::copy(old.begin(), old.end(), out.begin());
   const Pick kept{0, kKept};
   if (const uint64_t used_key = UsedKey(out))
     used_.Insert(used_key, kept);
   by_old_.Insert(old_fp, kept);
+  return false;
+}
+
+bool DirNames::TakeFound(std::string_view name, uint64_t old_fp, std::span<char> out) {
+  const Pick pick{found_.size(), kFound};
+  found_.emplace_back(name);
+  std::copy(name.begin(), name.end(), out.begin());
+  if (Take(pick, UsedKey(out), old_fp))
+    return true;
+  found_.pop_back();
+  return false;
+}
+
+bool DirNames::Search(std::string_view old, int leaf, uint64_t old_fp, std::span<char> out) {
+  const size_t length = old.size();
+  const bool hashed = leaf != kNoLeaf && !leaves_.empty();
+  auto free_name = [&](std::string_view name) {
+    return name != old && name != "." && name != ".." &&
+           !Used(UsedKey(std::span<const char>(name.data(), name.size())));
+  };
+  if (hashed && length > 2 && HashSearch::Supports(hash_)) {
+    // A random name lands in a leaf of E even hash values once in 2^31 / E
+    // draws: enough draws for a few such hits, within a bound.
+    const LeafRange& range = leaves_[leaf];
+    const uint64_t width = uint64_t{range.hi} - range.lo + (range.hi_inclusive ? 1 : 0);
+    const uint64_t evens = std::max<uint64_t>(1, width / 2);
+    const uint64_t tries = std::min(kSearchTries, 8 * ((uint64_t{1} << 31) / evens));
+    for (std::string_view alphabet : {kNameAlphabet, kWideAlphabet}) {
+      HashSearch search(hash_, length, alphabet, prng_.Next());
+      std::string hit;
+      if (search.Find(range, tries, [&](std::string_view name) {
+            hit = name;
+            return free_name(name);
+          }))
+        return TakeFound(hit, old_fp, out);
+    }
+    return false;
+  }
+  if (length > 2)
+    return false;
+  // Every legal name of one or two bytes: any byte but '/' and NUL, or, in
+  // casefolded directories, printable ASCII without upper case.
+  std::string legal;
+  for (int c = 1; c < 256; ++c)
+    if (c != '/' &&
+        (!(hash_.flags & EXT4_CASEFOLD_FL) || (c > ' ' && c < 0x7f && !std::isupper(c))))
+      legal += static_cast<char>(c);
+  std::string name(length, '\0');
+  const size_t second = length == 2 ? legal.size() : 1;
+  for (char first : legal)
+    for (size_t j = 0; j < second; ++j) {
+      name[0] = first;
+      if (length == 2)
+        name[1] = legal[j];
+      if (!free_name(name) || (hashed && !leaves_[leaf].Holds(hash_.Of(name))))
+        continue;
+      if (TakeFound(name, old_fp, out))
+        return true;
+    }
   return false;
 }
 

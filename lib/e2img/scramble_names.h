@@ -28,6 +28,10 @@ class Prng {
   uint64_t state_;
 };
 
+// A name for messages and the scramble map: printable ASCII as it is but
+// for the backslash (\\) and the quote (\'), other bytes as \xNN.
+std::string EscapeName(std::string_view name);
+
 // Mixes values into one 64-bit seed or fingerprint.
 uint64_t Mix(uint64_t a, uint64_t b);
 uint64_t Fingerprint(std::string_view bytes, uint64_t salt);
@@ -58,7 +62,8 @@ struct LeafRange {
 };
 
 // A generated name, stored as the generator state that writes it (no string
-// per name); alphabet 0: kNameAlphabet, 1: kWideAlphabet, 2: the old name kept.
+// per name); alphabet 0: kNameAlphabet, 1: kWideAlphabet, 2: the old name
+// kept, 3: a name found by a hash search (state: its index in DirNames).
 struct NamePick {
   uint64_t state = 0;
   uint8_t alphabet = 0;
@@ -107,7 +112,12 @@ class DirNames {
  private:
   using Pick = NamePick;
   static constexpr uint8_t kKept = 2;
-  static void Write(const Pick& pick, std::span<char> out);
+  static constexpr uint8_t kFound = 3;
+  void Write(const Pick& pick, std::span<char> out) const;
+  // The searches after random draws failed: a hash search for long names,
+  // every legal name for short ones. Fills `out`; false if none fits.
+  bool Search(std::string_view old, int leaf, uint64_t old_fp, std::span<char> out);
+  bool TakeFound(std::string_view name, uint64_t old_fp, std::span<char> out);
   int LeafOf(uint32_t hash) const;
   bool Fits(std::span<const char> name, int leaf, uint32_t* hash_out) const;
   // The key of a name in used_, 0 for long names (never remembered).
@@ -123,6 +133,7 @@ class DirNames {
   PickTable used_;                                         // fingerprints of short names given out
   PickTable by_old_;                                       // old name's fingerprint -> its pick
   std::unordered_map<uint64_t, std::vector<Pick>> spare_;  // (leaf, length) -> picks
+  std::vector<std::string> found_;                         // names of kFound picks
 };
 
 }  // namespace e2img

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -196,6 +197,42 @@ TEST(RewriteDirEntries, StopsAtABadRecLen) {
   EXPECT_FALSE(RewriteDirEntries(&f.fs, block, how));
   EXPECT_EQ(stats.bad_blocks, 1u);
   EXPECT_EQ(std::string(reinterpret_cast<char*>(&block[28]), 3), "bad");
+}
+
+TEST(RewriteDirEntries, ScansOnPastABadEntryAndNamesWhatItCannotParse) {
+  FakeFs f(1024);
+  f.super.s_inodes_count = 100;
+  std::vector<uint8_t> block(1024, 0);
+  PutEntry(block, 0, 12, 20, "first-name");
+  std::memset(&block[20], 0xff, 8);  // a header lost
+  std::memcpy(&block[28], "lost-header", 11);
+  PutEntry(block, 40, 14, 24, "after-damage");
+  PutEntry(block, 64, 0, 24, "deleted-after");
+  PutEntry(block, 88, 15, 1024 - 88, "last-name");
+  DirNames names(6, DirHash{}, {});
+  DirRewrite how;
+  how.names = &names;
+  how.ino = 77;
+  how.block = 1234;
+  ScrambleStats stats;
+  how.stats = &stats;
+  EXPECT_FALSE(RewriteDirEntries(&f.fs, block, how));
+  auto at = [&](size_t offset, size_t length) {
+    return std::string(reinterpret_cast<char*>(&block[offset]), length);
+  };
+  EXPECT_NE(at(8, 10), "first-name");
+  EXPECT_NE(at(48, 12), "after-damage");
+  EXPECT_NE(at(72, 13), "deleted-after");
+  EXPECT_NE(at(96, 9), "last-name");
+  EXPECT_EQ(at(28, 11), "lost-header");  // no header: named instead
+  EXPECT_EQ(stats.names, 3u);
+  ASSERT_EQ(stats.damaged.size(), 1u);
+  EXPECT_EQ(stats.damaged[0].dir, 77u);
+  EXPECT_EQ(stats.damaged[0].block, 1234u);
+  EXPECT_EQ(stats.damaged[0].offset, 20u);
+  // Headers stay as they were: e2fsck salvages the same entries.
+  EXPECT_EQ(block[44], 24);
+  EXPECT_EQ(block[46], 12);
 }
 
 TEST(ReadHtreeLayout, GivesEachLeafTheRangeOfItsIndexEntry) {
