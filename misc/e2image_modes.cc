@@ -1,5 +1,7 @@
 #include "e2image_modes.h"
 
+#include "config.h"
+
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
@@ -10,6 +12,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <random>
@@ -272,6 +275,45 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
 
 }  // namespace
 
+std::string NowText() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&now, &tm);
+  char text[64];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
+  return text;
+}
+
+int CloseUnreadable(const Options& o, const e2img::Filesystem& fs,
+                    const e2img::UnreadableLog& unreadable, const std::string& start_time) {
+  const std::vector<e2img::ByteRange> ranges = unreadable.Ranges();
+  if (!o.error_map.empty()) {
+    const std::string text = e2img::DdrescueMap(
+        ranges, o.source_offset, o.source_offset + fs.size_bytes(),
+        {std::string("Mapfile. Created by e2image-ng version ") + PACKAGE_VERSION,
+         "Source: " + o.source +
+             (o.source_offset ? " from offset " + std::to_string(o.source_offset) : std::string()),
+         "Start time:   " + start_time, "Current time: " + NowText(), "Finished"});
+    util::OutputFile map = util::OutputFile::Create(o.error_map);
+    map.file().Write(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    map.Commit();
+  }
+  if (ranges.empty())
+    return 0;
+  uint64_t bytes = 0;
+  for (const e2img::ByteRange& r : ranges)
+    bytes += r.length;
+  std::fprintf(stderr,
+               "e2image: incomplete: %zu unreadable range%s of %s (%llu bytes, %llu block%s) "
+               "left out\n",
+               ranges.size(), ranges.size() == 1 ? "" : "s", o.source.c_str(),
+               static_cast<unsigned long long>(bytes),
+               static_cast<unsigned long long>(unreadable.BlockCount()),
+               unreadable.BlockCount() == 1 ? "" : "s");
+  return kExitIncomplete;
+}
+
 e2img::Filesystem OpenSource(const Options& o) {
   e2img::OpenOptions open;
   open.source_offset = o.source_offset;
@@ -362,8 +404,12 @@ int Capture(const Options& o) {
   CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                   o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}
                                     : util::DeviceRegion{});
+  const std::string start_time = NowText();
   uint64_t open_problems = ReportOpen(fs, o);
   util::File source = util::File::Open(o.source, O_RDONLY);
+  // Read errors of the medium leave zeros and a warning, here and in the scan.
+  e2img::UnreadableLog unreadable(o.source, o.source_offset, fs.block_size(), Warn);
+  const e2img::LibextReadSalvage salvage(fs.get(), source, unreadable);
   // A source cut short (a partial copy of a failing disk) is said once, here,
   // with both sizes; the copier then writes the missing blocks as zeros
   // without a warning of its own.
@@ -391,6 +437,7 @@ int Capture(const Options& o) {
   std::optional<e2img::OverlappedCopy> overlapped_copy;
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
   src.end_warned = &source_end_warned;
+  src.unreadable = &unreadable;
   const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks,
                                  const std::vector<e2img::BlockExtent>* reserved = nullptr) {
     out.emplace(CreateOutput(o));
@@ -444,8 +491,10 @@ int Capture(const Options& o) {
     ReportProblems(map.problems, "nothing was written (-n)");
     return 0;
   }
-  if (!o.raw && !o.qcow2)
-    return CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
+  if (!o.raw && !o.qcow2) {
+    CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
+    return CloseUnreadable(o, fs, unreadable, start_time);
+  }
   if (!out) {
     // The holes of a sparse source are left out of a file image unread:
     // without them in the map, the image reserves no L2 table for them (the
@@ -493,7 +542,7 @@ int Capture(const Options& o) {
   if (scrambler && !scrambler->Summary().empty())
     Warn(scrambler->Summary());
   ReportProblems(map.problems + copy_problems, "the image was written anyway");
-  return 0;
+  return CloseUnreadable(o, fs, unreadable, start_time);
 }
 
 }  // namespace e2image

@@ -8,9 +8,14 @@
 #include "e2image_options.h"
 #include "e2img/filesystem.h"
 #include "e2img/metadata_map.h"
+#include "e2img/unreadable.h"
 #include "util/disk_range.h"
 
 namespace e2image {
+
+// The exit status of a run that wrote its image or copy but left out
+// unreadable ranges of the source (e2fsprogs' e2image exits with 0 or 1).
+inline constexpr int kExitIncomplete = 3;
 
 // One "e2image: warning: ..." line on stderr.
 void Warn(const std::string& message);
@@ -40,6 +45,13 @@ uint64_t ReportOpen(const e2img::Filesystem& fs, const Options& o);
 // Builds the metadata map, showing the inode scan's progress with -p.
 e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions options,
                             bool show_progress);
+
+// The start of a run, as a ddrescue map file's heading shows it.
+std::string NowText();
+// Says how many unreadable ranges were left out (nothing when none) and
+// writes --error-map; returns the exit status: 0, or kExitIncomplete.
+int CloseUnreadable(const Options& o, const e2img::Filesystem& fs,
+                    const e2img::UnreadableLog& unreadable, const std::string& start_time);
 
 int ConvertQcow2(const Options& o);
 int Capture(const Options& o);

@@ -18,7 +18,8 @@ constexpr const char* kUsage =
     "Usage: e2image [-r|-Q] [-afnps] [-b superblock] [-B blocksize] [-o src_offset]\n"
     "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
     "               [--compress[=zlib|zstd]] [--compress-level=N] [--threads=N]\n"
-    "               [--scramble-seed=N] [--no-sync] device image-file\n"
+    "               [--scramble-seed=N] [--no-sync] [--error-map=FILE]\n"
+    "               device image-file\n"
     "       e2image -I device image-file\n"
     "       e2image -ra [-cfnp] [-o src_offset] [-O dest_offset] src_fs [dest_fs]\n"
     "       e2image -r [--no-sync] image.qcow2 image.raw\n";
@@ -55,6 +56,8 @@ constexpr const char* kHelp =
     "      --no-sync           leave the image file to the kernel to write out instead\n"
     "                          of syncing it before it gets its name (faster; a crash\n"
     "                          soon after can leave a torn image under the name)\n"
+    "      --error-map=FILE    write the source's unreadable ranges to FILE as a GNU\n"
+    "                          ddrescue map file (a read error does not end a run)\n"
     "  -h, --help      show this help\n"
     "  -V, --version   show the version\n"
     "\n"
@@ -85,7 +88,8 @@ Options ParseOptions(int argc, char** argv) {
     kScrambleSeed,
     kThreads,
     kNoSync,
-    kCompressLevel
+    kCompressLevel,
+    kErrorMap
   };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
@@ -97,6 +101,7 @@ Options ParseOptions(int argc, char** argv) {
       {"scramble-seed", required_argument, nullptr, kScrambleSeed},
       {"threads", required_argument, nullptr, kThreads},
       {"no-sync", no_argument, nullptr, kNoSync},
+      {"error-map", required_argument, nullptr, kErrorMap},
       {nullptr, 0, nullptr, 0}};
   Options o;
   int c;
@@ -161,6 +166,9 @@ Options ParseOptions(int argc, char** argv) {
         break;
       case kNoSync:
         o.no_sync = true;
+        break;
+      case kErrorMap:
+        o.error_map = optarg;
         break;
       case kScrambleSeed:
         o.scramble_seed = ParseNumber(optarg, "scramble seed");

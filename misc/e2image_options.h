@@ -33,6 +33,7 @@ struct Options {
   unsigned threads = 0;                          // --threads: compression workers (0: all cores)
   bool no_sync = false;        // --no-sync: image files are not synced before their rename
   bool move_in_place = false;  // -ra with one file: the output is the source
+  std::string error_map;       // --error-map: the unreadable ranges as a ddrescue map file
   std::string source;
   std::string output;
 };

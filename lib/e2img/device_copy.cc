@@ -100,7 +100,8 @@ DeviceCopyResult CopyToDevice(const util::File& source, const util::File& dest, 
       state.frontier = state.highest_first ? chunk_hi : chunk_lo;
       buf.resize(c.count * bs);
       const uint64_t from = o.source_offset + chunk_lo;
-      const size_t got = source.ReadUpTo(buf, from);
+      const size_t got = o.unreadable ? ReadSalvaging(source, buf, from, *o.unreadable)
+                                      : source.ReadUpTo(buf, from);
       if (got < buf.size()) {
         std::fill(buf.begin() + static_cast<std::ptrdiff_t>(got), buf.end(), 0);
         warn(util::AtOffset(source.path(), from + got,
