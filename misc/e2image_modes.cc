@@ -31,6 +31,7 @@
 #include "e2img/sinks.h"
 #include "e2img/source_holes.h"
 #include "qcow2/compress_pool.h"
+#include "qcow2/dirty_bitmap.h"
 #include "qcow2/reader.h"
 #include "qcow2/writer.h"
 #include "util/error.h"
@@ -223,7 +224,8 @@ void NoteThreadsCut(const Options& o, const qcow2::CompressPool& pool, uint32_t 
 std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesystem& fs,
                                            const util::OutputFile& out,
                                            const std::vector<e2img::BlockExtent>* blocks,
-                                           const std::vector<e2img::BlockExtent>* reserved) {
+                                           const std::vector<e2img::BlockExtent>* reserved,
+                                           e2img::FinishQcow2 before_finish) {
   if (o.qcow2) {
     e2img::Qcow2SinkOptions q;
     q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
@@ -265,12 +267,36 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
       q.compression_memory =
           qcow2::CompressPool::kMemoryBudget - e2img::LanedSink::kDefaultQueuedBytes;
     q.blocks = reserved ? reserved : blocks;
+    q.before_finish = std::move(before_finish);
     auto sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
     if (o.threads && sink->compress_pool())
       NoteThreadsCut(o, *sink->compress_pool(), 1u << q.cluster_bits);
     return sink;
   }
   return std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
+}
+
+// The name of the bitmap of a qcow2 image's unreadable guest ranges.
+constexpr const char* kUnreadableBitmap = "e2image-unreadable";
+
+// Records the unreadable ranges in a qcow2 image being finished: a
+// persistent dirty bitmap in version 3; version 2 has no bitmaps (their
+// extension needs the autoclear bits of version 3), which is said.
+void RecordUnreadable(const Options& o, const e2img::UnreadableLog& unreadable,
+                      uint64_t virtual_size, qcow2::Qcow2Writer& writer) {
+  if (unreadable.empty())
+    return;
+  if (writer.version() < 3) {
+    Warn(o.output +
+         ": a version 2 qcow2 image cannot mark the unreadable ranges (a bitmap "
+         "needs --qcow2-version=3); --error-map=FILE lists them");
+    return;
+  }
+  std::vector<qcow2::GuestRange> ranges;
+  for (const e2img::ByteRange& r : unreadable.GuestRanges())
+    ranges.emplace_back(r.offset, r.length);
+  qcow2::WriteDirtyBitmap(writer, kUnreadableBitmap, ranges, virtual_size,
+                          qcow2::BitmapGranularityBits(virtual_size, 9));
 }
 
 }  // namespace
@@ -441,7 +467,9 @@ int Capture(const Options& o) {
   const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks,
                                  const std::vector<e2img::BlockExtent>* reserved = nullptr) {
     out.emplace(CreateOutput(o));
-    sink = MakeSink(o, fs, *out, blocks, reserved);
+    sink = MakeSink(o, fs, *out, blocks, reserved, [&](qcow2::Qcow2Writer& writer) {
+      RecordUnreadable(o, unreadable, fs.size_bytes(), writer);
+    });
     src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
   };
   const auto overlap_copy = [&] {

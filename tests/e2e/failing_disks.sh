@@ -118,6 +118,34 @@ qcow2_capture() {
 ok "-Q past 4 bad sectors: the same, and a clean qcow2 image" qcow2_capture out.qcow2
 ok "-Q --compress past 4 bad sectors: the same" qcow2_capture outc.qcow2 --compress
 
+# A version 3 image marks the unreadable guest ranges in a persistent dirty
+# bitmap, which qemu lists, keeps valid and serves: qemu-nbd exports it and
+# qemu-img map shows its dirty ranges as "data": false.
+bitmap_v3() {
+  capture out3.qcow2 -Q --qcow2-version=3 && warned "$T/out3.qcow2.err" &&
+    ! grep -q "cannot mark" "$T/out3.qcow2.err" && qcow2_clean "$T/out3.qcow2" || return 1
+  qemu-img info "$T/out3.qcow2" | tee "$T/info" | grep -q "name: e2image-unreadable" &&
+    grep -q "granularity: 512" "$T/info" || { cat "$T/info"; return 1; }
+  "$QCOW2_INSPECT" dump "$T/out3.qcow2" | grep -q 'name "e2image-unreadable"' || return 1
+  rm -f "$T/nbd.sock"
+  qemu-nbd -r -f qcow2 -B e2image-unreadable -k "$T/nbd.sock" "$T/out3.qcow2" & pid=$!
+  for _ in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
+  qemu-img map --output=json --image-opts \
+    "driver=nbd,server.type=unix,server.path=$T/nbd.sock,x-dirty-bitmap=qemu:dirty-bitmap:e2image-unreadable" \
+    > "$T/dirty.json"
+  kill $pid 2> /dev/null; wait $pid 2> /dev/null
+  dirty=$(sed -n 's/.*"start": \([0-9]*\), "length": \([0-9]*\),.*"data": false.*/\1:\2/p' "$T/dirty.json" | tr '\n' ' ')
+  want=$(printf '%s:512\n' $sb $itable $dir $etb | sort -n | tr '\n' ' ')
+  [ "$dirty" = "$want" ] || { cat "$T/dirty.json"; echo "dirty: $dirty, expected $want"; return 1; }
+}
+ok "-Q --qcow2-version=3: a dirty bitmap of the bad sectors, as qemu reads it" bitmap_v3
+
+v2_says_so() {
+  grep -q "out\.qcow2: a version 2 qcow2 image cannot mark the unreadable ranges" "$T/out.qcow2.err" &&
+    ! "$QCOW2_INSPECT" dump "$T/out.qcow2" | grep -qi "bitmap directory at"
+}
+ok "-Q (version 2): no bitmap, and a warning that says so" v2_says_so
+
 ra_copy() {
   # The data of the fragmented file past the bad sector of its extent tree
   # cannot be found: left out of the comparison.
