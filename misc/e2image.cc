@@ -36,6 +36,12 @@ int Run(const Options& o) {
         "--threads goes with --compress or -s (it sets the compression or scrambling threads)");
   if (o.scramble_seed && !o.scramble)
     throw util::Error("--scramble-seed goes with -s");
+  if (o.verify && (!(o.raw || o.qcow2) || o.scramble || o.nop || o.output == "-" ||
+                   (o.raw && o.all_data &&
+                    (o.move_in_place || o.check || e2image::IsSameFile(o.source, o.output)))))
+    throw util::Error(
+        "--verify goes with -r or -Q image files (not e2i images, -s, which changes blocks, -n, "
+        "standard output, or copies in place)");
   if (o.raw && qcow2::IsQcow2File(o.source)) {
     if (o.scramble)
       throw util::Error("-s scrambles a filesystem, not a qcow2 image");

@@ -1,7 +1,5 @@
 #include "e2image_modes.h"
 
-#include "config.h"
-
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
@@ -12,6 +10,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -30,8 +29,8 @@
 #include "e2img/scramble.h"
 #include "e2img/sinks.h"
 #include "e2img/source_holes.h"
+#include "qcow2/capture_info.h"
 #include "qcow2/compress_pool.h"
-#include "qcow2/dirty_bitmap.h"
 #include "qcow2/reader.h"
 #include "qcow2/writer.h"
 #include "util/error.h"
@@ -276,69 +275,7 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
   return std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
 }
 
-// The name of the bitmap of a qcow2 image's unreadable guest ranges.
-constexpr const char* kUnreadableBitmap = "e2image-unreadable";
-
-// Records the unreadable ranges in a qcow2 image being finished: a
-// persistent dirty bitmap in version 3; version 2 has no bitmaps (their
-// extension needs the autoclear bits of version 3), which is said.
-void RecordUnreadable(const Options& o, const e2img::UnreadableLog& unreadable,
-                      uint64_t virtual_size, qcow2::Qcow2Writer& writer) {
-  if (unreadable.empty())
-    return;
-  if (writer.version() < 3) {
-    Warn(o.output +
-         ": a version 2 qcow2 image cannot mark the unreadable ranges (a bitmap "
-         "needs --qcow2-version=3); --error-map=FILE lists them");
-    return;
-  }
-  std::vector<qcow2::GuestRange> ranges;
-  for (const e2img::ByteRange& r : unreadable.GuestRanges())
-    ranges.emplace_back(r.offset, r.length);
-  qcow2::WriteDirtyBitmap(writer, kUnreadableBitmap, ranges, virtual_size,
-                          qcow2::BitmapGranularityBits(virtual_size, 9));
-}
-
 }  // namespace
-
-std::string NowText() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  ::localtime_r(&now, &tm);
-  char text[64];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
-  return text;
-}
-
-int CloseUnreadable(const Options& o, const e2img::Filesystem& fs,
-                    const e2img::UnreadableLog& unreadable, const std::string& start_time) {
-  const std::vector<e2img::ByteRange> ranges = unreadable.Ranges();
-  if (!o.error_map.empty()) {
-    const std::string text = e2img::DdrescueMap(
-        ranges, o.source_offset, o.source_offset + fs.size_bytes(),
-        {std::string("Mapfile. Created by e2image-ng version ") + PACKAGE_VERSION,
-         "Source: " + o.source +
-             (o.source_offset ? " from offset " + std::to_string(o.source_offset) : std::string()),
-         "Start time:   " + start_time, "Current time: " + NowText(), "Finished"});
-    util::OutputFile map = util::OutputFile::Create(o.error_map);
-    map.file().Write(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
-    map.Commit();
-  }
-  if (ranges.empty())
-    return 0;
-  uint64_t bytes = 0;
-  for (const e2img::ByteRange& r : ranges)
-    bytes += r.length;
-  std::fprintf(stderr,
-               "e2image: incomplete: %zu unreadable range%s of %s (%llu bytes, %llu block%s) "
-               "left out\n",
-               ranges.size(), ranges.size() == 1 ? "" : "s", o.source.c_str(),
-               static_cast<unsigned long long>(bytes),
-               static_cast<unsigned long long>(unreadable.BlockCount()),
-               unreadable.BlockCount() == 1 ? "" : "s");
-  return kExitIncomplete;
-}
 
 e2img::Filesystem OpenSource(const Options& o) {
   e2img::OpenOptions open;
@@ -419,6 +356,10 @@ int ConvertQcow2(const Options& o) {
                       [&](uint64_t bytes) { progress.Update((bytes + kUnit - 1) / kUnit); });
   out.Commit();
   progress.Finish();
+  // How the image was made, once it is converted (a failed run says only why).
+  if (const auto capture = qcow2::CaptureInfoOf(reader.header()))
+    std::fprintf(stderr, "e2image: %s: %s\n", o.source.c_str(),
+                 qcow2::CaptureSummary(*capture).c_str());
   return 0;
 }
 
@@ -430,12 +371,14 @@ int Capture(const Options& o) {
   CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                   o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}
                                     : util::DeviceRegion{});
+  const std::time_t started = CaptureTime();
   const std::string start_time = NowText();
   uint64_t open_problems = ReportOpen(fs, o);
   util::File source = util::File::Open(o.source, O_RDONLY);
   // Read errors of the medium leave zeros and a warning, here and in the scan.
   e2img::UnreadableLog unreadable(o.source, o.source_offset, fs.block_size(), Warn);
   const e2img::LibextReadSalvage salvage(fs.get(), source, unreadable);
+  const qcow2::CaptureInfo capture_info = DescribeCapture(o, fs, source, started);
   // A source cut short (a partial copy of a failing disk) is said once, here,
   // with both sizes; the copier then writes the missing blocks as zeros
   // without a warning of its own.
@@ -468,7 +411,7 @@ int Capture(const Options& o) {
                                  const std::vector<e2img::BlockExtent>* reserved = nullptr) {
     out.emplace(CreateOutput(o));
     sink = MakeSink(o, fs, *out, blocks, reserved, [&](qcow2::Qcow2Writer& writer) {
-      RecordUnreadable(o, unreadable, fs.size_bytes(), writer);
+      RecordCapture(o, capture_info, unreadable, fs.size_bytes(), writer);
     });
     src.skip_holes = out->kind() != util::OutputFile::Kind::kBlockDevice;
   };
@@ -570,7 +513,9 @@ int Capture(const Options& o) {
   if (scrambler && !scrambler->Summary().empty())
     Warn(scrambler->Summary());
   ReportProblems(map.problems + copy_problems, "the image was written anyway");
-  return CloseUnreadable(o, fs, unreadable, start_time);
+  const int verified = o.verify ? VerifyCapture(o, fs, source, map, unreadable) : 0;
+  const int status = CloseUnreadable(o, fs, unreadable, start_time);
+  return status ? status : verified;
 }
 
 }  // namespace e2image

@@ -34,6 +34,7 @@ struct Options {
   bool no_sync = false;        // --no-sync: image files are not synced before their rename
   bool move_in_place = false;  // -ra with one file: the output is the source
   std::string error_map;       // --error-map: the unreadable ranges as a ddrescue map file
+  bool verify = false;         // --verify: compare the image with the source after writing
   std::string source;
   std::string output;
 };

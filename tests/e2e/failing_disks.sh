@@ -16,7 +16,7 @@ mkdir -p "$T/src/dir"
 for i in $(seq 1 60); do echo "small file $i" > "$T/src/dir/file-$i"; done
 perl -e 'open(F, ">", $ARGV[0]) or die; for $i (0 .. 119) { seek(F, $i * 2048, 0); print F "x" x 1024 }' \
   "$T/src/frag"
-mke2fs -q -F -t ext4 -O inline_data -b 1024 -d "$T/src" "$T/fs.img" 16M
+mke2fs -q -F -t ext4 -O inline_data -b 1024 -L failing -d "$T/src" "$T/fs.img" 16M
 dbg() { debugfs -R "$1" "$T/fs.img" 2> /dev/null; }
 
 # The bad sectors (byte offsets), one in each place.
@@ -161,6 +161,101 @@ unfaulted() {
     grep -q '^0x00000000  0x01000000  +$' "$T/clean.map" && [ "$(grep -vc '^#' "$T/clean.map")" = 2 ]
 }
 ok "without faults: exit 0, e2image's bytes, a map of one finished block" unfaulted
+
+# Every qcow2 image describes its capture in a header extension of its own.
+uuid=$(dumpe2fs -h "$T/fs.img" 2> /dev/null | sed -n 's/^Filesystem UUID: *//p')
+described() {
+  "$QCOW2_INSPECT" info --json "$T/out3.qcow2" > "$T/info.json" &&
+    "$QCOW2_INSPECT" info "$T/out3.qcow2" > "$T/info.txt" || return 1
+  cat "$T/info.json" "$T/info.txt"
+  for field in '"program": "e2image-ng [0-9.]*"' '"time": 1700000000' '"mode": "metadata"' \
+    '"scrambled": false' '"compression": "none"' '"source-size": 16777216' \
+    '"filesystem-size": 16777216' '"block-size": 1024' "\"uuid\": \"$uuid\"" '"label": "failing"' \
+    '"mounted": false' '"journal-needed-recovery": false' '"unreadable-blocks": 4'; do
+    grep -q "^        $field,\?$" "$T/info.json" || { echo "missing: $field"; return 1; }
+  done
+  grep -q "^e2image capture: e2image-ng .*, 2023-11-14 22:13:20 UTC: metadata; .*UUID $uuid, label \"failing\"; not mounted; 4 unreadable blocks$" "$T/info.txt" &&
+    "$QCOW2_INSPECT" dump "$T/out3.qcow2" | grep -A1 "type 0xe2196e67 (e2image capture)" | grep -q "4 unreadable blocks"
+}
+ok "the capture extension: qcow2-inspect info (text, --json) and dump show it" described
+
+scrambled_compressed() {
+  "$E2IMAGE" -Q -s --compress=zstd --compress-level=5 "$T/fs.img" "$T/s.qcow2" 2> /dev/null &&
+    "$QCOW2_INSPECT" info --json "$T/s.qcow2" > "$T/s.json" || return 1
+  cat "$T/s.json"
+  grep -q '"scrambled": true' "$T/s.json" && grep -q '"compression": "zstd"' "$T/s.json" &&
+    grep -q '"compression-level": 5' "$T/s.json" && ! grep -q '"uuid"\|"label"' "$T/s.json" &&
+    ! grep -aq failing "$T/s.qcow2"
+}
+ok "a scrambled image records -s and the codec, and neither UUID nor label" scrambled_compressed
+
+recovery_and_data() {
+  cp "$T/fs.img" "$T/rec.img" && debugfs -w -R "feature needs_recovery" "$T/rec.img" > /dev/null 2>&1 &&
+    "$E2IMAGE" -Q -a "$T/rec.img" "$T/rec.qcow2" 2> /dev/null &&
+    "$QCOW2_INSPECT" info --json "$T/rec.qcow2" > "$T/rec.json" || return 1
+  grep -q '"journal-needed-recovery": true' "$T/rec.json" && grep -q '"mode": "metadata-and-data"' "$T/rec.json"
+}
+ok "a journal needing recovery and -a are recorded" recovery_and_data
+
+# qemu keeps the extension and ignores it: check, convert and amend work as
+# on any image, and amend (which rewrites the header) keeps it.
+qemu_unaffected() {
+  qcow2_clean "$T/out3.qcow2" && qemu-img convert -O raw "$T/out3.qcow2" "$T/qemu.raw" &&
+    "$E2IMAGE" -r "$T/out3.qcow2" "$T/ours.raw" 2> "$T/conv.err" && cmp "$T/qemu.raw" "$T/ours.raw" || return 1
+  cp "$T/out3.qcow2" "$T/amended.qcow2" && qemu-img amend -o lazy_refcounts=on "$T/amended.qcow2" &&
+    qcow2_clean "$T/amended.qcow2" || return 1
+  "$QCOW2_INSPECT" info "$T/amended.qcow2" | grep -q "^e2image capture: .*4 unreadable blocks$" &&
+    "$QCOW2_INSPECT" info --json "$T/amended.qcow2" | grep -q '"lazy-refcounts": true' &&
+    qemu-img info "$T/amended.qcow2" | grep -q "name: e2image-unreadable"
+}
+ok "qemu-img check, convert and amend are unaffected; amend keeps the extension" qemu_unaffected
+
+oracle_reads_it() {
+  /usr/sbin/e2image -r "$T/out.qcow2" "$T/oracle-conv.raw" && "$E2IMAGE" -r "$T/out.qcow2" "$T/ours-conv.raw" 2> /dev/null &&
+    cmp "$T/oracle-conv.raw" "$T/ours-conv.raw"
+}
+ok "e2fsprogs' e2image -r converts a version 2 image with the extension as we do" oracle_reads_it
+
+convert_summary() {
+  cat "$T/conv.err"
+  [ "$(wc -l < "$T/conv.err")" = 1 ] &&
+    grep -q "^e2image: .*out3\.qcow2: e2image-ng .*, 2023-11-14 22:13:20 UTC: metadata; .*4 unreadable blocks$" "$T/conv.err"
+}
+ok "e2image -r prints the capture's summary when converting" convert_summary
+
+# --verify reads every block of the image again, from the source and from the
+# image. A live filesystem changing after its capture: the image's reads
+# are slowed down (0.25 s each) and, as soon as the image has its name, a
+# directory block of the source is changed.
+verify_finds_change() {
+  cp "$T/fs.img" "$T/live.img" && rm -f "$T/live.qcow2"
+  env LD_PRELOAD="$IOFAULT_SO" IOFAULT_OP=read IOFAULT_PATH=live.qcow2 IOFAULT_DELAY_MS=250 \
+    "$E2IMAGE" -Q --verify "$T/live.img" "$T/live.qcow2" 2> "$T/verify.err" & pid=$!
+  for _ in $(seq 200); do [ -e "$T/live.qcow2" ] && break; sleep 0.05; done
+  printf 'CHANGED!' | dd of="$T/live.img" bs=1 seek=$((dir_block * 1024 + 40)) conv=notrunc 2> /dev/null
+  wait $pid; rc=$?
+  cat "$T/verify.err"
+  [ $rc = 4 ] || { echo "exit status $rc, expected 4"; return 1; }
+  grep -q "^e2image: warning: .*live\.img: block $dir_block differs between the source and the image (changed since copied)$" "$T/verify.err" &&
+    grep -q "^e2image: verify: 1 of [0-9]* blocks differ from the source$" "$T/verify.err"
+}
+ok "--verify: a block changed after its copy is named, counted, exit 4" verify_finds_change
+
+verify_quiet() {
+  "$E2IMAGE" -r -a --verify "$T/fs.img" "$T/v.raw" 2> "$T/v.err"; rc=$?
+  cat "$T/v.err"
+  [ $rc = 0 ] && [ "$(cat "$T/v.err")" = "e2image: verify: 0 of $(wc -l < "$T/blocks") blocks differ from the source" ]
+}
+"$E2IMAGE" -r -a -n "$T/fs.img" /dev/null 2> /dev/null | grep '^Writing block ' > "$T/blocks"
+ok "--verify of an unchanged -ra capture: every block compared, exit 0" verify_quiet
+
+verify_faulted() {
+  faulty "$E2IMAGE" -Q --verify "$T/fs.img" "$T/vf.qcow2" 2> "$T/vf.err"; rc=$?
+  cat "$T/vf.err"
+  [ $rc = 3 ] && grep -q "^e2image: verify: 0 of [0-9]* blocks differ from the source$" "$T/vf.err" &&
+    ! grep -q "differs between" "$T/vf.err"
+}
+ok "--verify skips the unreadable blocks; exit 3 comes before 4" verify_faulted
 
 done_testing
 exit $((tap_failed > 0))
