@@ -199,6 +199,45 @@ ok "a journal needing recovery and -a are recorded" recovery_and_data
 
 # qemu keeps the extension and ignores it: check, convert and amend work as
 # on any image, and amend (which rewrites the header) keeps it.
+# Mounted sources: a loop mount in a private mount namespace, so that nothing
+# stays mounted whatever happens.
+mounted_recorded() {
+  cp "$T/fs.img" "$T/m.img"
+  unshare --mount bash -c '
+    set -u
+    mkdir -p "$1/mnt"
+    mount --make-rprivate / 2> /dev/null
+    for mode in ro rw; do
+      mount -o "loop,$mode" "$1/m.img" "$1/mnt" || { echo "cannot loop-mount here"; exit 1; }
+      dev=$(findmnt -n -o SOURCE "$1/mnt")
+      force=""; [ $mode = rw ] && force=-f
+      "$2" -Q $force "$dev" "$1/$mode.qcow2" 2> /dev/null; rc=$?
+      umount "$1/mnt"
+      [ $rc = 0 ] || exit 1
+    done' _ "$T" "$E2IMAGE" || return 1
+  "$QCOW2_INSPECT" info "$T/ro.qcow2" | grep "^e2image capture:" | tee "$T/ro.txt" | grep -q "; mounted read-only;" &&
+    "$QCOW2_INSPECT" info "$T/rw.qcow2" | grep "^e2image capture:" | tee "$T/rw.txt" | grep -q "; mounted read-write (-f);"
+}
+ok "a mounted source is recorded: read-only, and read-write with -f" mounted_recorded
+
+# A cluster wholly unreadable is left unallocated in a qcow2 image.
+unallocated() {
+  whole=$((dir_block * 1024))
+  env LD_PRELOAD="$IOFAULT_SO" IOFAULT_OP=read IOFAULT_PATH=fs.img IOFAULT_AT="$whole,$((whole + 512))" \
+    "$E2IMAGE" -Q "$T/fs.img" "$T/whole.qcow2" 2> /dev/null
+  [ $? = 3 ] || return 1
+  qemu-img map --output=json "$T/whole.qcow2" > "$T/whole.map"
+  sed -n 's/.*"start": \([0-9]*\), "length": \([0-9]*\), .*"data": \([a-z]*\).*/\1 \2 \3/p' "$T/whole.map" |
+    while read -r start length data; do
+      if [ "$start" -le $whole ] && [ $whole -lt $((start + length)) ]; then
+        echo "block $dir_block in: $start $length data=$data"
+        [ "$data" = false ] && [ $((whole + 1024)) -le $((start + length)) ]
+        exit
+      fi
+    done
+}
+ok "a wholly unreadable cluster is unallocated in the qcow2 image" unallocated
+
 qemu_unaffected() {
   qcow2_clean "$T/out3.qcow2" && qemu-img convert -O raw "$T/out3.qcow2" "$T/qemu.raw" &&
     "$E2IMAGE" -r "$T/out3.qcow2" "$T/ours.raw" 2> "$T/conv.err" && cmp "$T/qemu.raw" "$T/ours.raw" || return 1
