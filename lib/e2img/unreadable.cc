@@ -21,11 +21,10 @@ struct RawRead {
   int error = 0;
 };
 
-RawRead ReadRaw(int fd, std::span<uint8_t> buf, uint64_t offset) {
+RawRead ReadRaw(const PositionedRead& read, std::span<uint8_t> buf, uint64_t offset) {
   RawRead r;
   while (r.got < buf.size()) {
-    const ssize_t n =
-        ::pread(fd, buf.data() + r.got, buf.size() - r.got, static_cast<off_t>(offset + r.got));
+    const ssize_t n = read(buf.subspan(r.got), offset + r.got);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -39,8 +38,8 @@ RawRead ReadRaw(int fd, std::span<uint8_t> buf, uint64_t offset) {
   return r;
 }
 
-[[noreturn]] void ThrowReadError(const util::File& file, uint64_t offset, int error) {
-  throw util::Error(util::AtOffset(file.path(), offset, "read error: " + util::ErrnoText(error)));
+[[noreturn]] void ThrowReadError(const std::string& path, uint64_t offset, int error) {
+  throw util::Error(util::AtOffset(path, offset, "read error: " + util::ErrnoText(error)));
 }
 
 // The length of the piece of at most `size` bytes from `offset`, cut at the
@@ -158,29 +157,39 @@ bool IsMediaError(int errnum) {
 
 size_t ReadSalvaging(const util::File& file, std::span<uint8_t> buf, uint64_t offset,
                      UnreadableLog& log) {
-  const RawRead whole = ReadRaw(file.fd(), buf, offset);
+  const int fd = file.fd();
+  return ReadSalvaging(
+      [fd](std::span<uint8_t> b, uint64_t at) {
+        return ::pread(fd, b.data(), b.size(), static_cast<off_t>(at));
+      },
+      file.path(), buf, offset, log);
+}
+
+size_t ReadSalvaging(const PositionedRead& read, const std::string& path, std::span<uint8_t> buf,
+                     uint64_t offset, UnreadableLog& log) {
+  const RawRead whole = ReadRaw(read, buf, offset);
   if (!whole.error)
     return whole.got;
   if (!IsMediaError(whole.error))
-    ThrowReadError(file, offset + whole.got, whole.error);
+    ThrowReadError(path, offset + whole.got, whole.error);
   constexpr size_t kPieceSize = 4096;
   std::vector<ByteRange> bad;
   size_t end = buf.size();  // lowered where the file turns out to end
   for (size_t p = whole.got; p < end;) {
     const size_t n = PieceLength(offset + p, kPieceSize, end - p);
-    const RawRead piece = ReadRaw(file.fd(), buf.subspan(p, n), offset + p);
+    const RawRead piece = ReadRaw(read, buf.subspan(p, n), offset + p);
     if (!piece.error && piece.got < n) {
       end = p + piece.got;
       break;
     }
     if (piece.error && !IsMediaError(piece.error))
-      ThrowReadError(file, offset + p + piece.got, piece.error);
+      ThrowReadError(path, offset + p + piece.got, piece.error);
     if (piece.error) {
       for (size_t s = p; s < p + n;) {
         const size_t m = PieceLength(offset + s, kSectorSize, p + n - s);
-        const RawRead sector = ReadRaw(file.fd(), buf.subspan(s, m), offset + s);
+        const RawRead sector = ReadRaw(read, buf.subspan(s, m), offset + s);
         if (sector.error && !IsMediaError(sector.error))
-          ThrowReadError(file, offset + s + sector.got, sector.error);
+          ThrowReadError(path, offset + s + sector.got, sector.error);
         if (sector.error) {
           std::fill_n(buf.begin() + static_cast<std::ptrdiff_t>(s), m, 0);
           AppendRange(bad, offset + s, m);

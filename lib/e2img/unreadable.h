@@ -6,6 +6,7 @@
 #pragma once
 
 #include <ext2fs/ext2fs.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
@@ -73,6 +74,13 @@ bool IsMediaError(int errnum);
 // `log`. Returns the bytes before the end of the file. Other errors throw.
 size_t ReadSalvaging(const util::File& file, std::span<uint8_t> buf, uint64_t offset,
                      UnreadableLog& log);
+
+// One positioned read of a device, as pread(2): the bytes read (0 at its
+// end) or -1 with errno set.
+using PositionedRead = std::function<ssize_t(std::span<uint8_t> buf, uint64_t offset)>;
+// ReadSalvaging over any device (`path` names it in errors).
+size_t ReadSalvaging(const PositionedRead& read, const std::string& path, std::span<uint8_t> buf,
+                     uint64_t offset, UnreadableLog& log);
 
 // While it lives, libext2fs's failed reads of a filesystem (the inode
 // scan's inode tables, directories and extent trees) are salvaged into a log
