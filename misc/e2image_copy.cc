@@ -65,7 +65,9 @@ int CopyOrMove(const Options& o) {
   const uint64_t open_problems = ReportOpen(fs, o);
   // Read errors of the medium leave zeros and a warning, in the scan and the copy.
   const util::File scan_source = util::File::Open(o.source, O_RDONLY);
-  e2img::UnreadableLog unreadable(o.source, o.source_offset, fs.block_size(), Warn);
+  e2img::UnreadableLog unreadable(
+      o.source, o.source_offset, fs.block_size(), Warn,
+      o.check ? "left as the destination has it" : "written as zeros in the copy");
   const e2img::LibextReadSalvage salvage(fs.get(), scan_source, unreadable);
   e2img::MapOptions map_options;
   map_options.all_data = true;

@@ -65,11 +65,12 @@ std::string Hex(uint64_t v) {
 }  // namespace
 
 UnreadableLog::UnreadableLog(std::string device, uint64_t fs_offset, uint32_t block_size,
-                             WarnFn warn)
+                             WarnFn warn, std::string outcome)
     : device_(std::move(device)),
       fs_offset_(fs_offset),
       block_size_(block_size),
-      warn_(std::move(warn)) {}
+      warn_(std::move(warn)),
+      outcome_(std::move(outcome)) {}
 
 std::string UnreadableLog::Describe(ByteRange r) const {
   std::string text = device_ + ": unreadable: " + std::to_string(r.length) + " bytes at offset " +
@@ -80,7 +81,7 @@ std::string UnreadableLog::Describe(ByteRange r) const {
     text += first == last ? " (block " + std::to_string(first) + ")"
                           : " (blocks " + std::to_string(first) + "-" + std::to_string(last) + ")";
   }
-  return text + "; left out of the image (zeros)";
+  return text + "; " + outcome_;
 }
 
 void UnreadableLog::Add(ByteRange range) {

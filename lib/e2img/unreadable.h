@@ -37,8 +37,9 @@ class UnreadableLog {
   using WarnFn = std::function<void(const std::string&)>;
   // fs_offset: where the filesystem starts on the device (-o); block_size:
   // its block size, to name blocks in warnings. `warn` gets one line per new
-  // range and may be empty.
-  UnreadableLog(std::string device, uint64_t fs_offset, uint32_t block_size, WarnFn warn);
+  // range and may be empty, ending with `outcome`: what became of it.
+  UnreadableLog(std::string device, uint64_t fs_offset, uint32_t block_size, WarnFn warn,
+                std::string outcome = "left out of the image (zeros)");
 
   // Records a range as unreadable; warns of each part not known before.
   void Add(ByteRange range);
@@ -60,6 +61,7 @@ class UnreadableLog {
   uint64_t fs_offset_;
   uint32_t block_size_;
   WarnFn warn_;
+  std::string outcome_;
   mutable std::mutex mutex_;
   std::map<uint64_t, uint64_t> ranges_;  // start -> end, disjoint, not touching
 };

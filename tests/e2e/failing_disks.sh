@@ -59,11 +59,11 @@ outside_equal() {
 
 # warned ERRFILE: one line per bad sector with its offset and block, the
 # fallback to the backup superblock, and the closing count.
-warned() {
+warned() {  # warned ERRFILE image|copy
   err=$1
   cat "$err"
   for s in $sb $itable $dir $etb; do
-    [ "$(grep -c "fs\.img: unreadable: 512 bytes at offset $s (block $((s / 1024)));" "$err")" = 1 ] ||
+    [ "$(grep -c "fs\.img: unreadable: 512 bytes at offset $s (block $((s / 1024))); left out of the $2 (zeros)$" "$err")" = 1 ] ||
       { echo "no single warning for the bad sector at $s"; return 1; }
   done
   grep -q "primary superblock: Input/output error; using the backup superblock at block 8193" "$err" &&
@@ -104,14 +104,14 @@ capture() {  # capture NAME OPTIONS...: a faulted capture, exit status 3
 }
 
 raw_capture() {
-  capture out.raw -r && warned "$T/out.raw.err" && map_ok "$T/out.raw.map" &&
+  capture out.raw -r && warned "$T/out.raw.err" image && map_ok "$T/out.raw.map" &&
     outside_equal "$T/out.raw" "$T/oracle.raw"
 }
 ok "-r past 4 bad sectors: warnings, exit 3, ddrescue map, the rest as e2image's" raw_capture
 
 qcow2_capture() {
   name=$1; shift
-  capture "$name" -Q "$@" && warned "$T/$name.err" && map_ok "$T/$name.map" &&
+  capture "$name" -Q "$@" && warned "$T/$name.err" image && map_ok "$T/$name.map" &&
     qcow2_clean "$T/$name" && "$E2IMAGE" -r "$T/$name" "$T/$name.raw" &&
     outside_equal "$T/$name.raw" "$T/oracle.raw"
 }
@@ -122,7 +122,7 @@ ok "-Q --compress past 4 bad sectors: the same" qcow2_capture outc.qcow2 --compr
 # bitmap, which qemu lists, keeps valid and serves: qemu-nbd exports it and
 # qemu-img map shows its dirty ranges as "data": false.
 bitmap_v3() {
-  capture out3.qcow2 -Q --qcow2-version=3 && warned "$T/out3.qcow2.err" &&
+  capture out3.qcow2 -Q --qcow2-version=3 && warned "$T/out3.qcow2.err" image &&
     ! grep -q "cannot mark" "$T/out3.qcow2.err" && qcow2_clean "$T/out3.qcow2" || return 1
   qemu-img info "$T/out3.qcow2" | tee "$T/info" | grep -q "name: e2image-unreadable" &&
     grep -q "granularity: 512" "$T/info" || { cat "$T/info"; return 1; }
@@ -151,16 +151,42 @@ ra_copy() {
   # cannot be found: left out of the comparison.
   frag_data=""
   for b in $(dbg "blocks /frag"); do frag_data="$frag_data $((b * 1024)):1024"; done
-  capture copy.img -ra && warned "$T/copy.img.err" && map_ok "$T/copy.img.map" &&
+  capture copy.img -ra && warned "$T/copy.img.err" image && map_ok "$T/copy.img.map" &&
     outside_equal "$T/copy.img" "$T/oracle-copy.raw" $frag_data
 }
 ok "-ra past 4 bad sectors: the same, the rest as e2image -ra's copy" ra_copy
+
+# -ra -c onto an up-to-date copy (made before the disk failed) writes only
+# what differs: the bad sectors stay as the copy has them, not zeros.
+ra_compare() {
+  cp "$T/oracle-copy.raw" "$T/update.img"
+  faulty "$E2IMAGE" -rac --error-map="$T/update.map" "$T/fs.img" "$T/update.img" 2> "$T/update.err"; rc=$?
+  cat "$T/update.err"
+  [ $rc = 3 ] || { echo "exit status $rc, expected 3"; return 1; }
+  grep -q "fs\.img: unreadable: 512 bytes at offset $itable (block $((itable / 1024))); left as the destination has it$" \
+    "$T/update.err" && map_ok "$T/update.map" && cmp "$T/update.img" "$T/oracle-copy.raw"
+}
+ok "-ra -c past 4 bad sectors: the copy keeps its own bytes there" ra_compare
 
 unfaulted() {
   "$E2IMAGE" -r --error-map="$T/clean.map" "$T/fs.img" "$T/clean.raw" && same_bytes "$T/clean.raw" "$T/plain-oracle.raw" &&
     grep -q '^0x00000000  0x01000000  +$' "$T/clean.map" && [ "$(grep -vc '^#' "$T/clean.map")" = 2 ]
 }
 ok "without faults: exit 0, e2image's bytes, a map of one finished block" unfaulted
+
+# An e2i image holds the superblock as opened (the backup's): the scan's
+# reads (inode table, directory, extent tree) are the ones left out.
+e2i_capture() {
+  capture out.e2i && cat "$T/out.e2i.err" || return 1
+  for at in $itable $dir $etb; do
+    grep -q "fs\.img: unreadable: 512 bytes at offset $at (block $((at / 1024))); left out of the image (zeros)$" \
+      "$T/out.e2i.err" || { echo "no warning for $at"; return 1; }
+  done
+  grep -q "^e2image: incomplete: 3 unreadable ranges of .*fs\.img (1536 bytes, 3 blocks) left out$" "$T/out.e2i.err" &&
+    [ "$(grep -c '^0x[0-9A-F]*  0x00000200  -$' "$T/out.e2i.map")" = 3 ] &&
+    dumpe2fs -i -h "$T/out.e2i" > /dev/null 2>&1
+}
+ok "an e2i image past the bad sectors: warnings, map and exit 3" e2i_capture
 
 # Every qcow2 image describes its capture in a header extension of its own.
 uuid=$(dumpe2fs -h "$T/fs.img" 2> /dev/null | sed -n 's/^Filesystem UUID: *//p')
