@@ -44,6 +44,12 @@ int Run(const Options& o) {
     throw util::Error("--scramble-seed, --scramble-map and --scramble-keep-names go with -s");
   if (!o.scramble_map.empty() && o.scramble_map == o.output)
     throw util::Error("--scramble-map must name another file than the image");
+  if (o.verify && (!(o.raw || o.qcow2) || o.scramble || o.nop || o.output == "-" ||
+                   (o.raw && o.all_data &&
+                    (o.move_in_place || o.check || e2image::IsSameFile(o.source, o.output)))))
+    throw util::Error(
+        "--verify goes with -r or -Q image files (not e2i images, -s, which changes blocks, -n, "
+        "standard output, or copies in place)");
   if (o.raw && qcow2::IsQcow2File(o.source)) {
     if (o.scramble)
       throw util::Error("-s scrambles a filesystem, not a qcow2 image");

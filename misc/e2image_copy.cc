@@ -62,7 +62,14 @@ int CopyOrMove(const Options& o) {
     CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                     {o.dest_offset, fs.size_bytes()},
                     " (to move a filesystem, name one device twice, with -O)");
+  const std::string start_time = NowText();
   const uint64_t open_problems = ReportOpen(fs, o);
+  // Read errors of the medium leave zeros and a warning, in the scan and the copy.
+  const util::File scan_source = util::File::Open(o.source, O_RDONLY);
+  e2img::UnreadableLog unreadable(
+      o.source, o.source_offset, fs.block_size(), Warn,
+      o.check ? "left as the destination has it" : "written as zeros in the copy");
+  const e2img::LibextReadSalvage salvage(fs.get(), scan_source, unreadable);
   e2img::MapOptions map_options;
   map_options.all_data = o.all_data;
   // A copy is a filesystem: whole inode tables. -rc without -a updates an
@@ -96,6 +103,7 @@ int CopyOrMove(const Options& o) {
   copy.first_data_block = fs.first_copied_block();
   copy.compare = o.check;
   copy.print_only = o.nop;
+  copy.unreadable = &unreadable;
   util::Progress progress(o.progress, map.blocks.BlockCount(), fs.block_size());
   const e2img::DeviceCopyResult result = e2img::CopyToDevice(
       source, dest, map.blocks, copy, [&](uint64_t done) { progress.Update(done); }, Warn);
@@ -114,7 +122,7 @@ int CopyOrMove(const Options& o) {
     std::printf("%llu blocks already contained the data to be copied\n",
                 static_cast<unsigned long long>(result.skipped));
   ReportProblems(map.problems + result.problems, "the copy was made anyway");
-  return 0;
+  return CloseUnreadable(o, fs, unreadable, start_time);
 }
 
 int Install(const Options& o) {

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <bit>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <random>
@@ -28,6 +30,7 @@
 #include "e2img/sinks.h"
 #include "e2img/source_holes.h"
 #include "qcow2/backing.h"
+#include "qcow2/capture_info.h"
 #include "qcow2/compress_pool.h"
 #include "qcow2/reader.h"
 #include "qcow2/writer.h"
@@ -264,7 +267,8 @@ void NoteThreadsCut(const Options& o, const qcow2::CompressPool& pool, uint32_t 
 std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesystem& fs,
                                            const util::OutputFile& out,
                                            const std::vector<e2img::BlockExtent>* blocks,
-                                           const std::vector<e2img::BlockExtent>* reserved) {
+                                           const std::vector<e2img::BlockExtent>* reserved,
+                                           e2img::FinishQcow2 before_finish) {
   if (o.qcow2) {
     e2img::Qcow2SinkOptions q;
     q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
@@ -313,6 +317,7 @@ std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesy
       q.compression_memory =
           qcow2::CompressPool::kMemoryBudget - e2img::LanedSink::kDefaultQueuedBytes;
     q.blocks = reserved ? reserved : blocks;
+    q.before_finish = std::move(before_finish);
     auto sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
     if (o.threads && sink->compress_pool())
       NoteThreadsCut(o, *sink->compress_pool(), 1u << q.cluster_bits);
@@ -402,6 +407,11 @@ int ConvertQcow2(const Options& o) {
   util::OutputFile out = CreateOutput(o);
   out.Reserve(o.dest_offset, reader.virtual_size());
   util::RawWriter writer(out, o.dest_offset, /*zero_gaps=*/out.in_place());
+  // How the image was made, before any progress: with -p, the last line
+  // stays the "Copied" line that GParted's parse looks for.
+  if (const auto capture = qcow2::CaptureInfoOf(reader.header()))
+    std::fprintf(stderr, "e2image: %s: %s\n", o.source.c_str(),
+                 qcow2::CaptureSummary(*capture).c_str());
   constexpr uint64_t kUnit = 4096;
   util::Progress progress(o.progress, (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
   qcow2::ConvertToRaw(reader, writer,
@@ -423,8 +433,14 @@ int Capture(const Options& o) {
   CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
                   o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}
                                     : util::DeviceRegion{});
+  const std::time_t started = CaptureTime();
+  const std::string start_time = NowText();
   uint64_t open_problems = ReportOpen(fs, o);
   util::File source = util::File::Open(o.source, O_RDONLY);
+  // Read errors of the medium leave zeros and a warning, here and in the scan.
+  e2img::UnreadableLog unreadable(o.source, o.source_offset, fs.block_size(), Warn);
+  const e2img::LibextReadSalvage salvage(fs.get(), source, unreadable);
+  const qcow2::CaptureInfo capture_info = DescribeCapture(o, fs, source, started);
   // A source cut short (a partial copy of a failing disk) is said once, here,
   // with both sizes; the copier then writes the missing blocks as zeros
   // without a warning of its own.
@@ -476,12 +492,15 @@ int Capture(const Options& o) {
   std::optional<e2img::OverlappedCopy> overlapped_copy;
   e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
   src.end_warned = &source_end_warned;
+  src.unreadable = &unreadable;
   const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks,
                                  const std::vector<e2img::BlockExtent>* reserved = nullptr) {
     out.emplace(CreateOutput(o));
     if (!o.qcow2)
       out->Reserve(o.dest_offset, fs.size_bytes());
-    sink = MakeSink(o, fs, *out, blocks, reserved);
+    sink = MakeSink(o, fs, *out, blocks, reserved, [&](qcow2::Qcow2Writer& writer) {
+      RecordCapture(o, capture_info, unreadable, fs.size_bytes(), writer);
+    });
     src.skip_holes = !out->in_place();
   };
   const auto overlap_copy = [&] {
@@ -533,8 +552,10 @@ int Capture(const Options& o) {
     ReportProblems(map.problems, "nothing was written (-n)");
     return 0;
   }
-  if (!o.raw && !o.qcow2)
-    return CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
+  if (!o.raw && !o.qcow2) {
+    CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
+    return CloseUnreadable(o, fs, unreadable, start_time);
+  }
   if (!out) {
     // The holes of a sparse source are left out of a file image unread:
     // without them in the map, the image reserves no L2 table for them (the
@@ -592,7 +613,9 @@ int Capture(const Options& o) {
   if (scrambler && !scrambler->Summary().empty())
     Warn(scrambler->Summary());
   ReportProblems(map.problems + copy_problems, "the image was written anyway");
-  return 0;
+  const int verified = o.verify ? VerifyCapture(o, fs, source, map, unreadable) : 0;
+  const int status = CloseUnreadable(o, fs, unreadable, start_time);
+  return status ? status : verified;
 }
 
 }  // namespace e2image

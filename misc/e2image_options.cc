@@ -20,7 +20,7 @@ constexpr const char* kUsage =
     "               [-O dest_offset] [--qcow2-version=2|3] [--cluster-size=BYTES]\n"
     "               [--compress[=zlib|zstd]] [--compress-level=N] [--threads=N]\n"
     "               [--scramble-seed=N] [--scramble-map=FILE] [--scramble-keep-names]\n"
-    "               [--no-sync] device image-file\n"
+    "               [--no-sync] [--error-map=FILE] [--verify] device image-file\n"
     "       e2image -I device image-file\n"
     "       e2image -ra [-cfnp] [-o src_offset] [-O dest_offset] src_fs [dest_fs]\n"
     "       e2image -r [--no-sync] image.qcow2 image.raw\n";
@@ -63,6 +63,10 @@ constexpr const char* kHelp =
     "      --no-sync           leave the image file to the kernel to write out instead\n"
     "                          of syncing it before it gets its name (faster; a crash\n"
     "                          soon after can leave a torn image under the name)\n"
+    "      --error-map=FILE    write the source's unreadable ranges to FILE as a GNU\n"
+    "                          ddrescue map file (a read error does not end a run)\n"
+    "      --verify            read each copied block again from the source and the\n"
+    "                          image after writing; report the blocks that differ\n"
     "  -h, --help      show this help\n"
     "  -V, --version   show the version\n"
     "\n"
@@ -105,7 +109,9 @@ Options ParseOptions(int argc, char** argv) {
     kNoSync,
     kCompressLevel,
     kScrambleMap,
-    kScrambleKeepNames
+    kScrambleKeepNames,
+    kErrorMap,
+    kVerify
   };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
@@ -119,6 +125,8 @@ Options ParseOptions(int argc, char** argv) {
       {"scramble-keep-names", no_argument, nullptr, kScrambleKeepNames},
       {"threads", required_argument, nullptr, kThreads},
       {"no-sync", no_argument, nullptr, kNoSync},
+      {"error-map", required_argument, nullptr, kErrorMap},
+      {"verify", no_argument, nullptr, kVerify},
       {nullptr, 0, nullptr, 0}};
   Options o;
   bool qcow2_version_given = false;
@@ -185,6 +193,12 @@ Options ParseOptions(int argc, char** argv) {
         break;
       case kNoSync:
         o.no_sync = true;
+        break;
+      case kErrorMap:
+        o.error_map = optarg;
+        break;
+      case kVerify:
+        o.verify = true;
         break;
       case kScrambleSeed:
         o.scramble_seed = ParseNumber(optarg, "scramble seed");

@@ -35,6 +35,8 @@ struct Options {
   unsigned threads = 0;                          // --threads: compression workers (0: all cores)
   bool no_sync = false;        // --no-sync: image files are not synced before their rename
   bool move_in_place = false;  // one file and an offset: the output is the source
+  std::string error_map;       // --error-map: the unreadable ranges as a ddrescue map file
+  bool verify = false;         // --verify: compare the image with the source after writing
   std::string source;
   std::string output;
 };

@@ -50,7 +50,10 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
       }
       // Past where a read found the source ending, blocks are zeros unread;
       // the end is warned of once.
-      const size_t got = at < source_end ? source.file->ReadUpTo(into, at) : 0;
+      size_t got = 0;
+      if (at < source_end)
+        got = source.unreadable ? ReadSalvaging(*source.file, into, at, *source.unreadable)
+                                : source.file->ReadUpTo(into, at);
       if (got < into.size()) {
         std::fill(into.begin() + static_cast<std::ptrdiff_t>(got), into.end(), 0);
         source_end = std::min(source_end, at + got);

@@ -9,6 +9,7 @@
 
 #include "e2img/block_set.h"
 #include "e2img/sinks.h"
+#include "e2img/unreadable.h"
 #include "util/file.h"
 
 namespace e2img {
@@ -30,6 +31,9 @@ struct CopySource {
   // warned of (by the capture up front, or by a short read), so that no
   // pass warns of it again; none: each call warns.
   bool* end_warned = nullptr;
+  // Where read errors of the medium go: the unreadable sectors are zeroed
+  // and the copy goes on. None: a read error ends the copy.
+  UnreadableLog* unreadable = nullptr;
 };
 
 // Copies every block of `blocks` to the sink; returns the number of

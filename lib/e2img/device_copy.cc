@@ -60,6 +60,20 @@ std::vector<Piece> Pieces(const std::vector<std::pair<uint64_t, uint64_t>>& runs
   return pieces;
 }
 
+// Copies into buf, from old, the bytes of the unreadable ranges (device
+// offsets) inside the chunk read at `from`.
+void KeepUnreadable(const std::vector<ByteRange>& ranges, uint64_t from, std::vector<uint8_t>& buf,
+                    const std::vector<uint8_t>& old) {
+  const uint64_t end = from + buf.size();
+  for (const ByteRange& r : ranges) {
+    const uint64_t lo = std::max(r.offset, from), hi = std::min(r.end(), end);
+    if (lo < hi)
+      std::copy(old.begin() + static_cast<std::ptrdiff_t>(lo - from),
+                old.begin() + static_cast<std::ptrdiff_t>(hi - from),
+                buf.begin() + static_cast<std::ptrdiff_t>(lo - from));
+  }
+}
+
 }  // namespace
 
 DeviceCopyResult CopyToDevice(const util::File& source, const util::File& dest, BlockSet& blocks,
@@ -100,7 +114,8 @@ DeviceCopyResult CopyToDevice(const util::File& source, const util::File& dest, 
       state.frontier = state.highest_first ? chunk_hi : chunk_lo;
       buf.resize(c.count * bs);
       const uint64_t from = o.source_offset + chunk_lo;
-      const size_t got = source.ReadUpTo(buf, from);
+      const size_t got = o.unreadable ? ReadSalvaging(source, buf, from, *o.unreadable)
+                                      : source.ReadUpTo(buf, from);
       if (got < buf.size()) {
         std::fill(buf.begin() + static_cast<std::ptrdiff_t>(got), buf.end(), 0);
         warn(util::AtOffset(source.path(), from + got,
@@ -112,6 +127,10 @@ DeviceCopyResult CopyToDevice(const util::File& source, const util::File& dest, 
       if (o.compare) {
         old.assign(buf.size(), 0);
         dest.ReadUpTo(old, to);
+        // What the source could not give is left as the destination has it
+        // (a copy made before the disk failed), not overwritten with zeros.
+        if (o.unreadable)
+          KeepUnreadable(o.unreadable->Ranges(), from, buf, old);
       }
       // Runs of blocks that need writing (all of them without compare).
       runs.clear();

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "e2img/block_set.h"
+#include "e2img/unreadable.h"
 #include "util/file.h"
 
 namespace e2img {
@@ -23,6 +24,9 @@ struct DeviceCopyOptions {
   uint64_t first_data_block = 0;  // blocks below it stay where they are (as e2image)
   bool compare = false;           // -c: write only blocks that differ
   bool print_only = false;        // -n: print "Writing block N", write nothing
+  // Where read errors of the medium go (the unreadable sectors are written
+  // as zeros); none: a read error ends the copy.
+  UnreadableLog* unreadable = nullptr;
 };
 
 // What a copy did.

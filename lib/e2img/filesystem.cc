@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "e2img/desc_check.h"
+#include "e2img/unreadable.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -26,9 +27,12 @@ std::string ExtErrorText(errcode_t code) {
 namespace {
 
 // The open errors after which e2fsck tries the backup superblocks.
+// A read error of the medium (the primary superblock or its descriptors
+// unreadable on a failing disk) is one too.
 bool PrimaryUnusable(errcode_t err) {
   return err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
-         err == EXT2_ET_CORRUPT_SUPERBLOCK;
+         err == EXT2_ET_CORRUPT_SUPERBLOCK ||
+         (err > 0 && err < 4096 && IsMediaError(static_cast<int>(err)));
 }
 
 // " (group N: FIELD at block B)" for the first descriptor whose bitmaps or

@@ -130,7 +130,9 @@ uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t 
 
 Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
                      const Qcow2SinkOptions& options)
-    : block_size_(block_size), compressed_(options.compression.has_value()) {
+    : block_size_(block_size),
+      compressed_(options.compression.has_value()),
+      before_finish_(options.before_finish) {
   if (out.kind() != util::OutputFile::Kind::kRegular)
     throw util::Error(out.path() + ": a qcow2 image can only be written to a regular file");
   qcow2::WriterOptions w;
@@ -204,6 +206,8 @@ void Qcow2Sink::StartSecondPass(std::vector<BlockExtent> rewrites) {
 void Qcow2Sink::Finish() {
   StoreRewrite();
   stream_->Flush();
+  if (before_finish_)
+    before_finish_(*writer_);
   writer_->Finish();
 }
 

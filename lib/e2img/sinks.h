@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -102,6 +103,9 @@ class RawSink : public ImageSink {
   RewrittenUnits rewrites_;
 };
 
+// Adds metadata to a qcow2 image about to be finished.
+using FinishQcow2 = std::function<void(qcow2::Qcow2Writer&)>;
+
 // Settings of a qcow2 capture.
 struct Qcow2SinkOptions {
   uint32_t cluster_bits = 0;  // 0: the block size
@@ -116,6 +120,9 @@ struct Qcow2SinkOptions {
   // the L2 tables they need are reserved up front, so that the packed
   // compressed data is not cut by them.
   const std::vector<BlockExtent>* blocks = nullptr;
+  // Called once every block is written, before the image is finished: adds
+  // metadata (header extensions, bitmaps) to it.
+  FinishQcow2 before_finish;
 };
 
 // The L1 entries of an image with 2^cluster_bits-byte clusters that these
@@ -176,6 +183,7 @@ class Qcow2Sink : public ImageSink {
   bool compressed_;
   std::unique_ptr<qcow2::Qcow2Writer> writer_;
   std::unique_ptr<qcow2::ClusterStream> stream_;
+  FinishQcow2 before_finish_;
   RewrittenUnits rewrites_;
   std::optional<uint64_t> rewrite_cluster_;  // the cluster being gathered
   std::vector<uint8_t> rewrite_data_;

@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstring>
 
+#include "qcow2/capture_info.h"
 #include "qcow2/inspect.h"
 #include "qcow2/subcluster.h"
 #include "util/endian.h"
@@ -25,6 +26,8 @@ std::string ExtensionName(uint32_t type) {
       return "full disk encryption header pointer";
     case kExtDataFile:
       return "external data file name";
+    case kExtCaptureInfo:
+      return "e2image capture";
     default:
       return "unknown";
   }
@@ -94,6 +97,12 @@ void DumpHeader(const ImageView& image, std::ostream& out) {
     } else if (e.type == kExtFullDiskEncryption && e.data.size() >= 16) {
       out << "      offset " << HexOffset(util::LoadBE64(p)) << ", length " << util::LoadBE64(p + 8)
           << "\n";
+    } else if (e.type == kExtCaptureInfo) {
+      try {
+        out << "      " << CaptureSummary(DecodeCaptureInfo(e.data)) << "\n";
+      } catch (const util::Error& error) {
+        out << "      (" << error.what() << ")\n";
+      }
     } else if (e.type == kExtBackingFormat || e.type == kExtDataFile) {
       out << "      \"" << Printable(e.data) << "\"\n";
     }

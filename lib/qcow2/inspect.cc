@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "qcow2/backing.h"
+#include "qcow2/capture_info.h"
 #include "qcow2/reader.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -189,6 +190,11 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
     }
     w.EndArray();
     w.Bool("dirty-flag", h.incompatible_features & kIncompatDirty);
+    if (const auto capture = CaptureInfoOf(h)) {
+      w.BeginObject("e2image-capture");
+      WriteCaptureJson(*capture, w);
+      w.EndObject();
+    }
     w.EndObject().Finish();
     return;
   }
@@ -245,6 +251,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
       << "    compatible features: " << list(compat) << "\n"
       << "    autoclear features: " << list(autoclear) << "\n"
       << "dirty flag: " << ((h.incompatible_features & kIncompatDirty) ? "true" : "false") << "\n";
+  if (const auto capture = CaptureInfoOf(h))
+    out << "e2image capture: " << CaptureSummary(*capture) << "\n";
 }
 
 int PrintCheck(const ImageView& image, bool json, std::ostream& out, std::ostream& err) {

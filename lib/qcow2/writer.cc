@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "util/endian.h"
 #include "util/error.h"
@@ -358,6 +359,30 @@ void Qcow2Writer::WriteRefcounts() {
   WriteLeavingHoles(out_, table, refcount_table_offset_);
   header_.refcount_table_offset = refcount_table_offset_;
   header_.refcount_table_clusters = static_cast<uint32_t>(refcount_table_clusters_);
+}
+
+void Qcow2Writer::AddHeaderExtension(HeaderExtension extension) {
+  if (finished_)
+    throw util::Error(out_.path() + ": qcow2 writer used after Finish");
+  header_.extensions.push_back(std::move(extension));
+}
+
+void Qcow2Writer::SetAutoclearFeatures(uint64_t bits) {
+  if (header_.version < 3)
+    throw util::Error(out_.path() + ": qcow2 version 2 has no autoclear feature bits");
+  header_.autoclear_features |= bits;
+}
+
+uint64_t Qcow2Writer::WriteMetadataClusters(std::span<const uint8_t> bytes) {
+  if (finished_)
+    throw util::Error(out_.path() + ": qcow2 writer used after Finish");
+  const uint64_t cs = cluster_size();
+  const uint64_t clusters = std::max<uint64_t>(1, (bytes.size() + cs - 1) / cs);
+  data_out_.Flush();
+  const uint64_t at = AllocateClusters(clusters);
+  EndCompressedTail();
+  WriteLeavingHoles(out_, bytes, at);
+  return at;
 }
 
 void Qcow2Writer::Finish() {

@@ -80,6 +80,17 @@ class Qcow2Writer {
   // header. The image is valid only after this returns.
   void Finish();
 
+  // Additions to the image's metadata, before Finish: a header extension,
+  // autoclear feature bits (version 3), and clusters of other metadata (a
+  // bitmap's data, table and directory), written now in newly allocated
+  // clusters (zeros to the end of the last) whose first host offset is
+  // returned. Compressed data written later does not move into the holes
+  // of given-up L2 tables.
+  void AddHeaderExtension(HeaderExtension extension);
+  void SetAutoclearFeatures(uint64_t bits);
+  uint64_t WriteMetadataClusters(std::span<const uint8_t> bytes);
+  uint32_t version() const { return header_.version; }
+
   uint64_t cluster_size() const { return header_.cluster_size(); }
   uint64_t guest_clusters() const;
   // Host bytes allocated so far (whole clusters).

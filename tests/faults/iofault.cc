@@ -9,7 +9,10 @@
 //   IOFAULT_NTH    fail the Nth matching call (1-based) and every later one
 //   IOFAULT_AT     fail every matching pread or pwrite whose range holds
 //                  this byte offset of the file (a block only one reader
-//                  reads, whatever the order of the threads' calls)
+//                  reads, whatever the order of the threads' calls); a
+//                  comma-separated list names several (bad sectors); a
+//                  read or write at the file position counts too, as on a
+//                  disk (libext2fs retries a failed pread with read)
 //   IOFAULT_ONCE   1: fail the Nth call only (a write error the kernel
 //                  reports once, then forgets)
 //   IOFAULT_ERRNO  EIO | ENOSPC | EFBIG | EINTR (EINTR fails only that call)
@@ -42,7 +45,8 @@ struct Config {
   char op[16] = "write";
   const char* path = nullptr;
   long nth = 0;
-  long long at = -1;
+  long long at[16] = {};
+  int at_count = 0;
   int error = EIO;
   bool once = false;
   bool shortened = false;
@@ -63,8 +67,15 @@ void Load() {
   g_config.path = std::getenv("IOFAULT_PATH");
   if (const char* nth = std::getenv("IOFAULT_NTH"))
     g_config.nth = std::atol(nth);
-  if (const char* at = std::getenv("IOFAULT_AT"))
-    g_config.at = std::atoll(at);
+  if (const char* at = std::getenv("IOFAULT_AT")) {
+    for (char* next = const_cast<char*>(at); *next && g_config.at_count < 16;) {
+      g_config.at[g_config.at_count++] = std::strtoll(next, &next, 0);
+      if (*next == ',')
+        ++next;
+      else
+        break;
+    }
+  }
   if (const char* e = std::getenv("IOFAULT_ERRNO")) {
     if (!std::strcmp(e, "ENOSPC"))
       g_config.error = ENOSPC;
@@ -79,7 +90,7 @@ void Load() {
     g_config.delay_ms = std::atol(delay);
   g_config.log = std::getenv("IOFAULT_LOG");
   g_config.count_file = std::getenv("IOFAULT_COUNT");
-  g_config.active = g_config.nth > 0 || g_config.at >= 0 || g_config.shortened ||
+  g_config.active = g_config.nth > 0 || g_config.at_count > 0 || g_config.shortened ||
                     g_config.delay_ms > 0 || g_config.count_file;
 }
 
@@ -140,12 +151,15 @@ Decision Decide(const char* kind, const char* call, int fd, size_t count, long l
       d.count = count / 2;
     return d;
   }
-  if (g_config.at >= 0) {
-    if (offset >= 0 && offset <= g_config.at &&
-        g_config.at < offset + static_cast<long long>(count)) {
-      Log(call, fd, count, call_number);
-      d.fail = true;
-      errno = g_config.error;
+  if (g_config.at_count > 0) {
+    for (int i = 0; i < g_config.at_count; ++i) {
+      const long long at = g_config.at[i];
+      if (offset >= 0 && offset <= at && at < offset + static_cast<long long>(count)) {
+        Log(call, fd, count, call_number);
+        d.fail = true;
+        errno = g_config.error;
+        break;
+      }
     }
     return d;
   }
@@ -175,19 +189,26 @@ Fn Next(const char* name) {
   return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
 }
 
+// The file position of fd for IOFAULT_AT (-1 for the other settings, or
+// where there is none).
+long long Position(int fd) {
+  Load();
+  return g_config.at_count > 0 ? static_cast<long long>(::lseek(fd, 0, SEEK_CUR)) : -1;
+}
+
 }  // namespace
 
 extern "C" {
 
 ssize_t read(int fd, void* buf, size_t count) {
   static auto real = Next<ssize_t (*)(int, void*, size_t)>("read");
-  const Decision d = Decide("read", "read", fd, count);
+  const Decision d = Decide("read", "read", fd, count, Position(fd));
   return d.fail ? -1 : real(fd, buf, d.count);
 }
 
 ssize_t write(int fd, const void* buf, size_t count) {
   static auto real = Next<ssize_t (*)(int, const void*, size_t)>("write");
-  const Decision d = Decide("write", "write", fd, count);
+  const Decision d = Decide("write", "write", fd, count, Position(fd));
   return d.fail ? -1 : real(fd, buf, d.count);
 }
 
