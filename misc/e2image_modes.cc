@@ -407,16 +407,19 @@ int ConvertQcow2(const Options& o) {
   util::OutputFile out = CreateOutput(o);
   out.Reserve(o.dest_offset, reader.virtual_size());
   util::RawWriter writer(out, o.dest_offset, /*zero_gaps=*/out.in_place());
-  // How the image was made, before any progress: with -p, the last line
-  // stays the "Copied" line that GParted's parse looks for.
-  if (const auto capture = qcow2::CaptureInfoOf(reader.header()))
-    std::fprintf(stderr, "e2image: %s: %s\n", o.source.c_str(),
-                 qcow2::CaptureSummary(*capture).c_str());
   constexpr uint64_t kUnit = 4096;
   util::Progress progress(o.progress, (reader.virtual_size() + kUnit - 1) / kUnit, kUnit);
   qcow2::ConvertToRaw(reader, writer,
                       [&](uint64_t bytes) { progress.Update((bytes + kUnit - 1) / kUnit); });
   out.Commit();
+  // How the image was made, once it is converted (a failed run says only
+  // why), before the closing progress line: with -p, the last line stays
+  // the "Copied" line that GParted's parse looks for.
+  if (const auto capture = qcow2::CaptureInfoOf(reader.header())) {
+    util::BreakProgressLine();
+    std::fprintf(stderr, "e2image: %s: %s\n", o.source.c_str(),
+                 qcow2::CaptureSummary(*capture).c_str());
+  }
   progress.Finish();
   return 0;
 }
