@@ -41,10 +41,6 @@ int Run(const Options& o) {
       throw util::Error("-s scrambles a filesystem, not a qcow2 image");
     return e2image::ConvertQcow2(o);
   }
-  if (o.qcow2 && o.output == "-")
-    throw util::Error(
-        "a qcow2 image cannot be written to standard output (it is not seekable); "
-        "write it to a file, or use -r for a raw image on stdout");
   if (o.raw && o.all_data &&
       (o.move_in_place || o.check || e2image::IsSameFile(o.source, o.output))) {
     if (o.scramble)

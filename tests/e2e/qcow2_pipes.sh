@@ -1,0 +1,82 @@
+#!/bin/bash
+# qcow2 images through pipes: `e2image -Q ... -` writes the image to
+# standard output front to back (a pipe cannot seek), and it must be the
+# same image as one written to a file: qemu-img finds it clean and equal,
+# and it converts back to the same raw bytes.
+. "$TESTLIB"
+
+make_fs "$T/fs.img" 32M -t ext4 -b 1024 || exit 1
+"$E2IMAGE" -r "$T/fs.img" "$T/fs.raw" || exit 1
+"$E2IMAGE" -ra "$T/fs.img" "$T/fs.all.raw" || exit 1
+
+# streamed NAME OPTIONS...: -Q OPTIONS into a pipe and into a file.
+streamed() {
+  name=$1; shift
+  "$E2IMAGE" -Q "$@" "$T/fs.img" - 2> "$T/$name.err" | cat > "$T/$name.pipe.qcow2" || return 1
+  [ "${PIPESTATUS[0]}" = 0 ] || { cat "$T/$name.err"; return 1; }
+  "$E2IMAGE" -Q "$@" "$T/fs.img" "$T/$name.file.qcow2" 2> /dev/null || return 1
+  qcow2_clean "$T/$name.pipe.qcow2" || return 1
+  qemu-img compare "$T/$name.pipe.qcow2" "$T/$name.file.qcow2" || return 1
+  raw=$T/fs.raw; case " $* " in *" -a "*) raw=$T/fs.all.raw ;; esac
+  case " $* " in *" -s "*) raw=$T/$name.file.raw; "$E2IMAGE" -r "$T/$name.file.qcow2" "$raw" ;; esac
+  "$E2IMAGE" -r "$T/$name.pipe.qcow2" "$T/$name.back.raw" || return 1
+  same_bytes "$raw" "$T/$name.back.raw" || return 1
+  qemu-img convert -O raw "$T/$name.pipe.qcow2" "$T/$name.qemu.raw" || return 1
+  same_bytes "$raw" "$T/$name.qemu.raw" || return 1
+  # Every table before the data it maps: the layout a pipe's reader needs.
+  tables_first "$T/$name.pipe.qcow2"
+}
+
+# Every L2 table comes before the first data cluster, the L1 table before
+# the L2 tables: the layout a reader of a pipe needs.
+tables_first() {
+  perl -e '
+    open(my $f, "<", $ARGV[0]) or die; binmode $f; local $/; my $d = <$f>;
+    my $be = sub { unpack("Q>", substr($d, $_[0], 8)) };
+    my $cb = unpack("N", substr($d, 20, 4)); my $l1n = unpack("N", substr($d, 36, 4));
+    my $l1 = $be->(40); my ($last_table, $first_data) = ($l1, ~0);
+    for my $i (0 .. $l1n - 1) {
+      my $l2 = $be->($l1 + 8 * $i) & 0x00fffffffffffe00 or next;
+      $last_table = $l2 if $l2 > $last_table;
+      for my $j (0 .. (1 << ($cb - 3)) - 1) {
+        my $e = $be->($l2 + 8 * $j);
+        my $host = ($e >> 62) & 1 ? $e & ((1 << (70 - $cb)) - 1) : $e & 0x00fffffffffffe00;
+        $first_data = $host if $host && $host < $first_data;
+      }
+    }
+    print "last table at $last_table, first data at $first_data\n";
+    exit !($last_table < $first_data && $first_data != ~0)' "$1"
+}
+
+ok "-Q - into a pipe: clean, equal to the file image, converts back" streamed plain
+ok "-Q --qcow2-version=3 --cluster-size=65536 -" streamed v3 --qcow2-version=3 --cluster-size=65536
+ok "-Q --compress -: zlib, packed" streamed zlib --compress
+ok "-Q --compress=zstd --threads=2 -" streamed zstd --compress=zstd --qcow2-version=3 --threads=2
+ok "-Q -s - (scrambled, two passes)" streamed scrambled -s --scramble-seed=7
+ok "-Q -a --compress -" streamed alldata -a --compress
+
+fifo() {
+  mkfifo "$T/fifo" || return 1
+  "$E2IMAGE" -Q --compress "$T/fs.img" "$T/fifo" & writer=$!
+  cat "$T/fifo" > "$T/fifo.qcow2"
+  wait $writer || return 1
+  qcow2_clean "$T/fifo.qcow2" && qemu-img compare "$T/fifo.qcow2" "$T/zlib.file.qcow2"
+}
+ok "-Q --compress into a FIFO" fifo
+
+spool_left_nothing() {
+  mkdir -p "$T/tmpdir"
+  TMPDIR=$T/tmpdir "$E2IMAGE" -Q "$T/fs.img" - > "$T/spooled.qcow2" || return 1
+  qcow2_clean "$T/spooled.qcow2" && [ -z "$(ls -A "$T/tmpdir")" ]
+}
+ok "the spool in \$TMPDIR leaves nothing behind" spool_left_nothing
+
+spool_refused() {
+  TMPDIR=$T/missing "$E2IMAGE" -Q "$T/fs.img" - > "$T/none.qcow2" 2> "$T/err" && return 1
+  cat "$T/err"
+  [ "$(wc -l < "$T/err")" = 1 ] && grep -q "missing: cannot create a temporary file" "$T/err" &&
+    [ ! -s "$T/none.qcow2" ]
+}
+ok "no spool directory: one line saying so, nothing written" spool_refused
+
+done_testing
