@@ -36,6 +36,11 @@ int Run(const Options& o) {
         "--threads goes with --compress or -s (it sets the compression or scrambling threads)");
   if (o.scramble_seed && !o.scramble)
     throw util::Error("--scramble-seed goes with -s");
+  if (o.raw && o.source == "-") {
+    if (o.scramble || o.all_data || o.source_offset)
+      throw util::Error("-r - reads a qcow2 image from standard input: it takes no -s, -a or -o");
+    return e2image::ConvertQcow2Stream(o);
+  }
   if (o.raw && qcow2::IsQcow2File(o.source)) {
     if (o.scramble)
       throw util::Error("-s scrambles a filesystem, not a qcow2 image");

@@ -29,11 +29,13 @@
 #include "e2img/source_holes.h"
 #include "qcow2/compress_pool.h"
 #include "qcow2/reader.h"
+#include "qcow2/stream_reader.h"
 #include "qcow2/writer.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/output.h"
 #include "util/progress.h"
+#include "util/temp_file.h"
 
 namespace e2image {
 
@@ -351,6 +353,21 @@ int ConvertQcow2(const Options& o) {
                       [&](uint64_t bytes) { progress.Update((bytes + kUnit - 1) / kUnit); });
   out.Commit();
   progress.Finish();
+  return 0;
+}
+
+int ConvertQcow2Stream(const Options& o) {
+  const util::File in = util::File::Borrow(STDIN_FILENO, "standard input");
+  util::OutputFile out = CreateOutput(o);
+  util::RawWriter writer(out, o.dest_offset,
+                         /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
+  qcow2::StreamConvertOptions options;
+  options.spool_dir = util::TempDirectory();
+  options.note = [](const std::string& line) {
+    std::fprintf(stderr, "e2image: %s\n", line.c_str());
+  };
+  qcow2::ConvertStreamToRaw(in, writer, options);
+  out.Commit();
   return 0;
 }
 

@@ -42,6 +42,8 @@ e2img::MetadataMap BuildMap(const e2img::Filesystem& fs, e2img::MapOptions optio
                             bool show_progress);
 
 int ConvertQcow2(const Options& o);
+// -r - OUT: a qcow2 image read from standard input, in one pass.
+int ConvertQcow2Stream(const Options& o);
 int Capture(const Options& o);
 int CopyOrMove(const Options& o);
 int Install(const Options& o);

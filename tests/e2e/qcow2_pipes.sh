@@ -79,4 +79,82 @@ spool_refused() {
 }
 ok "no spool directory: one line saying so, nothing written" spool_refused
 
+# ---- reading a qcow2 image from a pipe: e2image -r - OUT ----
+
+# piped_restore IMAGE RAW [file-only]: `cat IMAGE | e2image -r - out` and
+# `-r - -` give RAW's bytes; prints what e2image said.
+piped_restore() {
+  rm -f "$T/restored.raw"
+  cat "$1" | "$E2IMAGE" -r - "$T/restored.raw" 2> "$T/restore.err" || { cat "$T/restore.err"; return 1; }
+  cat "$T/restore.err"
+  same_bytes "$2" "$T/restored.raw" || return 1
+  [ "${3:-}" = file-only ] && return 0
+  cat "$1" | "$E2IMAGE" -r - - 2> /dev/null > "$T/restored-stdout.raw" || return 1
+  same_bytes "$2" "$T/restored-stdout.raw"
+}
+one_pass_restore() { piped_restore "$@" && [ ! -s "$T/restore.err" ]; }
+
+ok "cat streamed image | -r - out, in one pass" one_pass_restore "$T/plain.pipe.qcow2" "$T/fs.raw"
+ok "cat streamed zlib image | -r - out" one_pass_restore "$T/zlib.pipe.qcow2" "$T/fs.raw"
+ok "cat streamed zstd image | -r - out" one_pass_restore "$T/zstd.pipe.qcow2" "$T/fs.raw"
+
+# qemu_made OPTIONS...: qemu-img convert's image of the -a raw image, from a pipe.
+qemu_made() {
+  rm -f "$T/qemu.qcow2"
+  qemu-img convert -O qcow2 "$@" "$T/fs.all.raw" "$T/qemu.qcow2" || return 1
+  piped_restore "$T/qemu.qcow2" "$T/fs.all.raw"
+}
+qemu_one_pass() { qemu_made && [ ! -s "$T/restore.err" ]; }
+ok "qemu-img convert's image, from a pipe in one pass" qemu_one_pass
+ok "qemu-img convert -c (zlib), from a pipe" qemu_made -c
+ok "qemu-img convert -c zstd, from a pipe" qemu_made -c -o compression_type=zstd
+ok "qemu-img convert -c with 2 MiB clusters, from a pipe" qemu_made -c -o cluster_size=2M
+qemu_extended_l2() {
+  qemu_made -o extended_l2=on && [ "$(grep -c "spool file" "$T/restore.err")" = 1 ]
+}
+ok "qemu-img extended L2 entries: spooled, said in one line" qemu_extended_l2
+# Its last frames moved into reserved L2 tables given up: data before its table.
+ok "our compressed file image, from a pipe to a file" \
+  piped_restore "$T/zlib.file.qcow2" "$T/fs.raw" file-only
+
+# An image grown by qemu-img resize: its L1 table moves after the data.
+resized() {
+  qemu-img create -q -f qcow2 -o cluster_size=512 "$T/grown.qcow2" 1M || return 1
+  qemu-io -c "write -q -P 0x55 0 64k" "$T/grown.qcow2" > /dev/null || return 1
+  qemu-img resize -q "$T/grown.qcow2" 64M || return 1
+  qemu-io -c "write -q -P 0x66 48M 4k" "$T/grown.qcow2" > /dev/null || return 1
+  qemu-img convert -O raw "$T/grown.qcow2" "$T/grown.raw" || return 1
+  rm -f "$T/restored.raw"
+  cat "$T/grown.qcow2" | "$E2IMAGE" -r - "$T/restored.raw" 2> "$T/restore.err" || return 1
+  cat "$T/restore.err"
+  [ "$(wc -l < "$T/restore.err")" = 1 ] && grep -q "spool file" "$T/restore.err" &&
+    cmp "$T/grown.raw" "$T/restored.raw"
+}
+ok "L1 table after the data (qemu-img resize): through the spool, exact" resized
+
+# fails_cleanly PATTERN CMD...: one line on stderr matching PATTERN, a non-zero
+# exit, and no output file left.
+fails_cleanly() {
+  pattern=$1; shift
+  rm -f "$T/out.raw"
+  "$@" 2> "$T/err" && return 1
+  cat "$T/err"
+  [ "$(wc -l < "$T/err")" = 1 ] && grep -q "$pattern" "$T/err" && [ ! -e "$T/out.raw" ] &&
+    [ -z "$(ls "$T" | grep '^out\.raw')" ]
+}
+restore_head() { head -c "$1" "$2" | "$E2IMAGE" -r - "$T/out.raw"; }
+ok "a truncated stream: one line, nothing left" fails_cleanly "stream ends inside.*truncated" \
+  restore_head 20000 "$T/plain.pipe.qcow2"
+ok "a stream cut in its header: one line" fails_cleanly "header cluster: truncated" \
+  restore_head 300 "$T/plain.pipe.qcow2"
+no_spool() { cat "$T/grown.qcow2" | TMPDIR="$T/missing" "$E2IMAGE" -r - "$T/out.raw"; }
+ok "a table after its data without a spool: one line" fails_cleanly "passed.*no spool file" no_spool
+ok "not a qcow2 image on stdin: one line" fails_cleanly "not a qcow2 image" \
+  restore_head 1000000 "$T/fs.img"
+with_backing() {
+  qemu-img create -q -f qcow2 -b "$T/plain.file.qcow2" -F qcow2 "$T/over.qcow2" &&
+    cat "$T/over.qcow2" | "$E2IMAGE" -r - "$T/out.raw"
+}
+ok "a backing file cannot be reached from a pipe: one line" fails_cleanly "backing file" with_backing
+
 done_testing
