@@ -57,24 +57,45 @@ class OrderedOut {
   uint64_t position_ = 0;
 };
 
-// Reads the spool through a window, mostly in order.
+// Reads the spool through a few windows: the clusters go out in guest
+// order, which interleaves the runs of the capture's passes (group tables
+// first, then what the scan found), each run read in order.
 class SpoolReader {
  public:
-  explicit SpoolReader(const util::File& spool, uint64_t size) : spool_(spool), size_(size) {}
+  static constexpr size_t kWindows = 8;
+  static constexpr size_t kWindowBytes = 256u << 10;
+
+  SpoolReader(const util::File& spool, uint64_t size) : spool_(spool), size_(size) {}
   std::span<const uint8_t> Get(uint64_t offset, size_t length) {
-    if (offset < start_ || offset + length > start_ + window_.size()) {
-      window_.resize(std::min<uint64_t>(std::max<size_t>(kBufferBytes, length), size_ - offset));
-      spool_.ReadAt(window_, offset);
-      start_ = offset;
+    Window* use = nullptr;
+    for (Window& w : windows_)
+      if (offset >= w.start && offset + length <= w.start + w.bytes.size())
+        use = &w;
+    if (!use) {
+      if (windows_.size() < kWindows) {
+        use = &windows_.emplace_back();
+      } else {
+        use = &*std::min_element(windows_.begin(), windows_.end(),
+                                 [](const Window& a, const Window& b) { return a.used < b.used; });
+      }
+      use->bytes.resize(std::min<uint64_t>(std::max(kWindowBytes, length), size_ - offset));
+      spool_.ReadAt(use->bytes, offset);
+      use->start = offset;
     }
-    return std::span<const uint8_t>(window_).subspan(offset - start_, length);
+    use->used = ++clock_;
+    return std::span<const uint8_t>(use->bytes).subspan(offset - use->start, length);
   }
 
  private:
+  struct Window {
+    uint64_t start = 0;
+    uint64_t used = 0;  // when last used, for eviction
+    std::vector<uint8_t> bytes;
+  };
   const util::File& spool_;
   uint64_t size_;
-  std::vector<uint8_t> window_;
-  uint64_t start_ = 0;
+  std::vector<Window> windows_;
+  uint64_t clock_ = 0;
 };
 
 }  // namespace
