@@ -1,5 +1,6 @@
 #include "qcow2/stream_reader.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,7 +24,11 @@ constexpr size_t kReadBytes = 1u << 20;
 // Bytes of an input read in order, kept from a start offset on.
 class StreamWindow {
  public:
-  explicit StreamWindow(const util::File& in) : in_(in) {}
+  explicit StreamWindow(const util::File& in) : in_(in) {
+    // A larger pipe lets the writer run ahead in bigger steps (fails
+    // harmlessly on anything but a pipe).
+    ::fcntl(in.fd(), F_SETPIPE_SZ, static_cast<int>(kReadBytes));
+  }
   uint64_t start() const { return start_; }
   uint64_t end() const { return start_ + (bytes_.size() - head_); }
   // Reads until the window reaches `to` or the input ends; false at its end.
