@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <queue>
 #include <vector>
 
@@ -97,6 +98,17 @@ class StreamConverter {
     while (!items_.empty()) {
       const Item item = items_.top();
       items_.pop();
+      // Equal offsets come out one after the other. qemu never shares an
+      // L2 table, and a shared one would let a small stream describe a huge
+      // disk of data, as the file reader refuses too.
+      if (item.kind == Item::kL2 && last_table_ && last_table_->host == item.host)
+        throw util::Error(util::AtOffset(in_.path(), h_.l1_table_offset + item.index * 8,
+                                         "L1 entries " + std::to_string(last_table_->index) +
+                                             " and " + std::to_string(item.index) +
+                                             " share the L2 table at offset " +
+                                             std::to_string(item.host)));
+      if (item.kind == Item::kL2)
+        last_table_ = item;
       Process(item, Fetch(item));
     }
     // The rest (snapshots, bitmaps, padding) is read to the end, so that
@@ -291,6 +303,7 @@ class StreamConverter {
   util::RawWriter& out_;
   const StreamConvertOptions& options_;
   std::priority_queue<Item, std::vector<Item>, std::greater<>> items_;
+  std::optional<Item> last_table_;  // the last L2 table read
   bool l1_pending_ = false;
   uint64_t l2_pending_ = 0;
   uint64_t claimed_to_ = 0;  // the end of the furthest item read from the window

@@ -156,5 +156,14 @@ with_backing() {
     cat "$T/over.qcow2" | "$E2IMAGE" -r - "$T/out.raw"
 }
 ok "a backing file cannot be reached from a pipe: one line" fails_cleanly "backing file" with_backing
+# Two L1 entries pointing at one L2 table (which qemu never writes).
+shared_table() {
+  perl -e '
+    open(my $f, "<", $ARGV[0]) or die; binmode $f; local $/; my $d = <$f>;
+    my $l1 = unpack("Q>", substr($d, 40, 8));
+    substr($d, $l1 + 40, 8) = substr($d, $l1, 8);
+    print $d' "$T/plain.pipe.qcow2" | "$E2IMAGE" -r - "$T/out.raw"
+}
+ok "two L1 entries sharing an L2 table: one line" fails_cleanly "share the L2 table" shared_table
 
 done_testing
