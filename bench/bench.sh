@@ -12,8 +12,12 @@
 #   BENCH_RUNS=5      runs of each program per measurement
 #   BENCH_CACHE=/var/tmp/e2image-ng-bench   where filesystems are kept
 #   BENCH_FS="usr small huge"               which filesystems
-#   BENCH_OPS="Q Q-durable r r-durable Qa q2r q2r-durable zQ zQt Qs Q2m floor"
-#                                           which operations. The -durable ones time
+#   BENCH_OPS="Q Q-durable r r-durable Qa q2r q2r-durable zQ zQt Qs Q2m Qpipe rpipe floor"
+#                                           which operations. Qpipe: -Q - and -Q
+#                                           --compress - into a pipe (| cat > FILE)
+#                                           against the same capture into FILE;
+#                                           rpipe: cat IMAGE | -r - OUT against
+#                                           -r IMAGE OUT. The -durable ones time
 #                                           the reference with its output synced, as
 #                                           ours always is (Q-, r-durable: e2image
 #                                           then `sync FILE`; q2r-durable: qemu-img
@@ -42,7 +46,7 @@ bench_dir=$(cd "$(dirname "$0")" && pwd)
 runs=${BENCH_RUNS:-5}
 cache=${BENCH_CACHE:-/var/tmp/e2image-ng-bench}
 fs_names=${BENCH_FS:-usr small huge}
-ops=${BENCH_OPS:-Q Q-durable r r-durable Qa q2r q2r-durable zQ zQt Qs Q2m floor}
+ops=${BENCH_OPS:-Q Q-durable r r-durable Qa q2r q2r-durable zQ zQt Qs Q2m Qpipe rpipe floor}
 ref_e2image=/usr/sbin/e2image
 time_bin=/usr/bin/time
 mem_target_mib=64
@@ -366,6 +370,31 @@ for fs in $fs_names; do
     measure "$fs" "qcow2 to raw (-r), 2 MiB clusters" "qemu-img convert -O raw" 0.5 \
       "$out_ours" "$out_ref" -- "$ours" -r "$qcow2_in" "$out_ours" \
       -- qemu-img convert -O raw "$qcow2_in" "$out_ref"
+    rm -f "$qcow2_in"
+  fi
+  # qcow2 through pipes: the capture to standard output goes through a spool
+  # of its clusters and is laid out front to back; the restore from a pipe
+  # reads the image once, in order. Each against the same run on files;
+  # the captures' files are left unsynced, as cat leaves the piped image.
+  if has_op Qpipe; then
+    for compress in "" --compress; do
+      EXTRA_CHECK='qemu-img check -q "$out_ours" > /dev/null 2>&1'
+      EXTRA_NOTE="qemu-img cannot check our streamed image"
+      measure "$fs" "-Q${compress:+ $compress} - into a pipe, cat > FILE" \
+        "ours, -Q${compress:+ $compress} --no-sync FILE" 1.2 "$out_ours" "$out_ref" \
+        -- bash -c 'set -o pipefail; "$1" -Q ${4:+"$4"} "$2" - | cat > "$3"' e2image \
+        "$ours" "$img" "$out_ours" "$compress" \
+        -- "$ours" --no-sync -Q ${compress:+"$compress"} "$img" "$out_ref"
+    done
+  fi
+  if has_op rpipe; then
+    qcow2_in="$work/$fs.qcow2"
+    "$ours" -Q "$img" "$qcow2_in"
+    measure "$fs" "-r${no_sync[*]:+ --no-sync} - OUT, the image piped in by cat" \
+      "ours, -r${no_sync[*]:+ --no-sync} image OUT" 1.2 "$out_ours" "$out_ref" \
+      -- bash -c 'set -o pipefail; cat "$1" | "$2" "${@:4}" -r - "$3"' cat \
+      "$qcow2_in" "$ours" "$out_ours" "${no_sync[@]}" \
+      -- "$ours" "${no_sync[@]}" -r "$qcow2_in" "$out_ref"
     rm -f "$qcow2_in"
   fi
   rm -f "$out_ours" "$out_ref"

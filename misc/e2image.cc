@@ -50,15 +50,16 @@ int Run(const Options& o) {
     throw util::Error(
         "--verify goes with -r or -Q image files (not e2i images, -s, which changes blocks, -n, "
         "standard output, or copies in place)");
+  if (o.raw && o.source == "-") {
+    if (o.scramble || o.all_data || o.source_offset)
+      throw util::Error("-r - reads a qcow2 image from standard input: it takes no -s, -a or -o");
+    return e2image::ConvertQcow2Stream(o);
+  }
   if (o.raw && qcow2::IsQcow2File(o.source)) {
     if (o.scramble)
       throw util::Error("-s scrambles a filesystem, not a qcow2 image");
     return e2image::ConvertQcow2(o);
   }
-  if (o.qcow2 && o.output == "-")
-    throw util::Error(
-        "a qcow2 image cannot be written to standard output (it is not seekable); "
-        "write it to a file, or use -r for a raw image on stdout");
   if (o.raw &&
       (o.check || (o.all_data && (o.move_in_place || e2image::IsSameFile(o.source, o.output))))) {
     if (o.scramble)

@@ -33,11 +33,13 @@
 #include "qcow2/capture_info.h"
 #include "qcow2/compress_pool.h"
 #include "qcow2/reader.h"
+#include "qcow2/stream_reader.h"
 #include "qcow2/writer.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/output.h"
 #include "util/progress.h"
+#include "util/temp_file.h"
 
 namespace e2image {
 
@@ -424,6 +426,21 @@ int ConvertQcow2(const Options& o) {
   return 0;
 }
 
+int ConvertQcow2Stream(const Options& o) {
+  const util::File in = util::File::Borrow(STDIN_FILENO, "standard input");
+  util::OutputFile out = CreateOutput(o);
+  util::RawWriter writer(out, o.dest_offset,
+                         /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
+  qcow2::StreamConvertOptions options;
+  options.spool_dir = util::TempDirectory();
+  options.note = [](const std::string& line) {
+    std::fprintf(stderr, "e2image: %s\n", line.c_str());
+  };
+  qcow2::ConvertStreamToRaw(in, writer, options);
+  out.Commit();
+  return 0;
+}
+
 int Capture(const Options& o) {
   // An e2i image of a mounted filesystem is allowed, as in e2image: its man
   // page suggests taking them regularly, from cron.
@@ -501,7 +518,7 @@ int Capture(const Options& o) {
     out.emplace(CreateOutput(o));
     if (!o.qcow2)
       out->Reserve(o.dest_offset, fs.size_bytes());
-    sink = MakeSink(o, fs, *out, blocks, reserved, [&](qcow2::Qcow2Writer& writer) {
+    sink = MakeSink(o, fs, *out, blocks, reserved, [&](qcow2::ClusterTarget& writer) {
       RecordCapture(o, capture_info, unreadable, fs.size_bytes(), writer);
     });
     src.skip_holes = !out->in_place();

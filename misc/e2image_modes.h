@@ -74,13 +74,15 @@ qcow2::CaptureInfo DescribeCapture(const Options& o, const e2img::Filesystem& fs
 // qcow2 image being finished.
 void RecordCapture(const Options& o, qcow2::CaptureInfo info,
                    const e2img::UnreadableLog& unreadable, uint64_t virtual_size,
-                   qcow2::Qcow2Writer& writer);
+                   qcow2::ClusterTarget& writer);
 // --verify: reads the written image again and compares each block with the
 // source; returns 0, or kExitDiffers.
 int VerifyCapture(const Options& o, const e2img::Filesystem& fs, const util::File& source,
                   e2img::MetadataMap& map, const e2img::UnreadableLog& unreadable);
 
 int ConvertQcow2(const Options& o);
+// -r - OUT: a qcow2 image read from standard input, in one pass.
+int ConvertQcow2Stream(const Options& o);
 int Capture(const Options& o);
 int CopyOrMove(const Options& o);
 int Install(const Options& o);

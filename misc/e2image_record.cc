@@ -93,7 +93,7 @@ qcow2::CaptureInfo DescribeCapture(const Options& o, const e2img::Filesystem& fs
 // autoclear bits of version 3), which is said.
 void RecordCapture(const Options& o, qcow2::CaptureInfo info,
                    const e2img::UnreadableLog& unreadable, uint64_t virtual_size,
-                   qcow2::Qcow2Writer& writer) {
+                   qcow2::ClusterTarget& writer) {
   info.unreadable_blocks = unreadable.BlockCount();
   writer.AddHeaderExtension({qcow2::kExtCaptureInfo, qcow2::EncodeCaptureInfo(info), 0});
   if (unreadable.empty())
@@ -104,10 +104,19 @@ void RecordCapture(const Options& o, qcow2::CaptureInfo info,
          "needs --qcow2-version=3); --error-map=FILE lists them");
     return;
   }
+  // A bitmap's clusters go after the data; an image streamed front to back
+  // has no place for them.
+  auto* file_writer = dynamic_cast<qcow2::Qcow2Writer*>(&writer);
+  if (!file_writer) {
+    Warn(o.output +
+         ": an image written to standard output cannot mark the unreadable ranges in a "
+         "bitmap; --error-map=FILE lists them");
+    return;
+  }
   std::vector<qcow2::GuestRange> ranges;
   for (const e2img::ByteRange& r : unreadable.GuestRanges())
     ranges.emplace_back(r.offset, r.length);
-  qcow2::WriteDirtyBitmap(writer, kUnreadableBitmap, ranges, virtual_size,
+  qcow2::WriteDirtyBitmap(*file_writer, kUnreadableBitmap, ranges, virtual_size,
                           qcow2::BitmapGranularityBits(virtual_size, 9));
 }
 

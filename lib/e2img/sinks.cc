@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <bit>
 
+#include "qcow2/stream_writer.h"
 #include "util/error.h"
+#include "util/temp_file.h"
 
 namespace e2img {
 
@@ -133,8 +135,10 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
     : block_size_(block_size),
       compressed_(options.compression.has_value()),
       before_finish_(options.before_finish) {
-  if (out.kind() != util::OutputFile::Kind::kRegular)
-    throw util::Error(out.path() + ": a qcow2 image can only be written to a regular file");
+  if (out.kind() == util::OutputFile::Kind::kBlockDevice)
+    throw util::Error(out.path() +
+                      ": a qcow2 image can only be written to a regular file or "
+                      "standard output");
   qcow2::WriterOptions w;
   w.virtual_size = blocks_count * block_size;
   w.cluster_bits = options.cluster_bits ? options.cluster_bits
@@ -147,9 +151,17 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
   w.version = options.version;
   if (options.compression)
     w.compression = *options.compression;
-  writer_ = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
-  if (options.compression && options.blocks)
-    writer_->ReserveL2Tables(L1EntriesOf(*options.blocks, block_size, w.cluster_bits));
+  if (out.kind() == util::OutputFile::Kind::kStream) {
+    // Written in order: laid out once every cluster is known (stream_writer.h).
+    writer_ = std::make_unique<qcow2::StreamWriter>(
+        out.file(), w,
+        util::AnonymousTempFile(util::TempDirectory(), "spool of the streamed qcow2 image"));
+  } else {
+    auto file_writer = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
+    if (options.compression && options.blocks)
+      file_writer->ReserveL2Tables(L1EntriesOf(*options.blocks, block_size, w.cluster_bits));
+    writer_ = std::move(file_writer);
+  }
   stream_ =
       std::make_unique<qcow2::ClusterStream>(*writer_, options.compression, options.threads,
                                              options.compression_level, options.compression_memory);

@@ -104,7 +104,7 @@ class RawSink : public ImageSink {
 };
 
 // Adds metadata to a qcow2 image about to be finished.
-using FinishQcow2 = std::function<void(qcow2::Qcow2Writer&)>;
+using FinishQcow2 = std::function<void(qcow2::ClusterTarget&)>;
 
 // Settings of a qcow2 capture.
 struct Qcow2SinkOptions {
@@ -158,7 +158,8 @@ uint64_t CompressedImageEstimate(const std::vector<BlockExtent>& blocks, uint32_
 uint32_t CompressedClusterBits(const std::vector<BlockExtent>& blocks, uint32_t block_size,
                                uint32_t min_bits, uint64_t device_bytes);
 
-// A qcow2 image of the filesystem: one guest cluster per block by default.
+// A qcow2 image of the filesystem: one guest cluster per block by default,
+// to a regular file or, laid out front to back, to a pipe.
 class Qcow2Sink : public ImageSink {
  public:
   Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t blocks_count,
@@ -181,7 +182,7 @@ class Qcow2Sink : public ImageSink {
 
   uint32_t block_size_;
   bool compressed_;
-  std::unique_ptr<qcow2::Qcow2Writer> writer_;
+  std::unique_ptr<qcow2::ClusterTarget> writer_;  // a file's, or a stream's
   std::unique_ptr<qcow2::ClusterStream> stream_;
   FinishQcow2 before_finish_;
   RewrittenUnits rewrites_;

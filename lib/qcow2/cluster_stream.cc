@@ -8,7 +8,7 @@
 
 namespace qcow2 {
 
-ClusterStream::ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
+ClusterStream::ClusterStream(ClusterTarget& writer, std::optional<CompressionType> compression,
                              unsigned threads, int level, size_t compression_memory)
     : writer_(writer),
       compression_(compression),

@@ -21,7 +21,7 @@ class ClusterStream {
   // compression: compress each cluster with this codec (stored plain when it
   // does not shrink) at this level; threads > 1: on a pool of that many
   // workers, whose codecs and queue hold at most compression_memory.
-  ClusterStream(Qcow2Writer& writer, std::optional<CompressionType> compression,
+  ClusterStream(ClusterTarget& writer, std::optional<CompressionType> compression,
                 unsigned threads = 1, int level = kDefaultLevel,
                 size_t compression_memory = CompressPool::kMemoryBudget);
   ~ClusterStream();
@@ -54,7 +54,7 @@ class ClusterStream {
   // Queues the room given by RoomFor, less its all-zero clusters.
   void CommitRoom();
   void Store(const CompressedCluster& cluster);
-  Qcow2Writer& writer_;
+  ClusterTarget& writer_;
   std::optional<CompressionType> compression_;
   std::unique_ptr<CompressPool> pool_;
   CompressedClusterSink store_;                    // Store, as the pool takes it

@@ -60,26 +60,32 @@ uint64_t RefcountTracker::Get(uint64_t host_cluster) const {
   return host_cluster < counts_.size() ? counts_[host_cluster] : 0;
 }
 
-Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : out_(out) {
+Header NewImageHeader(const WriterOptions& options, const std::string& path) {
   if (options.cluster_bits < kMinClusterBits || options.cluster_bits > kMaxClusterBits)
-    throw util::Error(out.path() + ": qcow2 cluster size must be 512 B to 2 MiB");
+    throw util::Error(path + ": qcow2 cluster size must be 512 B to 2 MiB");
   if (options.version != 2 && options.version != 3)
-    throw util::Error(out.path() + ": qcow2 version must be 2 or 3");
+    throw util::Error(path + ": qcow2 version must be 2 or 3");
+  Header header;
+  header.version = options.version;
+  header.cluster_bits = options.cluster_bits;
+  header.size = options.virtual_size;
+  if (options.version >= 3) {
+    header.refcount_order = 4;
+    header.header_length = kV3HeaderSize + 8;  // room for compression_type
+    header.compression_type = options.compression;
+    if (options.compression != CompressionType::kZlib)
+      header.incompatible_features |= kIncompatCompression;
+  } else if (options.compression != CompressionType::kZlib) {
+    throw util::Error(path + ": zstd compression needs qcow2 version 3");
+  }
+  return header;
+}
+
+Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : out_(out) {
+  header_ = NewImageHeader(options, out.path());
   // Zeros are left as holes, so whatever the file held would show through.
   if (out.Size() != 0)
     throw util::Error(out.path() + ": internal error: the qcow2 writer needs an empty file");
-  header_.version = options.version;
-  header_.cluster_bits = options.cluster_bits;
-  header_.size = options.virtual_size;
-  if (options.version >= 3) {
-    header_.refcount_order = 4;
-    header_.header_length = kV3HeaderSize + 8;  // room for compression_type
-    header_.compression_type = options.compression;
-    if (options.compression != CompressionType::kZlib)
-      header_.incompatible_features |= kIncompatCompression;
-  } else if (options.compression != CompressionType::kZlib) {
-    throw util::Error(out.path() + ": zstd compression needs qcow2 version 3");
-  }
   const uint64_t l1_entries = header_.l1_entries_needed();
   if (l1_entries * 8 > kMaxL1Bytes)
     throw util::Error(out.path() + ": an L1 table of " + std::to_string(l1_entries * 8) +

@@ -11,6 +11,7 @@
 #include <deque>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "qcow2/format.h"
@@ -29,6 +30,10 @@ struct WriterOptions {
   CompressionType compression = CompressionType::kZlib;  // recorded in v3 headers
   size_t l2_cache_tables = kDefaultL2CacheTables;
 };
+
+// The header of a new image with these options, its tables not placed yet;
+// throws, naming path, on options no image can have.
+Header NewImageHeader(const WriterOptions& options, const std::string& path);
 
 // The smallest cluster size (as bits, at least min_bits) whose L1 table for
 // virtual_size fits qemu's 32 MiB limit; throws when none up to 2 MiB does.
@@ -51,10 +56,34 @@ class RefcountTracker {
   std::vector<uint16_t> counts_;
 };
 
+// Where guest clusters go, one at a time: a qcow2 file laid out as it
+// comes (Qcow2Writer), or a spool for an image written front to back
+// (StreamWriter).
+class ClusterTarget {
+ public:
+  virtual ~ClusterTarget() = default;
+  virtual uint64_t cluster_size() const = 0;
+  // Stores one whole guest cluster (cluster_size bytes).
+  virtual void WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) = 0;
+  // Stores one whole guest cluster again, in place of what WriteCluster
+  // stored (or as WriteCluster does, if it stored nothing: a cluster of zeros
+  // then stays unallocated).
+  virtual void OverwriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) = 0;
+  // Stores one guest cluster already compressed with the image's codec
+  // (raw deflate for zlib, a zstd frame for zstd).
+  virtual void WriteCompressedCluster(uint64_t guest_cluster,
+                                      std::span<const uint8_t> compressed) = 0;
+  // Adds a header extension to the image's header, before Finish.
+  virtual void AddHeaderExtension(HeaderExtension extension) = 0;
+  virtual uint32_t version() const = 0;
+  // Completes the image; it is valid only after this returns.
+  virtual void Finish() = 0;
+};
+
 // Streams guest clusters into a new qcow2 file. Clusters may come in any
 // order, each at most once (OverwriteCluster aside); a cluster never
 // written reads as zeros.
-class Qcow2Writer {
+class Qcow2Writer : public ClusterTarget {
  public:
   // `out` must be a seekable, empty, regular file opened read-write: the
   // stretches of zeros of 64 KiB or more in clusters and tables are left
@@ -67,18 +96,12 @@ class Qcow2Writer {
   // of a host cluster. Call before writing clusters. A reserved table that
   // gets no entry is given up in Finish (a free cluster inside the file).
   void ReserveL2Tables(std::span<const uint64_t> l1_indices);
-  // Stores one whole guest cluster (cluster_size bytes).
-  void WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data);
-  // Stores one whole guest cluster again, in place of what WriteCluster
-  // stored (or as WriteCluster does, if it stored nothing: a cluster of zeros
-  // then stays unallocated).
-  void OverwriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data);
-  // Stores one guest cluster already compressed with the image's codec
-  // (raw deflate for zlib, a zstd frame for zstd).
-  void WriteCompressedCluster(uint64_t guest_cluster, std::span<const uint8_t> compressed);
+  void WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) override;
+  void OverwriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) override;
+  void WriteCompressedCluster(uint64_t guest_cluster, std::span<const uint8_t> compressed) override;
   // Writes the remaining L2 tables, the refcounts, the L1 table and the
   // header. The image is valid only after this returns.
-  void Finish();
+  void Finish() override;
 
   // Additions to the image's metadata, before Finish: a header extension,
   // autoclear feature bits (version 3), and clusters of other metadata (a
@@ -86,12 +109,12 @@ class Qcow2Writer {
   // clusters (zeros to the end of the last) whose first host offset is
   // returned. Compressed data written later does not move into the holes
   // of given-up L2 tables.
-  void AddHeaderExtension(HeaderExtension extension);
+  void AddHeaderExtension(HeaderExtension extension) override;
   void SetAutoclearFeatures(uint64_t bits);
   uint64_t WriteMetadataClusters(std::span<const uint8_t> bytes);
-  uint32_t version() const { return header_.version; }
+  uint32_t version() const override { return header_.version; }
 
-  uint64_t cluster_size() const { return header_.cluster_size(); }
+  uint64_t cluster_size() const override { return header_.cluster_size(); }
   uint64_t guest_clusters() const;
   // Host bytes allocated so far (whole clusters).
   uint64_t host_bytes() const { return next_free_; }

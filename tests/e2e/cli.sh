@@ -104,13 +104,6 @@ keep_existing() {
 ok "a failed run leaves an existing output file untouched" keep_existing
 
 ok "bad --cluster-size is refused" sh -c '! "$E2IMAGE" -Q --cluster-size=3000 "$T/fs.img" "$T/x.qcow2" 2>/dev/null'
-qcow2_stdout() {
-  "$E2IMAGE" -Q "$T/fs.img" - > "$T/q.out" 2> "$T/err" && return 1
-  cat "$T/err"
-  [ ! -s "$T/q.out" ] && [ "$(wc -l < "$T/err")" = 1 ] && grep -q "standard output" "$T/err"
-}
-ok "qcow2 to stdout is refused with one line saying why, nothing written" qcow2_stdout
-
 raw_stdout() {
   "$E2IMAGE" -r "$T/fs.img" - > "$T/stdout.raw" && "$E2IMAGE" -r "$T/fs.img" "$T/file.raw" &&
     same_bytes "$T/stdout.raw" "$T/file.raw"

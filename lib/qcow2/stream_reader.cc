@@ -1,0 +1,371 @@
+#include "qcow2/stream_reader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+#include <queue>
+#include <vector>
+
+#include "qcow2/compress.h"
+#include "qcow2/format.h"
+#include "qcow2/metadata_layout.h"
+#include "qcow2/reader.h"
+#include "util/endian.h"
+#include "util/error.h"
+#include "util/temp_file.h"
+
+namespace qcow2 {
+namespace {
+
+constexpr size_t kReadBytes = 1u << 20;
+
+// Bytes of an input read in order, kept from a start offset on.
+class StreamWindow {
+ public:
+  explicit StreamWindow(const util::File& in) : in_(in) {
+    // A larger pipe lets the writer run ahead in bigger steps (fails
+    // harmlessly on anything but a pipe).
+    ::fcntl(in.fd(), F_SETPIPE_SZ, static_cast<int>(kReadBytes));
+  }
+  uint64_t start() const { return start_; }
+  uint64_t end() const { return start_ + (bytes_.size() - head_); }
+  // Reads until the window reaches `to` or the input ends; false at its end.
+  bool ReadTo(uint64_t to) {
+    while (end() < to && !eof_) {
+      const size_t want = std::max<uint64_t>(kReadBytes, to - end());
+      const size_t have = bytes_.size();
+      bytes_.resize(have + want);
+      ssize_t n;
+      do {
+        n = ::read(in_.fd(), bytes_.data() + have, want);
+      } while (n < 0 && errno == EINTR);
+      bytes_.resize(have + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+      if (n < 0)
+        throw util::Error(
+            util::AtOffset(in_.path(), end(), "read error: " + util::ErrnoText(errno)));
+      eof_ = n == 0;
+    }
+    return end() >= to;
+  }
+  std::span<const uint8_t> Bytes(uint64_t from, uint64_t to) const {
+    return std::span<const uint8_t>(bytes_).subspan(head_ + (from - start_), to - from);
+  }
+  // Drops the bytes before `to` (at most end()); the buffer is compacted
+  // only once a good part of it is dropped, so dropping stays cheap.
+  void DropTo(uint64_t to) {
+    head_ += to - start_;
+    start_ = to;
+    if (head_ >= kReadBytes || head_ == bytes_.size()) {
+      bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+
+ private:
+  const util::File& in_;
+  std::vector<uint8_t> bytes_;
+  size_t head_ = 0;  // bytes_[head_] is at offset start_
+  uint64_t start_ = 0;
+  bool eof_ = false;
+};
+
+// Something the conversion reads at a host offset of the image.
+struct Item {
+  enum Kind : uint8_t { kL1, kL2, kData, kCompressed };
+  uint64_t host;
+  uint64_t length;
+  uint64_t index;  // kL2: its L1 entry; data: its guest cluster
+  Kind kind;
+  bool operator>(const Item& o) const { return host > o.host; }
+};
+
+// The one-pass conversion of an image with standard L2 entries.
+class StreamConverter {
+ public:
+  StreamConverter(const util::File& in, StreamWindow& window, Header header, util::RawWriter& out,
+                  const StreamConvertOptions& options)
+      : in_(in), window_(window), h_(std::move(header)), out_(out), options_(options) {
+    cluster_.resize(h_.cluster_size());
+  }
+
+  void Run() {
+    if (h_.l1_size)
+      Push({h_.l1_table_offset, uint64_t{h_.l1_size} * 8, 0, Item::kL1});
+    l1_pending_ = h_.l1_size != 0;
+    while (!items_.empty()) {
+      const Item item = items_.top();
+      items_.pop();
+      // Equal offsets come out one after the other. qemu never shares an
+      // L2 table, and a shared one would let a small stream describe a huge
+      // disk of data, as the file reader refuses too.
+      if (item.kind == Item::kL2 && last_table_ && last_table_->host == item.host)
+        throw util::Error(util::AtOffset(in_.path(), h_.l1_table_offset + item.index * 8,
+                                         "L1 entries " + std::to_string(last_table_->index) +
+                                             " and " + std::to_string(item.index) +
+                                             " share the L2 table at offset " +
+                                             std::to_string(item.host)));
+      if (item.kind == Item::kL2)
+        last_table_ = item;
+      Process(item, Fetch(item));
+    }
+    // The rest (snapshots, bitmaps, padding) is read to the end, so that
+    // whatever writes the pipe finishes normally.
+    while (window_.ReadTo(window_.end() + kReadBytes))
+      window_.DropTo(window_.end());
+    window_.DropTo(window_.end());
+    out_.Finish(h_.size);
+  }
+
+ private:
+  std::string Describe(const Item& item) const {
+    switch (item.kind) {
+      case Item::kL1:
+        return "the L1 table";
+      case Item::kL2:
+        return "L1 entry " + std::to_string(item.index) + ": its L2 table";
+      default:
+        return "the data of guest offset " + std::to_string(item.index * h_.cluster_size());
+    }
+  }
+
+  void Push(const Item& item) {
+    if (item.kind == Item::kL2)
+      ++l2_pending_;
+    items_.push(item);
+  }
+  bool TablesPending() const { return l1_pending_ || l2_pending_ != 0; }
+
+  // Moves the window's start to `to`, keeping in the spool what no item
+  // read claimed while some table may still point at it.
+  void Advance(uint64_t to) {
+    if (to <= window_.start())
+      return;
+    window_.ReadTo(to);
+    to = std::min(to, window_.end());  // a truncated stream: Fetch says so
+    const uint64_t from = std::max(window_.start(), claimed_to_);
+    if (TablesPending() && from < to)
+      Spool(from, to);
+    window_.DropTo(to);
+  }
+
+  void Spool(uint64_t from, uint64_t to) {
+    if (!spool_.is_open() && spool_error_.empty()) {
+      try {
+        spool_ = util::AnonymousTempFile(options_.spool_dir, "spool of " + in_.path());
+      } catch (const util::Error& e) {
+        spool_error_ = e.what();
+      }
+    }
+    if (!spool_.is_open())
+      return;
+    spool_.WriteAt(window_.Bytes(from, to), from);
+    if (!spooled_.empty() && spooled_.back().second == from)
+      spooled_.back().second = to;
+    else
+      spooled_.emplace_back(from, to);
+  }
+
+  bool Spooled(uint64_t from, uint64_t to) const {
+    auto it = std::upper_bound(spooled_.begin(), spooled_.end(), std::make_pair(from, UINT64_MAX));
+    return it != spooled_.begin() && std::prev(it)->first <= from && std::prev(it)->second >= to;
+  }
+
+  std::span<const uint8_t> Fetch(const Item& item) {
+    if (item.host >= window_.start()) {
+      Advance(item.host);
+      uint64_t end = item.host + item.length;
+      if (!window_.ReadTo(end)) {
+        // A compressed cluster's length is rounded up to a sector: the
+        // stream may end inside that rounding.
+        if (item.kind != Item::kCompressed || window_.end() <= item.host)
+          throw util::Error(util::AtOffset(in_.path(), window_.end(),
+                                           "the stream ends inside " + Describe(item) + " (" +
+                                               std::to_string(item.length) + " bytes at offset " +
+                                               std::to_string(item.host) + "): truncated"));
+        end = window_.end();
+      }
+      // A compressed cluster's rounded length may run into the next
+      // cluster's frame, which a table still to come may map: its bytes
+      // stay unclaimed.
+      if (item.kind != Item::kCompressed)
+        claimed_to_ = std::max(claimed_to_, end);
+      return window_.Bytes(item.host, end);
+    }
+    // Behind the stream: only the spool can have it.
+    const uint64_t end = std::min(item.host + item.length, window_.start());
+    if (!Spooled(item.host, end))
+      throw util::Error(util::AtOffset(
+          in_.path(), item.host,
+          Describe(item) + " lies before offset " + std::to_string(window_.start()) +
+              ", which the stream has passed, and it was not kept" +
+              (spool_error_.empty() ? " (a table after its data, or tables overlapping)"
+                                    : " (no spool file: " + spool_error_ + ")")));
+    if (!noted_ && options_.note) {
+      options_.note(in_.path() +
+                    ": its tables come after data they map: reading it through a "
+                    "temporary spool file in " +
+                    options_.spool_dir);
+      noted_ = true;
+    }
+    behind_.resize(item.host + item.length - item.host);
+    spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host), item.host);
+    if (end < item.host + item.length) {  // the rest is still in the window
+      window_.ReadTo(item.host + item.length);
+      const std::span<const uint8_t> rest =
+          window_.Bytes(end, std::min(item.host + item.length, window_.end()));
+      std::copy(rest.begin(), rest.end(), behind_.begin() + (end - item.host));
+      behind_.resize(end - item.host + rest.size());
+    }
+    return behind_;
+  }
+
+  void Process(const Item& item, std::span<const uint8_t> bytes) {
+    switch (item.kind) {
+      case Item::kL1:
+        l1_pending_ = false;
+        for (uint64_t i = 0; i < h_.l1_size; ++i) {
+          const uint64_t entry = util::LoadBE64(&bytes[i * 8]) & kL1OffsetMask;
+          if (!entry)
+            continue;
+          if (entry % h_.cluster_size())
+            throw util::Error(util::AtOffset(in_.path(), item.host + i * 8,
+                                             "L1 entry " + std::to_string(i) +
+                                                 ": L2 table offset " + std::to_string(entry) +
+                                                 " is not cluster aligned"));
+          Push({entry, h_.cluster_size(), i, Item::kL2});
+        }
+        return;
+      case Item::kL2:
+        --l2_pending_;
+        ReadL2Table(item, bytes);
+        return;
+      case Item::kData:
+        Write(item.index * h_.cluster_size(), bytes);
+        return;
+      case Item::kCompressed:
+        if (!DecompressCluster(h_.compression_type, bytes, cluster_))
+          throw util::Error(util::AtOffset(in_.path(), item.host,
+                                           Describe(item) + ": compressed data is corrupt"));
+        Write(item.index * h_.cluster_size(), cluster_);
+        return;
+    }
+  }
+
+  void ReadL2Table(const Item& table, std::span<const uint8_t> bytes) {
+    const uint64_t cs = h_.cluster_size();
+    for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
+      const uint64_t guest = table.index * h_.l2_entries() + j;
+      if (guest * cs >= h_.size)
+        break;
+      const uint64_t raw = util::LoadBE64(&bytes[j * 8]);
+      L2Entry e;
+      try {
+        e = DecodeL2Entry(raw, h_);
+      } catch (const util::Error& err) {
+        throw util::Error(util::AtOffset(in_.path(), table.host + j * 8, err.what()));
+      }
+      if (e.kind == ClusterKind::kNormal) {
+        if (e.host_offset % cs)
+          throw util::Error(util::AtOffset(in_.path(), table.host + j * 8,
+                                           "L2 entry " + std::to_string(j) + ": data offset " +
+                                               std::to_string(e.host_offset) +
+                                               " is not cluster aligned"));
+        Push({e.host_offset, std::min(cs, h_.size - guest * cs), guest, Item::kData});
+      } else if (e.kind == ClusterKind::kCompressed) {
+        Push({e.host_offset, e.compressed_size, guest, Item::kCompressed});
+      }
+    }
+  }
+
+  // Writes guest bytes; an output that can rewind takes them in any order.
+  void Write(uint64_t guest_offset, std::span<const uint8_t> bytes) {
+    bytes = bytes.first(std::min<uint64_t>(bytes.size(), h_.size - guest_offset));
+    if (guest_offset < written_to_) {
+      if (!out_.CanRewind())
+        throw util::Error(util::AtOffset(
+            in_.path(), guest_offset,
+            "the image's data is not in guest order, and the output is written in order only: "
+            "convert it to a regular file"));
+      out_.Rewind();
+    }
+    out_.Write(guest_offset, bytes);
+    written_to_ = guest_offset + bytes.size();
+    if (options_.progress)
+      options_.progress(window_.start());
+  }
+
+  const util::File& in_;
+  StreamWindow& window_;
+  Header h_;
+  util::RawWriter& out_;
+  const StreamConvertOptions& options_;
+  std::priority_queue<Item, std::vector<Item>, std::greater<>> items_;
+  std::optional<Item> last_table_;  // the last L2 table read
+  bool l1_pending_ = false;
+  uint64_t l2_pending_ = 0;
+  uint64_t claimed_to_ = 0;  // the end of the furthest item read from the window
+  uint64_t written_to_ = 0;
+  util::File spool_;
+  std::string spool_error_;
+  std::vector<std::pair<uint64_t, uint64_t>> spooled_;  // ascending, disjoint
+  bool noted_ = false;
+  std::vector<uint8_t> behind_;
+  std::vector<uint8_t> cluster_;
+};
+
+// Copies the whole stream into a spool file and converts that as a file.
+void ConvertThroughSpool(const util::File& in, StreamWindow& window, util::RawWriter& out,
+                         const StreamConvertOptions& options, const std::string& why) {
+  util::File spool = util::AnonymousTempFile(options.spool_dir, "spool of " + in.path());
+  if (options.note)
+    options.note(in.path() + ": " + why + ": reading it through a temporary spool file in " +
+                 options.spool_dir);
+  do {
+    spool.WriteAt(window.Bytes(window.start(), window.end()), window.start());
+    window.DropTo(window.end());
+  } while (window.ReadTo(window.end() + kReadBytes) || window.end() > window.start());
+  Qcow2Reader reader("/proc/self/fd/" + std::to_string(spool.fd()));
+  ConvertToRaw(reader, out, options.progress);
+}
+
+}  // namespace
+
+void ConvertStreamToRaw(const util::File& in, util::RawWriter& out,
+                        const StreamConvertOptions& options) {
+  StreamWindow window(in);
+  window.ReadTo(24);
+  if (!HasQcow2Magic(window.Bytes(0, std::min<uint64_t>(window.end(), 4))))
+    throw util::Error(in.path() + ": not a qcow2 image (no QFI magic at its start)");
+  const uint64_t header_bytes = HeaderClusterBytes(window.Bytes(0, window.end()));
+  window.ReadTo(header_bytes);
+  const Header h = DecodeHeader(window.Bytes(0, std::min(window.end(), header_bytes)), in.path());
+  if (window.end() < header_bytes)
+    throw util::Error(util::AtOffset(in.path(), window.end(),
+                                     "the stream ends inside the header cluster: truncated"));
+  if (!h.backing_file.empty() || h.backing_file_offset)
+    throw util::Error(in.path() + ": the image has a backing file (" + h.backing_file +
+                      "), which an image read from a pipe cannot reach: convert it from a file");
+  if (h.incompatible_features & kIncompatDataFile)
+    throw util::Error(in.path() +
+                      ": the image keeps its data in an external data file, which an "
+                      "image read from a pipe cannot reach: convert it from a file");
+  if (h.crypt_method != 0)
+    throw util::Error(in.path() + ": the image is encrypted");
+  if (h.incompatible_features & ~kIncompatKnown)
+    throw util::Error(in.path() + ": unknown incompatible features: " +
+                      DescribeIncompatibleBits(h, h.incompatible_features & ~kIncompatKnown));
+  if (h.l1_size > kMaxL1Bytes / 8)
+    throw util::Error(util::AtOffset(in.path(), 36, "L1 table over the 32 MiB limit"));
+  if (h.l1_table_offset % h.cluster_size())
+    throw util::Error(util::AtOffset(in.path(), 40, "L1 table offset is not cluster aligned"));
+  if (h.extended_l2()) {
+    ConvertThroughSpool(in, window, out, options, "its L2 entries are extended (subclusters)");
+    return;
+  }
+  StreamConverter(in, window, h, out, options).Run();
+}
+
+}  // namespace qcow2

@@ -1,0 +1,123 @@
+// A qcow2 image written front to back, for pipes: header, refcount table,
+// refcount blocks, L1 table, L2 tables, then the data clusters in guest
+// order (compressed ones packed one after the other), so every table comes
+// before what it points to and nothing is ever sought. Which clusters are
+// all zeros (left unallocated) and how small each compresses is known only
+// once read, so the clusters go to a spool file first (its data only, in
+// the order they come), and the image is laid out and written when the
+// last one is in.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "qcow2/format.h"
+#include "qcow2/writer.h"
+#include "util/file.h"
+
+namespace qcow2 {
+
+// One stored guest cluster of a streamed image: compressed_size 0 for a
+// plain cluster (cluster_size bytes).
+struct StreamCluster {
+  uint64_t guest_cluster = 0;
+  uint32_t compressed_size = 0;
+};
+
+// Places data clusters one after another from a cluster-aligned start:
+// plain clusters on cluster boundaries, compressed frames packed, a host
+// cluster closed once 65535 frames share it (its 16-bit refcount).
+class DataPlacer {
+ public:
+  DataPlacer(uint64_t start, uint32_t cluster_bits);
+  // Where the next cluster goes.
+  uint64_t Place(const StreamCluster& c);
+  // The first byte after the last one placed.
+  uint64_t end() const { return end_; }
+  // Frames (or plain clusters) using each host cluster from start on.
+  const std::vector<uint16_t>& counts() const { return counts_; }
+
+ private:
+  uint64_t start_;
+  uint32_t cluster_bits_;
+  uint64_t end_;
+  std::vector<uint16_t> counts_;
+};
+
+// Where each part of a streamed image goes, from the sorted list of its
+// clusters: all offsets are cluster aligned, in this order.
+struct StreamLayout {
+  // The clusters at(0) to at(count - 1): ascending guest clusters, each once.
+  StreamLayout(const Header& header, size_t count, const std::function<StreamCluster(size_t)>& at);
+  StreamLayout(const Header& header, std::span<const StreamCluster> clusters)
+      : StreamLayout(header, clusters.size(), [&](size_t i) { return clusters[i]; }) {}
+
+  uint64_t cluster_size = 0;
+  uint64_t refcount_table_offset = 0;
+  uint64_t refcount_table_clusters = 0;
+  uint64_t refcount_blocks_offset = 0;
+  uint64_t refcount_blocks = 0;
+  uint64_t l1_offset = 0;
+  uint64_t l1_clusters = 0;
+  uint64_t l2_offset = 0;
+  uint64_t l2_tables = 0;
+  uint64_t data_offset = 0;
+  // Where the image ends: its last data byte, rounded up to a 512-byte
+  // sector when that lies inside a cluster of packed compressed frames.
+  uint64_t file_end = 0;
+  // Refcounts of the data's host clusters, from data_offset on.
+  std::vector<uint16_t> data_counts;
+};
+
+// Collects a capture's clusters in a spool file, then writes the streamed
+// image to an output that is written in order only.
+class StreamWriter : public ClusterTarget {
+ public:
+  // spool: an empty read-write file, for the clusters until Finish.
+  StreamWriter(const util::File& out, const WriterOptions& options, util::File spool);
+
+  uint64_t cluster_size() const override { return header_.cluster_size(); }
+  void WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) override;
+  void OverwriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) override;
+  void WriteCompressedCluster(uint64_t guest_cluster, std::span<const uint8_t> compressed) override;
+  void AddHeaderExtension(HeaderExtension extension) override;
+  uint32_t version() const override { return header_.version; }
+  // Writes the whole image to the output, front to back.
+  void Finish() override;
+
+  // Bytes in the spool so far.
+  uint64_t spooled_bytes() const { return spool_end_; }
+
+ private:
+  // A cluster in the spool: its guest cluster, where it is in the spool and
+  // its compressed size (0: plain), packed in 16 bytes.
+  struct Record {
+    uint64_t guest_cluster;
+    uint64_t packed;  // spool offset << 21 | compressed size
+    uint64_t spool_offset() const { return packed >> 21; }
+    uint32_t size() const { return static_cast<uint32_t>(packed & ((1u << 21) - 1)); }
+  };
+  void Append(uint64_t guest_cluster, std::span<const uint8_t> bytes, uint32_t compressed_size);
+  void FlushSpool();
+  // The record of guest_cluster, or nullptr.
+  Record* Find(uint64_t guest_cluster);
+  // Merges the records of the current increasing run into the sorted ones.
+  void MergeRun();
+  void CheckCluster(uint64_t guest_cluster) const;
+
+  Header header_;
+  util::File spool_;
+  const util::File& out_;
+  std::vector<uint8_t> spool_buffer_;  // bytes from spool_flushed_ on, not written yet
+  uint64_t spool_flushed_ = 0;
+  uint64_t spool_end_ = 0;
+  // Records sorted by guest cluster, then those of the current increasing
+  // run from run_start_ on (a capture comes in one or a few increasing passes).
+  std::vector<Record> records_;
+  size_t run_start_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace qcow2

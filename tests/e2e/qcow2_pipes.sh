@@ -1,0 +1,169 @@
+#!/bin/bash
+# qcow2 images through pipes: `e2image -Q ... -` writes the image to
+# standard output front to back (a pipe cannot seek), and it must be the
+# same image as one written to a file: qemu-img finds it clean and equal,
+# and it converts back to the same raw bytes.
+. "$TESTLIB"
+
+make_fs "$T/fs.img" 32M -t ext4 -b 1024 || exit 1
+"$E2IMAGE" -r "$T/fs.img" "$T/fs.raw" || exit 1
+"$E2IMAGE" -ra "$T/fs.img" "$T/fs.all.raw" || exit 1
+
+# streamed NAME OPTIONS...: -Q OPTIONS into a pipe and into a file.
+streamed() {
+  name=$1; shift
+  "$E2IMAGE" -Q "$@" "$T/fs.img" - 2> "$T/$name.err" | cat > "$T/$name.pipe.qcow2" || return 1
+  [ "${PIPESTATUS[0]}" = 0 ] || { cat "$T/$name.err"; return 1; }
+  "$E2IMAGE" -Q "$@" "$T/fs.img" "$T/$name.file.qcow2" 2> /dev/null || return 1
+  qcow2_clean "$T/$name.pipe.qcow2" || return 1
+  qemu-img compare "$T/$name.pipe.qcow2" "$T/$name.file.qcow2" || return 1
+  raw=$T/fs.raw; case " $* " in *" -a "*) raw=$T/fs.all.raw ;; esac
+  case " $* " in *" -s "*) raw=$T/$name.file.raw; "$E2IMAGE" -r "$T/$name.file.qcow2" "$raw" ;; esac
+  "$E2IMAGE" -r "$T/$name.pipe.qcow2" "$T/$name.back.raw" || return 1
+  same_bytes "$raw" "$T/$name.back.raw" || return 1
+  qemu-img convert -O raw "$T/$name.pipe.qcow2" "$T/$name.qemu.raw" || return 1
+  same_bytes "$raw" "$T/$name.qemu.raw" || return 1
+  # Every table before the data it maps: the layout a pipe's reader needs.
+  tables_first "$T/$name.pipe.qcow2"
+}
+
+# Every L2 table comes before the first data cluster, the L1 table before
+# the L2 tables: the layout a reader of a pipe needs.
+tables_first() {
+  perl -e '
+    open(my $f, "<", $ARGV[0]) or die; binmode $f; local $/; my $d = <$f>;
+    my $be = sub { unpack("Q>", substr($d, $_[0], 8)) };
+    my $cb = unpack("N", substr($d, 20, 4)); my $l1n = unpack("N", substr($d, 36, 4));
+    my $l1 = $be->(40); my ($last_table, $first_data) = ($l1, ~0);
+    for my $i (0 .. $l1n - 1) {
+      my $l2 = $be->($l1 + 8 * $i) & 0x00fffffffffffe00 or next;
+      $last_table = $l2 if $l2 > $last_table;
+      for my $j (0 .. (1 << ($cb - 3)) - 1) {
+        my $e = $be->($l2 + 8 * $j);
+        my $host = ($e >> 62) & 1 ? $e & ((1 << (70 - $cb)) - 1) : $e & 0x00fffffffffffe00;
+        $first_data = $host if $host && $host < $first_data;
+      }
+    }
+    print "last table at $last_table, first data at $first_data\n";
+    exit !($last_table < $first_data && $first_data != ~0)' "$1"
+}
+
+ok "-Q - into a pipe: clean, equal to the file image, converts back" streamed plain
+ok "-Q --qcow2-version=3 --cluster-size=65536 -" streamed v3 --qcow2-version=3 --cluster-size=65536
+ok "-Q --compress -: zlib, packed" streamed zlib --compress
+ok "-Q --compress=zstd --threads=2 -" streamed zstd --compress=zstd --qcow2-version=3 --threads=2
+ok "-Q -s - (scrambled, two passes)" streamed scrambled -s --scramble-seed=7
+ok "-Q -a --compress -" streamed alldata -a --compress
+
+fifo() {
+  mkfifo "$T/fifo" || return 1
+  "$E2IMAGE" -Q --compress "$T/fs.img" "$T/fifo" & writer=$!
+  cat "$T/fifo" > "$T/fifo.qcow2"
+  wait $writer || return 1
+  qcow2_clean "$T/fifo.qcow2" && qemu-img compare "$T/fifo.qcow2" "$T/zlib.file.qcow2"
+}
+ok "-Q --compress into a FIFO" fifo
+
+spool_left_nothing() {
+  mkdir -p "$T/tmpdir"
+  TMPDIR=$T/tmpdir "$E2IMAGE" -Q "$T/fs.img" - > "$T/spooled.qcow2" || return 1
+  qcow2_clean "$T/spooled.qcow2" && [ -z "$(ls -A "$T/tmpdir")" ]
+}
+ok "the spool in \$TMPDIR leaves nothing behind" spool_left_nothing
+
+spool_refused() {
+  TMPDIR=$T/missing "$E2IMAGE" -Q "$T/fs.img" - > "$T/none.qcow2" 2> "$T/err" && return 1
+  cat "$T/err"
+  [ "$(wc -l < "$T/err")" = 1 ] && grep -q "missing: cannot create a temporary file" "$T/err" &&
+    [ ! -s "$T/none.qcow2" ]
+}
+ok "no spool directory: one line saying so, nothing written" spool_refused
+
+# ---- reading a qcow2 image from a pipe: e2image -r - OUT ----
+
+# piped_restore IMAGE RAW [file-only]: `cat IMAGE | e2image -r - out` and
+# `-r - -` give RAW's bytes; prints what e2image said.
+piped_restore() {
+  rm -f "$T/restored.raw"
+  cat "$1" | "$E2IMAGE" -r - "$T/restored.raw" 2> "$T/restore.err" || { cat "$T/restore.err"; return 1; }
+  cat "$T/restore.err"
+  same_bytes "$2" "$T/restored.raw" || return 1
+  [ "${3:-}" = file-only ] && return 0
+  cat "$1" | "$E2IMAGE" -r - - 2> /dev/null > "$T/restored-stdout.raw" || return 1
+  same_bytes "$2" "$T/restored-stdout.raw"
+}
+one_pass_restore() { piped_restore "$@" && [ ! -s "$T/restore.err" ]; }
+
+ok "cat streamed image | -r - out, in one pass" one_pass_restore "$T/plain.pipe.qcow2" "$T/fs.raw"
+ok "cat streamed zlib image | -r - out" one_pass_restore "$T/zlib.pipe.qcow2" "$T/fs.raw"
+ok "cat streamed zstd image | -r - out" one_pass_restore "$T/zstd.pipe.qcow2" "$T/fs.raw"
+
+# qemu_made OPTIONS...: qemu-img convert's image of the -a raw image, from a pipe.
+qemu_made() {
+  rm -f "$T/qemu.qcow2"
+  qemu-img convert -O qcow2 "$@" "$T/fs.all.raw" "$T/qemu.qcow2" || return 1
+  piped_restore "$T/qemu.qcow2" "$T/fs.all.raw"
+}
+qemu_one_pass() { qemu_made && [ ! -s "$T/restore.err" ]; }
+ok "qemu-img convert's image, from a pipe in one pass" qemu_one_pass
+ok "qemu-img convert -c (zlib), from a pipe" qemu_made -c
+ok "qemu-img convert -c zstd, from a pipe" qemu_made -c -o compression_type=zstd
+ok "qemu-img convert -c with 2 MiB clusters, from a pipe" qemu_made -c -o cluster_size=2M
+qemu_extended_l2() {
+  qemu_made -o extended_l2=on && [ "$(grep -c "spool file" "$T/restore.err")" = 1 ]
+}
+ok "qemu-img extended L2 entries: spooled, said in one line" qemu_extended_l2
+# Its last frames moved into reserved L2 tables given up: data before its table.
+ok "our compressed file image, from a pipe to a file" \
+  piped_restore "$T/zlib.file.qcow2" "$T/fs.raw" file-only
+
+# An image grown by qemu-img resize: its L1 table moves after the data.
+resized() {
+  qemu-img create -q -f qcow2 -o cluster_size=512 "$T/grown.qcow2" 1M || return 1
+  qemu-io -c "write -q -P 0x55 0 64k" "$T/grown.qcow2" > /dev/null || return 1
+  qemu-img resize -q "$T/grown.qcow2" 64M || return 1
+  qemu-io -c "write -q -P 0x66 48M 4k" "$T/grown.qcow2" > /dev/null || return 1
+  qemu-img convert -O raw "$T/grown.qcow2" "$T/grown.raw" || return 1
+  rm -f "$T/restored.raw"
+  cat "$T/grown.qcow2" | "$E2IMAGE" -r - "$T/restored.raw" 2> "$T/restore.err" || return 1
+  cat "$T/restore.err"
+  [ "$(wc -l < "$T/restore.err")" = 1 ] && grep -q "spool file" "$T/restore.err" &&
+    cmp "$T/grown.raw" "$T/restored.raw"
+}
+ok "L1 table after the data (qemu-img resize): through the spool, exact" resized
+
+# fails_cleanly PATTERN CMD...: one line on stderr matching PATTERN, a non-zero
+# exit, and no output file left.
+fails_cleanly() {
+  pattern=$1; shift
+  rm -f "$T/out.raw"
+  "$@" 2> "$T/err" && return 1
+  cat "$T/err"
+  [ "$(wc -l < "$T/err")" = 1 ] && grep -q "$pattern" "$T/err" && [ ! -e "$T/out.raw" ] &&
+    [ -z "$(ls "$T" | grep '^out\.raw')" ]
+}
+restore_head() { head -c "$1" "$2" | "$E2IMAGE" -r - "$T/out.raw"; }
+ok "a truncated stream: one line, nothing left" fails_cleanly "stream ends inside.*truncated" \
+  restore_head 20000 "$T/plain.pipe.qcow2"
+ok "a stream cut in its header: one line" fails_cleanly "header cluster: truncated" \
+  restore_head 300 "$T/plain.pipe.qcow2"
+no_spool() { cat "$T/grown.qcow2" | TMPDIR="$T/missing" "$E2IMAGE" -r - "$T/out.raw"; }
+ok "a table after its data without a spool: one line" fails_cleanly "passed.*no spool file" no_spool
+ok "not a qcow2 image on stdin: one line" fails_cleanly "not a qcow2 image" \
+  restore_head 1000000 "$T/fs.img"
+with_backing() {
+  qemu-img create -q -f qcow2 -b "$T/plain.file.qcow2" -F qcow2 "$T/over.qcow2" &&
+    cat "$T/over.qcow2" | "$E2IMAGE" -r - "$T/out.raw"
+}
+ok "a backing file cannot be reached from a pipe: one line" fails_cleanly "backing file" with_backing
+# Two L1 entries pointing at one L2 table (which qemu never writes).
+shared_table() {
+  perl -e '
+    open(my $f, "<", $ARGV[0]) or die; binmode $f; local $/; my $d = <$f>;
+    my $l1 = unpack("Q>", substr($d, 40, 8));
+    substr($d, $l1 + 40, 8) = substr($d, $l1, 8);
+    print $d' "$T/plain.pipe.qcow2" | "$E2IMAGE" -r - "$T/out.raw"
+}
+ok "two L1 entries sharing an L2 table: one line" fails_cleanly "share the L2 table" shared_table
+
+done_testing

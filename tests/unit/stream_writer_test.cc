@@ -1,0 +1,218 @@
+#include "qcow2/stream_writer.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "qcow2/compress.h"
+#include "qcow2/reader.h"
+#include "test_util.h"
+#include "util/endian.h"
+#include "util/error.h"
+
+namespace qcow2 {
+namespace {
+
+using testutil::Pattern;
+
+TEST(DataPlacerTest, PlainClustersAlignAndFramesPack) {
+  DataPlacer p(4096, 12);
+  EXPECT_EQ(p.Place({0, 100}), 4096u);
+  EXPECT_EQ(p.Place({1, 100}), 4196u);
+  EXPECT_EQ(p.Place({2, 0}), 8192u);  // plain: the next cluster boundary
+  EXPECT_EQ(p.Place({3, 4000}), 12288u);
+  EXPECT_EQ(p.Place({4, 500}), 16288u);  // crosses into the next host cluster
+  EXPECT_EQ(p.end(), 16788u);
+  EXPECT_EQ(p.counts(), (std::vector<uint16_t>{2, 1, 2, 1}));
+}
+
+TEST(DataPlacerTest, ClosesAHostClusterItsRefcountCannotCountFurther) {
+  DataPlacer p(0, 21);  // 2 MiB clusters, 16-byte frames: 131072 would fit
+  uint64_t at = 0;
+  for (uint64_t i = 0; i <= kMaxRefcount; ++i)
+    at = p.Place({i, 16});
+  EXPECT_EQ(at, uint64_t{2} << 20);
+  EXPECT_EQ(p.counts()[0], kMaxRefcount);
+  EXPECT_EQ(p.counts()[1], 1u);
+}
+
+Header TestHeader(uint64_t size, uint32_t bits) {
+  WriterOptions o;
+  o.virtual_size = size;
+  o.cluster_bits = bits;
+  return NewImageHeader(o, "test");
+}
+
+TEST(StreamLayoutTest, TablesInOrderBeforeTheData) {
+  const Header h = TestHeader(64ull << 20, 12);  // 512 entries per L2 table: 2 MiB each
+  const std::vector<StreamCluster> clusters = {{0, 0}, {1, 300}, {600, 0}, {16000, 0}};
+  const StreamLayout l(h, clusters);
+  EXPECT_EQ(l.refcount_table_offset, 4096u);
+  EXPECT_EQ(l.refcount_blocks_offset, 8192u);
+  EXPECT_EQ(l.refcount_blocks, 1u);
+  EXPECT_EQ(l.l1_offset, 12288u);
+  EXPECT_EQ(l.l1_clusters, 1u);
+  EXPECT_EQ(l.l2_offset, 16384u);
+  EXPECT_EQ(l.l2_tables, 3u);  // ranges 0, 1 and 31
+  EXPECT_EQ(l.data_offset, 16384u + 3 * 4096);
+  // Plain, frame, plain (next boundary), plain: four data clusters.
+  EXPECT_EQ(l.data_counts.size(), 4u);
+  EXPECT_EQ(l.file_end, l.data_offset + 4 * 4096);
+}
+
+TEST(StreamLayoutTest, RefcountBlocksCountThemselves) {
+  // 512-byte clusters: a refcount block counts 256 clusters.
+  const Header h = TestHeader(1ull << 20, 9);
+  std::vector<StreamCluster> clusters;
+  for (uint64_t i = 0; i < 2000; ++i)
+    clusters.push_back({i, 0});
+  const StreamLayout l(h, clusters);
+  const uint64_t total = l.file_end / 512;
+  EXPECT_EQ(l.refcount_blocks, (total + 255) / 256);
+  EXPECT_GE(l.refcount_table_clusters * 64, l.refcount_blocks);
+  EXPECT_EQ(l.data_offset + 2000 * 512, l.file_end);
+}
+
+TEST(StreamLayoutTest, EndsOnTheSectorAfterTheLastFrame) {
+  const Header h = TestHeader(1ull << 20, 16);
+  const StreamLayout l(h, std::vector<StreamCluster>{{3, 1000}});
+  EXPECT_EQ(l.file_end, l.data_offset + 1024);
+}
+
+// Writes an image through a StreamWriter to a file opened for appending
+// only (as a pipe is written), then checks it with the reader.
+class StreamWriterTest : public ::testing::Test {
+ protected:
+  std::string Write(const WriterOptions& o, const std::function<void(StreamWriter&)>& fill) {
+    const std::string path = dir_.File("stream.qcow2");
+    util::File out = util::File::Open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    StreamWriter w(out, o, testutil::CreateFile(dir_.File("spool")));
+    fill(w);
+    w.Finish();
+    return path;
+  }
+  testutil::TempDir dir_;
+};
+
+// Every host cluster's refcount recomputed from the tables, against the stored one.
+void ExpectRefcountsAndOrder(const std::string& path) {
+  const std::vector<uint8_t> file = testutil::ReadAll(path);
+  const Header h = DecodeHeader(file, path);
+  const uint64_t cs = h.cluster_size();
+  std::map<uint64_t, uint64_t> expected;
+  const auto ref = [&](uint64_t offset, uint64_t bytes) {
+    for (uint64_t c = offset / cs; c <= (offset + bytes - 1) / cs; ++c)
+      ++expected[c];
+  };
+  ref(0, cs);
+  ref(h.refcount_table_offset, h.refcount_table_clusters * cs);
+  ref(h.l1_table_offset, h.l1_size * 8);
+  for (uint64_t i = 0; i < h.refcount_table_clusters * cs / 8; ++i)
+    if (const uint64_t b = util::LoadBE64(&file[h.refcount_table_offset + i * 8]))
+      ref(b, cs);
+  uint64_t last_table = 0;
+  for (uint32_t i = 0; i < h.l1_size; ++i) {
+    const uint64_t l2 = util::LoadBE64(&file[h.l1_table_offset + i * 8]) & kL1OffsetMask;
+    if (!l2)
+      continue;
+    EXPECT_GT(l2, last_table) << "L2 tables out of order";
+    last_table = l2;
+    ref(l2, cs);
+    for (uint64_t j = 0; j < h.l2_entries(); ++j) {
+      const L2Entry e = DecodeL2Entry(util::LoadBE64(&file[l2 + j * 8]), h);
+      if (e.kind == ClusterKind::kNormal || e.kind == ClusterKind::kCompressed) {
+        EXPECT_GT(e.host_offset, l2) << "data before its table";
+        ref(e.host_offset,
+            e.kind == ClusterKind::kNormal
+                ? cs
+                : std::min<uint64_t>(e.compressed_size, file.size() - e.host_offset));
+      }
+    }
+  }
+  const uint64_t per_block = cs / 2;
+  for (uint64_t c = 0; c < (file.size() + cs - 1) / cs; ++c) {
+    const uint64_t b = util::LoadBE64(&file[h.refcount_table_offset + c / per_block * 8]);
+    ASSERT_NE(b, 0u);
+    EXPECT_EQ(util::LoadBE16(&file[b + c % per_block * 2]), expected[c]) << "cluster " << c;
+  }
+}
+
+TEST_F(StreamWriterTest, PlainClustersInTwoPassesWithAnOverwrite) {
+  WriterOptions o;
+  o.virtual_size = 8ull << 20;
+  o.cluster_bits = 12;
+  const std::string path = Write(o, [](StreamWriter& w) {
+    w.WriteCluster(10, Pattern(4096, 10));
+    w.WriteCluster(1500, Pattern(4096, 1500));
+    // A second pass: lower clusters again, and one of the first pass rewritten.
+    w.WriteCluster(3, Pattern(4096, 3));
+    w.OverwriteCluster(10, Pattern(4096, 11));
+    w.OverwriteCluster(20, std::vector<uint8_t>(4096, 0));  // nothing stored: stays a hole
+    w.WriteCluster(2047, Pattern(4096, 2047));
+  });
+  ExpectRefcountsAndOrder(path);
+  Qcow2Reader r(path);
+  std::vector<uint8_t> got(4096);
+  for (const auto& [cluster, seed] :
+       std::map<uint64_t, uint32_t>{{3, 3}, {10, 11}, {1500, 1500}, {2047, 2047}}) {
+    r.Read(cluster * 4096, got);
+    EXPECT_EQ(got, Pattern(4096, seed)) << "cluster " << cluster;
+  }
+  r.Read(20 * 4096, got);
+  EXPECT_EQ(got, std::vector<uint8_t>(4096, 0));
+  EXPECT_EQ(r.Map(20 * 4096).kind, ClusterKind::kUnallocated);
+}
+
+TEST_F(StreamWriterTest, CompressedAndPlainClustersPack) {
+  WriterOptions o;
+  o.virtual_size = 64ull << 20;
+  o.cluster_bits = 16;
+  o.version = 3;
+  o.compression = CompressionType::kZstd;
+  ClusterCompressor codec(CompressionType::kZstd, kDefaultLevel);
+  std::map<uint64_t, std::vector<uint8_t>> clusters;
+  for (uint64_t c : {0, 1, 2, 7, 500, 501, 1023}) {
+    std::vector<uint8_t> data(65536, static_cast<uint8_t>(c));
+    std::copy_n(Pattern(64, static_cast<uint32_t>(c)).begin(), 64, data.begin());
+    clusters[c] = data;
+  }
+  std::mt19937 random(7);
+  for (uint8_t& b : clusters[7])
+    b = static_cast<uint8_t>(random());  // does not compress: stored plain
+  const std::string path = Write(o, [&](StreamWriter& w) {
+    for (const auto& [c, data] : clusters) {
+      const std::span<const uint8_t> packed = codec.Pack(data);
+      if (packed.empty())
+        w.WriteCluster(c, data);
+      else
+        w.WriteCompressedCluster(c, packed);
+    }
+  });
+  ExpectRefcountsAndOrder(path);
+  Qcow2Reader r(path);
+  std::vector<uint8_t> got(65536);
+  for (const auto& [c, data] : clusters) {
+    r.Read(c * 65536, got);
+    EXPECT_EQ(got, data) << "cluster " << c;
+  }
+  EXPECT_EQ(r.Map(7 * 65536).kind, ClusterKind::kNormal);
+  EXPECT_EQ(r.Map(500 * 65536).kind, ClusterKind::kCompressed);
+}
+
+TEST_F(StreamWriterTest, RefusesAClusterWrittenTwice) {
+  WriterOptions o;
+  o.virtual_size = 1 << 20;
+  o.cluster_bits = 12;
+  EXPECT_THROW(Write(o,
+                     [](StreamWriter& w) {
+                       w.WriteCluster(5, Pattern(4096, 1));
+                       w.WriteCluster(2, Pattern(4096, 2));
+                       w.WriteCluster(5, Pattern(4096, 3));
+                     }),
+               util::Error);
+}
+
+}  // namespace
+}  // namespace qcow2
