@@ -10,6 +10,7 @@
 #include "qcow2/reader.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/same_storage.h"
 
 namespace {
 
@@ -46,7 +47,7 @@ int Run(const Options& o) {
     throw util::Error("--scramble-map must name another file than the image");
   if (o.verify && (!(o.raw || o.qcow2) || o.scramble || o.nop || o.output == "-" ||
                    (o.raw && o.all_data &&
-                    (o.move_in_place || o.check || e2image::IsSameFile(o.source, o.output)))))
+                    (o.move_in_place || o.check || util::IsSameFile(o.source, o.output)))))
     throw util::Error(
         "--verify goes with -r or -Q image files (not e2i images, -s, which changes blocks, -n, "
         "standard output, or copies in place)");
@@ -61,7 +62,7 @@ int Run(const Options& o) {
     return e2image::ConvertQcow2(o);
   }
   if (o.raw &&
-      (o.check || (o.all_data && (o.move_in_place || e2image::IsSameFile(o.source, o.output))))) {
+      (o.check || (o.all_data && (o.move_in_place || util::IsSameFile(o.source, o.output))))) {
     if (o.scramble)
       throw util::Error(
           "-s cannot scramble an image written in place (-r with -c, or -ra with "

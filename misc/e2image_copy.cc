@@ -13,6 +13,7 @@
 #include "util/error.h"
 #include "util/output.h"
 #include "util/progress.h"
+#include "util/same_storage.h"
 
 namespace e2image {
 namespace {
@@ -41,12 +42,12 @@ std::string AfterTheCopy(const Options& o, bool same, uint64_t fs_bytes) {
 }  // namespace
 
 int CopyOrMove(const Options& o) {
-  const bool same = o.move_in_place || IsSameFile(o.source, o.output);
+  const bool same = o.move_in_place || util::IsSameFile(o.source, o.output);
   if (same && o.source_offset == o.dest_offset)
     throw util::Error(o.output +
                       ": the output is the source itself at the same offset; "
                       "refusing to overwrite it (give -O to move the filesystem)");
-  if (!same && SharesStorage(o.source, o.output))
+  if (!same && util::SharesStorage(o.source, o.output))
     throw util::Error(o.output +
                       ": the output holds the source (a loop device and the file behind it); "
                       "name one of them to move the filesystem");
@@ -59,9 +60,9 @@ int CopyOrMove(const Options& o) {
   e2img::Filesystem fs = OpenSource(o);
   CheckBlockSize(fs, o);
   if (!same)
-    CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
-                    {o.dest_offset, fs.size_bytes()},
-                    " (to move a filesystem, name one device twice, with -O)");
+    util::CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
+                          {o.dest_offset, fs.size_bytes()},
+                          " (to move a filesystem, name one device twice, with -O)");
   const std::string start_time = NowText();
   const uint64_t open_problems = ReportOpen(fs, o);
   // Read errors of the medium leave zeros and a warning, in the scan and the copy.
@@ -128,9 +129,9 @@ int CopyOrMove(const Options& o) {
 int Install(const Options& o) {
   // e2image -I device image-file
   RefuseMounted(o.source);
-  if (SharesStorage(o.source, o.output))
+  if (util::SharesStorage(o.source, o.output))
     throw util::Error(o.output + ": the image is the device itself");
-  CheckDisksApart(o.output, {}, o.source, {});
+  util::CheckDisksApart(o.output, {}, o.source, {});
   const e2img::E2iInstallSize size =
       o.progress ? e2img::E2iInstallBlocks(o.output) : e2img::E2iInstallSize{};
   util::Progress progress(o.progress, size.blocks, size.block_size, {"Installing", "Installed"});

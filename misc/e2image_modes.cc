@@ -1,8 +1,6 @@
 #include "e2image_modes.h"
 
 #include <fcntl.h>
-#include <linux/loop.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -39,6 +37,7 @@
 #include "util/file.h"
 #include "util/output.h"
 #include "util/progress.h"
+#include "util/same_storage.h"
 #include "util/temp_file.h"
 
 namespace e2image {
@@ -54,81 +53,12 @@ void ReportProblems(uint64_t problems, const char* outcome) {
                  static_cast<unsigned long long>(problems), problems == 1 ? "" : "s", outcome);
 }
 
-bool IsSameFile(const std::string& a, const std::string& b) {
-  struct stat sa {
-  }, sb{};
-  if (a == "-" || b == "-" || ::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0)
-    return false;
-  const bool same_inode = sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-  const bool same_device = S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode) && sa.st_rdev == sb.st_rdev;
-  return same_inode || same_device;
-}
-
-namespace {
-
-// The file behind a loop device (its st_dev and st_ino), if path is one.
-std::optional<std::pair<uint64_t, uint64_t>> LoopBackingFile(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
-    return std::nullopt;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return std::nullopt;
-  const util::File device(fd, path);
-  loop_info64 info{};
-  if (::ioctl(device.fd(), LOOP_GET_STATUS64, &info) != 0)
-    return std::nullopt;
-  return std::make_pair(static_cast<uint64_t>(info.lo_device),
-                        static_cast<uint64_t>(info.lo_inode));
-}
-
-// The files a path stores its bytes in: itself, and the file behind it if it is a loop device.
-std::vector<std::pair<uint64_t, uint64_t>> Storage(const std::string& path) {
-  std::vector<std::pair<uint64_t, uint64_t>> files;
-  struct stat st {};
-  if (path == "-" || ::stat(path.c_str(), &st) != 0)
-    return files;
-  files.emplace_back(st.st_dev, st.st_ino);
-  if (const auto backing = LoopBackingFile(path))
-    files.push_back(*backing);
-  return files;
-}
-
-}  // namespace
-
-bool SharesStorage(const std::string& a, const std::string& b) {
-  if (IsSameFile(a, b))
-    return true;
-  const auto fa = Storage(a);
-  const auto fb = Storage(b);
-  for (const auto& f : fa)
-    if (std::find(fb.begin(), fb.end(), f) != fb.end())
-      return true;
-  return false;
-}
-
-void CheckDisksApart(const std::string& source, util::DeviceRegion source_region,
-                     const std::string& output, util::DeviceRegion output_region,
-                     const std::string& hint) {
-  const auto source_range = util::DiskRangeOf(source);
-  const auto output_range = util::DiskRangeOf(output);
-  if (!util::DiskRegionsOverlap(source_range, source_region, output_range, output_region))
-    return;
-  throw util::Error(output + ": the bytes to be written (from byte " +
-                    std::to_string(util::DiskOffsetOf(*output_range, output_region)) + " of disk " +
-                    std::to_string(major(output_range->disk)) + ":" +
-                    std::to_string(minor(output_range->disk)) + ") overlap the source " + source +
-                    " (from byte " +
-                    std::to_string(util::DiskOffsetOf(*source_range, source_region)) +
-                    "); refusing to overwrite the source" + hint);
-}
-
 namespace {
 
 void CheckNotSameFile(const std::string& source, const std::string& output) {
-  if (IsSameFile(source, output))
+  if (util::IsSameFile(source, output))
     throw util::Error(output + ": the output is the source itself; refusing to overwrite it");
-  if (SharesStorage(source, output))
+  if (util::SharesStorage(source, output))
     throw util::Error(output + ": the output holds the source (a loop device and the file " +
                       "behind it); refusing to overwrite it");
 }
@@ -184,7 +114,7 @@ void CheckNotReferencedByImage(const qcow2::Qcow2Reader& reader, const std::stri
           qcow2::ResolveReferencedPath(layer->path(), qcow2::DataFileName(layer->header()),
                                        "external data file"));
     for (const auto& [what, file] : files)
-      if (SharesStorage(file, output))
+      if (util::SharesStorage(file, output))
         throw util::Error(output + ": the output is the " + what + " of " + layer->path() + " (" +
                           file + "); refusing to overwrite it");
   }
@@ -405,7 +335,7 @@ int ConvertQcow2(const Options& o) {
   for (const std::string& w : reader.warnings())
     Warn(w);
   CheckNotReferencedByImage(reader, o.output);
-  CheckDisksApart(o.source, {}, o.output, {o.dest_offset, reader.virtual_size()});
+  util::CheckDisksApart(o.source, {}, o.output, {o.dest_offset, reader.virtual_size()});
   util::OutputFile out = CreateOutput(o);
   out.Reserve(o.dest_offset, reader.virtual_size());
   util::RawWriter writer(out, o.dest_offset, /*zero_gaps=*/out.in_place());
@@ -450,9 +380,9 @@ int Capture(const Options& o) {
   e2img::Filesystem fs = OpenSource(o);
   CheckBlockSize(fs, o);
   // A qcow2 or e2i image is written from the start of the output.
-  CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
-                  o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}
-                                    : util::DeviceRegion{});
+  util::CheckDisksApart(o.source, {o.source_offset, fs.size_bytes()}, o.output,
+                        o.raw && !o.qcow2 ? util::DeviceRegion{o.dest_offset, fs.size_bytes()}
+                                          : util::DeviceRegion{});
   const std::time_t started = CaptureTime();
   const std::string start_time = NowText();
   uint64_t open_problems = ReportOpen(fs, o);

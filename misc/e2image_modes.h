@@ -29,16 +29,6 @@ void Warn(const std::string& message);
 // The closing line when problems were met ("" for none).
 void ReportProblems(uint64_t problems, const char* outcome);
 
-// True when a and b are one file or one block device, through any path.
-bool IsSameFile(const std::string& a, const std::string& b);
-// IsSameFile, or one is a loop device over the other (or both over one file).
-bool SharesStorage(const std::string& a, const std::string& b);
-// Refuses an output whose region (bytes of the output device) shares bytes of
-// one disk with the source's region: a partition and its whole disk, or
-// partitions that overlap. `hint` ends the message.
-void CheckDisksApart(const std::string& source, util::DeviceRegion source_region,
-                     const std::string& output, util::DeviceRegion output_region,
-                     const std::string& hint = "");
 // Refuses a source mounted read-write unless forced.
 void CheckMount(const std::string& device, bool force);
 

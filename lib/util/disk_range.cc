@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "util/error.h"
+
 namespace util {
 namespace {
 
@@ -81,6 +83,21 @@ bool DiskRegionsOverlap(const std::optional<DiskRange>& a, DeviceRegion region_a
   const auto [a_begin, a_end] = OnDisk(*a, region_a);
   const auto [b_begin, b_end] = OnDisk(*b, region_b);
   return a_begin < b_end && b_begin < a_end;
+}
+
+void CheckDisksApart(const std::string& source, DeviceRegion source_region,
+                     const std::string& output, DeviceRegion output_region,
+                     const std::string& hint) {
+  const auto source_range = DiskRangeOf(source);
+  const auto output_range = DiskRangeOf(output);
+  if (!DiskRegionsOverlap(source_range, source_region, output_range, output_region))
+    return;
+  throw Error(output + ": the bytes to be written (from byte " +
+              std::to_string(DiskOffsetOf(*output_range, output_region)) + " of disk " +
+              std::to_string(major(output_range->disk)) + ":" +
+              std::to_string(minor(output_range->disk)) + ") overlap the source " + source +
+              " (from byte " + std::to_string(DiskOffsetOf(*source_range, source_region)) +
+              "); refusing to overwrite the source" + hint);
 }
 
 }  // namespace util

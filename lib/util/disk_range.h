@@ -42,4 +42,11 @@ uint64_t DiskOffsetOf(const DiskRange& range, DeviceRegion region);
 bool DiskRegionsOverlap(const std::optional<DiskRange>& a, DeviceRegion region_a,
                         const std::optional<DiskRange>& b, DeviceRegion region_b);
 
+// Refuses an output whose region (bytes of the output device) shares bytes of
+// one disk with the source's region: a partition and its whole disk, or
+// partitions that overlap. `hint` ends the message.
+void CheckDisksApart(const std::string& source, DeviceRegion source_region,
+                     const std::string& output, DeviceRegion output_region,
+                     const std::string& hint = "");
+
 }  // namespace util
