@@ -275,7 +275,6 @@ done << 'EOF'
 -Qc @FS out.qcow2
 -c @FS out.e2i
 -rac @FS -
--Q @FS -
 -r missing.img out.raw
 -r @ZEROS out.raw
 -Q @ZEROS out.qcow2
@@ -295,6 +294,7 @@ differs() {
 ok "on purpose: -p with -Q is accepted (e2fsprogs: 1)" differs 1 0 -Q -p @FS out.qcow2
 ok "on purpose: -p with an e2i image is accepted (e2fsprogs: 1)" differs 1 0 -p @FS out.e2i
 ok "on purpose: -b without -B finds the block size (e2fsprogs: 1)" differs 1 0 -r -b @SB @FS out.raw
+ok "on purpose: a qcow2 image to standard output (e2fsprogs: 1)" differs 1 0 -Q @FS -
 ok "on purpose: a number that is not one is refused (e2fsprogs reads 0)" \
   differs 0 1 -r -o abc @FS out.raw
 ok "on purpose: -h and -V answer (e2fsprogs: 1)" sh -c '
