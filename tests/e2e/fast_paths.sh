@@ -1,5 +1,5 @@
 #!/bin/bash
-# The fast paths of issue 5 give the same images as the slow ones: extent
+# The fast paths give the same images as the slow ones: extent
 # trees walked node by node (deep trees, -a), holes of a sparse source
 # skipped, compression on a worker pool, and qcow2 images whose L1 table is
 # mostly empty converted without visiting every cluster.
@@ -70,7 +70,7 @@ compressed_with_threads() {
 ok "--compress=zstd --threads=1: clean, 64 KiB clusters, same content as -r" compressed_with_threads 1
 ok "--compress=zstd --threads=3: the same" compressed_with_threads 3
 
-# Issue 5: our compressed image is smaller than qemu-img's of the same
+# Our compressed image is smaller than qemu-img's of the same
 # metadata (qemu-img convert -c of the -r image), zstd and zlib alike. The
 # 3 GiB filesystem has metadata in several L1 ranges (backup superblocks in
 # groups 9 and 25): qemu-img cuts its packing of compressed data for each
