@@ -136,9 +136,8 @@ ok "--compress=zlib --compress-level=9: smaller than level 1, the same" \
 
 # The compression's memory is bounded whatever --threads asks: at zstd level
 # 19 with 2 MiB clusters one codec takes 35 MiB, so --threads=8 compresses
-# on the caller's thread alone (it took 164 MiB here, 3.4 times one
-# thread's 49 MiB; now 56 MiB, the queue's batches over the one thread's
-# path), says so, and makes the same image as --threads=1. Peaks are compared
+# on the caller's thread alone, says so, and makes the same image as
+# --threads=1, with a peak close to its. Peaks are compared
 # with each other, so that a sanitizer's overhead counts on both sides.
 big_codec_threads_are_cut() {
   for threads in 1 8; do
