@@ -1,5 +1,5 @@
 #!/bin/bash
-# The benchmark of e2image-ng against its references (issue 5): for each
+# The benchmark of e2image-ng against its references: for each
 # filesystem built by make-fs.sh and each operation, runs ours and the
 # reference alternately BENCH_RUNS times, with the page cache dropped before
 # every run, and prints the medians, the ratio ours/reference, the peak memory
@@ -239,7 +239,7 @@ for fs in $fs_names; do
   out_ref="$work/ref.out"
   # Debian's e2image and qemu-img's default cache mode leave their images in
   # the page cache; ours syncs each image before renaming it into place
-  # (issue 6) unless --no-sync. Each operation is timed like for like: ours
+  # unless --no-sync. Each operation is timed like for like: ours
   # with --no-sync against the reference as it is, and ours as by default
   # against the reference made as durable (the -durable operations: e2image,
   # then `sync FILE`; qemu-img -t writeback). A row of information then sets
@@ -346,7 +346,7 @@ for fs in $fs_names; do
       -- "$ours" -Q --compress=zstd --compress-level=9 --threads=256 "$img" "$out_ours" \
       -- "$ours" -Q --compress=zstd --compress-level=9 "$img" "$out_ref"
   fi
-  # The cost of -s (issue 8: under 1.5 times plain -Q on the 1,000,000-file
+  # The cost of -s (its target: under 1.5 times plain -Q on the 1,000,000-file
   # filesystem), measured where names are the load.
   if has_op Qs && [ "$fs" = small ]; then
     EXTRA_CHECK='qemu-img check -q "$out_ours" > /dev/null 2>&1'

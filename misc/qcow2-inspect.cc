@@ -2,6 +2,7 @@
 // report what qemu-img info and map report; check rebuilds the refcounts as
 // qemu-img check does, with its counts and exit codes; dump prints every
 // on-disk structure. Output is written only once the command succeeded.
+#include <fcntl.h>
 #include <getopt.h>
 
 #include <cstdio>
@@ -13,9 +14,12 @@
 
 #include "config.h"
 #include "qcow2/check.h"
+#include "qcow2/format.h"
 #include "qcow2/image_view.h"
 #include "qcow2/inspect.h"
+#include "util/content_type.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace {
 
@@ -94,7 +98,19 @@ Options ParseOptions(int argc, char** argv) {
   return o;
 }
 
+// Refuses a file without the qcow2 magic, saying what it holds instead.
+void RequireQcow2Magic(const std::string& path) {
+  const util::File file = util::File::Open(path, O_RDONLY);
+  uint8_t magic[4];
+  if (file.ReadUpTo(magic, 0) < sizeof magic || qcow2::HasQcow2Magic(magic))
+    return;  // a short header is the reader's to report
+  const std::string holds = util::DescribeContent(file);
+  throw util::Error(path + ": not a qcow2 image" +
+                    (holds.empty() ? " (no qcow2 magic at offset 0)" : ": " + holds));
+}
+
 int Run(const Options& o) {
+  RequireQcow2Magic(o.image);
   const qcow2::ImageView image(o.image);
   std::ios::sync_with_stdio(false);
   int code = 0;

@@ -4,12 +4,10 @@
 #include <ext2fs/ext2_err.h>
 #include <fcntl.h>
 
-#include <array>
-#include <cstring>
-#include <vector>
-
 #include "e2img/desc_check.h"
 #include "e2img/unreadable.h"
+#include "qcow2/format.h"
+#include "util/content_type.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -184,7 +182,7 @@ Filesystem::Filesystem(const std::string& device, const OpenOptions& options)
   std::string message = device + ": cannot open filesystem: " + ExtErrorText(primary_err);
   const std::string looks = DescribeNonExtSource(device, options.source_offset);
   if (!looks.empty())
-    message += " (it looks like " + looks + ")";
+    message += " (found: " + looks + ")";
   throw util::Error(message);
 }
 
@@ -199,41 +197,15 @@ Filesystem::~Filesystem() {
 }
 
 std::string DescribeNonExtSource(const std::string& device, uint64_t offset) {
-  std::vector<uint8_t> head(0x10100, 0);
-  size_t got = 0;
   try {
-    util::File file = util::File::Open(device, O_RDONLY);
-    got = file.ReadUpTo(head, offset);
+    const util::File file = util::File::Open(device, O_RDONLY);
+    uint8_t magic[4];
+    if (file.ReadUpTo(magic, offset) == sizeof magic && qcow2::HasQcow2Magic(magic))
+      return "qcow2 image";
+    return util::DescribeContent(file, offset);
   } catch (const util::Error&) {
     return "";
   }
-  if (got == 0)
-    return "an empty file";
-  auto at = [&](size_t pos, const char* magic) {
-    const size_t n = std::strlen(magic);
-    return pos + n <= got && std::memcmp(head.data() + pos, magic, n) == 0;
-  };
-  if (at(0, "QFI\xfb"))
-    return "a qcow2 image";
-  if (at(0, "LUKS\xba\xbe"))
-    return "a LUKS encrypted volume";
-  if (at(0, "XFSB"))
-    return "an XFS filesystem";
-  if (at(0x10040, "_BHRfS_M"))
-    return "a btrfs filesystem";
-  if (at(0, "hsqs"))
-    return "a squashfs filesystem";
-  if (at(4086, "SWAPSPACE2"))
-    return "a swap area";
-  if (at(3, "NTFS    "))
-    return "an NTFS filesystem";
-  if (at(0x36, "FAT") || at(0x52, "FAT32"))
-    return "a FAT filesystem";
-  if (got >= 512 && head[510] == 0x55 && head[511] == 0xAA)
-    return "a partition table (MBR)";
-  if (util::IsAllZero(std::span<const uint8_t>(head.data(), got)))
-    return "all zeros";
-  return "";
 }
 
 }  // namespace e2img

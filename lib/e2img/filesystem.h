@@ -70,8 +70,8 @@ class Filesystem {
   bool force_ = false;  // open despite unknown features
 };
 
-// A description of what a source that is not an ext filesystem looks like
-// ("" when unknown), from its first bytes.
+// What a source that is not an ext filesystem holds ("qcow2 image", or
+// util::DescribeContent's words; "" when unknown).
 std::string DescribeNonExtSource(const std::string& device, uint64_t offset);
 
 }  // namespace e2img

@@ -27,9 +27,8 @@ using HintFn = std::function<void(int fd, uint64_t offset, uint64_t length)>;
 // `window` bytes hinted ahead of the reader. Holes of a sparse source are
 // not hinted (the kernel would fill pages with zeros for nothing). The hints
 // go out from a thread of its own: each costs a system call that submits
-// the reads (20 us for one scattered block), which the reader's thread
-// would otherwise pay before its first read (the 7,680 bitmaps of the empty
-// 15 TiB filesystem: 0.15 s).
+// the reads, which the reader's thread would otherwise pay before its first
+// read.
 class ExtentReadAhead {
  public:
   // The extents must stay unchanged while this lives.

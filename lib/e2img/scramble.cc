@@ -28,8 +28,7 @@ int CollectDirBlock(ext2_filsys, blk64_t* block_nr, e2_blkcnt_t blockcnt, blk64_
 }
 
 // About how many names a directory of this many blocks holds: full blocks
-// of 16-byte entries (names of 5 to 8 characters, those of the bench's
-// small files).
+// of 16-byte entries (names of 5 to 8 characters); only a reservation.
 size_t ExpectedNames(uint32_t blocks, uint32_t block_size) {
   return static_cast<size_t>(blocks) * block_size / 16;
 }

@@ -91,10 +91,10 @@ uint64_t L2TableBytes(const std::vector<BlockExtent>& blocks, uint32_t block_siz
 
 uint64_t CompressedImageEstimate(const std::vector<BlockExtent>& blocks, uint32_t block_size,
                                  uint32_t cluster_bits, uint64_t device_bytes) {
-  // Measured: zstd and zlib pack filled 64 KiB metadata clusters to about a
-  // 32nd of their size (usr: 6 MiB), and each halving of the cluster costs
-  // about as much again (usr: 10 MiB with 4 KiB clusters), so smaller
-  // clusters are chosen only when they save L2 tables by far.
+  // zstd and zlib pack filled 64 KiB metadata clusters to about a 32nd of
+  // their size, and each halving of the cluster costs about as much again
+  // (bench/RESULTS.md), so smaller clusters are chosen only when they save
+  // L2 tables by far.
   constexpr uint64_t kCompressionRatio = 32;
   const uint64_t halvings =
       cluster_bits < kCompressedClusterBits ? kCompressedClusterBits - cluster_bits : 0;

@@ -241,9 +241,8 @@ void CompressPool::Deliver(const CompressedClusterSink& sink, size_t keep_in_fli
     job->packed.clear();
     job->done = false;
     // Every batch made is kept (no more than can be in flight at once, so
-    // the peak memory stays as it was): one freed and made again had its
-    // 1-2 MiB faulted in afresh, 10 us a page on a VM (the compressed
-    // capture of small-files took 10,000 page faults, now 6,000).
+    // the peak memory stays as it was): one freed and made again would have
+    // its 1-2 MiB faulted in afresh, page by page.
     if (spare_.size() <= limits_.batches_in_flight)
       spare_.push_back(std::move(job));
   }

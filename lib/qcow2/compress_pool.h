@@ -76,7 +76,7 @@ class CompressPool {
   // What the codecs and batches of a pool may hold together. With zstd at
   // level 3 and 64 KiB clusters that is 10 threads (more would compress
   // faster than a disk reads); at level 19 with 2 MiB clusters, whose codec
-  // alone takes 35 MiB, the caller's thread only (eight took 362 MiB).
+  // alone takes 35 MiB, the caller's thread only.
   static constexpr size_t kMemoryBudget = 48u << 20;
 
   // threads: compressing threads asked for, the caller's included (at most

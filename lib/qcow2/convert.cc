@@ -68,10 +68,8 @@ struct ConvertBatch {
   };
   static constexpr size_t kBytes = 4u << 20;
   static constexpr size_t kMaxRuns = 4096;
-  // Mapped up front, not zeroed: every byte handed on is read first. (The
-  // ring's 12 MiB zeroed took 10 ms before the first read; left to fault
-  // in on first touch, 3,072 page faults inside the reading thread's copies,
-  // 0.04 s of a 0.14 s conversion of small-files.)
+  // Mapped up front, not zeroed: every byte handed on is read first, and
+  // no page is faulted in on first touch inside the reading thread's copies.
   util::LargeBuffer storage{kBytes};
   std::span<uint8_t> bytes = storage.bytes();
   size_t used = 0;
@@ -105,9 +103,8 @@ class ConvertReader {
   // the last one handed over (so that progress moves over empty space).
   static constexpr uint64_t kProgressStep = 1ull << 30;
   // Holes are looked for in runs of at least this many bytes: in smaller
-  // ones reading the zeros costs less than asking where they are (the 8 KiB
-  // clusters of a 15 TiB filesystem's image: 23,000 lseek calls for pages
-  // of zeros here and there).
+  // ones reading the zeros costs less than asking where they are (small
+  // clusters would otherwise cost an lseek call per page of zeros).
   static constexpr uint64_t kHoleLookupBytes = 64u << 10;
 
   void ReadAll(const std::stop_token& stop) {

@@ -60,14 +60,12 @@ void PrintMap(const ImageView& image, bool json, std::ostream& out) {
     out << "[";
     bool first = true;
     ForEachMapRange(image, [&](const MapRange& r) {
-      out << (first ? "" : ",\n") << "{ \"start\": " << r.start << ", \"length\": " << r.length
-          << ", \"depth\": " << r.depth << ", \"present\": " << (r.present ? "true" : "false")
-          << ", \"zero\": " << (r.zero ? "true" : "false")
-          << ", \"data\": " << (r.data ? "true" : "false")
-          << ", \"compressed\": " << (r.compressed ? "true" : "false");
+      util::Json range = {{"start", r.start},          {"length", r.length}, {"depth", r.depth},
+                          {"present", r.present},      {"zero", r.zero},     {"data", r.data},
+                          {"compressed", r.compressed}};
       if (r.offset)
-        out << ", \"offset\": " << *r.offset;
-      out << "}";
+        range["offset"] = *r.offset;
+      out << (first ? "" : ",\n") << util::JsonText(range, -1);
       first = false;
     });
     out << "]\n";

@@ -141,8 +141,8 @@ class Qcow2Writer : public ClusterTarget {
   WriteCombiner data_out_{out_};  // data clusters, written in runs
   Header header_;
   uint64_t l1_clusters_ = 0;
-  // Mapped up front and zero: for 15 TiB it is 15 MiB, which a zero-filled
-  // vector took 0.05 s to fault in, page by page, before the copy began.
+  // Mapped up front and zero (for 15 TiB it is 15 MiB), not faulted in
+  // page by page as a zero-filled vector would be before the copy began.
   util::LargeBuffer l1_storage_;
   std::span<uint64_t> l1_;
   std::vector<bool> l2_unused_;  // per L1 entry: a reserved table not used yet

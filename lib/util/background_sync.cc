@@ -41,8 +41,8 @@ void BackgroundSync::Run() {
     lock.unlock();
     int error = 0;
     // The page cache's writeback, waited for, but no flush of the disk's own
-    // cache (fdatasync): one per 8 MiB stalled a 9 GB -Qa of /usr for 22 s
-    // against 12-17 s; the final fsync flushes that cache once.
+    // cache (fdatasync), which stalls large captures when done every few
+    // MiB; the final fsync flushes that cache once.
     constexpr unsigned kWriteAndWait =
         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
     while (::sync_file_range(fd_, 0, 0, kWriteAndWait) != 0) {

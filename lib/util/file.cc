@@ -106,7 +106,7 @@ void File::NoteWritten(size_t bytes) const {
     return;
   written_since_flush_ = 0;
   // On a thread, not here: starting the writeback of scattered pages (a
-  // raw image) blocked the writer up to 0.1 s a time.
+  // raw image) can block the caller.
   if (!background_sync_)
     background_sync_ = std::make_unique<BackgroundSync>(fd_);
   background_sync_->Request();

@@ -1,98 +1,61 @@
 #include "util/json.h"
 
-#include <cstdio>
+#include <cassert>
 
 namespace util {
 
-std::string JsonWriter::Quote(std::string_view value) {
-  std::string out = "\"";
-  for (const char ch : value) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
+std::string JsonText(const Json& value, int indent) {
+  return value.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+Json& JsonWriter::Add(std::string_view key, Json value) {
+  if (open_.empty()) {
+    root_ = std::move(value);
+    return root_;
   }
-  return out + "\"";
-}
-
-void JsonWriter::Key(std::string_view key) {
-  if (!first_.empty()) {
-    if (!first_.back())
-      out_ << ",";
-    first_.back() = false;
-    if (pretty_)
-      out_ << "\n" << std::string(4 * first_.size(), ' ');
+  Json& parent = *open_.back();
+  if (parent.is_array()) {
+    parent.push_back(std::move(value));
+    return parent.back();
   }
-  if (!key.empty())
-    out_ << Quote(key) << ": ";
-}
-
-void JsonWriter::Open(std::string_view key, char bracket) {
-  Key(key);
-  out_ << bracket;
-  first_.push_back(true);
-}
-
-void JsonWriter::Close(char bracket) {
-  const bool empty = first_.back();
-  first_.pop_back();
-  if (pretty_ && !empty)
-    out_ << "\n" << std::string(4 * first_.size(), ' ');
-  out_ << bracket;
+  Json& slot = parent[std::string(key)];
+  slot = std::move(value);
+  return slot;
 }
 
 JsonWriter& JsonWriter::BeginObject(std::string_view key) {
-  Open(key, '{');
+  open_.push_back(&Add(key, Json::object()));
   return *this;
 }
 JsonWriter& JsonWriter::EndObject() {
-  Close('}');
+  assert(!open_.empty() && open_.back()->is_object());
+  open_.pop_back();
   return *this;
 }
 JsonWriter& JsonWriter::BeginArray(std::string_view key) {
-  Open(key, '[');
+  open_.push_back(&Add(key, Json::array()));
   return *this;
 }
 JsonWriter& JsonWriter::EndArray() {
-  Close(']');
+  assert(!open_.empty() && open_.back()->is_array());
+  open_.pop_back();
   return *this;
 }
 JsonWriter& JsonWriter::String(std::string_view key, std::string_view value) {
-  Key(key);
-  out_ << Quote(value);
+  Add(key, std::string(value));
   return *this;
 }
 JsonWriter& JsonWriter::Number(std::string_view key, uint64_t value) {
-  Key(key);
-  out_ << value;
+  Add(key, value);
   return *this;
 }
 JsonWriter& JsonWriter::Bool(std::string_view key, bool value) {
-  Key(key);
-  out_ << (value ? "true" : "false");
+  Add(key, value);
   return *this;
 }
 void JsonWriter::Finish() {
-  out_ << "\n";
+  assert(open_.empty());
+  out_ << JsonText(root_, pretty_ ? 4 : -1) << "\n";
 }
 
 }  // namespace util

@@ -1,8 +1,10 @@
-// A small streaming JSON writer: objects, arrays, strings, numbers and
-// booleans, pretty-printed with four-space indents as qemu-img prints them.
+// JSON output as qemu-img prints it (four-space indents), built and encoded
+// by nlohmann-json: strings are UTF-8, control characters escaped, and bytes
+// that are not UTF-8 (names in an image are arbitrary bytes) become U+FFFD.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -10,8 +12,14 @@
 
 namespace util {
 
-// Writes one JSON document to a stream; keys and values are checked to
-// alternate only as far as the caller's calls go (no validation).
+// A JSON value whose object keys keep the order they were added in.
+using Json = nlohmann::ordered_json;
+
+// value encoded as JSON text: `indent` spaces per level, or one line if < 0.
+std::string JsonText(const Json& value, int indent = 4);
+
+// Builds one JSON document through nested Begin/End calls, then prints it on
+// Finish(). Keys are ignored inside arrays; calls must nest properly.
 class JsonWriter {
  public:
   explicit JsonWriter(std::ostream& out, bool pretty = true) : out_(out), pretty_(pretty) {}
@@ -22,19 +30,15 @@ class JsonWriter {
   JsonWriter& String(std::string_view key, std::string_view value);
   JsonWriter& Number(std::string_view key, uint64_t value);
   JsonWriter& Bool(std::string_view key, bool value);
-  // Ends the document with a newline.
+  // Prints the document, then a newline.
   void Finish();
 
-  // value as a JSON string literal, with escapes.
-  static std::string Quote(std::string_view value);
-
  private:
-  void Key(std::string_view key);
-  void Open(std::string_view key, char bracket);
-  void Close(char bracket);
+  Json& Add(std::string_view key, Json value);
   std::ostream& out_;
   bool pretty_;
-  std::vector<bool> first_;  // per open container: nothing written in it yet
+  Json root_;
+  std::vector<Json*> open_;  // the containers not yet ended, outermost first
 };
 
 }  // namespace util

@@ -22,9 +22,8 @@ namespace util {
 namespace {
 
 // How much of an image file is written between two asks for a background
-// flush (they merge while one runs). 8 MiB gave -r of the /usr filesystem
-// (125 MB of scattered writes) 0.62 s against 0.68 s at 32 MiB, 2 MiB no
-// better (measured when the thread ran fdatasync).
+// flush (they merge while one runs); bench/RESULTS.md has the comparison
+// that chose it.
 constexpr uint64_t kBackgroundFlushBytes = 8ull << 20;
 
 // The one temporary file to remove if a signal ends the process, and the

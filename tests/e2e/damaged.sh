@@ -307,12 +307,11 @@ explicit_backup() {
 ok "-b SUPERBLOCK -B BLOCKSIZE: the given backup is used and kept" explicit_backup
 
 not_ext() {
-  head -c 4M /dev/zero > "$T/xfs.img"
-  printf 'XFSB' | dd of="$T/xfs.img" conv=notrunc 2>/dev/null
-  ! "$E2IMAGE" -r "$T/xfs.img" "$T/xfs.raw" 2> "$T/err" || return 1
+  rm -f "$T/minix.img" && truncate -s 4M "$T/minix.img" && mkfs.minix "$T/minix.img" > /dev/null || return 1
+  ! "$E2IMAGE" -r "$T/minix.img" "$T/minix.raw" 2> "$T/err" || return 1
   cat "$T/err"
-  [ "$(wc -l < "$T/err")" = 1 ] && grep -q "looks like an XFS filesystem" "$T/err" &&
-    [ ! -e "$T/xfs.raw" ]
+  [ "$(wc -l < "$T/err")" = 1 ] && grep -q "(found: minix filesystem)" "$T/err" &&
+    [ ! -e "$T/minix.raw" ]
 }
 ok "not an ext filesystem: refused with what it looks like" not_ext
 

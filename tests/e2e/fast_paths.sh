@@ -1,5 +1,5 @@
 #!/bin/bash
-# The fast paths of issue 5 give the same images as the slow ones: extent
+# The fast paths give the same images as the slow ones: extent
 # trees walked node by node (deep trees, -a), holes of a sparse source
 # skipped, compression on a worker pool, and qcow2 images whose L1 table is
 # mostly empty converted without visiting every cluster.
@@ -70,7 +70,7 @@ compressed_with_threads() {
 ok "--compress=zstd --threads=1: clean, 64 KiB clusters, same content as -r" compressed_with_threads 1
 ok "--compress=zstd --threads=3: the same" compressed_with_threads 3
 
-# Issue 5: our compressed image is smaller than qemu-img's of the same
+# Our compressed image is smaller than qemu-img's of the same
 # metadata (qemu-img convert -c of the -r image), zstd and zlib alike. The
 # 3 GiB filesystem has metadata in several L1 ranges (backup superblocks in
 # groups 9 and 25): qemu-img cuts its packing of compressed data for each
@@ -136,9 +136,8 @@ ok "--compress=zlib --compress-level=9: smaller than level 1, the same" \
 
 # The compression's memory is bounded whatever --threads asks: at zstd level
 # 19 with 2 MiB clusters one codec takes 35 MiB, so --threads=8 compresses
-# on the caller's thread alone (it took 164 MiB here, 3.4 times one
-# thread's 49 MiB; now 56 MiB, the queue's batches over the one thread's
-# path), says so, and makes the same image as --threads=1. Peaks are compared
+# on the caller's thread alone, says so, and makes the same image as
+# --threads=1, with a peak close to its. Peaks are compared
 # with each other, so that a sanitizer's overhead counts on both sides.
 big_codec_threads_are_cut() {
   for threads in 1 8; do

@@ -5,7 +5,7 @@
 #
 #   FUZZ_CXX      clang++ (configure finds clang++-14 or clang++)
 #   top_srcdir    the source tree;  top_builddir  the build tree (config.h)
-#   FUZZ_DEP_CFLAGS / FUZZ_DEP_LIBS  libext2fs, com_err, zlib, zstd
+#   FUZZ_DEP_CFLAGS / FUZZ_DEP_LIBS  libext2fs, com_err, zlib, zstd, blkid (and nlohmann-json headers)
 #   FUZZ_SECONDS  how long fuzz-run runs each fuzzer (default 60)
 
 FUZZ_SECONDS ?= 60
