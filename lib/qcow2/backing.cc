@@ -1,11 +1,30 @@
 #include "qcow2/backing.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
-#include "util/error.h"
-#include "util/file.h"
+#include <cerrno>
 
 namespace qcow2 {
+namespace {
+
+using Code = ReferenceError::Code;
+
+// Opens a referenced file read-only; one message naming the image, the
+// name it gives, the resolved path when it differs, and why.
+util::File OpenReferenced(const std::string& image_path, const std::string& name,
+                          const std::string& what) {
+  const std::string path = ResolveReferencedPath(image_path, name, what);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const std::string resolved = path == name ? "" : " (" + path + ")";
+    throw ReferenceError(Code::kCannotOpen, image_path + ": cannot open " + what + " '" + name +
+                                                "'" + resolved + ": " + util::ErrnoText(errno));
+  }
+  return util::File(fd, path);
+}
+
+}  // namespace
 
 std::string ResolveReferencedPath(const std::string& image_path, const std::string& name,
                                   const std::string& what) {
@@ -13,13 +32,13 @@ std::string ResolveReferencedPath(const std::string& image_path, const std::stri
   if (n.rfind("file:", 0) == 0)
     n = n.substr(5);
   if (n.empty())
-    throw util::Error(image_path + ": empty " + what + " name");
+    throw ReferenceError(Code::kBadName, image_path + ": empty " + what + " name");
   if (n.find('\0') != std::string::npos)
-    throw util::Error(image_path + ": " + what + " name contains a NUL byte");
+    throw ReferenceError(Code::kBadName, image_path + ": " + what + " name contains a NUL byte");
   const auto colon = n.find(':');
   if (n.rfind("json:", 0) == 0 || (colon != std::string::npos && n.find('/') > colon))
-    throw util::Error(image_path + ": " + what + " '" + n +
-                      "' uses a protocol; only local files are supported");
+    throw ReferenceError(Code::kBadName, image_path + ": " + what + " '" + n +
+                                             "' uses a protocol; only local files are supported");
   if (n[0] == '/')
     return n;
   const auto slash = image_path.rfind('/');
@@ -29,10 +48,9 @@ std::string ResolveReferencedPath(const std::string& image_path, const std::stri
 }
 
 BackingFormat DetectBackingFormat(const Header& header, const std::string& image_path,
-                                  const std::string& backing_path) {
-  util::File f = util::File::Open(backing_path, O_RDONLY);
+                                  const util::File& backing) {
   uint8_t magic[4];
-  const bool is_qcow2 = f.ReadUpTo(magic, 0) == 4 && HasQcow2Magic(magic);
+  const bool is_qcow2 = backing.ReadUpTo(magic, 0) == 4 && HasQcow2Magic(magic);
   const HeaderExtension* ext = header.FindExtension(kExtBackingFormat);
   if (!ext)
     return is_qcow2 ? BackingFormat::kQcow2 : BackingFormat::kRaw;
@@ -41,17 +59,51 @@ BackingFormat DetectBackingFormat(const Header& header, const std::string& image
     return BackingFormat::kRaw;
   if (format == "qcow2") {
     if (!is_qcow2)
-      throw util::Error(image_path + ": backing file " + backing_path +
-                        " is declared qcow2 but has no qcow2 magic");
+      throw ReferenceError(Code::kFormat, image_path + ": backing file " + backing.path() +
+                                              " is declared qcow2 but has no qcow2 magic");
     return BackingFormat::kQcow2;
   }
-  throw util::Error(image_path + ": backing file format '" + format +
-                    "' is not supported (only raw and qcow2)");
+  throw ReferenceError(Code::kFormat, image_path + ": backing file format '" + format +
+                                          "' is not supported (only raw and qcow2)");
 }
 
 std::string DataFileName(const Header& header) {
   const HeaderExtension* ext = header.FindExtension(kExtDataFile);
   return ext ? std::string(ext->data.begin(), ext->data.end()) : std::string();
+}
+
+util::File OpenDataFile(const std::string& image_path, const Header& header,
+                        const ReferencePolicy& policy) {
+  if (!(header.incompatible_features & kIncompatDataFile))
+    return {};
+  const std::string name = DataFileName(header);
+  if (policy.data_file == ReferencePolicy::Scope::kNone)
+    throw ReferenceError(Code::kRefused, image_path + ": external data file '" + name +
+                                             "' is not allowed to be opened");
+  return OpenReferenced(image_path, name, "external data file");
+}
+
+BackingChain::BackingChain(const util::File& top, ReferencePolicy policy) : policy_(policy) {
+  const struct stat st = top.Stat();
+  seen_.insert({st.st_dev, st.st_ino});
+}
+
+std::optional<BackingFile> BackingChain::Next(const std::string& image_path, const Header& header) {
+  if (header.backing_file.empty() || policy_.backing == ReferencePolicy::Scope::kNone)
+    return std::nullopt;
+  if (depth_ + 1 > kMaxBackingDepth)
+    throw ReferenceError(Code::kTooDeep, image_path + ": backing chain is deeper than " +
+                                             std::to_string(kMaxBackingDepth) + " files");
+  BackingFile b;
+  b.name = header.backing_file;
+  b.file = OpenReferenced(image_path, b.name, "backing file");
+  const struct stat st = b.file.Stat();
+  if (!seen_.insert({st.st_dev, st.st_ino}).second)
+    throw ReferenceError(Code::kLoop,
+                         image_path + ": backing file '" + b.name + "' loops back in the chain");
+  b.format = DetectBackingFormat(header, image_path, b.file);
+  b.depth = ++depth_;
+  return b;
 }
 
 }  // namespace qcow2

@@ -190,77 +190,86 @@ uint64_t DumpBitmaps(const ImageView& image, std::ostream& out, std::ostream& er
   return problems;
 }
 
-uint64_t DumpL1(const ImageView& image, std::ostream& out, std::ostream& err) {
+// One L1 entry and a summary of its L2 table; 1 when it is unreadable.
+uint64_t DumpL1Entry(const ImageView& image, uint64_t i, uint64_t entry, std::ostream& out,
+                     std::ostream& err) {
   const Header& h = image.header();
   const uint64_t cs = image.cluster_size();
-  const std::vector<uint64_t> l1 = image.ReadL1();
-  uint64_t problems = 0, used = 0;
-  for (uint64_t e : l1)
-    used += (e & kL1OffsetMask) != 0;
-  out << "\nL1 table at " << HexOffset(h.l1_table_offset) << " (" << l1.size() << " entries, "
-      << used << " with an L2 table; each maps " << h.bytes_per_l1_entry() << " bytes)\n";
-  for (uint64_t i = 0; i < l1.size(); ++i) {
-    const uint64_t l2_offset = l1[i] & kL1OffsetMask;
-    if (l2_offset == 0)
-      continue;
-    out << "  entry " << i << ": L2 table at " << HexOffset(l2_offset)
-        << ((l1[i] & kOflagCopied) ? " (copied)" : "");
-    if (l2_offset % cs != 0 || l2_offset + cs > image.file_size()) {
-      out << ": unreadable\n";
-      err << util::AtOffset(image.path(), h.l1_table_offset + i * 8,
-                            "L1 table entry " + std::to_string(i) + ": L2 table offset " +
-                                HexOffset(l2_offset) + " is not a cluster inside the file")
-          << "\n";
-      ++problems;
-      continue;
-    }
-    const bool extended = h.extended_l2();
-    const bool has_data_file = h.incompatible_features & kIncompatDataFile;
-    const std::vector<uint64_t> l2 =
-        image.ReadTable(l2_offset, cs / 8, "L2 table of L1 entry " + std::to_string(i));
-    uint64_t counts[5] = {0, 0, 0, 0, 0};
-    uint64_t copied = 0, lowest = UINT64_MAX, highest = 0, sub_allocated = 0, sub_zero = 0;
-    bool any_host = false;
-    for (uint64_t j = 0; j < h.l2_entries(); ++j) {
-      const uint64_t raw = l2[extended ? 2 * j : j];
-      const ClusterDescriptor d =
-          DecodeDescriptor(raw, extended ? l2[2 * j + 1] : 0, h, has_data_file);
-      ClusterKind kind = ClusterKind::kUnallocated;
-      if (d.compressed)
-        kind = ClusterKind::kCompressed;
-      else if (extended)  // a host cluster is data; without one, zero subclusters or none
-        kind = d.has_host         ? ClusterKind::kNormal
-               : (d.bitmap >> 32) ? ClusterKind::kZero
-                                  : ClusterKind::kUnallocated;
-      else if (d.zero)
-        kind = d.host_offset ? ClusterKind::kZeroAllocated : ClusterKind::kZero;
-      else if (d.has_host)
-        kind = ClusterKind::kNormal;
-      ++counts[static_cast<int>(kind)];
-      copied += (raw & kOflagCopied) != 0;
-      if (extended && !d.compressed) {
-        sub_allocated += std::popcount(d.bitmap & 0xffffffffull);
-        sub_zero += std::popcount(d.bitmap >> 32);
-      }
-      if (kind == ClusterKind::kNormal || kind == ClusterKind::kCompressed ||
-          kind == ClusterKind::kZeroAllocated) {
-        any_host = true;
-        lowest = std::min(lowest, d.host_offset);
-        highest = std::max(highest, d.host_offset);
-      }
-    }
-    out << ": " << counts[static_cast<int>(ClusterKind::kNormal)] << " data, "
-        << counts[static_cast<int>(ClusterKind::kCompressed)] << " compressed, "
-        << counts[static_cast<int>(ClusterKind::kZero)] << " zero, "
-        << counts[static_cast<int>(ClusterKind::kZeroAllocated)] << " zero allocated, "
-        << counts[static_cast<int>(ClusterKind::kUnallocated)] << " unallocated; " << copied
-        << " copied";
-    if (extended)
-      out << "; subclusters " << sub_allocated << " allocated, " << sub_zero << " zero";
-    if (any_host)
-      out << "; host offsets " << HexOffset(lowest) << ".." << HexOffset(highest);
-    out << "\n";
+  const uint64_t l2_offset = entry & kL1OffsetMask;
+  if (l2_offset == 0)
+    return 0;
+  out << "  entry " << i << ": L2 table at " << HexOffset(l2_offset)
+      << ((entry & kOflagCopied) ? " (copied)" : "");
+  if (l2_offset % cs != 0 || l2_offset + cs > image.file_size()) {
+    out << ": unreadable\n";
+    err << util::AtOffset(image.path(), h.l1_table_offset + i * 8,
+                          "L1 table entry " + std::to_string(i) + ": L2 table offset " +
+                              HexOffset(l2_offset) + " is not a cluster inside the file")
+        << "\n";
+    return 1;
   }
+  const bool extended = h.extended_l2();
+  const bool has_data_file = h.incompatible_features & kIncompatDataFile;
+  const std::vector<uint64_t> l2 =
+      image.ReadTable(l2_offset, cs / 8, "L2 table of L1 entry " + std::to_string(i));
+  uint64_t counts[5] = {0, 0, 0, 0, 0};
+  uint64_t copied = 0, lowest = UINT64_MAX, highest = 0, sub_allocated = 0, sub_zero = 0;
+  bool any_host = false;
+  for (uint64_t j = 0; j < h.l2_entries(); ++j) {
+    const uint64_t raw = l2[extended ? 2 * j : j];
+    const ClusterDescriptor d =
+        DecodeDescriptor(raw, extended ? l2[2 * j + 1] : 0, h, has_data_file);
+    ClusterKind kind = ClusterKind::kUnallocated;
+    if (d.compressed)
+      kind = ClusterKind::kCompressed;
+    else if (extended)  // a host cluster is data; without one, zero subclusters or none
+      kind = d.has_host         ? ClusterKind::kNormal
+             : (d.bitmap >> 32) ? ClusterKind::kZero
+                                : ClusterKind::kUnallocated;
+    else if (d.zero)
+      kind = d.host_offset ? ClusterKind::kZeroAllocated : ClusterKind::kZero;
+    else if (d.has_host)
+      kind = ClusterKind::kNormal;
+    ++counts[static_cast<int>(kind)];
+    copied += (raw & kOflagCopied) != 0;
+    if (extended && !d.compressed) {
+      sub_allocated += std::popcount(d.bitmap & 0xffffffffull);
+      sub_zero += std::popcount(d.bitmap >> 32);
+    }
+    if (kind == ClusterKind::kNormal || kind == ClusterKind::kCompressed ||
+        kind == ClusterKind::kZeroAllocated) {
+      any_host = true;
+      lowest = std::min(lowest, d.host_offset);
+      highest = std::max(highest, d.host_offset);
+    }
+  }
+  out << ": " << counts[static_cast<int>(ClusterKind::kNormal)] << " data, "
+      << counts[static_cast<int>(ClusterKind::kCompressed)] << " compressed, "
+      << counts[static_cast<int>(ClusterKind::kZero)] << " zero, "
+      << counts[static_cast<int>(ClusterKind::kZeroAllocated)] << " zero allocated, "
+      << counts[static_cast<int>(ClusterKind::kUnallocated)] << " unallocated; " << copied
+      << " copied";
+  if (extended)
+    out << "; subclusters " << sub_allocated << " allocated, " << sub_zero << " zero";
+  if (any_host)
+    out << "; host offsets " << HexOffset(lowest) << ".." << HexOffset(highest);
+  out << "\n";
+  return 0;
+}
+
+uint64_t DumpL1(const ImageView& image, std::ostream& out, std::ostream& err) {
+  const Header& h = image.header();
+  uint64_t problems = 0, used = 0;
+  image.ForEachL1Slice([&](uint64_t, std::span<const uint64_t> l1) {
+    for (uint64_t e : l1)
+      used += (e & kL1OffsetMask) != 0;
+  });
+  out << "\nL1 table at " << HexOffset(h.l1_table_offset) << " (" << h.l1_size << " entries, "
+      << used << " with an L2 table; each maps " << h.bytes_per_l1_entry() << " bytes)\n";
+  image.ForEachL1Slice([&](uint64_t first, std::span<const uint64_t> slice) {
+    for (uint64_t j = 0; j < slice.size(); ++j)
+      problems += DumpL1Entry(image, first + j, slice[j], out, err);
+  });
   return problems;
 }
 

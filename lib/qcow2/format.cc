@@ -202,6 +202,16 @@ L2Entry DecodeL2Entry(uint64_t raw, const Header& header) {
   return e;
 }
 
+void DecodeBigEndianTable(std::span<const uint8_t> raw, std::span<uint64_t> words) {
+  for (size_t i = 0; i < words.size(); ++i)
+    words[i] = LoadBE64(raw.data() + i * 8);
+}
+
+void EncodeBigEndianTable(std::span<const uint64_t> words, std::span<uint8_t> raw) {
+  for (size_t i = 0; i < words.size(); ++i)
+    StoreBE64(raw.data() + i * 8, words[i]);
+}
+
 uint64_t EncodeCompressedL2Entry(uint64_t host_offset, uint64_t compressed_bytes,
                                  uint32_t cluster_bits) {
   const uint32_t x = 62 - (cluster_bits - 8);

@@ -1,11 +1,11 @@
 #include "qcow2/inspect.h"
 
-#include <set>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <vector>
 
 #include "qcow2/backing.h"
-#include "qcow2/reader.h"
 #include "util/error.h"
 #include "util/json.h"
 
@@ -64,36 +64,49 @@ struct ChainLink {
   std::string problem;  // why the chain stops here, if it does early
 };
 
-std::string Directory(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "" : path.substr(0, slash + 1);
+// Why a chain stops early, in a few words for info's summary.
+std::string ChainProblem(const util::Error& e) {
+  const auto* ref = dynamic_cast<const ReferenceError*>(&e);
+  if (ref && ref->code() == ReferenceError::Code::kLoop)
+    return "backing chain loops back to a file already in it";
+  return e.what();
 }
 
-std::string ResolveBacking(const std::string& image, const std::string& backing) {
-  if (backing.empty() || backing[0] == '/' || backing.find(':') != std::string::npos)
-    return backing;
-  return Directory(image) + backing;
+// Where a backing file name leads, for display: the name itself when it
+// cannot be resolved (the link's problem says why).
+std::string ShownPath(const std::string& image, const std::string& name) {
+  try {
+    return ResolveReferencedPath(image, name, "backing file");
+  } catch (const ReferenceError&) {
+    return name;
+  }
 }
 
-// Follows backing files from the image (at most 64 links, no loops).
-std::vector<ChainLink> BackingChain(const ImageView& image) {
+// The backing chain below the image, walked by BackingChain as the reader
+// and map walk it. A link that cannot be followed ends the chain with its
+// problem: info reports what it can.
+std::vector<ChainLink> BackingChainLinks(const ImageView& image) {
   std::vector<ChainLink> chain;
-  std::set<std::string> seen{image.path()};
-  std::string backing = image.header().backing_file;
-  std::string format = image.backing_format();
-  std::string from = image.path();
-  while (!backing.empty()) {
-    ChainLink link{ResolveBacking(from, backing), format, ""};
-    backing.clear();
-    if (chain.size() >= 64 || !seen.insert(link.filename).second) {
-      link.problem = "backing chain loops or is longer than 64 images";
-    } else if (IsQcow2File(link.filename)) {
-      link.format = "qcow2";
+  BackingChain walk(image.file(), ReferencePolicy{});
+  std::unique_ptr<ImageView> below;
+  const ImageView* layer = &image;
+  while (layer) {
+    std::optional<BackingFile> b;
+    try {
+      b = walk.Next(layer->path(), layer->header());
+    } catch (const ReferenceError& e) {
+      const std::string name = layer->header().backing_file;
+      chain.push_back({ShownPath(layer->path(), name), "", ChainProblem(e)});
+      break;
+    }
+    if (!b)
+      break;
+    ChainLink link{b->file.path(), b->format == BackingFormat::kQcow2 ? "qcow2" : "raw", ""};
+    layer = nullptr;
+    if (b->format == BackingFormat::kQcow2) {
       try {
-        ImageView next(link.filename);
-        backing = next.header().backing_file;
-        format = next.backing_format();
-        from = link.filename;
+        below = std::make_unique<ImageView>(std::move(b->file));
+        layer = below.get();
       } catch (const util::Error& e) {
         link.problem = e.what();
       }
@@ -109,7 +122,7 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
   const Header& h = image.header();
   const bool v3 = h.version >= 3;
   const std::string compression = h.compression_type == CompressionType::kZstd ? "zstd" : "zlib";
-  const std::vector<ChainLink> chain = BackingChain(image);
+  const std::vector<ChainLink> chain = BackingChainLinks(image);
   const auto incompat =
       FeatureNames(h.incompatible_features, kIncompatNames, std::size(kIncompatNames));
   const auto compat = FeatureNames(h.compatible_features, kCompatNames, std::size(kCompatNames));

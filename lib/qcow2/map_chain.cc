@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <set>
 #include <utility>
 
 #include "qcow2/backing.h"
@@ -16,16 +15,6 @@
 
 namespace qcow2 {
 namespace {
-
-util::File OpenReferenced(const std::string& image, const std::string& name,
-                          const std::string& what) {
-  const std::string path = ResolveReferencedPath(image, name, what);
-  try {
-    return util::File::Open(path, O_RDONLY);
-  } catch (const util::Error& e) {
-    throw util::Error(image + ": cannot open " + what + " '" + name + "': " + e.what());
-  }
-}
 
 // qemu's length of a file: whole 512-byte sectors.
 uint64_t SectorRoundedSize(const util::File& file) {
@@ -76,14 +65,16 @@ bool LooksMetadataPreallocated(const ImageView& image) {
 // A qcow2 file: its L1/L2 tables, one L2 table read at a time.
 class Qcow2Layer : public MapLayer {
  public:
-  explicit Qcow2Layer(const ImageView& image)
-      : image_(image), h_(image.header()), cs_(h_.cluster_size()), l1_(image.ReadL1()) {
-    if (h_.incompatible_features & kIncompatDataFile) {
-      if (DataFileName(h_).empty())
-        throw util::Error(util::AtOffset(
-            image.path(), 72, "external data file bit set but no data file name extension"));
-      data_file_ = OpenReferenced(image.path(), DataFileName(h_), "external data file");
-    }
+  // Only the L1 entries that map the virtual size are read.
+  Qcow2Layer(const ImageView& image, const ReferencePolicy& policy)
+      : image_(image),
+        h_(image.header()),
+        cs_(h_.cluster_size()),
+        l1_(image.ReadL1(0, std::min<uint64_t>(h_.l1_size, h_.l1_entries_needed()))) {
+    if ((h_.incompatible_features & kIncompatDataFile) && DataFileName(h_).empty())
+      throw util::Error(util::AtOffset(
+          image.path(), 72, "external data file bit set but no data file name extension"));
+    data_file_ = OpenDataFile(image.path(), h_, policy);
     metadata_preallocated_ = LooksMetadataPreallocated(image);
   }
   uint64_t size() const override { return h_.size; }
@@ -270,25 +261,18 @@ class RawLayer : public MapLayer {
 
 }  // namespace
 
-MapChain::MapChain(const ImageView& top) {
-  layers_.push_back(std::make_unique<Qcow2Layer>(top));
+MapChain::MapChain(const ImageView& top, const ReferencePolicy& policy) {
+  layers_.push_back(std::make_unique<Qcow2Layer>(top, policy));
+  BackingChain chain(top.file(), policy);
   const ImageView* image = &top;
-  std::set<std::pair<dev_t, ino_t>> seen{{top.file().Stat().st_dev, top.file().Stat().st_ino}};
-  while (!image->header().backing_file.empty()) {
-    const std::string& name = image->header().backing_file;
-    if (layers_.size() > static_cast<size_t>(kMaxBackingDepth))
-      throw util::Error(top.path() + ": backing chain is deeper than " +
-                        std::to_string(kMaxBackingDepth) + " files");
-    util::File file = OpenReferenced(image->path(), name, "backing file");
-    if (!seen.insert({file.Stat().st_dev, file.Stat().st_ino}).second)
-      throw util::Error(image->path() + ": backing file '" + name + "' loops back in the chain");
-    if (DetectBackingFormat(image->header(), image->path(), file.path()) == BackingFormat::kRaw) {
-      layers_.push_back(std::make_unique<RawLayer>(std::move(file)));
+  while (std::optional<BackingFile> b = chain.Next(image->path(), image->header())) {
+    if (b->format == BackingFormat::kRaw) {
+      layers_.push_back(std::make_unique<RawLayer>(std::move(b->file)));
       break;
     }
-    views_.push_back(std::make_unique<ImageView>(file.path()));
+    views_.push_back(std::make_unique<ImageView>(std::move(b->file)));
     image = views_.back().get();
-    layers_.push_back(std::make_unique<Qcow2Layer>(*image));
+    layers_.push_back(std::make_unique<Qcow2Layer>(*image, policy));
   }
 }
 

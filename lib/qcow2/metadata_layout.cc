@@ -9,9 +9,7 @@
 namespace qcow2 {
 namespace {
 
-// qemu's limits (QCOW_MAX_SNAPSHOTS, QCOW_MAX_SNAPSHOTS_SIZE and the bitmap ones).
-constexpr uint32_t kMaxSnapshots = 65536;
-constexpr uint64_t kMaxSnapshotTableBytes = 64ull << 20;
+// qemu's limits on bitmaps.
 constexpr uint32_t kMaxBitmaps = 65535;
 constexpr uint64_t kMaxBitmapDirectoryBytes = 64ull << 20;
 constexpr uint64_t kMaxBitmapTableBytes = 64ull << 20;
@@ -101,47 +99,20 @@ void ClaimRefcountTables(const util::File& file, const Header& h, MetadataLayout
   }
 }
 
-void ClaimSnapshots(const util::File& file, const Header& h, MetadataLayout& layout) {
-  if (h.nb_snapshots == 0)
-    return;
-  const std::string& path = layout.path();
-  if (h.nb_snapshots > kMaxSnapshots)
-    throw util::Error(util::AtOffset(
-        path, 60,
-        "snapshot table: " + std::to_string(h.nb_snapshots) + " snapshots, more than 65536"));
-  layout.CheckAligned(h.snapshots_offset, "snapshot table", 64);
-  uint64_t at = h.snapshots_offset;
-  uint64_t end = at;
-  for (uint32_t i = 0; i < h.nb_snapshots; ++i) {
+void ClaimSnapshots(const SnapshotTable& table, const Header& h, MetadataLayout& layout) {
+  for (size_t i = 0; i < table.entries.size(); ++i) {
+    const Snapshot& s = table.entries[i];
     const std::string name = Entry("snapshot table", i);
-    uint8_t fixed[40];
-    if (at - h.snapshots_offset + sizeof fixed > kMaxSnapshotTableBytes)
-      throw util::Error(util::AtOffset(path, at, name + ": snapshot table is over 64 MiB"));
-    if (at + sizeof fixed > layout.file_size())
-      throw util::Error(util::AtOffset(path, at, name + " runs past the end of the file"));
-    file.ReadAt(fixed, at);
-    const uint64_t l1_offset = util::LoadBE64(fixed);
-    const uint32_t l1_size = util::LoadBE32(fixed + 8);
-    const uint64_t extra = util::LoadBE32(fixed + 36);
-    const uint64_t unpadded =
-        sizeof fixed + extra + util::LoadBE16(fixed + 12) + util::LoadBE16(fixed + 14);
-    if (h.version >= 3 && extra < 16)
-      throw util::Error(util::AtOffset(
-          path, at + 36,
-          name + ": extra data of " + std::to_string(extra) + " bytes, version 3 needs 16"));
-    if (uint64_t{l1_size} * 8 > kMaxL1Bytes)
-      throw util::Error(util::AtOffset(
-          path, at + 8,
-          name + ": L1 table of " + std::to_string(l1_size) + " entries is over the 32 MiB limit"));
-    if (l1_size)
-      layout.Claim(l1_offset, uint64_t{l1_size} * 8, name + ": L1 table", at);
-    end = at + unpadded;  // qemu does not write the last entry's padding
-    at += AlignUp8(unpadded);
+    if (h.version >= 3 && s.extra_data_size < 16)
+      throw util::Error(util::AtOffset(layout.path(), s.entry_offset + 36,
+                                       name + ": extra data of " +
+                                           std::to_string(s.extra_data_size) +
+                                           " bytes, version 3 needs 16"));
+    if (s.l1_size)
+      layout.Claim(s.l1_table_offset, uint64_t{s.l1_size} * 8, name + ": L1 table", s.entry_offset);
   }
-  const uint64_t table_bytes = end - h.snapshots_offset;
-  if (table_bytes > kMaxSnapshotTableBytes)
-    throw util::Error(util::AtOffset(path, 64, "snapshot table is over 64 MiB"));
-  layout.Claim(h.snapshots_offset, table_bytes, "snapshot table", 64);
+  if (!table.entries.empty())
+    layout.Claim(h.snapshots_offset, table.unpadded_bytes, "snapshot table", 64);
 }
 
 void ClaimBitmaps(const util::File& file, const Header& h, MetadataLayout& layout) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "qcow2/format.h"
+#include "qcow2/image_file.h"
 #include "util/file.h"
 
 namespace qcow2 {
@@ -49,8 +50,9 @@ class MetadataLayout {
 
 // Checks the refcount table and claims it and its refcount blocks.
 void ClaimRefcountTables(const util::File& file, const Header& h, MetadataLayout& layout);
-// Checks the internal snapshot table and claims it and the snapshots' L1 tables.
-void ClaimSnapshots(const util::File& file, const Header& h, MetadataLayout& layout);
+// Claims the internal snapshot table (read by ReadSnapshotTable) and the
+// snapshots' L1 tables; version 3 entries need 16 bytes of extra data.
+void ClaimSnapshots(const SnapshotTable& table, const Header& h, MetadataLayout& layout);
 // When the bitmaps autoclear bit is set: checks the bitmap directory and
 // claims it and the bitmap tables.
 void ClaimBitmaps(const util::File& file, const Header& h, MetadataLayout& layout);

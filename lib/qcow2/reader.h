@@ -9,12 +9,12 @@
 #include <functional>
 #include <memory>
 
-#include <set>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "qcow2/backing.h"
 #include "qcow2/format.h"
 #include "qcow2/l2_cache.h"
 #include "qcow2/subcluster.h"
@@ -52,12 +52,13 @@ class Qcow2Reader {
   };
 
  public:
-  using FileId = std::pair<dev_t, ino_t>;
-  // Opens and validates the image and everything it refers to; throws
-  // util::Error naming the file, the table, the entry and the offset.
-  explicit Qcow2Reader(const std::string& path);
-  // A backing layer `depth` files below the top; open_layers detects loops.
-  Qcow2Reader(ChainKey, const std::string& path, int depth, std::set<FileId>& open_layers);
+  // Opens and validates the image and everything it refers to, following
+  // backing and data files as the policy allows; throws util::Error naming
+  // the file, the table, the entry and the offset (ReferenceError for a
+  // backing or data file that cannot be followed).
+  explicit Qcow2Reader(const std::string& path, const ReferencePolicy& policy = {});
+  // A backing layer, opened by the chain walk of the reader above it.
+  Qcow2Reader(ChainKey, util::File file, BackingChain& chain);
   ~Qcow2Reader();
   Qcow2Reader(const Qcow2Reader&) = delete;
   Qcow2Reader& operator=(const Qcow2Reader&) = delete;
@@ -89,12 +90,10 @@ class Qcow2Reader {
   uint64_t decompressions() const { return decompressions_; }
 
  private:
-  void Open(int depth, std::set<FileId>& open_layers);
-  void ValidateHeader();
+  void Open(BackingChain& chain);
   void LoadL1();
   void ClaimL2Tables();
-  void OpenDataFile();
-  void OpenBacking(int depth, std::set<FileId>& open_layers);
+  void OpenBacking(BackingChain& chain);
   // The checked descriptor of a guest cluster.
   ClusterDescriptor Descriptor(uint64_t guest_cluster);
   [[noreturn]] void Fail(uint64_t offset, const std::string& what) const;
