@@ -96,9 +96,12 @@ std::vector<std::string> ValidateForReading(const Header& h, const std::string& 
 }
 
 void ReadBigEndianTable(const util::File& file, uint64_t offset, std::span<uint64_t> words) {
-  std::vector<uint8_t> raw(words.size() * 8);
+  // Read in place and swapped word by word: no second buffer of the
+  // table's size.
+  const std::span<uint8_t> raw(reinterpret_cast<uint8_t*>(words.data()), words.size_bytes());
   file.ReadAt(raw, offset);
-  DecodeBigEndianTable(raw, words);
+  for (uint64_t& w : words)
+    w = util::LoadBE64(reinterpret_cast<const uint8_t*>(&w));
 }
 
 SnapshotTable ReadSnapshotTable(const util::File& file, uint64_t file_size, const Header& h) {
