@@ -4,24 +4,72 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <memory>
 
 namespace qcow2 {
 namespace {
 
 using Code = ReferenceError::Code;
 
-// Opens a referenced file read-only; one message naming the image, the
-// name it gives, the resolved path when it differs, and why.
+bool OpenableType(mode_t mode) {
+  return S_ISREG(mode) || S_ISBLK(mode);
+}
+
+std::string Directory(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// The canonical path (symlinks and ".." resolved), or empty when there is none.
+std::string RealPath(const std::string& path) {
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
+  return real ? std::string(real.get()) : std::string();
+}
+
+// True when the real path lies inside the real directory `dir`.
+bool Inside(const std::string& real, const std::string& dir) {
+  if (dir == "/")
+    return true;
+  return real.size() > dir.size() && real.compare(0, dir.size(), dir) == 0 &&
+         real[dir.size()] == '/';
+}
+
+// Opens a file an image refers to, read-only, under the scope; one message
+// naming the image, the name it gives, the resolved path when it differs,
+// and why. The type is checked before open(2) and again, with the identity,
+// on the open descriptor (the name may change in between).
 util::File OpenReferenced(const std::string& image_path, const std::string& name,
-                          const std::string& what) {
-  const std::string path = ResolveReferencedPath(image_path, name, what);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const std::string resolved = path == name ? "" : " (" + path + ")";
-    throw ReferenceError(Code::kCannotOpen, image_path + ": cannot open " + what + " '" + name +
-                                                "'" + resolved + ": " + util::ErrnoText(errno));
+                          const std::string& what, ReferencePolicy::Scope scope,
+                          const std::string& allow_hint) {
+  std::string path = ResolveReferencedPath(image_path, name, what);
+  const std::string resolved = path == name ? "" : " (" + path + ")";
+  const auto fail = [&](Code code, const std::string& why) {
+    const std::string verb = code == Code::kCannotOpen ? "cannot open " : "";
+    throw ReferenceError(code, image_path + ": " + verb + what + " '" + name + "'" + resolved +
+                                   (code == Code::kCannotOpen ? ": " : " ") + why);
+  };
+  struct stat before;
+  if (::stat(path.c_str(), &before) != 0)
+    fail(Code::kCannotOpen, util::ErrnoText(errno));
+  if (!OpenableType(before.st_mode))
+    fail(Code::kRefused, "is not a regular file or block device");
+  if (scope == ReferencePolicy::Scope::kImageDirectory) {
+    const std::string real = RealPath(path);
+    const std::string dir = RealPath(Directory(image_path));
+    if (real.empty() || dir.empty() || !Inside(real, dir))
+      fail(Code::kRefused, "is outside the image's directory; " + allow_hint + " allows it");
+    path = real;  // what was checked is what is opened
   }
-  return util::File(fd, path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0)
+    fail(Code::kCannotOpen, util::ErrnoText(errno));
+  util::File file(fd, path);
+  const struct stat after = file.Stat();
+  if (!OpenableType(after.st_mode) || after.st_dev != before.st_dev ||
+      after.st_ino != before.st_ino)
+    fail(Code::kRefused, "changed while it was being opened");
+  return file;
 }
 
 }  // namespace
@@ -80,7 +128,8 @@ util::File OpenDataFile(const std::string& image_path, const Header& header,
   if (policy.data_file == ReferencePolicy::Scope::kNone)
     throw ReferenceError(Code::kRefused, image_path + ": external data file '" + name +
                                              "' is not allowed to be opened");
-  return OpenReferenced(image_path, name, "external data file");
+  return OpenReferenced(image_path, name, "external data file", policy.data_file,
+                        policy.allow_hint);
 }
 
 BackingChain::BackingChain(const util::File& top, ReferencePolicy policy) : policy_(policy) {
@@ -96,7 +145,7 @@ std::optional<BackingFile> BackingChain::Next(const std::string& image_path, con
                                              std::to_string(kMaxBackingDepth) + " files");
   BackingFile b;
   b.name = header.backing_file;
-  b.file = OpenReferenced(image_path, b.name, "backing file");
+  b.file = OpenReferenced(image_path, b.name, "backing file", policy_.backing, policy_.allow_hint);
   const struct stat st = b.file.Stat();
   if (!seen_.insert({st.st_dev, st.st_ino}).second)
     throw ReferenceError(Code::kLoop,

@@ -24,14 +24,21 @@ enum class BackingFormat { kRaw, kQcow2 };
 
 // Which files an image may make us open. Each kind of reference has its
 // own scope, so a caller can trust data files while ignoring backing files.
+// Whatever the scope, only a regular file or a block device is opened: a
+// FIFO, socket, character device or directory is refused without being
+// opened (so nothing blocks in open(2) and no device sees an open).
 struct ReferencePolicy {
   enum class Scope {
-    kAny,   // any local file the name resolves to
-    kNone,  // none: a backing file is ignored (the image read as if it had
-            // none); a data file is refused
+    kAny,             // any local file the name resolves to
+    kImageDirectory,  // a file inside the directory of the image naming it,
+                      // after resolving symlinks and ".."
+    kNone,            // none: a backing file is ignored (the image read as if
+                      // it had none); a data file is refused
   };
   Scope backing = Scope::kAny;
   Scope data_file = Scope::kAny;
+  // Named in refusals: what the user can pass to allow the file.
+  std::string allow_hint = "--backing=any";
 };
 
 // A reference from an image to another file that cannot be followed. The
