@@ -26,7 +26,10 @@ void ReadMapped(const Mapping& m, std::span<uint8_t> dst) {
   switch (m.kind) {
     case ClusterKind::kNormal:
       if (m.pad_past_eof) {
-        const size_t got = m.file->ReadUpTo(dst, m.host_offset);
+        const uint64_t stored = m.host_offset < m.file_size
+                                    ? std::min<uint64_t>(dst.size(), m.file_size - m.host_offset)
+                                    : 0;
+        const size_t got = m.file->ReadUpTo(dst.first(stored), m.host_offset);
         std::fill(dst.begin() + static_cast<ptrdiff_t>(got), dst.end(), 0);
       } else {
         m.file->ReadAt(dst, m.host_offset);

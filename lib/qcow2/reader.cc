@@ -72,6 +72,7 @@ void Qcow2Reader::Open(BackingChain& chain) {
 
   data_file_ = OpenDataFile(path(), header_, chain.policy());
   has_data_file_ = data_file_.is_open();
+  data_file_size_ = has_data_file_ ? data_file_.Size() : 0;
   OpenBacking(chain);
 }
 

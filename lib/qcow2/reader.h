@@ -38,9 +38,12 @@ struct Mapping {
   uint64_t host_offset = 0;  // kNormal: host byte of guest_offset; kCompressed: entry's offset
   uint64_t compressed_size = 0;
   // kNormal: the file holding the bytes (image, data file or raw backing
-  // file); bytes past its end read as zeros only when pad_past_eof.
+  // file). When pad_past_eof, bytes at and past file_size (the file's size
+  // when opened) read as zeros without being read, as qemu reads them: a
+  // file whose reads do not stop at its size (/proc) gives nothing more.
   const util::File* file = nullptr;
   bool pad_past_eof = false;
+  uint64_t file_size = 0;
   // kCompressed: the layer whose cluster this is.
   Qcow2Reader* layer = nullptr;
 };
@@ -111,6 +114,7 @@ class Qcow2Reader {
 
   util::File data_file_;  // open when the image has an external data file
   bool has_data_file_ = false;
+  uint64_t data_file_size_ = 0;
 
   std::unique_ptr<Qcow2Reader> backing_qcow2_;
   util::File backing_raw_;
