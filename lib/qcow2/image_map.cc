@@ -45,9 +45,13 @@ void ForEachMapRange(const ImageView& image, const std::function<void(const MapR
   MapChain chain(image);
   RangeMerger merger(emit);
   const uint64_t size = image.header().size;
-  // Probes of at most 1 GiB, as qemu-img map (the merger joins them again).
+  // Each probe asks for the rest of the disk: a layer answers a run as long
+  // as it knows it to be alike (an empty L1 entry answers for its whole
+  // range and the empty entries after it), so a huge sparse disk takes one
+  // probe per run, not one per GiB as qemu-img map probes. The merger joins
+  // runs that still split where tables or layers change.
   for (uint64_t guest = 0; guest < size;) {
-    const MapRange r = chain.Resolve(guest, std::min(size - guest, uint64_t{1} << 30));
+    const MapRange r = chain.Resolve(guest, size - guest);
     merger.Add(r);
     guest += r.length;
   }

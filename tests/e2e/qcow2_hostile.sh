@@ -83,4 +83,14 @@ mkdir -p "$T/dev"
 ok "a character device as backing file: refused by e2image -r, map and info" \
   refused_everywhere "$T/dev/z.qcow2" "backing file '/dev/zero' is not a regular file or block device"
 
+# A small sparse file claiming a 2^61-byte disk, 2 MiB clusters and an
+# all-zero L1 table: map answers each empty L1 entry for its whole range
+# (probing 1 GiB at a time, as qemu-img map does, took over 15 minutes).
+huge_sparse_map() {
+  qemu-img create -q -f qcow2 -o cluster_size=2M "$T/huge.qcow2" $((1 << 61)) || return 1
+  timeout 20 "$Q" map --json "$T/huge.qcow2" > "$T/huge.json" || return 1
+  jq -e "length == 1 and .[0].length == $((1 << 61)) and .[0].present == false" "$T/huge.json"
+}
+ok "map of a 2^61-byte sparse disk answers at once" huge_sparse_map
+
 done_testing
