@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "qcow2/backing.h"
 #include "qcow2/check.h"
 #include "qcow2/image_view.h"
 #include "qcow2/inspect.h"
@@ -19,9 +20,9 @@
 namespace {
 
 const char kUsage[] =
-    "Usage: qcow2-inspect info [--json] IMAGE\n"
+    "Usage: qcow2-inspect info [--json] [--backing=SCOPE] IMAGE\n"
     "       qcow2-inspect check [--json] IMAGE\n"
-    "       qcow2-inspect map [--json] IMAGE\n"
+    "       qcow2-inspect map [--json] [--backing=SCOPE] IMAGE\n"
     "       qcow2-inspect dump IMAGE\n";
 
 const char kHelp[] =
@@ -33,7 +34,10 @@ const char kHelp[] =
     "  map     guest ranges with their kind, host offset and backing depth\n"
     "  dump    every header field and extension, snapshots, refcount table,\n"
     "          bitmap directory and tables, L1 table with L2 summaries\n"
-    "  --json  machine-readable output (info, check, map)\n";
+    "  --json  machine-readable output (info, check, map)\n"
+    "  --backing=SCOPE\n"
+    "          backing and data files info and map may open: any (the\n"
+    "          default), image-dir (inside the image's directory) or none\n";
 
 [[noreturn]] void Usage(int code) {
   std::fputs(kUsage, code ? stderr : stdout);
@@ -46,10 +50,27 @@ struct Options {
   std::string command;
   std::string image;
   bool json = false;
+  qcow2::ReferencePolicy policy;
 };
+
+// The policy --backing=SCOPE names.
+qcow2::ReferencePolicy ParsePolicy(const std::string& scope) {
+  using Scope = qcow2::ReferencePolicy::Scope;
+  qcow2::ReferencePolicy p;
+  if (scope == "any")
+    p.backing = p.data_file = Scope::kAny;
+  else if (scope == "image-dir")
+    p.backing = p.data_file = Scope::kImageDirectory;
+  else if (scope == "none")
+    p.backing = p.data_file = Scope::kNone;
+  else
+    throw util::Error("unknown --backing scope '" + scope + "' (any, image-dir or none)");
+  return p;
+}
 
 Options ParseOptions(int argc, char** argv) {
   static const option kLong[] = {{"json", no_argument, nullptr, 'j'},
+                                 {"backing", required_argument, nullptr, 'b'},
                                  {"help", no_argument, nullptr, 'h'},
                                  {nullptr, 0, nullptr, 0}};
   Options o;
@@ -66,6 +87,8 @@ Options ParseOptions(int argc, char** argv) {
   while ((c = getopt_long(argc, argv, "h", kLong, nullptr)) != -1) {
     if (c == 'j')
       o.json = true;
+    else if (c == 'b')
+      o.policy = ParsePolicy(optarg);
     else if (c == 'h')
       Usage(0);
     else
@@ -87,10 +110,10 @@ int Run(const Options& o) {
   int code = 0;
   if (o.command == "info") {
     std::ostringstream out;  // small: printed only once complete
-    qcow2::PrintInfo(image, o.json, out);
+    qcow2::PrintInfo(image, o.json, out, o.policy);
     std::cout << out.str();
   } else if (o.command == "map") {
-    qcow2::PrintMap(image, o.json, std::cout);
+    qcow2::PrintMap(image, o.json, std::cout, o.policy);
   } else if (o.command == "check") {
     std::ostringstream out;
     code = qcow2::PrintCheck(image, o.json, out, std::cerr);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
@@ -42,11 +43,12 @@ bool Inside(const std::string& real, const std::string& dir) {
 util::File OpenReferenced(const std::string& image_path, const std::string& name,
                           const std::string& what, ReferencePolicy::Scope scope,
                           const std::string& allow_hint) {
-  std::string path = ResolveReferencedPath(image_path, name, what);
-  const std::string resolved = path == name ? "" : " (" + path + ")";
+  const std::string path = ResolveReferencedPath(image_path, name, what);
+  const std::string resolved = path == name ? "" : " (" + path + ")";  // escaped when shown
   const auto fail = [&](Code code, const std::string& why) {
     const std::string verb = code == Code::kCannotOpen ? "cannot open " : "";
-    throw ReferenceError(code, image_path + ": " + verb + what + " '" + name + "'" + resolved +
+    throw ReferenceError(code, image_path + ": " + verb + what + " '" + PrintableName(name) + "'" +
+                                   PrintableName(resolved) +
                                    (code == Code::kCannotOpen ? ": " : " ") + why);
   };
   struct stat before;
@@ -54,14 +56,15 @@ util::File OpenReferenced(const std::string& image_path, const std::string& name
     fail(Code::kCannotOpen, util::ErrnoText(errno));
   if (!OpenableType(before.st_mode))
     fail(Code::kRefused, "is not a regular file or block device");
+  std::string opened = path;
   if (scope == ReferencePolicy::Scope::kImageDirectory) {
     const std::string real = RealPath(path);
     const std::string dir = RealPath(Directory(image_path));
     if (real.empty() || dir.empty() || !Inside(real, dir))
       fail(Code::kRefused, "is outside the image's directory; " + allow_hint + " allows it");
-    path = real;  // what was checked is what is opened
+    opened = real;  // what was checked is what is opened (named as resolved)
   }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  const int fd = ::open(opened.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0)
     fail(Code::kCannotOpen, util::ErrnoText(errno));
   util::File file(fd, path);
@@ -85,7 +88,7 @@ std::string ResolveReferencedPath(const std::string& image_path, const std::stri
     throw ReferenceError(Code::kBadName, image_path + ": " + what + " name contains a NUL byte");
   const auto colon = n.find(':');
   if (n.rfind("json:", 0) == 0 || (colon != std::string::npos && n.find('/') > colon))
-    throw ReferenceError(Code::kBadName, image_path + ": " + what + " '" + n +
+    throw ReferenceError(Code::kBadName, image_path + ": " + what + " '" + PrintableName(n) +
                                              "' uses a protocol; only local files are supported");
   if (n[0] == '/')
     return n;
@@ -107,12 +110,29 @@ BackingFormat DetectBackingFormat(const Header& header, const std::string& image
     return BackingFormat::kRaw;
   if (format == "qcow2") {
     if (!is_qcow2)
-      throw ReferenceError(Code::kFormat, image_path + ": backing file " + backing.path() +
+      throw ReferenceError(Code::kFormat, image_path + ": backing file " +
+                                              PrintableName(backing.path()) +
                                               " is declared qcow2 but has no qcow2 magic");
     return BackingFormat::kQcow2;
   }
-  throw ReferenceError(Code::kFormat, image_path + ": backing file format '" + format +
+  throw ReferenceError(Code::kFormat, image_path + ": backing file format '" +
+                                          PrintableName(format) +
                                           "' is not supported (only raw and qcow2)");
+}
+
+std::string PrintableName(const std::string& name) {
+  std::string out;
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f && c != '\\') {
+      out += ch;
+      continue;
+    }
+    char esc[8];
+    std::snprintf(esc, sizeof esc, "\\x%02x", c);
+    out += esc;
+  }
+  return out;
 }
 
 std::string DataFileName(const Header& header) {
@@ -148,8 +168,8 @@ std::optional<BackingFile> BackingChain::Next(const std::string& image_path, con
   b.file = OpenReferenced(image_path, b.name, "backing file", policy_.backing, policy_.allow_hint);
   const struct stat st = b.file.Stat();
   if (!seen_.insert({st.st_dev, st.st_ino}).second)
-    throw ReferenceError(Code::kLoop,
-                         image_path + ": backing file '" + b.name + "' loops back in the chain");
+    throw ReferenceError(Code::kLoop, image_path + ": backing file '" + PrintableName(b.name) +
+                                          "' loops back in the chain");
   b.format = DetectBackingFormat(header, image_path, b.file);
   b.depth = ++depth_;
   return b;

@@ -41,8 +41,9 @@ class RangeMerger {
 
 }  // namespace
 
-void ForEachMapRange(const ImageView& image, const std::function<void(const MapRange&)>& emit) {
-  MapChain chain(image);
+void ForEachMapRange(const ImageView& image, const std::function<void(const MapRange&)>& emit,
+                     const ReferencePolicy& policy) {
+  MapChain chain(image, policy);
   RangeMerger merger(emit);
   const uint64_t size = image.header().size;
   // Each probe asks for the rest of the disk: a layer answers a run as long
@@ -58,12 +59,13 @@ void ForEachMapRange(const ImageView& image, const std::function<void(const MapR
   merger.Flush();
 }
 
-void PrintMap(const ImageView& image, bool json, std::ostream& out) {
-  ForEachMapRange(image, [](const MapRange&) {});
+void PrintMap(const ImageView& image, bool json, std::ostream& out, const ReferencePolicy& policy) {
+  ForEachMapRange(
+      image, [](const MapRange&) {}, policy);
   if (json) {
     out << "[";
     bool first = true;
-    ForEachMapRange(image, [&](const MapRange& r) {
+    const auto print_json = [&](const MapRange& r) {
       out << (first ? "" : ",\n") << "{ \"start\": " << r.start << ", \"length\": " << r.length
           << ", \"depth\": " << r.depth << ", \"present\": " << (r.present ? "true" : "false")
           << ", \"zero\": " << (r.zero ? "true" : "false")
@@ -73,7 +75,8 @@ void PrintMap(const ImageView& image, bool json, std::ostream& out) {
         out << ", \"offset\": " << *r.offset;
       out << "}";
       first = false;
-    });
+    };
+    ForEachMapRange(image, print_json, policy);
     out << "]\n";
     return;
   }
@@ -81,7 +84,7 @@ void PrintMap(const ImageView& image, bool json, std::ostream& out) {
   std::snprintf(line, sizeof line, "%-20s%-20s%-20s%-7s%-13s%s\n", "Offset", "Length", "Mapped to",
                 "Depth", "Kind", "File");
   out << line;
-  ForEachMapRange(image, [&](const MapRange& r) {
+  const auto print_text = [&](const MapRange& r) {
     const char* kind = r.compressed ? "compressed"
                        : r.data     ? "data"
                        : r.present  ? "zero"
@@ -89,8 +92,9 @@ void PrintMap(const ImageView& image, bool json, std::ostream& out) {
     std::snprintf(line, sizeof line, "%-20s%-20s%-20s%-7d%-13s", HexOffset(r.start).c_str(),
                   HexOffset(r.length).c_str(), r.offset ? HexOffset(*r.offset).c_str() : "-",
                   r.depth, kind);
-    out << line << (r.offset ? *r.file : "-") << "\n";
-  });
+    out << line << (r.offset ? PrintableName(*r.file) : "-") << "\n";
+  };
+  ForEachMapRange(image, print_text, policy);
 }
 
 }  // namespace qcow2

@@ -1,5 +1,6 @@
 #include "qcow2/inspect.h"
 
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -61,7 +62,7 @@ std::vector<std::string> BitmapFlagNames(uint32_t flags) {
 struct ChainLink {
   std::string filename;
   std::string format;
-  std::string problem;  // why the chain stops here, if it does early
+  std::string problem;  // why the chain stops here, if it does early (names escaped)
 };
 
 // Why a chain stops early, in a few words for info's summary.
@@ -69,7 +70,7 @@ std::string ChainProblem(const util::Error& e) {
   const auto* ref = dynamic_cast<const ReferenceError*>(&e);
   if (ref && ref->code() == ReferenceError::Code::kLoop)
     return "backing chain loops back to a file already in it";
-  return e.what();
+  return ref ? e.what() : PrintableName(e.what());  // ReferenceError escapes its names
 }
 
 // Where a backing file name leads, for display: the name itself when it
@@ -85,9 +86,9 @@ std::string ShownPath(const std::string& image, const std::string& name) {
 // The backing chain below the image, walked by BackingChain as the reader
 // and map walk it. A link that cannot be followed ends the chain with its
 // problem: info reports what it can.
-std::vector<ChainLink> BackingChainLinks(const ImageView& image) {
+std::vector<ChainLink> BackingChainLinks(const ImageView& image, const ReferencePolicy& policy) {
   std::vector<ChainLink> chain;
-  BackingChain walk(image.file(), ReferencePolicy{});
+  BackingChain walk(image.file(), policy);
   std::unique_ptr<ImageView> below;
   const ImageView* layer = &image;
   while (layer) {
@@ -108,7 +109,7 @@ std::vector<ChainLink> BackingChainLinks(const ImageView& image) {
         below = std::make_unique<ImageView>(std::move(b->file));
         layer = below.get();
       } catch (const util::Error& e) {
-        link.problem = e.what();
+        link.problem = ChainProblem(e);
       }
     }
     chain.push_back(std::move(link));
@@ -118,11 +119,12 @@ std::vector<ChainLink> BackingChainLinks(const ImageView& image) {
 
 }  // namespace
 
-void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
+void PrintInfo(const ImageView& image, bool json, std::ostream& out,
+               const ReferencePolicy& policy) {
   const Header& h = image.header();
   const bool v3 = h.version >= 3;
   const std::string compression = h.compression_type == CompressionType::kZstd ? "zstd" : "zlib";
-  const std::vector<ChainLink> chain = BackingChainLinks(image);
+  const std::vector<ChainLink> chain = BackingChainLinks(image, policy);
   const auto incompat =
       FeatureNames(h.incompatible_features, kIncompatNames, std::size(kIncompatNames));
   const auto compat = FeatureNames(h.compatible_features, kCompatNames, std::size(kCompatNames));
@@ -218,7 +220,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
       << "file size: " << image.file_size() << " bytes\n"
       << "cluster_size: " << h.cluster_size() << "\n";
   for (size_t i = 0; i < chain.size(); ++i) {
-    out << (i == 0 ? "backing file: " : "  which is backed by: ") << chain[i].filename;
+    out << (i == 0 ? "backing file: " : "  which is backed by: ")
+        << PrintableName(chain[i].filename);
     if (!chain[i].format.empty())
       out << " (format " << chain[i].format << ")";
     if (!chain[i].problem.empty())
@@ -228,8 +231,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
   if (!image.snapshots().empty()) {
     out << "Snapshot list:\nID        TAG               VM SIZE    DATE (epoch s)  VM CLOCK (ns)\n";
     for (const Snapshot& s : image.snapshots())
-      out << s.id << "  " << s.name << "  " << s.vm_state_size << "  " << s.date_sec << "  "
-          << s.vm_clock_nsec << "\n";
+      out << PrintableName(s.id) << "  " << PrintableName(s.name) << "  " << s.vm_state_size << "  "
+          << s.date_sec << "  " << s.vm_clock_nsec << "\n";
   }
   out << "Format specific information:\n"
       << "    compat: " << (v3 ? "1.1" : "0.10") << "\n"
@@ -240,7 +243,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
   if (!image.bitmaps().empty()) {
     out << "    bitmaps:\n";
     for (const Bitmap& b : image.bitmaps())
-      out << "        [" << b.name << "] granularity " << (uint64_t{1} << (b.granularity_bits & 63))
+      out << "        [" << PrintableName(b.name) << "] granularity "
+          << (uint64_t{1} << (b.granularity_bits & 63))
           << ", flags: " << list(BitmapFlagNames(b.flags)) << "\n";
   }
   out << "    refcount bits: " << h.refcount_bits() << "\n";
@@ -249,7 +253,7 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
         << "\n"
         << "    extended l2: " << (h.extended_l2() ? "true" : "false") << "\n";
     if (!DataFileName(h).empty())
-      out << "    data file: " << DataFileName(h) << "\n";
+      out << "    data file: " << PrintableName(DataFileName(h)) << "\n";
     if (h.incompatible_features & kIncompatDataFile)
       out << "    data file raw: "
           << ((h.autoclear_features & kAutoclearDataFileRaw) ? "true" : "false") << "\n";

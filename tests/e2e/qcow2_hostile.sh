@@ -93,4 +93,54 @@ huge_sparse_map() {
 }
 ok "map of a 2^61-byte sparse disk answers at once" huge_sparse_map
 
+# --backing=image-dir: only files inside the directory of the image naming
+# them, after resolving symlinks and "..".
+mkdir -p "$T/esc/img" "$T/esc/other"
+(cd "$T/esc" && head -c 1M /dev/urandom > other/secret.raw &&
+  ln -s ../other/secret.raw img/link.raw && head -c 1M /dev/urandom > img/inside.raw &&
+  qemu-img create -q -f qcow2 -u -b ../other/secret.raw -F raw img/dotdot.qcow2 1M &&
+  qemu-img create -q -f qcow2 -u -b "$T/esc/other/secret.raw" -F raw img/absolute.qcow2 1M &&
+  qemu-img create -q -f qcow2 -u -b link.raw -F raw img/symlink.qcow2 1M &&
+  qemu-img create -q -f qcow2 -u -b inside.raw -F raw img/inside.qcow2 1M) || exit 1
+escape_refused() {  # escape_refused IMAGE NAME
+  "$Q" map --backing=image-dir "$1" > "$T/out" 2> "$T/err"; rc=$?
+  cat "$T/err"
+  [ $rc = 1 ] && [ ! -s "$T/out" ] && [ "$(wc -l < "$T/err")" = 1 ] &&
+    grep -qF "$1: backing file '$2'" "$T/err" &&
+    grep -q "is outside the image's directory; --backing=any allows it" "$T/err" || return 1
+  "$Q" info --backing=image-dir "$1" | grep -q "outside the image's directory" || return 1
+  "$Q" map --backing=any "$1" > /dev/null  # followed when allowed
+}
+ok "--backing=image-dir refuses a .. escape, naming image, name and option"   escape_refused "$T/esc/img/dotdot.qcow2" ../other/secret.raw
+ok "--backing=image-dir refuses an absolute name outside"   escape_refused "$T/esc/img/absolute.qcow2" "$T/esc/other/secret.raw"
+ok "--backing=image-dir refuses a symlink pointing out" escape_refused "$T/esc/img/symlink.qcow2" link.raw
+ok "--backing=image-dir follows a file inside, as qemu-img map" sh -c '
+  qemu-img map --output=json "$2" | jq -c ".[]" > "$3/qm" &&
+  "$1" map --json --backing=image-dir "$2" | jq -c ".[] | del(.compressed)" > "$3/om" &&
+  diff "$3/qm" "$3/om" && grep -q "\"depth\":1" "$3/om"' - "$Q" "$T/esc/img/inside.qcow2" "$T"
+none_as_backing_null() {
+  qemu-img map --output=json \
+    "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$T/esc/img/dotdot.qcow2\"},\"backing\":null}" |
+    jq -c '.[]' > "$T/qm" || return 1
+  "$Q" map --json --backing=none "$T/esc/img/dotdot.qcow2" | jq -c '.[] | del(.compressed)' > "$T/om" &&
+    diff "$T/qm" "$T/om"
+}
+ok "--backing=none reads the image as if it had none, as qemu's backing: null" none_as_backing_null
+
+# Escape sequences in names an image gives: escaped in text, exact in JSON.
+esc_name=$(printf '\033[31mred\033]0;title\007')
+qemu-img create -q -f qcow2 -u -b "$esc_name" -F raw "$T/esc.qcow2" 1M || exit 1
+names_escaped() {
+  "$Q" info "$T/esc.qcow2" > "$T/info.txt"; "$Q" map "$T/esc.qcow2" 2> "$T/map.err"
+  "$E2IMAGE" -r "$T/esc.qcow2" "$T/esc.raw" 2> "$T/r.err"
+  cat "$T/info.txt" "$T/map.err" "$T/r.err"
+  for f in "$T/info.txt" "$T/map.err" "$T/r.err"; do
+    ! LC_ALL=C grep -q "$(printf '\033')" "$f" && ! LC_ALL=C grep -q "$(printf '\007')" "$f" &&
+      grep -qF '\x1b[31mred\x1b]0;title\x07' "$f" || { echo "$f"; return 1; }
+  done
+  [ "$("$Q" info --json "$T/esc.qcow2" | jq -r '."backing-filename"')" = "$esc_name" ] &&
+    [ "$(qemu-img info --output=json "$T/esc.qcow2" | jq -r '."backing-filename"')" = "$esc_name" ]
+}
+ok "escape sequences in a backing file name: escaped in text and errors, exact in JSON" names_escaped
+
 done_testing
