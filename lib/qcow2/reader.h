@@ -81,7 +81,8 @@ class Qcow2Reader {
   Mapping Map(uint64_t guest_offset);
   // The mapping at guest_offset through the whole chain, at most max_length long.
   Mapping Resolve(uint64_t guest_offset, uint64_t max_length);
-  // Reads guest bytes through the chain (zeros where nothing is allocated).
+  // Reads guest bytes through the chain (zeros where nothing is allocated);
+  // the bytes asked for lie within the virtual size.
   void Read(uint64_t guest_offset, std::span<uint8_t> out);
   // The decompressed guest cluster of a compressed mapping of this layer;
   // the last cluster is kept, so none is decompressed twice in a row.
