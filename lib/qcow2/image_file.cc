@@ -13,6 +13,10 @@ namespace {
 // Smallest cluster that still gives 512-byte subclusters (qemu's rule too).
 constexpr uint32_t kMinExtendedL2ClusterBits = 14;
 constexpr uint64_t kSnapshotFixedBytes = 40;
+constexpr uint64_t kBitmapEntryFixedBytes = 24;
+// qemu's limits on bitmaps.
+constexpr uint32_t kMaxBitmaps = 65535;
+constexpr uint64_t kMaxBitmapDirectoryBytes = 64ull << 20;
 
 [[noreturn]] void Fail(const std::string& path, uint64_t offset, const std::string& what) {
   throw util::Error(util::AtOffset(path, offset, what));
@@ -168,6 +172,68 @@ SnapshotTable ReadSnapshotTable(const util::File& file, uint64_t file_size, cons
   if (table.unpadded_bytes > kMaxSnapshotTableBytes)
     Fail(path, 64, "snapshot table is over 64 MiB");
   return table;
+}
+
+BitmapDirectory ReadBitmapDirectory(const util::File& file, uint64_t file_size, const Header& h) {
+  BitmapDirectory dir;
+  const HeaderExtension* ext = h.FindExtension(kExtBitmaps);
+  if (!ext)
+    return dir;
+  const std::string& path = file.path();
+  const bool valid = h.autoclear_features & kAutoclearBitmaps;  // else a stale extension
+  if (ext->data.size() < 24) {
+    if (!valid)
+      return dir;
+    Fail(path, ext->offset - 4,
+         "bitmaps header extension is " + std::to_string(ext->data.size()) + " bytes, needs 24");
+  }
+  const uint8_t* p = ext->data.data();
+  BitmapsExtension& b = dir.extension.emplace();
+  b.nb_bitmaps = util::LoadBE32(p);
+  b.directory_size = util::LoadBE64(p + 8);
+  b.directory_offset = util::LoadBE64(p + 16);
+  if (!valid)
+    return dir;
+  if (b.nb_bitmaps == 0 || b.nb_bitmaps > kMaxBitmaps)
+    Fail(path, ext->offset,
+         "bitmaps header extension: bitmap count " + std::to_string(b.nb_bitmaps) +
+             " out of range 1..65535");
+  if (util::LoadBE32(p + 4) != 0)
+    Fail(path, ext->offset + 4, "bitmaps header extension: reserved field is not zero");
+  if (b.directory_size > kMaxBitmapDirectoryBytes || b.directory_size < kBitmapEntryFixedBytes)
+    Fail(path, ext->offset + 8,
+         "bitmap directory size " + std::to_string(b.directory_size) + " out of range 24..64 MiB");
+  CheckTablePlace(h, file_size, path, "bitmap directory", b.directory_offset, b.directory_size,
+                  ext->offset + 16);
+  std::vector<uint8_t> raw(b.directory_size);
+  file.ReadAt(raw, b.directory_offset);
+  uint64_t at = 0;
+  for (uint32_t i = 0; i < b.nb_bitmaps; ++i) {
+    const std::string name = "bitmap directory entry " + std::to_string(i);
+    const uint64_t where = b.directory_offset + at;
+    if (at + kBitmapEntryFixedBytes > raw.size())
+      Fail(path, where, name + " runs past the directory's end");
+    const uint8_t* e = raw.data() + at;
+    Bitmap bm;
+    bm.entry_offset = where;
+    bm.table_offset = util::LoadBE64(e);
+    bm.table_size = util::LoadBE32(e + 8);
+    bm.flags = util::LoadBE32(e + 12);
+    bm.type = e[16];
+    bm.granularity_bits = e[17];
+    const uint16_t name_size = util::LoadBE16(e + 18);
+    bm.extra_data_size = util::LoadBE32(e + 20);
+    if (name_size == 0)
+      Fail(path, where + 18, name + ": empty bitmap name");
+    const uint64_t length = kBitmapEntryFixedBytes + uint64_t{bm.extra_data_size} + name_size;
+    if (at + length > raw.size())
+      Fail(path, where, name + " runs past the directory's end");
+    bm.name.assign(reinterpret_cast<const char*>(e + kBitmapEntryFixedBytes + bm.extra_data_size),
+                   name_size);
+    dir.bitmaps.push_back(std::move(bm));
+    at += AlignUp8(length);
+  }
+  return dir;
 }
 
 }  // namespace qcow2

@@ -68,4 +68,41 @@ struct SnapshotTable {
 // util::Error naming the entry and its offset.
 SnapshotTable ReadSnapshotTable(const util::File& file, uint64_t file_size, const Header& h);
 
+// One entry of the bitmap directory.
+struct Bitmap {
+  uint64_t entry_offset = 0;
+  uint64_t table_offset = 0;
+  uint32_t table_size = 0;  // entries
+  uint32_t flags = 0;
+  uint8_t type = 0;
+  uint8_t granularity_bits = 0;
+  uint32_t extra_data_size = 0;
+  std::string name;
+  // Entries the table needs for the virtual size at this granularity.
+  uint64_t table_entries_needed(uint64_t virtual_size, uint64_t cluster_size) const;
+};
+inline constexpr uint32_t kBitmapFlagInUse = 1u << 0;
+inline constexpr uint32_t kBitmapFlagAuto = 1u << 1;
+inline constexpr uint32_t kBitmapFlagExtraDataCompatible = 1u << 2;
+
+// The bitmaps header extension.
+struct BitmapsExtension {
+  uint32_t nb_bitmaps = 0;
+  uint64_t directory_size = 0;
+  uint64_t directory_offset = 0;
+};
+
+// The bitmap directory, decoded once.
+struct BitmapDirectory {
+  std::optional<BitmapsExtension> extension;  // as stored, when present
+  std::vector<Bitmap> bitmaps;                // only when the autoclear bit makes it valid
+};
+
+// Reads and checks the bitmaps extension and, when the bitmaps autoclear
+// bit is set (qemu ignores a stale extension), the bitmap directory: counts
+// and sizes in qemu's limits, the directory aligned and inside the file,
+// each entry inside the directory with a name. Throws util::Error naming
+// the entry and the offset.
+BitmapDirectory ReadBitmapDirectory(const util::File& file, uint64_t file_size, const Header& h);
+
 }  // namespace qcow2

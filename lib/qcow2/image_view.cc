@@ -16,8 +16,6 @@ using util::LoadBE16;
 using util::LoadBE32;
 using util::LoadBE64;
 
-constexpr uint64_t kBitmapEntryFixedBytes = 24;
-
 }  // namespace
 
 std::string HexOffset(uint64_t v) {
@@ -69,7 +67,7 @@ ImageView::ImageView(util::File file) : file_(std::move(file)) {
   posix_fadvise(file_.fd(), 0, 0, POSIX_FADV_RANDOM);
   header_ = LoadHeader(file_, file_size_);
   snapshots_ = ReadSnapshotTable(file_, file_size_, header_);
-  LoadBitmaps();
+  bitmaps_ = ReadBitmapDirectory(file_, file_size_, header_);
 }
 
 void ImageView::Fail(uint64_t offset, const std::string& what) const {
@@ -81,59 +79,6 @@ std::string ImageView::backing_format() const {
   if (!ext)
     return "";
   return std::string(ext->data.begin(), ext->data.end());
-}
-
-void ImageView::LoadBitmaps() {
-  const HeaderExtension* ext = header_.FindExtension(kExtBitmaps);
-  if (!ext)
-    return;
-  if (ext->data.size() < 24)
-    Fail(header_.header_length, "bitmaps header extension is shorter than 24 bytes");
-  BitmapsExtension b;
-  b.nb_bitmaps = LoadBE32(ext->data.data());
-  b.directory_size = LoadBE64(ext->data.data() + 8);
-  b.directory_offset = LoadBE64(ext->data.data() + 16);
-  bitmaps_ext_ = b;
-  // qemu ignores the extension when the autoclear bit is clear.
-  if (!(header_.autoclear_features & kAutoclearBitmaps))
-    return;
-  if (b.nb_bitmaps == 0 || b.nb_bitmaps > kMaxBitmaps)
-    Fail(header_.header_length, "bitmaps extension: bitmap count " + std::to_string(b.nb_bitmaps) +
-                                    " is out of range 1.." + std::to_string(kMaxBitmaps));
-  if (b.directory_size > kMaxBitmapDirectoryBytes || b.directory_size < kBitmapEntryFixedBytes)
-    Fail(header_.header_length, "bitmaps extension: bitmap directory size " +
-                                    std::to_string(b.directory_size) + " is out of range");
-  if (b.directory_offset % cluster_size() != 0)
-    Fail(b.directory_offset, "bitmap directory is not cluster aligned");
-  if (b.directory_offset + b.directory_size > file_size_ ||
-      b.directory_offset + b.directory_size < b.directory_offset)
-    Fail(b.directory_offset, "bitmap directory (" + std::to_string(b.directory_size) +
-                                 " bytes) runs past the end of the file");
-  std::vector<uint8_t> dir(b.directory_size);
-  file_.ReadAt(dir, b.directory_offset);
-  uint64_t at = 0;
-  for (uint32_t i = 0; i < b.nb_bitmaps; ++i) {
-    const std::string where = "bitmap directory entry " + std::to_string(i);
-    if (at + kBitmapEntryFixedBytes > dir.size())
-      Fail(b.directory_offset + at, where + " runs past the directory size");
-    const uint8_t* p = dir.data() + at;
-    Bitmap bm;
-    bm.entry_offset = b.directory_offset + at;
-    bm.table_offset = LoadBE64(p);
-    bm.table_size = LoadBE32(p + 8);
-    bm.flags = LoadBE32(p + 12);
-    bm.type = p[16];
-    bm.granularity_bits = p[17];
-    const uint16_t name_size = LoadBE16(p + 18);
-    bm.extra_data_size = LoadBE32(p + 20);
-    const uint64_t len = kBitmapEntryFixedBytes + uint64_t{bm.extra_data_size} + name_size;
-    if (at + len > dir.size())
-      Fail(bm.entry_offset, where + " runs past the directory size");
-    bm.name.assign(reinterpret_cast<const char*>(p + kBitmapEntryFixedBytes + bm.extra_data_size),
-                   name_size);
-    bitmaps_.push_back(std::move(bm));
-    at += AlignUp8(len);
-  }
 }
 
 std::vector<uint64_t> ImageView::ReadTable(uint64_t offset, uint64_t count,

@@ -17,38 +17,12 @@
 
 namespace qcow2 {
 
-// qemu's limits on bitmap sizes, which bound what inspection allocates.
-inline constexpr uint32_t kMaxBitmaps = 65535;
-inline constexpr uint64_t kMaxBitmapDirectoryBytes = uint64_t{kMaxBitmaps} * 1024;
-inline constexpr uint64_t kMaxBitmapTableEntries = 0x8000000;
 // Bitmap table entry bits.
 inline constexpr uint64_t kBitmapEntryOffsetMask = 0x00fffffffffffe00ull;
 inline constexpr uint64_t kBitmapEntryAllOnes = 1;
 inline constexpr uint64_t kBitmapEntryReserved = 0xff000000000001feull;
-
-// One entry of the bitmap directory.
-struct Bitmap {
-  uint64_t entry_offset = 0;
-  uint64_t table_offset = 0;
-  uint32_t table_size = 0;  // entries
-  uint32_t flags = 0;
-  uint8_t type = 0;
-  uint8_t granularity_bits = 0;
-  uint32_t extra_data_size = 0;
-  std::string name;
-  // Entries the table needs for the virtual size at this granularity.
-  uint64_t table_entries_needed(uint64_t virtual_size, uint64_t cluster_size) const;
-};
-inline constexpr uint32_t kBitmapFlagInUse = 1u << 0;
-inline constexpr uint32_t kBitmapFlagAuto = 1u << 1;
-inline constexpr uint32_t kBitmapFlagExtraDataCompatible = 1u << 2;
-
-// The bitmaps header extension.
-struct BitmapsExtension {
-  uint32_t nb_bitmaps = 0;
-  uint64_t directory_size = 0;
-  uint64_t directory_offset = 0;
-};
+// qemu's limit on one bitmap table.
+inline constexpr uint64_t kMaxBitmapTableEntries = 0x8000000;
 
 // The kind of one bitmap table entry.
 enum class BitmapEntryKind { kSerialized, kAllZeroes, kAllOnes, kInvalid };
@@ -74,8 +48,8 @@ class ImageView {
 
   const std::vector<Snapshot>& snapshots() const { return snapshots_.entries; }
   uint64_t snapshot_table_bytes() const { return snapshots_.bytes; }
-  const std::optional<BitmapsExtension>& bitmaps_extension() const { return bitmaps_ext_; }
-  const std::vector<Bitmap>& bitmaps() const { return bitmaps_; }
+  const std::optional<BitmapsExtension>& bitmaps_extension() const { return bitmaps_.extension; }
+  const std::vector<Bitmap>& bitmaps() const { return bitmaps_.bitmaps; }
   // Text of the backing file format extension, if any.
   std::string backing_format() const;
 
@@ -97,7 +71,6 @@ class ImageView {
 
  private:
   void Load();
-  void LoadBitmaps();
   [[noreturn]] void Fail(uint64_t offset, const std::string& what) const;
 
   util::File file_;
@@ -105,8 +78,7 @@ class ImageView {
   uint64_t allocated_bytes_ = 0;
   Header header_;
   SnapshotTable snapshots_;
-  std::optional<BitmapsExtension> bitmaps_ext_;
-  std::vector<Bitmap> bitmaps_;
+  BitmapDirectory bitmaps_;
 };
 
 // "0x1234".

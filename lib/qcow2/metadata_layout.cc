@@ -9,9 +9,7 @@
 namespace qcow2 {
 namespace {
 
-// qemu's limits on bitmaps.
-constexpr uint32_t kMaxBitmaps = 65535;
-constexpr uint64_t kMaxBitmapDirectoryBytes = 64ull << 20;
+// qemu's limit on one bitmap table.
 constexpr uint64_t kMaxBitmapTableBytes = 64ull << 20;
 
 std::string Entry(const std::string& table, uint64_t index) {
@@ -115,56 +113,21 @@ void ClaimSnapshots(const SnapshotTable& table, const Header& h, MetadataLayout&
     layout.Claim(h.snapshots_offset, table.unpadded_bytes, "snapshot table", 64);
 }
 
-void ClaimBitmaps(const util::File& file, const Header& h, MetadataLayout& layout) {
-  if (!(h.autoclear_features & kAutoclearBitmaps))
-    return;  // stale extension: ignored
+void ClaimBitmaps(const BitmapDirectory& dir, const Header& h, MetadataLayout& layout) {
+  if (dir.bitmaps.empty())
+    return;  // no extension, or a stale one
   const HeaderExtension* ext = h.FindExtension(kExtBitmaps);
-  const std::string& path = layout.path();
-  if (!ext)
-    return;
-  if (ext->data.size() < 24)
-    throw util::Error(util::AtOffset(
-        path, ext->offset - 4,
-        "bitmaps header extension is " + std::to_string(ext->data.size()) + " bytes, needs 24"));
-  const uint8_t* p = ext->data.data();
-  const uint32_t count = util::LoadBE32(p);
-  const uint64_t dir_size = util::LoadBE64(p + 8);
-  const uint64_t dir_offset = util::LoadBE64(p + 16);
-  const uint64_t at_ext = ext->offset;
-  if (count == 0 || count > kMaxBitmaps)
-    throw util::Error(util::AtOffset(path, at_ext,
-                                     "bitmaps header extension: bitmap count " +
-                                         std::to_string(count) + " out of range 1..65535"));
-  if (util::LoadBE32(p + 4) != 0)
-    throw util::Error(
-        util::AtOffset(path, at_ext + 4, "bitmaps header extension: reserved field is not zero"));
-  if (dir_size > kMaxBitmapDirectoryBytes || dir_size < 24)
-    throw util::Error(util::AtOffset(
-        path, at_ext + 8,
-        "bitmap directory size " + std::to_string(dir_size) + " out of range 24..64 MiB"));
-  layout.Claim(dir_offset, dir_size, "bitmap directory", ext->offset + 16);
-  std::vector<uint8_t> dir(dir_size);
-  file.ReadAt(dir, dir_offset);
-  uint64_t at = 0;
-  for (uint32_t i = 0; i < count; ++i) {
+  layout.Claim(dir.extension->directory_offset, dir.extension->directory_size, "bitmap directory",
+               ext->offset + 16);
+  for (size_t i = 0; i < dir.bitmaps.size(); ++i) {
+    const Bitmap& bm = dir.bitmaps[i];
     const std::string name = Entry("bitmap directory", i);
-    const uint64_t where = dir_offset + at;
-    if (at + 24 > dir_size)
-      throw util::Error(util::AtOffset(path, where, name + " runs past the directory's end"));
-    const uint64_t table_offset = util::LoadBE64(&dir[at]);
-    const uint64_t table_size = util::LoadBE32(&dir[at + 8]);
-    const uint32_t name_size = util::LoadBE16(&dir[at + 18]);
-    const uint64_t extra = util::LoadBE32(&dir[at + 20]);
-    if (name_size == 0)
-      throw util::Error(util::AtOffset(path, where + 18, name + ": empty bitmap name"));
-    const uint64_t length = AlignUp8(24 + extra + name_size);
-    if (at + length > dir_size)
-      throw util::Error(util::AtOffset(path, where, name + " runs past the directory's end"));
-    if (table_size * 8 > kMaxBitmapTableBytes)
-      throw util::Error(util::AtOffset(path, where + 8, name + ": bitmap table too large"));
-    if (table_size)
-      layout.Claim(table_offset, table_size * 8, name + ": bitmap table", where);
-    at += length;
+    if (uint64_t{bm.table_size} * 8 > kMaxBitmapTableBytes)
+      throw util::Error(
+          util::AtOffset(layout.path(), bm.entry_offset + 8, name + ": bitmap table too large"));
+    if (bm.table_size)
+      layout.Claim(bm.table_offset, uint64_t{bm.table_size} * 8, name + ": bitmap table",
+                   bm.entry_offset);
   }
 }
 

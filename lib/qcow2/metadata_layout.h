@@ -53,9 +53,9 @@ void ClaimRefcountTables(const util::File& file, const Header& h, MetadataLayout
 // Claims the internal snapshot table (read by ReadSnapshotTable) and the
 // snapshots' L1 tables; version 3 entries need 16 bytes of extra data.
 void ClaimSnapshots(const SnapshotTable& table, const Header& h, MetadataLayout& layout);
-// When the bitmaps autoclear bit is set: checks the bitmap directory and
-// claims it and the bitmap tables.
-void ClaimBitmaps(const util::File& file, const Header& h, MetadataLayout& layout);
+// Claims the bitmap directory (read by ReadBitmapDirectory) and each
+// bitmap table, within qemu's 64 MiB limit per table.
+void ClaimBitmaps(const BitmapDirectory& dir, const Header& h, MetadataLayout& layout);
 
 // "bit 5" or, when the feature name table knows it, "bit 5 (name)" for each
 // set incompatible bit, comma separated.

@@ -54,7 +54,7 @@ void Qcow2Reader::Open(BackingChain& chain) {
   LoadL1();
   ClaimRefcountTables(file_, header_, *layout_);
   ClaimSnapshots(ReadSnapshotTable(file_, file_size_, header_), header_, *layout_);
-  ClaimBitmaps(file_, header_, *layout_);
+  ClaimBitmaps(ReadBitmapDirectory(file_, file_size_, header_), header_, *layout_);
   ClaimL2Tables();
 
   // Never more tables than the file can hold (a small hostile file must not
