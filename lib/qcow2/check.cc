@@ -155,14 +155,14 @@ void Checker::Reference(uint64_t offset, uint64_t size, const std::function<std:
     return;
   const uint64_t file_size = image_.file_size();
   if (offset + size < offset || offset + size >= file_size + cs_) {
-    Corruption(what() + " at " + HexOffset(offset) + " (" + std::to_string(size) +
+    Corruption(what() + " at " + HexString(offset) + " (" + std::to_string(size) +
                " bytes) runs a cluster or more past the end of the file");
     return;
   }
   for (uint64_t c = offset / cs_; c <= (offset + size - 1) / cs_; ++c) {
     if (!refs_.Add(c))
       Corruption("refcount overflow on cluster " + std::to_string(c) + " (offset " +
-                 HexOffset(c * cs_) + "), referenced by " + what());
+                 HexString(c * cs_) + "), referenced by " + what());
   }
 }
 
@@ -177,8 +177,8 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
     if (e == 0 && subclusters == 0)
       continue;
     const auto where = [&] {
-      return name + " at " + HexOffset(l2_offset) + ", entry " + std::to_string(i) + " (offset " +
-             HexOffset(l2_offset + i * 8 * words) + ")";
+      return name + " at " + HexString(l2_offset) + ", entry " + std::to_string(i) + " (offset " +
+             HexString(l2_offset + i * 8 * words) + ")";
     };
     if (e & kOflagCompressed) {
       if (e & kOflagCopied)
@@ -189,7 +189,7 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
       }
       if (subclusters) {  // as qemu: reported, and its data not counted
         Corruption(where() + ": compressed cluster with subcluster bitmap " +
-                   HexOffset(subclusters));
+                   HexString(subclusters));
         continue;
       }
       const L2Entry compressed = DecodeL2Entry(e, h_);
@@ -203,19 +203,19 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
       continue;
     }
     if (e & kL2ReservedMask)
-      Corruption(where() + ": reserved bits set in " + HexOffset(e));
+      Corruption(where() + ": reserved bits set in " + HexString(e));
     const uint64_t offset = e & kL2OffsetMask;
     if (!HasHostCluster(e)) {  // unallocated or plain zero cluster
       if (subclusters & 0xffffffffull)
         Corruption(where() + ": subclusters allocated without a host cluster in bitmap " +
-                   HexOffset(subclusters));
+                   HexString(subclusters));
       continue;
     }
     if ((subclusters >> 32) & subclusters)
       Corruption(where() + ": subclusters both allocated and zero in bitmap " +
-                 HexOffset(subclusters));
+                 HexString(subclusters));
     if (offset % cs_ != 0)
-      Corruption(where() + ": data cluster offset " + HexOffset(offset) +
+      Corruption(where() + ": data cluster offset " + HexString(offset) +
                  " is not cluster aligned");
     if (active) {
       ++report_.allocated_clusters;
@@ -250,12 +250,12 @@ void Checker::CheckL1Entry(uint64_t l1_offset, uint64_t i, uint64_t entry, bool 
     return;
   const uint64_t l2 = entry & kL1OffsetMask;
   const std::string where =
-      name + " entry " + std::to_string(i) + " (offset " + HexOffset(l1_offset + i * 8) + ")";
+      name + " entry " + std::to_string(i) + " (offset " + HexString(l1_offset + i * 8) + ")";
   if (entry & kL1ReservedMask)
-    Corruption(where + ": reserved bits set in " + HexOffset(entry));
+    Corruption(where + ": reserved bits set in " + HexString(entry));
   Reference(l2, cs_, where + " L2 table");
   if (l2 % cs_ != 0)
-    Corruption(where + ": L2 table offset " + HexOffset(l2) + " is not cluster aligned");
+    Corruption(where + ": L2 table offset " + HexString(l2) + " is not cluster aligned");
   CheckL2(
       l2, active,
       (active ? "L2 table of L1 entry " : "L2 table of " + name + " entry ") + std::to_string(i));
@@ -273,7 +273,7 @@ void Checker::CheckBitmaps() {
     Reference(bm.table_offset, uint64_t{bm.table_size} * 8, name);
     if (bm.table_size > kMaxBitmapTableEntries || bm.table_offset % cs_ != 0 ||
         bm.table_offset + uint64_t{bm.table_size} * 8 > image_.file_size()) {
-      Corruption(name + " at " + HexOffset(bm.table_offset) + " (" + std::to_string(bm.table_size) +
+      Corruption(name + " at " + HexString(bm.table_offset) + " (" + std::to_string(bm.table_size) +
                  " entries) cannot be read");
       break;
     }
@@ -284,9 +284,9 @@ void Checker::CheckBitmaps() {
         const uint64_t e = entries[j];
         const uint64_t at = bm.table_offset + (first + j) * 8;
         const std::string where =
-            name + ", entry " + std::to_string(first + j) + " (offset " + HexOffset(at) + ")";
+            name + ", entry " + std::to_string(first + j) + " (offset " + HexString(at) + ")";
         if (ClassifyBitmapEntry(e, cs_) == BitmapEntryKind::kInvalid) {
-          Corruption(where + ": invalid bitmap table entry " + HexOffset(e));
+          Corruption(where + ": invalid bitmap table entry " + HexString(e));
           continue;
         }
         if (e & kBitmapEntryOffsetMask)
@@ -301,14 +301,14 @@ void Checker::CheckRefcountBlocks() {
   for (uint64_t i = 0; i < table.size(); ++i) {
     const uint64_t offset = table[i];
     const std::string where = "refcount table entry " + std::to_string(i) + " (offset " +
-                              HexOffset(h_.refcount_table_offset + i * 8) + ")";
+                              HexString(h_.refcount_table_offset + i * 8) + ")";
     if (offset % cs_ != 0) {
-      Corruption(where + ": refcount block offset " + HexOffset(offset) +
+      Corruption(where + ": refcount block offset " + HexString(offset) +
                  " is not cluster aligned");
       continue;
     }
     if (offset / cs_ >= nb_clusters_) {
-      Corruption(where + ": refcount block " + HexOffset(offset) + " is outside the image");
+      Corruption(where + ": refcount block " + HexString(offset) + " is outside the image");
       continue;
     }
     if (offset == 0)
@@ -316,7 +316,7 @@ void Checker::CheckRefcountBlocks() {
     Reference(offset, cs_, where + " refcount block");
     const uint64_t count = refs_.Get(offset / cs_);
     if (count != 1)
-      Corruption(where + ": refcount block at " + HexOffset(offset) + " is referenced " +
+      Corruption(where + ": refcount block at " + HexString(offset) + " is referenced " +
                  std::to_string(count) + " times");
   }
 }
@@ -337,7 +337,7 @@ void Checker::CompareRefcounts() {
       highest_cluster_ = i;
     if (*stored == computed)
       continue;
-    const std::string counts = " (offset " + HexOffset(i * cs_) +
+    const std::string counts = " (offset " + HexString(i * cs_) +
                                "): refcount=" + std::to_string(*stored) +
                                " reference=" + std::to_string(computed);
     if (*stored < computed) {
@@ -364,9 +364,9 @@ void Checker::CheckCopiedFlags(uint64_t i, uint64_t l1_entry) {
   const std::optional<uint64_t> rc = stored_.Get(l2 / cs_);
   if (rc && (*rc == 1) != ((l1_entry & kOflagCopied) != 0))
     Corruption("L1 table entry " + std::to_string(i) + " (offset " +
-               HexOffset(h_.l1_table_offset + i * 8) + "): copied flag " +
+               HexString(h_.l1_table_offset + i * 8) + "): copied flag " +
                ((l1_entry & kOflagCopied) ? "set" : "clear") + " but the L2 table at " +
-               HexOffset(l2) + " has refcount " + std::to_string(*rc));
+               HexString(l2) + " has refcount " + std::to_string(*rc));
   const uint64_t words = h_.l2_entry_bytes() / 8;
   const std::vector<uint64_t> entries = image_.ReadTableZeroPadded(l2, h_.l2_entries() * words);
   for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
@@ -378,10 +378,10 @@ void Checker::CheckCopiedFlags(uint64_t i, uint64_t l1_entry) {
     const std::optional<uint64_t> data_rc =
         has_data_file_ ? std::optional<uint64_t>{1} : stored_.Get(offset / cs_);
     if (data_rc && (*data_rc == 1) != ((e & kOflagCopied) != 0))
-      Corruption("L2 table of L1 entry " + std::to_string(i) + " at " + HexOffset(l2) + ", entry " +
-                 std::to_string(j) + " (offset " + HexOffset(l2 + j * 8 * words) +
+      Corruption("L2 table of L1 entry " + std::to_string(i) + " at " + HexString(l2) + ", entry " +
+                 std::to_string(j) + " (offset " + HexString(l2 + j * 8 * words) +
                  "): copied flag " + ((e & kOflagCopied) ? "set" : "clear") +
-                 " but the data cluster at " + HexOffset(offset) + " has refcount " +
+                 " but the data cluster at " + HexString(offset) + " has refcount " +
                  std::to_string(*data_rc));
   }
 }

@@ -1,6 +1,7 @@
 #include "qcow2/format.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "util/endian.h"
@@ -77,6 +78,12 @@ std::vector<uint8_t> Header::Encode() const {
     StoreBE32(out.data() + 16, static_cast<uint32_t>(backing_file.size()));
   }
   return out;
+}
+
+std::string HexString(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
 }
 
 bool HasQcow2Magic(std::span<const uint8_t> first_bytes) {

@@ -111,6 +111,9 @@ struct Header {
 // anything malformed. Does not check tables against the file size.
 Header DecodeHeader(std::span<const uint8_t> file_bytes, const std::string& name);
 
+// "0x1234": offsets and entries in messages and reports.
+std::string HexString(uint64_t v);
+
 // True when the buffer starts with the qcow2 magic.
 bool HasQcow2Magic(std::span<const uint8_t> first_bytes);
 // The bytes at the start of a file that hold the header and its extensions

@@ -89,8 +89,8 @@ void PrintMap(const ImageView& image, bool json, std::ostream& out, const Refere
                        : r.data     ? "data"
                        : r.present  ? "zero"
                                     : "unallocated";
-    std::snprintf(line, sizeof line, "%-20s%-20s%-20s%-7d%-13s", HexOffset(r.start).c_str(),
-                  HexOffset(r.length).c_str(), r.offset ? HexOffset(*r.offset).c_str() : "-",
+    std::snprintf(line, sizeof line, "%-20s%-20s%-20s%-7d%-13s", HexString(r.start).c_str(),
+                  HexString(r.length).c_str(), r.offset ? HexString(*r.offset).c_str() : "-",
                   r.depth, kind);
     out << line << (r.offset ? PrintableName(*r.file) : "-") << "\n";
   };

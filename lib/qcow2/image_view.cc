@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cassert>
-#include <cstdio>
 
 #include "util/endian.h"
 #include "util/error.h"
@@ -17,12 +16,6 @@ using util::LoadBE32;
 using util::LoadBE64;
 
 }  // namespace
-
-std::string HexOffset(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 uint64_t Bitmap::table_entries_needed(uint64_t virtual_size, uint64_t cluster_size) const {
   if (granularity_bits >= 64)

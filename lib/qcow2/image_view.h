@@ -81,7 +81,9 @@ class ImageView {
   BitmapDirectory bitmaps_;
 };
 
-// "0x1234".
-std::string HexOffset(uint64_t v);
+// HexString under the name the inspection tests know.
+inline std::string HexOffset(uint64_t v) {
+  return HexString(v);
+}
 
 }  // namespace qcow2

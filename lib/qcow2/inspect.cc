@@ -54,7 +54,7 @@ std::vector<std::string> BitmapFlagNames(uint32_t flags) {
   if (flags & kBitmapFlagExtraDataCompatible)
     out.push_back("extra-data-compatible");
   if (flags & ~7u)
-    out.push_back("unknown " + HexOffset(flags & ~7u));
+    out.push_back("unknown " + HexString(flags & ~7u));
   return out;
 }
 

@@ -111,17 +111,17 @@ const std::vector<uint64_t>* Qcow2Layer::Table(uint64_t l1_index) {
   const uint64_t l1_at = h_.l1_table_offset + l1_index * 8;
   const uint64_t entry = l1_index < l1_.size() ? l1_[l1_index] : 0;
   const std::string where =
-      "L1 table entry " + std::to_string(l1_index) + " (offset " + HexOffset(l1_at) + ")";
+      "L1 table entry " + std::to_string(l1_index) + " (offset " + HexString(l1_at) + ")";
   if (entry & 0x7f000000000001ffull)
     throw util::Error(
-        util::AtOffset(image_.path(), l1_at, where + ": reserved bits set in " + HexOffset(entry)));
+        util::AtOffset(image_.path(), l1_at, where + ": reserved bits set in " + HexString(entry)));
   const uint64_t l2_offset = entry & kL1OffsetMask;
   if (l2_offset == 0)
     return nullptr;
   if (l2_offset % cs_ != 0 || l2_offset < cs_ || l2_offset + cs_ > image_.file_size())
     throw util::Error(util::AtOffset(
         image_.path(), l1_at,
-        where + ": L2 table offset " + HexOffset(l2_offset) + " is not a cluster inside the file"));
+        where + ": L2 table offset " + HexString(l2_offset) + " is not a cluster inside the file"));
   table_index_ = ~uint64_t{0};
   table_ = image_.ReadTable(l2_offset, cs_ / 8, "L2 table of " + where);
   table_index_ = l1_index;
@@ -149,10 +149,10 @@ ClusterDescriptor Qcow2Layer::Descriptor(uint64_t cluster) {
   if (std::string problem = DescriptorProblem(d, h_, has_data_file); !problem.empty())
     fail(problem);
   if (d.compressed && (d.host_offset < cs_ || d.host_offset >= image_.file_size()))
-    fail("compressed data offset " + HexOffset(d.host_offset) + " is outside the file");
+    fail("compressed data offset " + HexString(d.host_offset) + " is outside the file");
   if (!d.compressed && d.has_host && !has_data_file &&
       (d.host_offset < cs_ || d.host_offset >= image_.file_size()))
-    fail("data offset " + HexOffset(d.host_offset) + " is not a cluster inside the file");
+    fail("data offset " + HexString(d.host_offset) + " is not a cluster inside the file");
   return d;
 }
 

@@ -1,6 +1,5 @@
 #include "qcow2/metadata_layout.h"
 
-#include <cstdio>
 #include <vector>
 
 #include "util/endian.h"
@@ -17,12 +16,6 @@ std::string Entry(const std::string& table, uint64_t index) {
 }
 
 }  // namespace
-
-std::string HexString(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 MetadataLayout::MetadataLayout(std::string path, uint64_t file_size, uint64_t cluster_size)
     : path_(std::move(path)), file_size_(file_size), cluster_size_(cluster_size) {

@@ -61,6 +61,4 @@ void ClaimBitmaps(const BitmapDirectory& dir, const Header& h, MetadataLayout& l
 // set incompatible bit, comma separated.
 std::string DescribeIncompatibleBits(const Header& h, uint64_t bits);
 
-std::string HexString(uint64_t v);
-
 }  // namespace qcow2
