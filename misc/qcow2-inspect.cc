@@ -13,6 +13,7 @@
 #include <string>
 
 #include "config.h"
+#include "qcow2/backing.h"
 #include "qcow2/check.h"
 #include "qcow2/format.h"
 #include "qcow2/image_view.h"
@@ -24,9 +25,9 @@
 namespace {
 
 const char kUsage[] =
-    "Usage: qcow2-inspect info [--json] IMAGE\n"
+    "Usage: qcow2-inspect info [--json] [--backing=SCOPE] IMAGE\n"
     "       qcow2-inspect check [--json] IMAGE\n"
-    "       qcow2-inspect map [--json] IMAGE\n"
+    "       qcow2-inspect map [--json] [--backing=SCOPE] IMAGE\n"
     "       qcow2-inspect dump IMAGE\n";
 
 const char kHelp[] =
@@ -39,6 +40,9 @@ const char kHelp[] =
     "  dump    every header field and extension, snapshots, refcount table,\n"
     "          bitmap directory and tables, L1 table with L2 summaries\n"
     "  --json  machine-readable output (info, check, map)\n"
+    "  --backing=SCOPE\n"
+    "          backing and data files info and map may open: any (the\n"
+    "          default), image-dir (inside the image's directory) or none\n"
     "  -h, --help     show this help\n"
     "  -V, --version  show the version\n";
 
@@ -58,10 +62,27 @@ struct Options {
   std::string command;
   std::string image;
   bool json = false;
+  qcow2::ReferencePolicy policy;
 };
+
+// The policy --backing=SCOPE names.
+qcow2::ReferencePolicy ParsePolicy(const std::string& scope) {
+  using Scope = qcow2::ReferencePolicy::Scope;
+  qcow2::ReferencePolicy p;
+  if (scope == "any")
+    p.backing = p.data_file = Scope::kAny;
+  else if (scope == "image-dir")
+    p.backing = p.data_file = Scope::kImageDirectory;
+  else if (scope == "none")
+    p.backing = p.data_file = Scope::kNone;
+  else
+    throw util::Error("unknown --backing scope '" + scope + "' (any, image-dir or none)");
+  return p;
+}
 
 Options ParseOptions(int argc, char** argv) {
   static const option kLong[] = {{"json", no_argument, nullptr, 'j'},
+                                 {"backing", required_argument, nullptr, 'b'},
                                  {"help", no_argument, nullptr, 'h'},
                                  {"version", no_argument, nullptr, 'V'},
                                  {nullptr, 0, nullptr, 0}};
@@ -81,6 +102,8 @@ Options ParseOptions(int argc, char** argv) {
   while ((c = getopt_long(argc, argv, "hV", kLong, nullptr)) != -1) {
     if (c == 'j')
       o.json = true;
+    else if (c == 'b')
+      o.policy = ParsePolicy(optarg);
     else if (c == 'h')
       Usage(0);
     else if (c == 'V')
@@ -116,10 +139,10 @@ int Run(const Options& o) {
   int code = 0;
   if (o.command == "info") {
     std::ostringstream out;  // small: printed only once complete
-    qcow2::PrintInfo(image, o.json, out);
+    qcow2::PrintInfo(image, o.json, out, o.policy);
     std::cout << out.str();
   } else if (o.command == "map") {
-    qcow2::PrintMap(image, o.json, std::cout);
+    qcow2::PrintMap(image, o.json, std::cout, o.policy);
   } else if (o.command == "check") {
     std::ostringstream out;
     code = qcow2::PrintCheck(image, o.json, out, std::cerr);

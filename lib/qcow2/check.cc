@@ -119,11 +119,15 @@ class Checker {
     Reference(offset, size, [&] { return what; });
   }
   void CheckL1(uint64_t l1_offset, uint64_t l1_size, bool active, const std::string& name);
+  void CheckL1Entry(uint64_t l1_offset, uint64_t i, uint64_t entry, bool active,
+                    const std::string& name);
   void CheckL2(uint64_t l2_offset, bool active, const std::string& name);
   void CheckBitmaps();
   void CheckRefcountBlocks();
   void CompareRefcounts();
   void CheckCopiedFlags();
+  // The copied flags of one active L1 entry and of its L2 table's entries.
+  void CheckCopiedFlags(uint64_t i, uint64_t l1_entry);
   // True when an L2 entry (not compressed) has a host cluster, as qemu's
   // cluster types NORMAL and ZERO_ALLOC: offset 0 is one in a data file
   // when the copied flag says so.
@@ -151,14 +155,14 @@ void Checker::Reference(uint64_t offset, uint64_t size, const std::function<std:
     return;
   const uint64_t file_size = image_.file_size();
   if (offset + size < offset || offset + size >= file_size + cs_) {
-    Corruption(what() + " at " + HexOffset(offset) + " (" + std::to_string(size) +
+    Corruption(what() + " at " + HexString(offset) + " (" + std::to_string(size) +
                " bytes) runs a cluster or more past the end of the file");
     return;
   }
   for (uint64_t c = offset / cs_; c <= (offset + size - 1) / cs_; ++c) {
     if (!refs_.Add(c))
       Corruption("refcount overflow on cluster " + std::to_string(c) + " (offset " +
-                 HexOffset(c * cs_) + "), referenced by " + what());
+                 HexString(c * cs_) + "), referenced by " + what());
   }
 }
 
@@ -166,8 +170,6 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
   const uint64_t entries = h_.l2_entries();
   const uint64_t words = h_.l2_entry_bytes() / 8;  // 2 with extended L2 entries
   const std::vector<uint64_t> l2 = image_.ReadTableZeroPadded(l2_offset, entries * words);
-  const uint32_t x = 62 - (h_.cluster_bits - 8);
-  const uint64_t csize_mask = (uint64_t{1} << (h_.cluster_bits - 8)) - 1;
   uint64_t next_contiguous = 0;
   for (uint64_t i = 0; i < entries; ++i) {
     const uint64_t e = l2[i * words];
@@ -175,8 +177,8 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
     if (e == 0 && subclusters == 0)
       continue;
     const auto where = [&] {
-      return name + " at " + HexOffset(l2_offset) + ", entry " + std::to_string(i) + " (offset " +
-             HexOffset(l2_offset + i * 8 * words) + ")";
+      return name + " at " + HexString(l2_offset) + ", entry " + std::to_string(i) + " (offset " +
+             HexString(l2_offset + i * 8 * words) + ")";
     };
     if (e & kOflagCompressed) {
       if (e & kOflagCopied)
@@ -187,12 +189,11 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
       }
       if (subclusters) {  // as qemu: reported, and its data not counted
         Corruption(where() + ": compressed cluster with subcluster bitmap " +
-                   HexOffset(subclusters));
+                   HexString(subclusters));
         continue;
       }
-      const uint64_t coffset = e & ((uint64_t{1} << x) - 1);
-      const uint64_t sectors = ((e >> x) & csize_mask) + 1;
-      Reference(coffset, sectors * 512 - (coffset & 511),
+      const L2Entry compressed = DecodeL2Entry(e, h_);
+      Reference(compressed.host_offset, compressed.compressed_size,
                 [&] { return where() + " compressed data"; });
       if (active) {
         ++report_.allocated_clusters;
@@ -202,19 +203,19 @@ void Checker::CheckL2(uint64_t l2_offset, bool active, const std::string& name) 
       continue;
     }
     if (e & kL2ReservedMask)
-      Corruption(where() + ": reserved bits set in " + HexOffset(e));
+      Corruption(where() + ": reserved bits set in " + HexString(e));
     const uint64_t offset = e & kL2OffsetMask;
     if (!HasHostCluster(e)) {  // unallocated or plain zero cluster
       if (subclusters & 0xffffffffull)
         Corruption(where() + ": subclusters allocated without a host cluster in bitmap " +
-                   HexOffset(subclusters));
+                   HexString(subclusters));
       continue;
     }
     if ((subclusters >> 32) & subclusters)
       Corruption(where() + ": subclusters both allocated and zero in bitmap " +
-                 HexOffset(subclusters));
+                 HexString(subclusters));
     if (offset % cs_ != 0)
-      Corruption(where() + ": data cluster offset " + HexOffset(offset) +
+      Corruption(where() + ": data cluster offset " + HexString(offset) +
                  " is not cluster aligned");
     if (active) {
       ++report_.allocated_clusters;
@@ -231,24 +232,33 @@ void Checker::CheckL1(uint64_t l1_offset, uint64_t l1_size, bool active, const s
   if (l1_size == 0)
     return;
   Reference(l1_offset, l1_size * 8, name);
-  const std::vector<uint64_t> l1 = image_.ReadTableZeroPadded(l1_offset, l1_size);
-  for (uint64_t i = 0; i < l1_size; ++i) {
-    // As qemu, an entry with only reserved bits set still sends the check to
-    // an L2 table at offset 0.
-    if (l1[i] == 0)
-      continue;
-    const uint64_t l2 = l1[i] & kL1OffsetMask;
-    const std::string where =
-        name + " entry " + std::to_string(i) + " (offset " + HexOffset(l1_offset + i * 8) + ")";
-    if (l1[i] & kL1ReservedMask)
-      Corruption(where + ": reserved bits set in " + HexOffset(l1[i]));
-    Reference(l2, cs_, where + " L2 table");
-    if (l2 % cs_ != 0)
-      Corruption(where + ": L2 table offset " + HexOffset(l2) + " is not cluster aligned");
-    CheckL2(
-        l2, active,
-        (active ? "L2 table of L1 entry " : "L2 table of " + name + " entry ") + std::to_string(i));
+  // Read in slices: e2fsprogs' e2image writes L1 tables over 32 MiB.
+  constexpr uint64_t kSliceEntries = 1 << 16;
+  for (uint64_t first = 0; first < l1_size; first += kSliceEntries) {
+    const uint64_t n = std::min(kSliceEntries, l1_size - first);
+    const std::vector<uint64_t> l1 = image_.ReadTableZeroPadded(l1_offset + first * 8, n);
+    for (uint64_t j = 0; j < n; ++j)
+      CheckL1Entry(l1_offset, first + j, l1[j], active, name);
   }
+}
+
+void Checker::CheckL1Entry(uint64_t l1_offset, uint64_t i, uint64_t entry, bool active,
+                           const std::string& name) {
+  // As qemu, an entry with only reserved bits set still sends the check to
+  // an L2 table at offset 0.
+  if (entry == 0)
+    return;
+  const uint64_t l2 = entry & kL1OffsetMask;
+  const std::string where =
+      name + " entry " + std::to_string(i) + " (offset " + HexString(l1_offset + i * 8) + ")";
+  if (entry & kL1ReservedMask)
+    Corruption(where + ": reserved bits set in " + HexString(entry));
+  Reference(l2, cs_, where + " L2 table");
+  if (l2 % cs_ != 0)
+    Corruption(where + ": L2 table offset " + HexString(l2) + " is not cluster aligned");
+  CheckL2(
+      l2, active,
+      (active ? "L2 table of L1 entry " : "L2 table of " + name + " entry ") + std::to_string(i));
 }
 
 void Checker::CheckBitmaps() {
@@ -263,7 +273,7 @@ void Checker::CheckBitmaps() {
     Reference(bm.table_offset, uint64_t{bm.table_size} * 8, name);
     if (bm.table_size > kMaxBitmapTableEntries || bm.table_offset % cs_ != 0 ||
         bm.table_offset + uint64_t{bm.table_size} * 8 > image_.file_size()) {
-      Corruption(name + " at " + HexOffset(bm.table_offset) + " (" + std::to_string(bm.table_size) +
+      Corruption(name + " at " + HexString(bm.table_offset) + " (" + std::to_string(bm.table_size) +
                  " entries) cannot be read");
       break;
     }
@@ -274,9 +284,9 @@ void Checker::CheckBitmaps() {
         const uint64_t e = entries[j];
         const uint64_t at = bm.table_offset + (first + j) * 8;
         const std::string where =
-            name + ", entry " + std::to_string(first + j) + " (offset " + HexOffset(at) + ")";
+            name + ", entry " + std::to_string(first + j) + " (offset " + HexString(at) + ")";
         if (ClassifyBitmapEntry(e, cs_) == BitmapEntryKind::kInvalid) {
-          Corruption(where + ": invalid bitmap table entry " + HexOffset(e));
+          Corruption(where + ": invalid bitmap table entry " + HexString(e));
           continue;
         }
         if (e & kBitmapEntryOffsetMask)
@@ -291,14 +301,14 @@ void Checker::CheckRefcountBlocks() {
   for (uint64_t i = 0; i < table.size(); ++i) {
     const uint64_t offset = table[i];
     const std::string where = "refcount table entry " + std::to_string(i) + " (offset " +
-                              HexOffset(h_.refcount_table_offset + i * 8) + ")";
+                              HexString(h_.refcount_table_offset + i * 8) + ")";
     if (offset % cs_ != 0) {
-      Corruption(where + ": refcount block offset " + HexOffset(offset) +
+      Corruption(where + ": refcount block offset " + HexString(offset) +
                  " is not cluster aligned");
       continue;
     }
     if (offset / cs_ >= nb_clusters_) {
-      Corruption(where + ": refcount block " + HexOffset(offset) + " is outside the image");
+      Corruption(where + ": refcount block " + HexString(offset) + " is outside the image");
       continue;
     }
     if (offset == 0)
@@ -306,7 +316,7 @@ void Checker::CheckRefcountBlocks() {
     Reference(offset, cs_, where + " refcount block");
     const uint64_t count = refs_.Get(offset / cs_);
     if (count != 1)
-      Corruption(where + ": refcount block at " + HexOffset(offset) + " is referenced " +
+      Corruption(where + ": refcount block at " + HexString(offset) + " is referenced " +
                  std::to_string(count) + " times");
   }
 }
@@ -327,7 +337,7 @@ void Checker::CompareRefcounts() {
       highest_cluster_ = i;
     if (*stored == computed)
       continue;
-    const std::string counts = " (offset " + HexOffset(i * cs_) +
+    const std::string counts = " (offset " + HexString(i * cs_) +
                                "): refcount=" + std::to_string(*stored) +
                                " reference=" + std::to_string(computed);
     if (*stored < computed) {
@@ -341,34 +351,38 @@ void Checker::CompareRefcounts() {
 }
 
 void Checker::CheckCopiedFlags() {
-  const std::vector<uint64_t> l1 = image_.ReadL1();
-  for (uint64_t i = 0; i < l1.size(); ++i) {
-    const uint64_t l2 = l1[i] & kL1OffsetMask;
-    if (l2 == 0)
+  image_.ForEachL1Slice([&](uint64_t first, std::span<const uint64_t> l1) {
+    for (uint64_t j = 0; j < l1.size(); ++j)
+      CheckCopiedFlags(first + j, l1[j]);
+  });
+}
+
+void Checker::CheckCopiedFlags(uint64_t i, uint64_t l1_entry) {
+  const uint64_t l2 = l1_entry & kL1OffsetMask;
+  if (l2 == 0)
+    return;
+  const std::optional<uint64_t> rc = stored_.Get(l2 / cs_);
+  if (rc && (*rc == 1) != ((l1_entry & kOflagCopied) != 0))
+    Corruption("L1 table entry " + std::to_string(i) + " (offset " +
+               HexString(h_.l1_table_offset + i * 8) + "): copied flag " +
+               ((l1_entry & kOflagCopied) ? "set" : "clear") + " but the L2 table at " +
+               HexString(l2) + " has refcount " + std::to_string(*rc));
+  const uint64_t words = h_.l2_entry_bytes() / 8;
+  const std::vector<uint64_t> entries = image_.ReadTableZeroPadded(l2, h_.l2_entries() * words);
+  for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
+    const uint64_t e = entries[j * words];
+    const uint64_t offset = e & kL2OffsetMask;
+    if ((e & kOflagCompressed) || !HasHostCluster(e))
       continue;
-    const std::optional<uint64_t> rc = stored_.Get(l2 / cs_);
-    if (rc && (*rc == 1) != ((l1[i] & kOflagCopied) != 0))
-      Corruption("L1 table entry " + std::to_string(i) + " (offset " +
-                 HexOffset(h_.l1_table_offset + i * 8) + "): copied flag " +
-                 ((l1[i] & kOflagCopied) ? "set" : "clear") + " but the L2 table at " +
-                 HexOffset(l2) + " has refcount " + std::to_string(*rc));
-    const uint64_t words = h_.l2_entry_bytes() / 8;
-    const std::vector<uint64_t> entries = image_.ReadTableZeroPadded(l2, h_.l2_entries() * words);
-    for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
-      const uint64_t e = entries[j * words];
-      const uint64_t offset = e & kL2OffsetMask;
-      if ((e & kOflagCompressed) || !HasHostCluster(e))
-        continue;
-      // Data file clusters count as referenced once.
-      const std::optional<uint64_t> data_rc =
-          has_data_file_ ? std::optional<uint64_t>{1} : stored_.Get(offset / cs_);
-      if (data_rc && (*data_rc == 1) != ((e & kOflagCopied) != 0))
-        Corruption("L2 table of L1 entry " + std::to_string(i) + " at " + HexOffset(l2) +
-                   ", entry " + std::to_string(j) + " (offset " + HexOffset(l2 + j * 8 * words) +
-                   "): copied flag " + ((e & kOflagCopied) ? "set" : "clear") +
-                   " but the data cluster at " + HexOffset(offset) + " has refcount " +
-                   std::to_string(*data_rc));
-    }
+    // Data file clusters count as referenced once.
+    const std::optional<uint64_t> data_rc =
+        has_data_file_ ? std::optional<uint64_t>{1} : stored_.Get(offset / cs_);
+    if (data_rc && (*data_rc == 1) != ((e & kOflagCopied) != 0))
+      Corruption("L2 table of L1 entry " + std::to_string(i) + " at " + HexString(l2) + ", entry " +
+                 std::to_string(j) + " (offset " + HexString(l2 + j * 8 * words) +
+                 "): copied flag " + ((e & kOflagCopied) ? "set" : "clear") +
+                 " but the data cluster at " + HexString(offset) + " has refcount " +
+                 std::to_string(*data_rc));
   }
 }
 

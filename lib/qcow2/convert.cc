@@ -5,6 +5,7 @@
 // batches ahead of the writing. The holes of the files that back clusters
 // are not read: a 2 MiB cluster holding a few metadata blocks is mostly hole.
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <deque>
 #include <span>
@@ -26,7 +27,10 @@ void ReadMapped(const Mapping& m, std::span<uint8_t> dst) {
   switch (m.kind) {
     case ClusterKind::kNormal:
       if (m.pad_past_eof) {
-        const size_t got = m.file->ReadUpTo(dst, m.host_offset);
+        const uint64_t stored = m.host_offset < m.file_size
+                                    ? std::min<uint64_t>(dst.size(), m.file_size - m.host_offset)
+                                    : 0;
+        const size_t got = m.file->ReadUpTo(dst.first(stored), m.host_offset);
         std::fill(dst.begin() + static_cast<ptrdiff_t>(got), dst.end(), 0);
       } else {
         m.file->ReadAt(dst, m.host_offset);
@@ -49,8 +53,7 @@ void Qcow2Reader::Read(uint64_t guest_offset, std::span<uint8_t> out) {
   size_t done = 0;
   while (done < out.size()) {
     const Mapping m = Resolve(guest_offset + done, out.size() - done);
-    if (m.length == 0)
-      Fail(guest_offset + done, "read past the virtual size");
+    assert(m.length > 0 && "Read is called within the virtual size");
     ReadMapped(m, out.subspan(done, m.length));
     done += m.length;
   }

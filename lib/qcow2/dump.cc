@@ -36,7 +36,7 @@ std::string ExtensionName(uint32_t type) {
 void Field(std::ostream& out, const char* name, uint64_t value, bool hex = false) {
   char line[128];
   std::snprintf(line, sizeof line, "  %-26s%s\n", name,
-                hex ? HexOffset(value).c_str() : std::to_string(value).c_str());
+                hex ? HexString(value).c_str() : std::to_string(value).c_str());
   out << line;
 }
 
@@ -73,13 +73,13 @@ void DumpHeader(const ImageView& image, std::ostream& out) {
       Field(out, "compression_type", static_cast<uint64_t>(h.compression_type));
   }
   if (!h.backing_file.empty())
-    out << "  backing file name         " << h.backing_file << "\n";
+    out << "  backing file name         " << PrintableName(h.backing_file) << "\n";
 
   out << "\nHeader extensions (" << h.extensions.size() << ")\n";
   uint64_t at = h.header_length;
   for (size_t i = 0; i < h.extensions.size(); ++i) {
     const HeaderExtension& e = h.extensions[i];
-    out << "  [" << i << "] at " << HexOffset(at) << ": type " << HexOffset(e.type) << " ("
+    out << "  [" << i << "] at " << HexString(at) << ": type " << HexString(e.type) << " ("
         << ExtensionName(e.type) << "), " << e.data.size() << " bytes\n";
     const uint8_t* p = e.data.data();
     if (e.type == kExtFeatureNames) {
@@ -93,9 +93,9 @@ void DumpHeader(const ImageView& image, std::ostream& out) {
     } else if (e.type == kExtBitmaps && e.data.size() >= 24) {
       out << "      nb_bitmaps " << util::LoadBE32(p) << ", reserved " << util::LoadBE32(p + 4)
           << ", bitmap_directory_size " << util::LoadBE64(p + 8) << ", bitmap_directory_offset "
-          << HexOffset(util::LoadBE64(p + 16)) << "\n";
+          << HexString(util::LoadBE64(p + 16)) << "\n";
     } else if (e.type == kExtFullDiskEncryption && e.data.size() >= 16) {
-      out << "      offset " << HexOffset(util::LoadBE64(p)) << ", length " << util::LoadBE64(p + 8)
+      out << "      offset " << HexString(util::LoadBE64(p)) << ", length " << util::LoadBE64(p + 8)
           << "\n";
     } else if (e.type == kExtCaptureInfo) {
       try {
@@ -115,11 +115,11 @@ void DumpSnapshots(const ImageView& image, std::ostream& out) {
       << image.snapshot_table_bytes() << " bytes)\n";
   for (size_t i = 0; i < image.snapshots().size(); ++i) {
     const Snapshot& s = image.snapshots()[i];
-    out << "  [" << i << "] at " << HexOffset(s.entry_offset) << ": id \"" << s.id << "\" name \""
-        << s.name << "\" l1_table_offset " << HexOffset(s.l1_table_offset) << " l1_size "
-        << s.l1_size << " date " << s.date_sec << "." << s.date_nsec << " vm_clock_nsec "
-        << s.vm_clock_nsec << " vm_state_size " << s.vm_state_size << " extra_data_size "
-        << s.extra_data_size;
+    out << "  [" << i << "] at " << HexString(s.entry_offset) << ": id \"" << PrintableName(s.id)
+        << "\" name \"" << PrintableName(s.name) << "\" l1_table_offset "
+        << HexString(s.l1_table_offset) << " l1_size " << s.l1_size << " date " << s.date_sec << "."
+        << s.date_nsec << " vm_clock_nsec " << s.vm_clock_nsec << " vm_state_size "
+        << s.vm_state_size << " extra_data_size " << s.extra_data_size;
     if (s.disk_size)
       out << " disk_size " << *s.disk_size;
     if (s.icount)
@@ -136,12 +136,12 @@ void DumpRefcountTable(const ImageView& image, std::ostream& out) {
   uint64_t used = 0;
   for (uint64_t e : table)
     used += e != 0;
-  out << "\nRefcount table at " << HexOffset(h.refcount_table_offset) << " (" << entries
+  out << "\nRefcount table at " << HexString(h.refcount_table_offset) << " (" << entries
       << " entries, " << used << " used; " << h.refcount_bits() << "-bit refcounts, "
       << image.cluster_size() * 8 / h.refcount_bits() << " per block)\n";
   for (uint64_t i = 0; i < table.size(); ++i)
     if (table[i])
-      out << "  entry " << i << ": refcount block at " << HexOffset(table[i]) << "\n";
+      out << "  entry " << i << ": refcount block at " << HexString(table[i]) << "\n";
 }
 
 uint64_t DumpBitmaps(const ImageView& image, std::ostream& out, std::ostream& err) {
@@ -150,16 +150,16 @@ uint64_t DumpBitmaps(const ImageView& image, std::ostream& out, std::ostream& er
     return 0;
   const uint64_t cs = image.cluster_size();
   uint64_t problems = 0;
-  out << "\nBitmap directory at " << HexOffset(ext->directory_offset) << " (" << ext->nb_bitmaps
+  out << "\nBitmap directory at " << HexString(ext->directory_offset) << " (" << ext->nb_bitmaps
       << " bitmaps, " << ext->directory_size << " bytes)";
   if (!(image.header().autoclear_features & kAutoclearBitmaps))
     out << ": ignored, the bitmaps autoclear bit is clear";
   out << "\n";
   for (size_t b = 0; b < image.bitmaps().size(); ++b) {
     const Bitmap& bm = image.bitmaps()[b];
-    out << "  [" << b << "] at " << HexOffset(bm.entry_offset) << ": name \"" << bm.name
-        << "\" bitmap_table_offset " << HexOffset(bm.table_offset) << " bitmap_table_size "
-        << bm.table_size << " flags " << HexOffset(bm.flags) << " type "
+    out << "  [" << b << "] at " << HexString(bm.entry_offset) << ": name \"" << bm.name
+        << "\" bitmap_table_offset " << HexString(bm.table_offset) << " bitmap_table_size "
+        << bm.table_size << " flags " << HexString(bm.flags) << " type "
         << static_cast<int>(bm.type) << " granularity_bits "
         << static_cast<int>(bm.granularity_bits) << " extra_data_size " << bm.extra_data_size
         << "\n";
@@ -183,12 +183,12 @@ uint64_t DumpBitmaps(const ImageView& image, std::ostream& out, std::ostream& er
         const BitmapEntryKind kind = ClassifyBitmapEntry(entries[j], cs);
         const uint64_t offset = entries[j] & kBitmapEntryOffsetMask;
         out << "      entry " << first + j << ": " << BitmapEntryKindName(kind) << ", size "
-            << (kind == BitmapEntryKind::kSerialized ? cs : 0) << ", offset " << HexOffset(offset);
+            << (kind == BitmapEntryKind::kSerialized ? cs : 0) << ", offset " << HexString(offset);
         if (kind == BitmapEntryKind::kInvalid) {
-          out << " (raw " << HexOffset(entries[j]) << ")";
+          out << " (raw " << HexString(entries[j]) << ")";
           err << util::AtOffset(image.path(), bm.table_offset + (first + j) * 8,
                                 name + ", entry " + std::to_string(first + j) +
-                                    ": invalid bitmap table entry " + HexOffset(entries[j]))
+                                    ": invalid bitmap table entry " + HexString(entries[j]))
               << "\n";
           ++problems;
         }
@@ -199,77 +199,86 @@ uint64_t DumpBitmaps(const ImageView& image, std::ostream& out, std::ostream& er
   return problems;
 }
 
-uint64_t DumpL1(const ImageView& image, std::ostream& out, std::ostream& err) {
+// One L1 entry and a summary of its L2 table; 1 when it is unreadable.
+uint64_t DumpL1Entry(const ImageView& image, uint64_t i, uint64_t entry, std::ostream& out,
+                     std::ostream& err) {
   const Header& h = image.header();
   const uint64_t cs = image.cluster_size();
-  const std::vector<uint64_t> l1 = image.ReadL1();
-  uint64_t problems = 0, used = 0;
-  for (uint64_t e : l1)
-    used += (e & kL1OffsetMask) != 0;
-  out << "\nL1 table at " << HexOffset(h.l1_table_offset) << " (" << l1.size() << " entries, "
-      << used << " with an L2 table; each maps " << h.bytes_per_l1_entry() << " bytes)\n";
-  for (uint64_t i = 0; i < l1.size(); ++i) {
-    const uint64_t l2_offset = l1[i] & kL1OffsetMask;
-    if (l2_offset == 0)
-      continue;
-    out << "  entry " << i << ": L2 table at " << HexOffset(l2_offset)
-        << ((l1[i] & kOflagCopied) ? " (copied)" : "");
-    if (l2_offset % cs != 0 || l2_offset + cs > image.file_size()) {
-      out << ": unreadable\n";
-      err << util::AtOffset(image.path(), h.l1_table_offset + i * 8,
-                            "L1 table entry " + std::to_string(i) + ": L2 table offset " +
-                                HexOffset(l2_offset) + " is not a cluster inside the file")
-          << "\n";
-      ++problems;
-      continue;
-    }
-    const bool extended = h.extended_l2();
-    const bool has_data_file = h.incompatible_features & kIncompatDataFile;
-    const std::vector<uint64_t> l2 =
-        image.ReadTable(l2_offset, cs / 8, "L2 table of L1 entry " + std::to_string(i));
-    uint64_t counts[5] = {0, 0, 0, 0, 0};
-    uint64_t copied = 0, lowest = UINT64_MAX, highest = 0, sub_allocated = 0, sub_zero = 0;
-    bool any_host = false;
-    for (uint64_t j = 0; j < h.l2_entries(); ++j) {
-      const uint64_t raw = l2[extended ? 2 * j : j];
-      const ClusterDescriptor d =
-          DecodeDescriptor(raw, extended ? l2[2 * j + 1] : 0, h, has_data_file);
-      ClusterKind kind = ClusterKind::kUnallocated;
-      if (d.compressed)
-        kind = ClusterKind::kCompressed;
-      else if (extended)  // a host cluster is data; without one, zero subclusters or none
-        kind = d.has_host         ? ClusterKind::kNormal
-               : (d.bitmap >> 32) ? ClusterKind::kZero
-                                  : ClusterKind::kUnallocated;
-      else if (d.zero)
-        kind = d.host_offset ? ClusterKind::kZeroAllocated : ClusterKind::kZero;
-      else if (d.has_host)
-        kind = ClusterKind::kNormal;
-      ++counts[static_cast<int>(kind)];
-      copied += (raw & kOflagCopied) != 0;
-      if (extended && !d.compressed) {
-        sub_allocated += std::popcount(d.bitmap & 0xffffffffull);
-        sub_zero += std::popcount(d.bitmap >> 32);
-      }
-      if (kind == ClusterKind::kNormal || kind == ClusterKind::kCompressed ||
-          kind == ClusterKind::kZeroAllocated) {
-        any_host = true;
-        lowest = std::min(lowest, d.host_offset);
-        highest = std::max(highest, d.host_offset);
-      }
-    }
-    out << ": " << counts[static_cast<int>(ClusterKind::kNormal)] << " data, "
-        << counts[static_cast<int>(ClusterKind::kCompressed)] << " compressed, "
-        << counts[static_cast<int>(ClusterKind::kZero)] << " zero, "
-        << counts[static_cast<int>(ClusterKind::kZeroAllocated)] << " zero allocated, "
-        << counts[static_cast<int>(ClusterKind::kUnallocated)] << " unallocated; " << copied
-        << " copied";
-    if (extended)
-      out << "; subclusters " << sub_allocated << " allocated, " << sub_zero << " zero";
-    if (any_host)
-      out << "; host offsets " << HexOffset(lowest) << ".." << HexOffset(highest);
-    out << "\n";
+  const uint64_t l2_offset = entry & kL1OffsetMask;
+  if (l2_offset == 0)
+    return 0;
+  out << "  entry " << i << ": L2 table at " << HexString(l2_offset)
+      << ((entry & kOflagCopied) ? " (copied)" : "");
+  if (l2_offset % cs != 0 || l2_offset + cs > image.file_size()) {
+    out << ": unreadable\n";
+    err << util::AtOffset(image.path(), h.l1_table_offset + i * 8,
+                          "L1 table entry " + std::to_string(i) + ": L2 table offset " +
+                              HexString(l2_offset) + " is not a cluster inside the file")
+        << "\n";
+    return 1;
   }
+  const bool extended = h.extended_l2();
+  const bool has_data_file = h.incompatible_features & kIncompatDataFile;
+  const std::vector<uint64_t> l2 =
+      image.ReadTable(l2_offset, cs / 8, "L2 table of L1 entry " + std::to_string(i));
+  uint64_t counts[5] = {0, 0, 0, 0, 0};
+  uint64_t copied = 0, lowest = UINT64_MAX, highest = 0, sub_allocated = 0, sub_zero = 0;
+  bool any_host = false;
+  for (uint64_t j = 0; j < h.l2_entries(); ++j) {
+    const uint64_t raw = l2[extended ? 2 * j : j];
+    const ClusterDescriptor d =
+        DecodeDescriptor(raw, extended ? l2[2 * j + 1] : 0, h, has_data_file);
+    ClusterKind kind = ClusterKind::kUnallocated;
+    if (d.compressed)
+      kind = ClusterKind::kCompressed;
+    else if (extended)  // a host cluster is data; without one, zero subclusters or none
+      kind = d.has_host         ? ClusterKind::kNormal
+             : (d.bitmap >> 32) ? ClusterKind::kZero
+                                : ClusterKind::kUnallocated;
+    else if (d.zero)
+      kind = d.host_offset ? ClusterKind::kZeroAllocated : ClusterKind::kZero;
+    else if (d.has_host)
+      kind = ClusterKind::kNormal;
+    ++counts[static_cast<int>(kind)];
+    copied += (raw & kOflagCopied) != 0;
+    if (extended && !d.compressed) {
+      sub_allocated += std::popcount(d.bitmap & 0xffffffffull);
+      sub_zero += std::popcount(d.bitmap >> 32);
+    }
+    if (kind == ClusterKind::kNormal || kind == ClusterKind::kCompressed ||
+        kind == ClusterKind::kZeroAllocated) {
+      any_host = true;
+      lowest = std::min(lowest, d.host_offset);
+      highest = std::max(highest, d.host_offset);
+    }
+  }
+  out << ": " << counts[static_cast<int>(ClusterKind::kNormal)] << " data, "
+      << counts[static_cast<int>(ClusterKind::kCompressed)] << " compressed, "
+      << counts[static_cast<int>(ClusterKind::kZero)] << " zero, "
+      << counts[static_cast<int>(ClusterKind::kZeroAllocated)] << " zero allocated, "
+      << counts[static_cast<int>(ClusterKind::kUnallocated)] << " unallocated; " << copied
+      << " copied";
+  if (extended)
+    out << "; subclusters " << sub_allocated << " allocated, " << sub_zero << " zero";
+  if (any_host)
+    out << "; host offsets " << HexString(lowest) << ".." << HexString(highest);
+  out << "\n";
+  return 0;
+}
+
+uint64_t DumpL1(const ImageView& image, std::ostream& out, std::ostream& err) {
+  const Header& h = image.header();
+  uint64_t problems = 0, used = 0;
+  image.ForEachL1Slice([&](uint64_t, std::span<const uint64_t> l1) {
+    for (uint64_t e : l1)
+      used += (e & kL1OffsetMask) != 0;
+  });
+  out << "\nL1 table at " << HexString(h.l1_table_offset) << " (" << h.l1_size << " entries, "
+      << used << " with an L2 table; each maps " << h.bytes_per_l1_entry() << " bytes)\n";
+  image.ForEachL1Slice([&](uint64_t first, std::span<const uint64_t> slice) {
+    for (uint64_t j = 0; j < slice.size(); ++j)
+      problems += DumpL1Entry(image, first + j, slice[j], out, err);
+  });
   return problems;
 }
 

@@ -1,6 +1,7 @@
 #include "qcow2/format.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "util/endian.h"
@@ -77,6 +78,12 @@ std::vector<uint8_t> Header::Encode() const {
     StoreBE32(out.data() + 16, static_cast<uint32_t>(backing_file.size()));
   }
   return out;
+}
+
+std::string HexString(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
 }
 
 bool HasQcow2Magic(std::span<const uint8_t> first_bytes) {
@@ -200,6 +207,16 @@ L2Entry DecodeL2Entry(uint64_t raw, const Header& header) {
   else
     e.kind = e.host_offset ? ClusterKind::kNormal : ClusterKind::kUnallocated;
   return e;
+}
+
+void DecodeBigEndianTable(std::span<const uint8_t> raw, std::span<uint64_t> words) {
+  for (size_t i = 0; i < words.size(); ++i)
+    words[i] = LoadBE64(raw.data() + i * 8);
+}
+
+void EncodeBigEndianTable(std::span<const uint64_t> words, std::span<uint8_t> raw) {
+  for (size_t i = 0; i < words.size(); ++i)
+    StoreBE64(raw.data() + i * 8, words[i]);
 }
 
 uint64_t EncodeCompressedL2Entry(uint64_t host_offset, uint64_t compressed_bytes,

@@ -111,6 +111,9 @@ struct Header {
 // anything malformed. Does not check tables against the file size.
 Header DecodeHeader(std::span<const uint8_t> file_bytes, const std::string& name);
 
+// "0x1234": offsets and entries in messages and reports.
+std::string HexString(uint64_t v);
+
 // True when the buffer starts with the qcow2 magic.
 bool HasQcow2Magic(std::span<const uint8_t> first_bytes);
 // The bytes at the start of a file that hold the header and its extensions
@@ -130,6 +133,11 @@ struct L2Entry {
 
 // Decodes a raw big-endian-loaded L2 entry for the given header.
 L2Entry DecodeL2Entry(uint64_t raw, const Header& header);
+
+// Table entries (L1, L2, refcount table) between their big-endian on-disk
+// bytes and host-endian words; `raw` holds 8 bytes per word.
+void DecodeBigEndianTable(std::span<const uint8_t> raw, std::span<uint64_t> words);
+void EncodeBigEndianTable(std::span<const uint64_t> words, std::span<uint8_t> raw);
 
 // Encodes a compressed-cluster L2 entry for the given cluster size.
 uint64_t EncodeCompressedL2Entry(uint64_t host_offset, uint64_t compressed_bytes,

@@ -41,25 +41,31 @@ class RangeMerger {
 
 }  // namespace
 
-void ForEachMapRange(const ImageView& image, const std::function<void(const MapRange&)>& emit) {
-  MapChain chain(image);
+void ForEachMapRange(const ImageView& image, const std::function<void(const MapRange&)>& emit,
+                     const ReferencePolicy& policy) {
+  MapChain chain(image, policy);
   RangeMerger merger(emit);
   const uint64_t size = image.header().size;
-  // Probes of at most 1 GiB, as qemu-img map (the merger joins them again).
+  // Each probe asks for the rest of the disk: a layer answers a run as long
+  // as it knows it to be alike (an empty L1 entry answers for its whole
+  // range and the empty entries after it), so a huge sparse disk takes one
+  // probe per run, not one per GiB as qemu-img map probes. The merger joins
+  // runs that still split where tables or layers change.
   for (uint64_t guest = 0; guest < size;) {
-    const MapRange r = chain.Resolve(guest, std::min(size - guest, uint64_t{1} << 30));
+    const MapRange r = chain.Resolve(guest, size - guest);
     merger.Add(r);
     guest += r.length;
   }
   merger.Flush();
 }
 
-void PrintMap(const ImageView& image, bool json, std::ostream& out) {
-  ForEachMapRange(image, [](const MapRange&) {});
+void PrintMap(const ImageView& image, bool json, std::ostream& out, const ReferencePolicy& policy) {
+  ForEachMapRange(
+      image, [](const MapRange&) {}, policy);
   if (json) {
     out << "[";
     bool first = true;
-    ForEachMapRange(image, [&](const MapRange& r) {
+    const auto print_json = [&](const MapRange& r) {
       util::Json range = {{"start", r.start},          {"length", r.length}, {"depth", r.depth},
                           {"present", r.present},      {"zero", r.zero},     {"data", r.data},
                           {"compressed", r.compressed}};
@@ -67,7 +73,8 @@ void PrintMap(const ImageView& image, bool json, std::ostream& out) {
         range["offset"] = *r.offset;
       out << (first ? "" : ",\n") << util::JsonText(range, -1);
       first = false;
-    });
+    };
+    ForEachMapRange(image, print_json, policy);
     out << "]\n";
     return;
   }
@@ -75,16 +82,17 @@ void PrintMap(const ImageView& image, bool json, std::ostream& out) {
   std::snprintf(line, sizeof line, "%-20s%-20s%-20s%-7s%-13s%s\n", "Offset", "Length", "Mapped to",
                 "Depth", "Kind", "File");
   out << line;
-  ForEachMapRange(image, [&](const MapRange& r) {
+  const auto print_text = [&](const MapRange& r) {
     const char* kind = r.compressed ? "compressed"
                        : r.data     ? "data"
                        : r.present  ? "zero"
                                     : "unallocated";
-    std::snprintf(line, sizeof line, "%-20s%-20s%-20s%-7d%-13s", HexOffset(r.start).c_str(),
-                  HexOffset(r.length).c_str(), r.offset ? HexOffset(*r.offset).c_str() : "-",
+    std::snprintf(line, sizeof line, "%-20s%-20s%-20s%-7d%-13s", HexString(r.start).c_str(),
+                  HexString(r.length).c_str(), r.offset ? HexString(*r.offset).c_str() : "-",
                   r.depth, kind);
-    out << line << (r.offset ? *r.file : "-") << "\n";
-  });
+    out << line << (r.offset ? PrintableName(*r.file) : "-") << "\n";
+  };
+  ForEachMapRange(image, print_text, policy);
 }
 
 }  // namespace qcow2

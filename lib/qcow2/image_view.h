@@ -1,70 +1,28 @@
-// ImageView opens any qcow2 file for inspection: it decodes the header, the
-// snapshot table and the bitmap directory, and reads tables with bounds
-// checks, without trusting the image to be consistent. qcow2-inspect's
-// info, check, map and dump all work on it.
+// ImageView opens any qcow2 file for inspection: it loads the header and the
+// snapshot table as every reader does (image_file.h), the bitmap directory, and reads tables with
+// bounds checks, without trusting the image to be consistent. qcow2-inspect's info, check, map and
+// dump all work on it.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "qcow2/format.h"
+#include "qcow2/image_file.h"
 #include "util/file.h"
 
 namespace qcow2 {
 
-// qemu's limits on table sizes, which bound what inspection allocates.
-inline constexpr uint32_t kMaxSnapshots = 65536;
-inline constexpr uint64_t kMaxSnapshotExtraData = 1024;
-inline constexpr uint32_t kMaxBitmaps = 65535;
-inline constexpr uint64_t kMaxBitmapDirectoryBytes = uint64_t{kMaxBitmaps} * 1024;
-inline constexpr uint64_t kMaxBitmapTableEntries = 0x8000000;
 // Bitmap table entry bits.
 inline constexpr uint64_t kBitmapEntryOffsetMask = 0x00fffffffffffe00ull;
 inline constexpr uint64_t kBitmapEntryAllOnes = 1;
 inline constexpr uint64_t kBitmapEntryReserved = 0xff000000000001feull;
-
-// One entry of the snapshot table.
-struct Snapshot {
-  uint64_t entry_offset = 0;  // where the entry starts in the file
-  uint64_t l1_table_offset = 0;
-  uint32_t l1_size = 0;
-  std::string id;
-  std::string name;
-  uint32_t date_sec = 0;
-  uint32_t date_nsec = 0;
-  uint64_t vm_clock_nsec = 0;
-  uint64_t vm_state_size = 0;  // the large field when present
-  std::optional<uint64_t> disk_size;
-  std::optional<uint64_t> icount;
-  uint32_t extra_data_size = 0;
-};
-
-// One entry of the bitmap directory.
-struct Bitmap {
-  uint64_t entry_offset = 0;
-  uint64_t table_offset = 0;
-  uint32_t table_size = 0;  // entries
-  uint32_t flags = 0;
-  uint8_t type = 0;
-  uint8_t granularity_bits = 0;
-  uint32_t extra_data_size = 0;
-  std::string name;
-  // Entries the table needs for the virtual size at this granularity.
-  uint64_t table_entries_needed(uint64_t virtual_size, uint64_t cluster_size) const;
-};
-inline constexpr uint32_t kBitmapFlagInUse = 1u << 0;
-inline constexpr uint32_t kBitmapFlagAuto = 1u << 1;
-inline constexpr uint32_t kBitmapFlagExtraDataCompatible = 1u << 2;
-
-// The bitmaps header extension.
-struct BitmapsExtension {
-  uint32_t nb_bitmaps = 0;
-  uint64_t directory_size = 0;
-  uint64_t directory_offset = 0;
-};
+// qemu's limit on one bitmap table.
+inline constexpr uint64_t kMaxBitmapTableEntries = 0x8000000;
 
 // The kind of one bitmap table entry.
 enum class BitmapEntryKind { kSerialized, kAllZeroes, kAllOnes, kInvalid };
@@ -74,9 +32,12 @@ const char* BitmapEntryKindName(BitmapEntryKind kind);
 // A read-only, validating view of one qcow2 file.
 class ImageView {
  public:
-  // Opens and decodes the header, snapshot table and bitmap directory; throws
-  // util::Error (file, structure, offset) when they cannot be located.
+  // Opens and decodes the header (LoadHeader), snapshot table and bitmap
+  // directory; throws util::Error (file, structure, offset) when they
+  // cannot be located.
   explicit ImageView(const std::string& path);
+  // The same on a file already open (a backing file found by BackingChain).
+  explicit ImageView(util::File file);
 
   const std::string& path() const { return file_.path(); }
   const util::File& file() const { return file_; }
@@ -85,10 +46,10 @@ class ImageView {
   uint64_t allocated_bytes() const { return allocated_bytes_; }
   uint64_t cluster_size() const { return header_.cluster_size(); }
 
-  const std::vector<Snapshot>& snapshots() const { return snapshots_; }
-  uint64_t snapshot_table_bytes() const { return snapshot_table_bytes_; }
-  const std::optional<BitmapsExtension>& bitmaps_extension() const { return bitmaps_ext_; }
-  const std::vector<Bitmap>& bitmaps() const { return bitmaps_; }
+  const std::vector<Snapshot>& snapshots() const { return snapshots_.entries; }
+  uint64_t snapshot_table_bytes() const { return snapshots_.bytes; }
+  const std::optional<BitmapsExtension>& bitmaps_extension() const { return bitmaps_.extension; }
+  const std::vector<Bitmap>& bitmaps() const { return bitmaps_.bitmaps; }
   // Text of the backing file format extension, if any.
   std::string backing_format() const;
 
@@ -100,26 +61,29 @@ class ImageView {
   std::vector<uint64_t> ReadTableZeroPadded(uint64_t offset, uint64_t count) const;
   // Raw bytes, zero padded past the end of the file.
   void ReadZeroPadded(std::span<uint8_t> out, uint64_t offset) const;
-  // The active L1 table (l1_size entries).
-  std::vector<uint64_t> ReadL1() const;
+  // The active L1 table, entries [first, first + count) of l1_size: large
+  // tables (e2fsprogs' e2image writes them over 32 MiB) are read in slices.
+  std::vector<uint64_t> ReadL1(uint64_t first, uint64_t count) const;
+  // Calls fn(first, entries) for each slice of the whole L1 table (l1_size
+  // entries), in order, so memory stays bounded whatever its size.
+  void ForEachL1Slice(
+      const std::function<void(uint64_t first, std::span<const uint64_t> entries)>& fn) const;
 
  private:
-  void ValidateHeader();
-  void LoadSnapshots();
-  void LoadBitmaps();
+  void Load();
   [[noreturn]] void Fail(uint64_t offset, const std::string& what) const;
 
   util::File file_;
   uint64_t file_size_ = 0;
   uint64_t allocated_bytes_ = 0;
   Header header_;
-  std::vector<Snapshot> snapshots_;
-  uint64_t snapshot_table_bytes_ = 0;
-  std::optional<BitmapsExtension> bitmaps_ext_;
-  std::vector<Bitmap> bitmaps_;
+  SnapshotTable snapshots_;
+  BitmapDirectory bitmaps_;
 };
 
-// "0x1234".
-std::string HexOffset(uint64_t v);
+// HexString under the name the inspection tests know.
+inline std::string HexOffset(uint64_t v) {
+  return HexString(v);
+}
 
 }  // namespace qcow2

@@ -1,6 +1,8 @@
 #include "qcow2/inspect.h"
 
-#include <set>
+#include <cstdio>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -54,7 +56,7 @@ std::vector<std::string> BitmapFlagNames(uint32_t flags) {
   if (flags & kBitmapFlagExtraDataCompatible)
     out.push_back("extra-data-compatible");
   if (flags & ~7u)
-    out.push_back("unknown " + HexOffset(flags & ~7u));
+    out.push_back("unknown " + HexString(flags & ~7u));
   return out;
 }
 
@@ -62,41 +64,54 @@ std::vector<std::string> BitmapFlagNames(uint32_t flags) {
 struct ChainLink {
   std::string filename;
   std::string format;
-  std::string problem;  // why the chain stops here, if it does early
+  std::string problem;  // why the chain stops here, if it does early (names escaped)
 };
 
-std::string Directory(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "" : path.substr(0, slash + 1);
+// Why a chain stops early, in a few words for info's summary.
+std::string ChainProblem(const util::Error& e) {
+  const auto* ref = dynamic_cast<const ReferenceError*>(&e);
+  if (ref && ref->code() == ReferenceError::Code::kLoop)
+    return "backing chain loops back to a file already in it";
+  return ref ? e.what() : PrintableName(e.what());  // ReferenceError escapes its names
 }
 
-std::string ResolveBacking(const std::string& image, const std::string& backing) {
-  if (backing.empty() || backing[0] == '/' || backing.find(':') != std::string::npos)
-    return backing;
-  return Directory(image) + backing;
+// Where a backing file name leads, for display: the name itself when it
+// cannot be resolved (the link's problem says why).
+std::string ShownPath(const std::string& image, const std::string& name) {
+  try {
+    return ResolveReferencedPath(image, name, "backing file");
+  } catch (const ReferenceError&) {
+    return name;
+  }
 }
 
-// Follows backing files from the image (at most 64 links, no loops).
-std::vector<ChainLink> BackingChain(const ImageView& image) {
+// The backing chain below the image, walked by BackingChain as the reader
+// and map walk it. A link that cannot be followed ends the chain with its
+// problem: info reports what it can.
+std::vector<ChainLink> BackingChainLinks(const ImageView& image, const ReferencePolicy& policy) {
   std::vector<ChainLink> chain;
-  std::set<std::string> seen{image.path()};
-  std::string backing = image.header().backing_file;
-  std::string format = image.backing_format();
-  std::string from = image.path();
-  while (!backing.empty()) {
-    ChainLink link{ResolveBacking(from, backing), format, ""};
-    backing.clear();
-    if (chain.size() >= 64 || !seen.insert(link.filename).second) {
-      link.problem = "backing chain loops or is longer than 64 images";
-    } else if (IsQcow2File(link.filename)) {
-      link.format = "qcow2";
+  BackingChain walk(image.file(), policy);
+  std::unique_ptr<ImageView> below;
+  const ImageView* layer = &image;
+  while (layer) {
+    std::optional<BackingFile> b;
+    try {
+      b = walk.Next(layer->path(), layer->header());
+    } catch (const ReferenceError& e) {
+      const std::string name = layer->header().backing_file;
+      chain.push_back({ShownPath(layer->path(), name), "", ChainProblem(e)});
+      break;
+    }
+    if (!b)
+      break;
+    ChainLink link{b->file.path(), b->format == BackingFormat::kQcow2 ? "qcow2" : "raw", ""};
+    layer = nullptr;
+    if (b->format == BackingFormat::kQcow2) {
       try {
-        ImageView next(link.filename);
-        backing = next.header().backing_file;
-        format = next.backing_format();
-        from = link.filename;
+        below = std::make_unique<ImageView>(std::move(b->file));
+        layer = below.get();
       } catch (const util::Error& e) {
-        link.problem = e.what();
+        link.problem = ChainProblem(e);
       }
     }
     chain.push_back(std::move(link));
@@ -106,11 +121,12 @@ std::vector<ChainLink> BackingChain(const ImageView& image) {
 
 }  // namespace
 
-void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
+void PrintInfo(const ImageView& image, bool json, std::ostream& out,
+               const ReferencePolicy& policy) {
   const Header& h = image.header();
   const bool v3 = h.version >= 3;
   const std::string compression = h.compression_type == CompressionType::kZstd ? "zstd" : "zlib";
-  const std::vector<ChainLink> chain = BackingChain(image);
+  const std::vector<ChainLink> chain = BackingChainLinks(image, policy);
   const auto incompat =
       FeatureNames(h.incompatible_features, kIncompatNames, std::size(kIncompatNames));
   const auto compat = FeatureNames(h.compatible_features, kCompatNames, std::size(kCompatNames));
@@ -211,7 +227,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
       << "file size: " << image.file_size() << " bytes\n"
       << "cluster_size: " << h.cluster_size() << "\n";
   for (size_t i = 0; i < chain.size(); ++i) {
-    out << (i == 0 ? "backing file: " : "  which is backed by: ") << chain[i].filename;
+    out << (i == 0 ? "backing file: " : "  which is backed by: ")
+        << PrintableName(chain[i].filename);
     if (!chain[i].format.empty())
       out << " (format " << chain[i].format << ")";
     if (!chain[i].problem.empty())
@@ -221,8 +238,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
   if (!image.snapshots().empty()) {
     out << "Snapshot list:\nID        TAG               VM SIZE    DATE (epoch s)  VM CLOCK (ns)\n";
     for (const Snapshot& s : image.snapshots())
-      out << s.id << "  " << s.name << "  " << s.vm_state_size << "  " << s.date_sec << "  "
-          << s.vm_clock_nsec << "\n";
+      out << PrintableName(s.id) << "  " << PrintableName(s.name) << "  " << s.vm_state_size << "  "
+          << s.date_sec << "  " << s.vm_clock_nsec << "\n";
   }
   out << "Format specific information:\n"
       << "    compat: " << (v3 ? "1.1" : "0.10") << "\n"
@@ -233,7 +250,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
   if (!image.bitmaps().empty()) {
     out << "    bitmaps:\n";
     for (const Bitmap& b : image.bitmaps())
-      out << "        [" << b.name << "] granularity " << (uint64_t{1} << (b.granularity_bits & 63))
+      out << "        [" << PrintableName(b.name) << "] granularity "
+          << (uint64_t{1} << (b.granularity_bits & 63))
           << ", flags: " << list(BitmapFlagNames(b.flags)) << "\n";
   }
   out << "    refcount bits: " << h.refcount_bits() << "\n";
@@ -242,7 +260,7 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out) {
         << "\n"
         << "    extended l2: " << (h.extended_l2() ? "true" : "false") << "\n";
     if (!DataFileName(h).empty())
-      out << "    data file: " << DataFileName(h) << "\n";
+      out << "    data file: " << PrintableName(DataFileName(h)) << "\n";
     if (h.incompatible_features & kIncompatDataFile)
       out << "    data file raw: "
           << ((h.autoclear_features & kAutoclearDataFileRaw) ? "true" : "false") << "\n";

@@ -19,22 +19,23 @@ std::span<uint64_t> L2Cache::Get(uint64_t l1_index, uint64_t host_offset, bool f
     t.dirty |= for_write;
     return t.entries;
   }
-  if (tables_.size() >= capacity_)
-    EvictOldest();
-  lru_.push_front(Table{l1_index, host_offset, for_write || fresh,
-                        std::vector<uint64_t>(entries_per_table_, 0)});
-  Table& t = lru_.front();
+  // The table is loaded before the cache changes: a load that throws
+  // leaves the cache as it was (nothing evicted, nothing half-inserted).
+  std::vector<uint64_t> entries(entries_per_table_, 0);
   if (!fresh) {
-    load_(host_offset, t.entries);
+    load_(host_offset, entries);
     ++loads_;
   }
+  if (tables_.size() >= capacity_)
+    EvictOldest();
+  lru_.push_front(Table{l1_index, host_offset, for_write || fresh, std::move(entries)});
   tables_.emplace(l1_index, lru_.begin());
-  return t.entries;
+  return lru_.front().entries;
 }
 
 void L2Cache::EvictOldest() {
   Table& victim = lru_.back();
-  if (victim.dirty) {
+  if (victim.dirty) {  // a store that throws leaves the victim cached and dirty
     store_(victim.host_offset, victim.entries);
     ++stores_;
   }

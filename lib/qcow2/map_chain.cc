@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <set>
 #include <utility>
 
 #include "qcow2/backing.h"
@@ -16,16 +15,6 @@
 
 namespace qcow2 {
 namespace {
-
-util::File OpenReferenced(const std::string& image, const std::string& name,
-                          const std::string& what) {
-  const std::string path = ResolveReferencedPath(image, name, what);
-  try {
-    return util::File::Open(path, O_RDONLY);
-  } catch (const util::Error& e) {
-    throw util::Error(image + ": cannot open " + what + " '" + name + "': " + e.what());
-  }
-}
 
 // qemu's length of a file: whole 512-byte sectors.
 uint64_t SectorRoundedSize(const util::File& file) {
@@ -76,14 +65,16 @@ bool LooksMetadataPreallocated(const ImageView& image) {
 // A qcow2 file: its L1/L2 tables, one L2 table read at a time.
 class Qcow2Layer : public MapLayer {
  public:
-  explicit Qcow2Layer(const ImageView& image)
-      : image_(image), h_(image.header()), cs_(h_.cluster_size()), l1_(image.ReadL1()) {
-    if (h_.incompatible_features & kIncompatDataFile) {
-      if (DataFileName(h_).empty())
-        throw util::Error(util::AtOffset(
-            image.path(), 72, "external data file bit set but no data file name extension"));
-      data_file_ = OpenReferenced(image.path(), DataFileName(h_), "external data file");
-    }
+  // Only the L1 entries that map the virtual size are read.
+  Qcow2Layer(const ImageView& image, const ReferencePolicy& policy)
+      : image_(image),
+        h_(image.header()),
+        cs_(h_.cluster_size()),
+        l1_(image.ReadL1(0, std::min<uint64_t>(h_.l1_size, h_.l1_entries_needed()))) {
+    if ((h_.incompatible_features & kIncompatDataFile) && DataFileName(h_).empty())
+      throw util::Error(util::AtOffset(
+          image.path(), 72, "external data file bit set but no data file name extension"));
+    data_file_ = OpenDataFile(image.path(), h_, policy);
     metadata_preallocated_ = LooksMetadataPreallocated(image);
   }
   uint64_t size() const override { return h_.size; }
@@ -120,17 +111,17 @@ const std::vector<uint64_t>* Qcow2Layer::Table(uint64_t l1_index) {
   const uint64_t l1_at = h_.l1_table_offset + l1_index * 8;
   const uint64_t entry = l1_index < l1_.size() ? l1_[l1_index] : 0;
   const std::string where =
-      "L1 table entry " + std::to_string(l1_index) + " (offset " + HexOffset(l1_at) + ")";
+      "L1 table entry " + std::to_string(l1_index) + " (offset " + HexString(l1_at) + ")";
   if (entry & 0x7f000000000001ffull)
     throw util::Error(
-        util::AtOffset(image_.path(), l1_at, where + ": reserved bits set in " + HexOffset(entry)));
+        util::AtOffset(image_.path(), l1_at, where + ": reserved bits set in " + HexString(entry)));
   const uint64_t l2_offset = entry & kL1OffsetMask;
   if (l2_offset == 0)
     return nullptr;
   if (l2_offset % cs_ != 0 || l2_offset < cs_ || l2_offset + cs_ > image_.file_size())
     throw util::Error(util::AtOffset(
         image_.path(), l1_at,
-        where + ": L2 table offset " + HexOffset(l2_offset) + " is not a cluster inside the file"));
+        where + ": L2 table offset " + HexString(l2_offset) + " is not a cluster inside the file"));
   table_index_ = ~uint64_t{0};
   table_ = image_.ReadTable(l2_offset, cs_ / 8, "L2 table of " + where);
   table_index_ = l1_index;
@@ -158,10 +149,10 @@ ClusterDescriptor Qcow2Layer::Descriptor(uint64_t cluster) {
   if (std::string problem = DescriptorProblem(d, h_, has_data_file); !problem.empty())
     fail(problem);
   if (d.compressed && (d.host_offset < cs_ || d.host_offset >= image_.file_size()))
-    fail("compressed data offset " + HexOffset(d.host_offset) + " is outside the file");
+    fail("compressed data offset " + HexString(d.host_offset) + " is outside the file");
   if (!d.compressed && d.has_host && !has_data_file &&
       (d.host_offset < cs_ || d.host_offset >= image_.file_size()))
-    fail("data offset " + HexOffset(d.host_offset) + " is not a cluster inside the file");
+    fail("data offset " + HexString(d.host_offset) + " is not a cluster inside the file");
   return d;
 }
 
@@ -270,25 +261,18 @@ class RawLayer : public MapLayer {
 
 }  // namespace
 
-MapChain::MapChain(const ImageView& top) {
-  layers_.push_back(std::make_unique<Qcow2Layer>(top));
+MapChain::MapChain(const ImageView& top, const ReferencePolicy& policy) {
+  layers_.push_back(std::make_unique<Qcow2Layer>(top, policy));
+  BackingChain chain(top.file(), policy);
   const ImageView* image = &top;
-  std::set<std::pair<dev_t, ino_t>> seen{{top.file().Stat().st_dev, top.file().Stat().st_ino}};
-  while (!image->header().backing_file.empty()) {
-    const std::string& name = image->header().backing_file;
-    if (layers_.size() > static_cast<size_t>(kMaxBackingDepth))
-      throw util::Error(top.path() + ": backing chain is deeper than " +
-                        std::to_string(kMaxBackingDepth) + " files");
-    util::File file = OpenReferenced(image->path(), name, "backing file");
-    if (!seen.insert({file.Stat().st_dev, file.Stat().st_ino}).second)
-      throw util::Error(image->path() + ": backing file '" + name + "' loops back in the chain");
-    if (DetectBackingFormat(image->header(), image->path(), file.path()) == BackingFormat::kRaw) {
-      layers_.push_back(std::make_unique<RawLayer>(std::move(file)));
+  while (std::optional<BackingFile> b = chain.Next(image->path(), image->header())) {
+    if (b->format == BackingFormat::kRaw) {
+      layers_.push_back(std::make_unique<RawLayer>(std::move(b->file)));
       break;
     }
-    views_.push_back(std::make_unique<ImageView>(file.path()));
+    views_.push_back(std::make_unique<ImageView>(std::move(b->file)));
     image = views_.back().get();
-    layers_.push_back(std::make_unique<Qcow2Layer>(*image));
+    layers_.push_back(std::make_unique<Qcow2Layer>(*image, policy));
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "qcow2/backing.h"
 #include "qcow2/image_view.h"
 
 namespace qcow2 {
@@ -50,11 +51,12 @@ class MapLayer {
   virtual LayerStatus Status(uint64_t offset, uint64_t length) = 0;
 };
 
-// The image and its backing chain; opening follows every backing file, so a
-// missing one, a loop or an unsupported format is an error (util::Error).
+// The image and its backing chain; opening follows every backing file the
+// policy allows, so a missing one, a loop or an unsupported format is an
+// error (ReferenceError).
 class MapChain {
  public:
-  explicit MapChain(const ImageView& top);
+  explicit MapChain(const ImageView& top, const ReferencePolicy& policy = {});
   ~MapChain();
   MapChain(const MapChain&) = delete;
   MapChain& operator=(const MapChain&) = delete;

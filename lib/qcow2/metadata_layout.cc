@@ -1,6 +1,5 @@
 #include "qcow2/metadata_layout.h"
 
-#include <cstdio>
 #include <vector>
 
 #include "util/endian.h"
@@ -9,11 +8,7 @@
 namespace qcow2 {
 namespace {
 
-// qemu's limits (QCOW_MAX_SNAPSHOTS, QCOW_MAX_SNAPSHOTS_SIZE and the bitmap ones).
-constexpr uint32_t kMaxSnapshots = 65536;
-constexpr uint64_t kMaxSnapshotTableBytes = 64ull << 20;
-constexpr uint32_t kMaxBitmaps = 65535;
-constexpr uint64_t kMaxBitmapDirectoryBytes = 64ull << 20;
+// qemu's limit on one bitmap table.
 constexpr uint64_t kMaxBitmapTableBytes = 64ull << 20;
 
 std::string Entry(const std::string& table, uint64_t index) {
@@ -21,12 +16,6 @@ std::string Entry(const std::string& table, uint64_t index) {
 }
 
 }  // namespace
-
-std::string HexString(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 MetadataLayout::MetadataLayout(std::string path, uint64_t file_size, uint64_t cluster_size)
     : path_(std::move(path)), file_size_(file_size), cluster_size_(cluster_size) {
@@ -101,99 +90,37 @@ void ClaimRefcountTables(const util::File& file, const Header& h, MetadataLayout
   }
 }
 
-void ClaimSnapshots(const util::File& file, const Header& h, MetadataLayout& layout) {
-  if (h.nb_snapshots == 0)
-    return;
-  const std::string& path = layout.path();
-  if (h.nb_snapshots > kMaxSnapshots)
-    throw util::Error(util::AtOffset(
-        path, 60,
-        "snapshot table: " + std::to_string(h.nb_snapshots) + " snapshots, more than 65536"));
-  layout.CheckAligned(h.snapshots_offset, "snapshot table", 64);
-  uint64_t at = h.snapshots_offset;
-  uint64_t end = at;
-  for (uint32_t i = 0; i < h.nb_snapshots; ++i) {
+void ClaimSnapshots(const SnapshotTable& table, const Header& h, MetadataLayout& layout) {
+  for (size_t i = 0; i < table.entries.size(); ++i) {
+    const Snapshot& s = table.entries[i];
     const std::string name = Entry("snapshot table", i);
-    uint8_t fixed[40];
-    if (at - h.snapshots_offset + sizeof fixed > kMaxSnapshotTableBytes)
-      throw util::Error(util::AtOffset(path, at, name + ": snapshot table is over 64 MiB"));
-    if (at + sizeof fixed > layout.file_size())
-      throw util::Error(util::AtOffset(path, at, name + " runs past the end of the file"));
-    file.ReadAt(fixed, at);
-    const uint64_t l1_offset = util::LoadBE64(fixed);
-    const uint32_t l1_size = util::LoadBE32(fixed + 8);
-    const uint64_t extra = util::LoadBE32(fixed + 36);
-    const uint64_t unpadded =
-        sizeof fixed + extra + util::LoadBE16(fixed + 12) + util::LoadBE16(fixed + 14);
-    if (h.version >= 3 && extra < 16)
-      throw util::Error(util::AtOffset(
-          path, at + 36,
-          name + ": extra data of " + std::to_string(extra) + " bytes, version 3 needs 16"));
-    if (uint64_t{l1_size} * 8 > kMaxL1Bytes)
-      throw util::Error(util::AtOffset(
-          path, at + 8,
-          name + ": L1 table of " + std::to_string(l1_size) + " entries is over the 32 MiB limit"));
-    if (l1_size)
-      layout.Claim(l1_offset, uint64_t{l1_size} * 8, name + ": L1 table", at);
-    end = at + unpadded;  // qemu does not write the last entry's padding
-    at += AlignUp8(unpadded);
+    if (h.version >= 3 && s.extra_data_size < 16)
+      throw util::Error(util::AtOffset(layout.path(), s.entry_offset + 36,
+                                       name + ": extra data of " +
+                                           std::to_string(s.extra_data_size) +
+                                           " bytes, version 3 needs 16"));
+    if (s.l1_size)
+      layout.Claim(s.l1_table_offset, uint64_t{s.l1_size} * 8, name + ": L1 table", s.entry_offset);
   }
-  const uint64_t table_bytes = end - h.snapshots_offset;
-  if (table_bytes > kMaxSnapshotTableBytes)
-    throw util::Error(util::AtOffset(path, 64, "snapshot table is over 64 MiB"));
-  layout.Claim(h.snapshots_offset, table_bytes, "snapshot table", 64);
+  if (!table.entries.empty())
+    layout.Claim(h.snapshots_offset, table.unpadded_bytes, "snapshot table", 64);
 }
 
-void ClaimBitmaps(const util::File& file, const Header& h, MetadataLayout& layout) {
-  if (!(h.autoclear_features & kAutoclearBitmaps))
-    return;  // stale extension: ignored
+void ClaimBitmaps(const BitmapDirectory& dir, const Header& h, MetadataLayout& layout) {
+  if (dir.bitmaps.empty())
+    return;  // no extension, or a stale one
   const HeaderExtension* ext = h.FindExtension(kExtBitmaps);
-  const std::string& path = layout.path();
-  if (!ext)
-    return;
-  if (ext->data.size() < 24)
-    throw util::Error(util::AtOffset(
-        path, ext->offset - 4,
-        "bitmaps header extension is " + std::to_string(ext->data.size()) + " bytes, needs 24"));
-  const uint8_t* p = ext->data.data();
-  const uint32_t count = util::LoadBE32(p);
-  const uint64_t dir_size = util::LoadBE64(p + 8);
-  const uint64_t dir_offset = util::LoadBE64(p + 16);
-  const uint64_t at_ext = ext->offset;
-  if (count == 0 || count > kMaxBitmaps)
-    throw util::Error(util::AtOffset(path, at_ext,
-                                     "bitmaps header extension: bitmap count " +
-                                         std::to_string(count) + " out of range 1..65535"));
-  if (util::LoadBE32(p + 4) != 0)
-    throw util::Error(
-        util::AtOffset(path, at_ext + 4, "bitmaps header extension: reserved field is not zero"));
-  if (dir_size > kMaxBitmapDirectoryBytes || dir_size < 24)
-    throw util::Error(util::AtOffset(
-        path, at_ext + 8,
-        "bitmap directory size " + std::to_string(dir_size) + " out of range 24..64 MiB"));
-  layout.Claim(dir_offset, dir_size, "bitmap directory", ext->offset + 16);
-  std::vector<uint8_t> dir(dir_size);
-  file.ReadAt(dir, dir_offset);
-  uint64_t at = 0;
-  for (uint32_t i = 0; i < count; ++i) {
+  layout.Claim(dir.extension->directory_offset, dir.extension->directory_size, "bitmap directory",
+               ext->offset + 16);
+  for (size_t i = 0; i < dir.bitmaps.size(); ++i) {
+    const Bitmap& bm = dir.bitmaps[i];
     const std::string name = Entry("bitmap directory", i);
-    const uint64_t where = dir_offset + at;
-    if (at + 24 > dir_size)
-      throw util::Error(util::AtOffset(path, where, name + " runs past the directory's end"));
-    const uint64_t table_offset = util::LoadBE64(&dir[at]);
-    const uint64_t table_size = util::LoadBE32(&dir[at + 8]);
-    const uint32_t name_size = util::LoadBE16(&dir[at + 18]);
-    const uint64_t extra = util::LoadBE32(&dir[at + 20]);
-    if (name_size == 0)
-      throw util::Error(util::AtOffset(path, where + 18, name + ": empty bitmap name"));
-    const uint64_t length = AlignUp8(24 + extra + name_size);
-    if (at + length > dir_size)
-      throw util::Error(util::AtOffset(path, where, name + " runs past the directory's end"));
-    if (table_size * 8 > kMaxBitmapTableBytes)
-      throw util::Error(util::AtOffset(path, where + 8, name + ": bitmap table too large"));
-    if (table_size)
-      layout.Claim(table_offset, table_size * 8, name + ": bitmap table", where);
-    at += length;
+    if (uint64_t{bm.table_size} * 8 > kMaxBitmapTableBytes)
+      throw util::Error(
+          util::AtOffset(layout.path(), bm.entry_offset + 8, name + ": bitmap table too large"));
+    if (bm.table_size)
+      layout.Claim(bm.table_offset, uint64_t{bm.table_size} * 8, name + ": bitmap table",
+                   bm.entry_offset);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "qcow2/format.h"
+#include "qcow2/image_file.h"
 #include "util/file.h"
 
 namespace qcow2 {
@@ -49,16 +50,15 @@ class MetadataLayout {
 
 // Checks the refcount table and claims it and its refcount blocks.
 void ClaimRefcountTables(const util::File& file, const Header& h, MetadataLayout& layout);
-// Checks the internal snapshot table and claims it and the snapshots' L1 tables.
-void ClaimSnapshots(const util::File& file, const Header& h, MetadataLayout& layout);
-// When the bitmaps autoclear bit is set: checks the bitmap directory and
-// claims it and the bitmap tables.
-void ClaimBitmaps(const util::File& file, const Header& h, MetadataLayout& layout);
+// Claims the internal snapshot table (read by ReadSnapshotTable) and the
+// snapshots' L1 tables; version 3 entries need 16 bytes of extra data.
+void ClaimSnapshots(const SnapshotTable& table, const Header& h, MetadataLayout& layout);
+// Claims the bitmap directory (read by ReadBitmapDirectory) and each
+// bitmap table, within qemu's 64 MiB limit per table.
+void ClaimBitmaps(const BitmapDirectory& dir, const Header& h, MetadataLayout& layout);
 
 // "bit 5" or, when the feature name table knows it, "bit 5 (name)" for each
 // set incompatible bit, comma separated.
 std::string DescribeIncompatibleBits(const Header& h, uint64_t bits);
-
-std::string HexString(uint64_t v);
 
 }  // namespace qcow2

@@ -9,12 +9,12 @@
 #include <functional>
 #include <memory>
 
-#include <set>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "qcow2/backing.h"
 #include "qcow2/format.h"
 #include "qcow2/l2_cache.h"
 #include "qcow2/subcluster.h"
@@ -38,9 +38,12 @@ struct Mapping {
   uint64_t host_offset = 0;  // kNormal: host byte of guest_offset; kCompressed: entry's offset
   uint64_t compressed_size = 0;
   // kNormal: the file holding the bytes (image, data file or raw backing
-  // file); bytes past its end read as zeros only when pad_past_eof.
+  // file). When pad_past_eof, bytes at and past file_size (the file's size
+  // when opened) read as zeros without being read, as qemu reads them: a
+  // file whose reads do not stop at its size (/proc) gives nothing more.
   const util::File* file = nullptr;
   bool pad_past_eof = false;
+  uint64_t file_size = 0;
   // kCompressed: the layer whose cluster this is.
   Qcow2Reader* layer = nullptr;
 };
@@ -52,12 +55,13 @@ class Qcow2Reader {
   };
 
  public:
-  using FileId = std::pair<dev_t, ino_t>;
-  // Opens and validates the image and everything it refers to; throws
-  // util::Error naming the file, the table, the entry and the offset.
-  explicit Qcow2Reader(const std::string& path);
-  // A backing layer `depth` files below the top; open_layers detects loops.
-  Qcow2Reader(ChainKey, const std::string& path, int depth, std::set<FileId>& open_layers);
+  // Opens and validates the image and everything it refers to, following
+  // backing and data files as the policy allows; throws util::Error naming
+  // the file, the table, the entry and the offset (ReferenceError for a
+  // backing or data file that cannot be followed).
+  explicit Qcow2Reader(const std::string& path, const ReferencePolicy& policy = {});
+  // A backing layer, opened by the chain walk of the reader above it.
+  Qcow2Reader(ChainKey, util::File file, BackingChain& chain);
   ~Qcow2Reader();
   Qcow2Reader(const Qcow2Reader&) = delete;
   Qcow2Reader& operator=(const Qcow2Reader&) = delete;
@@ -77,7 +81,8 @@ class Qcow2Reader {
   Mapping Map(uint64_t guest_offset);
   // The mapping at guest_offset through the whole chain, at most max_length long.
   Mapping Resolve(uint64_t guest_offset, uint64_t max_length);
-  // Reads guest bytes through the chain (zeros where nothing is allocated).
+  // Reads guest bytes through the chain (zeros where nothing is allocated);
+  // the bytes asked for lie within the virtual size.
   void Read(uint64_t guest_offset, std::span<uint8_t> out);
   // The decompressed guest cluster of a compressed mapping of this layer;
   // the last cluster is kept, so none is decompressed twice in a row.
@@ -89,12 +94,10 @@ class Qcow2Reader {
   uint64_t decompressions() const { return decompressions_; }
 
  private:
-  void Open(int depth, std::set<FileId>& open_layers);
-  void ValidateHeader();
+  void Open(BackingChain& chain);
   void LoadL1();
   void ClaimL2Tables();
-  void OpenDataFile();
-  void OpenBacking(int depth, std::set<FileId>& open_layers);
+  void OpenBacking(BackingChain& chain);
   // The checked descriptor of a guest cluster.
   ClusterDescriptor Descriptor(uint64_t guest_cluster);
   [[noreturn]] void Fail(uint64_t offset, const std::string& what) const;
@@ -112,6 +115,7 @@ class Qcow2Reader {
 
   util::File data_file_;  // open when the image has an external data file
   bool has_data_file_ = false;
+  uint64_t data_file_size_ = 0;
 
   std::unique_ptr<Qcow2Reader> backing_qcow2_;
   util::File backing_raw_;

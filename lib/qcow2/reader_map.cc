@@ -105,6 +105,7 @@ Mapping Qcow2Reader::Map(uint64_t guest_offset) {
     m.host_offset = d.host_offset + in_cluster;
     m.file = has_data_file_ ? &data_file_ : &file_;
     m.pad_past_eof = has_data_file_;
+    m.file_size = data_file_size_;
   }
   // Extend over following subclusters of the same kind (host-contiguous for data).
   uint64_t end = cluster * cs + (uint64_t{sub} + 1) * sub_size;

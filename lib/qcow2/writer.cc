@@ -4,6 +4,7 @@
 #include <limits>
 #include <utility>
 
+#include "qcow2/image_file.h"
 #include "util/endian.h"
 #include "util/error.h"
 
@@ -108,15 +109,11 @@ Qcow2Writer::Qcow2Writer(const util::File& out, const WriterOptions& options) : 
   header_.l1_table_offset = AllocateClusters(l1_clusters_);
 
   auto load = [this](uint64_t host, std::span<uint64_t> entries) {
-    std::vector<uint8_t> raw(entries.size() * 8);
-    out_.ReadAt(raw, host);
-    for (size_t i = 0; i < entries.size(); ++i)
-      entries[i] = util::LoadBE64(&raw[i * 8]);
+    ReadBigEndianTable(out_, host, entries);
   };
   auto store = [this](uint64_t host, std::span<const uint64_t> entries) {
     std::vector<uint8_t> raw(entries.size() * 8);
-    for (size_t i = 0; i < entries.size(); ++i)
-      util::StoreBE64(&raw[i * 8], entries[i]);
+    EncodeBigEndianTable(entries, raw);
     WriteLeavingHoles(out_, raw, host);
   };
   l2_cache_ = std::make_unique<L2Cache>(options.l2_cache_tables, header_.l2_entries(), load, store);

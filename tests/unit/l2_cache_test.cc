@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <stdexcept>
 
 namespace qcow2 {
 namespace {
@@ -79,6 +80,27 @@ TEST(L2Cache, FlushStoresDirtyTablesOnce) {
   EXPECT_EQ(cache.stores(), 2u);
   EXPECT_EQ(store.tables[300][0], 7u);
   EXPECT_EQ(store.tables[100][0], 9u);
+}
+
+TEST(L2Cache, ALoadThatThrowsLeavesTheCacheAsItWas) {
+  FakeStore store;
+  store.tables[200] = {5, 6, 7, 8};
+  L2Cache cache(1, 4, store.Loader(), store.Storer());
+  cache.Get(0, 100, true, true)[1] = 11;
+  // Table 1's host offset holds nothing: the load throws.
+  EXPECT_THROW(cache.Get(1, 300, false, false), std::out_of_range);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.stores(), 0u);  // the dirty table was not evicted for nothing
+  EXPECT_EQ(cache.loads(), 0u);
+  EXPECT_EQ(cache.Get(0, 100, false, false)[1], 11u);  // still cached, not reloaded
+  EXPECT_EQ(cache.loads(), 0u);
+  // A later miss evicts and loads as usual, and the failed index is not cached.
+  EXPECT_EQ(cache.Get(1, 200, false, false)[0], 5u);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(store.tables[100][1], 11u);
+  EXPECT_THROW(cache.Get(2, 400, false, false), std::out_of_range);
+  EXPECT_EQ(cache.Get(1, 200, false, false)[3], 8u);
+  EXPECT_EQ(cache.loads(), 1u);
 }
 
 TEST(L2Cache, DefaultCapacityIsE2imagesFiveHundredTwelve) {
