@@ -191,11 +191,9 @@ void Scrambler::RewriteCopy(uint64_t target, std::span<uint8_t> data, ScrambleSt
       RewriteDirBlock(linear, target, data, stats, /*copy=*/true);
       break;
     }
-    case BlockRole::kXattr: {
-      Prng prng(Mix(seed_, target ^ 0x5a5a5a5a00000000ull));
-      ScrambleXattrBlock(fs_, target, data, prng, ea_changes_);
+    case BlockRole::kXattr:
+      RewriteXattrBlock(target, data);
       break;
-    }
     case BlockRole::kSymlink:
       RewriteSymlinkBlock(role, target, data);
       break;
@@ -367,11 +365,9 @@ void Scrambler::TransformLane(uint64_t first_block, std::span<uint8_t> data, uns
       case BlockRole::kDirIndex:
         ClearIndexSlack(role, one);
         break;
-      case BlockRole::kXattr: {
-        Prng prng(Mix(seed_, block ^ 0x5a5a5a5a00000000ull));
-        ScrambleXattrBlock(fs_, block, one, prng, ea_changes_);
+      case BlockRole::kXattr:
+        RewriteXattrBlock(block, one);
         break;
-      }
       case BlockRole::kSymlink:
         RewriteSymlinkBlock(role, block, one);
         break;
@@ -451,6 +447,13 @@ void Scrambler::ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data) 
   // count includes the count/limit entry itself: a damaged count of 0 leaves it be.
   if (count >= 1 && count <= limit && from < end)
     std::memset(data.data() + from, 0, end - from);
+}
+
+// The same new names whether the block is copied live or from the journal:
+// the generator is seeded by the block's number.
+void Scrambler::RewriteXattrBlock(uint64_t block, std::span<uint8_t> data) {
+  Prng prng(Mix(seed_, block ^ 0x5a5a5a5a00000000ull));
+  ScrambleXattrBlock(fs_, block, data, prng, ea_changes_);
 }
 
 void Scrambler::RewriteSymlinkBlock(const BlockRole& role, uint64_t block,

@@ -114,6 +114,7 @@ class Scrambler {
   void RewriteCopy(uint64_t target, std::span<uint8_t> data, ScrambleStats& stats);
   void ClearIndexSlack(const BlockRole& role, std::span<uint8_t> data);
   void RewriteSymlinkBlock(const BlockRole& role, uint64_t block, std::span<uint8_t> data);
+  void RewriteXattrBlock(uint64_t block, std::span<uint8_t> data);
   const ItableRun* ItableOf(uint64_t block) const;
   // The lane of `lanes` that rewrites a block (role: its role, if any). All
   // the blocks of a directory share one, so that its names are chosen in
