@@ -179,32 +179,6 @@ e2img::CaptureSettings ImageSettings(const Options& o) {
   return s;
 }
 
-// The scrambler of a -s capture, and the --scramble-map file it writes to;
-// none without -s.
-class ScrambleSetup {
- public:
-  // Hooks the scrambler into the scan of `map_options`.
-  ScrambleSetup(const Options& o, const e2img::Filesystem& fs, e2img::MapOptions& map_options) {
-    if (!o.scramble)
-      return;
-    scrambler_.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
-    scrambler_->set_keep_names(o.scramble_keep_names);
-    if (!o.scramble_map.empty())
-      map_.emplace(o.scramble_map);
-    scrambler_->set_map(map_ ? &*map_ : nullptr);
-    map_options.observe_inode = [this](uint32_t ino, const ext2_inode& inode) {
-      scrambler_->ObserveInode(ino, inode);
-    };
-  }
-  ScrambleSetup(const ScrambleSetup&) = delete;
-  ScrambleSetup& operator=(const ScrambleSetup&) = delete;
-  e2img::Scrambler* get() { return scrambler_ ? &*scrambler_ : nullptr; }
-
- private:
-  std::optional<e2img::ScrambleMap> map_;  // before the scrambler, which writes to it
-  std::optional<e2img::Scrambler> scrambler_;
-};
-
 // A message of its own line on stderr (not a warning).
 void Note(const std::string& message) {
   util::BreakProgressLine();
@@ -355,8 +329,18 @@ int Capture(const Options& o) {
   e2img::MapOptions map_options;
   map_options.all_data = o.all_data;
   map_options.output_is_device = settings.output_is_device;
-  ScrambleSetup scramble(o, fs, map_options);
-  e2img::Scrambler* scrambler = scramble.get();
+  std::optional<e2img::ScrambleMap> scramble_map;  // before the scrambler, which writes to it
+  std::optional<e2img::Scrambler> scrambler;
+  if (o.scramble) {
+    scrambler.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
+    scrambler->set_keep_names(o.scramble_keep_names);
+    if (!o.scramble_map.empty())
+      scramble_map.emplace(o.scramble_map);
+    scrambler->set_map(scramble_map ? &*scramble_map : nullptr);
+    map_options.observe_inode = [&](uint32_t ino, const ext2_inode& inode) {
+      scrambler->ObserveInode(ino, inode);
+    };
+  }
   const auto build_map = [&](e2img::MapOptions options) {
     e2img::MetadataMap map = BuildMap(fs, std::move(options), o.progress);
     map.problems += open_problems;
@@ -367,7 +351,7 @@ int Capture(const Options& o) {
     if (scrambler)
       scrambler->Plan(map.blocks);
     if (!o.nop) {
-      CaptureE2i(o, fs, map, scrambler);
+      CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
       return CloseUnreadable(o, fs, unreadable, start_time);
     }
     PrintBlocks(map.blocks, fs.first_copied_block());
@@ -379,7 +363,7 @@ int Capture(const Options& o) {
   context.source = {&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
   context.source.end_warned = &source_end_warned;
   context.source.unreadable = &unreadable;
-  context.scrambler = scrambler;
+  context.scrambler = scrambler ? &*scrambler : nullptr;
   context.record = [&](qcow2::ClusterTarget& writer) {
     RecordCapture(o, capture_info, unreadable, fs.size_bytes(), writer);
   };

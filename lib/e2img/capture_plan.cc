@@ -196,8 +196,9 @@ class Strategy {
   Shared& shared_;
 };
 
-// Copies the complete map in one ascending pass: the way into a stream or a
-// device, and into a scrambled compressed image (its clusters are never rewritten).
+// Waits for the complete map, then copies it in one ascending pass: the only
+// way into a stream or device, and into a compressed image that is scrambled
+// (a compressed cluster is never rewritten).
 class AfterScanCopy : public Strategy {
  public:
   using Strategy::Strategy;
@@ -213,8 +214,9 @@ class StreamCopy : public AfterScanCopy {
   explicit StreamCopy(Shared& shared) : AfterScanCopy(shared) { shared_.MakeSink(nullptr); }
 };
 
-// Scrambled and compressed: the sink is sized from the complete map, holes of
-// a sparse source left out of a file image (no L2 table is reserved for them).
+// Scrambled and compressed: the sink is sized from the complete map, the
+// holes of a sparse source left out of a file image unread (the image then
+// reserves no L2 table for them).
 class CompressedAfterScanCopy : public AfterScanCopy {
  public:
   using AfterScanCopy::AfterScanCopy;
@@ -229,8 +231,10 @@ class CompressedAfterScanCopy : public AfterScanCopy {
   }
 };
 
-// Copies beside the scan (OverlappedCopy); scrambled, the early blocks go as
-// they are and those scrambling changes are written again in the last pass.
+// Copies beside the scan (OverlappedCopy): the group tables while the inodes
+// are scanned, the blocks found then while directories are parsed. A
+// scrambled copy takes the early blocks as they are and writes again,
+// scrambled, those that change.
 class OverlappedStrategy : public Strategy {
  public:
   explicit OverlappedStrategy(Shared& shared) : Strategy(shared) {}
@@ -264,8 +268,8 @@ class OverlappedStrategy : public Strategy {
   std::optional<OverlappedCopy> copy_;
 };
 
-// A raw file or uncompressed qcow2 image: the sink is made up front, the copy
-// starts once the group tables are marked.
+// A raw file or uncompressed qcow2 image: the sink is made up front, and the
+// copy starts once the group tables are marked.
 class UpFrontOverlappedCopy : public OverlappedStrategy {
  public:
   explicit UpFrontOverlappedCopy(Shared& shared) : OverlappedStrategy(shared) {
@@ -278,8 +282,10 @@ class UpFrontOverlappedCopy : public OverlappedStrategy {
   }
 };
 
-// A compressed image, sized once the group tables (most of the map) are marked,
-// holes left out; L2 tables are also reserved where the groups in use start.
+// A compressed image: sized from the map once the group tables are marked,
+// most of it, holes of a sparse source left out; L2 tables are reserved for
+// them and for the first blocks of the groups in use, where the scan finds
+// the rest.
 class CompressedCopy : public OverlappedStrategy {
  public:
   using OverlappedStrategy::OverlappedStrategy;
