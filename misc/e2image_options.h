@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "qcow2/backing.h"
 #include "qcow2/compress.h"
 
 namespace e2image {
@@ -37,6 +38,7 @@ struct Options {
   bool move_in_place = false;  // one file and an offset: the output is the source
   std::string error_map;       // --error-map: the unreadable ranges as a ddrescue map file
   bool verify = false;         // --verify: compare the image with the source after writing
+  qcow2::ReferencePolicy backing;  // --backing: the files a qcow2 source (-r) may open
   std::string source;
   std::string output;
 };
