@@ -197,11 +197,12 @@ ok "escape sequences in a backing file name: escaped in text and errors, exact i
 # Internal snapshots, each with its own L1 table: check walks them all
 # (empty entries answered at once, slices of a table in a hole of the file
 # not read) and agrees with qemu-img check. qemu-img makes the snapshots
-# without syncing the file, one process each.
+# without syncing the file, one process each (300: each costs more than the
+# last, a thousand take minutes to make).
 snapshots() {  # snapshots IMAGE COUNT
   i=1
   while [ $i -le "$2" ]; do
-    qemu-img snapshot --image-opts -c s$i "driver=qcow2,file.filename=$1,cache.no-flush=on" ||
+    qemu-img snapshot --image-opts -c s$i "driver=qcow2,file.filename=$1,cache.no-flush=on,overlap-check=none" ||
       return 1
     i=$((i + 1))
   done
@@ -215,16 +216,16 @@ check_agrees() {  # check_agrees IMAGE: clean, with qemu-img check's counts
 }
 mkdir -p "$T/snap"
 (cd "$T/snap" && qemu-img create -q -f qcow2 -o cluster_size=4096 many.qcow2 64M &&
-  qio -c "write -P 1 0 64k" -c "write -P 2 32M 64k" many.qcow2 && snapshots many.qcow2 1000 &&
+  qio -c "write -P 1 0 64k" -c "write -P 2 32M 64k" many.qcow2 && snapshots many.qcow2 300 &&
   qemu-img create -q -f qcow2 -o cluster_size=4096 sparse.qcow2 256G &&
-  qio -c "write -P 3 0 64k" -c "write -P 4 200G 64k" sparse.qcow2 && snapshots sparse.qcow2 20 &&
+  qio -c "write -P 3 0 64k" -c "write -P 4 100G 64k" sparse.qcow2 && snapshots sparse.qcow2 20 &&
   fallocate -d sparse.qcow2) || exit 1
-thousand_snapshots() {
+many_snapshots() {
   check_agrees "$T/snap/many.qcow2" &&
-    "$Q" info --json "$T/snap/many.qcow2" | jq -e '.snapshots | length == 1000' > /dev/null
+    "$Q" info --json "$T/snap/many.qcow2" | jq -e '.snapshots | length == 300' > /dev/null
 }
-ok "check of 1,000 snapshots: clean, as qemu-img check" thousand_snapshots
-ok "check of snapshots whose 1 MiB L1 tables are mostly holes: clean, as qemu-img check" \
+ok "check of 300 snapshots: clean, as qemu-img check" many_snapshots
+ok "check of snapshots whose 1 MiB L1 tables end in a hole (second half): clean, as qemu-img check" \
   check_agrees "$T/snap/sparse.qcow2"
 
 done_testing
