@@ -208,6 +208,7 @@ Options ParseOptions(int argc, char** argv) {
         break;
       case kBacking:
         o.backing = qcow2::PolicyForScope(optarg);
+        o.backing_given = true;
         break;
       case kScrambleSeed:
         o.scramble_seed = ParseNumber(optarg, "scramble seed");

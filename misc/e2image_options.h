@@ -39,6 +39,7 @@ struct Options {
   std::string error_map;           // --error-map: the unreadable ranges as a ddrescue map file
   bool verify = false;             // --verify: compare the image with the source after writing
   qcow2::ReferencePolicy backing;  // --backing: the files a qcow2 source (-r) may open
+  bool backing_given = false;
   std::string source;
   std::string output;
 };

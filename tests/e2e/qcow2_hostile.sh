@@ -178,6 +178,23 @@ none_as_e2fsprogs() {
 ok "-r --backing=none gives e2fsprogs' bytes (backing ignored); the default gives qemu-img's" \
   none_as_e2fsprogs
 
+# --backing is for a qcow2 source of -r; its scopes are any, image-dir, none.
+backing_usage() {
+  mke2fs -q -F -t ext4 "$T/fs.img" 4M || return 1
+  "$E2IMAGE" -r --backing=any "$T/fs.img" "$T/fs.raw" 2> "$T/err" && return 1
+  cat "$T/err"
+  [ "$(cat "$T/err")" = "e2image: --backing goes with -r and a qcow2 image as the source" ] &&
+    [ ! -e "$T/fs.raw" ] || return 1
+  "$E2IMAGE" -r --backing=all "$T/e2fs/top.qcow2" "$T/x.raw" 2> "$T/err" && return 1
+  grep -qx "e2image: unknown --backing scope 'all' (any, image-dir or none)" "$T/err" || return 1
+  "$Q" check --backing=all "$T/e2fs/top.qcow2" 2> "$T/err" && return 1
+  grep -qx "qcow2-inspect: unknown --backing scope 'all' (any, image-dir or none)" "$T/err" &&
+    "$Q" check --backing=none "$T/e2fs/top.qcow2" > /dev/null &&
+    "$Q" dump --backing=any "$T/e2fs/top.qcow2" > /dev/null
+}
+ok "--backing: only with -r of a qcow2 image; unknown scopes refused; check and dump take it" \
+  backing_usage
+
 # Escape sequences in names an image gives: escaped in text, exact in JSON.
 esc_name=$(printf '\033[31mred\033]0;title\007')
 qemu-img create -q -f qcow2 -u -b "$esc_name" -F raw "$T/esc.qcow2" 1M || exit 1
