@@ -51,6 +51,8 @@ int Run(const Options& o) {
     throw util::Error(
         "--verify goes with -r or -Q image files (not e2i images, -s, which changes blocks, -n, "
         "standard output, or copies in place)");
+  if (o.backing_given && !(o.raw && (o.source == "-" || qcow2::IsQcow2File(o.source))))
+    throw util::Error("--backing goes with -r and a qcow2 image as the source");
   if (o.raw && o.source == "-") {
     if (o.scramble || o.all_data || o.source_offset)
       throw util::Error("-r - reads a qcow2 image from standard input: it takes no -s, -a or -o");

@@ -331,7 +331,12 @@ void CheckMount(const std::string& device, bool force) {
 
 int ConvertQcow2(const Options& o) {
   CheckNotSameFile(o.source, o.output);
-  qcow2::Qcow2Reader reader(o.source);
+  qcow2::ReferencePolicy policy = o.backing;
+  policy.on_open = [](const std::string& line) {
+    util::BreakProgressLine();
+    std::fprintf(stderr, "e2image: %s\n", line.c_str());
+  };
+  qcow2::Qcow2Reader reader(o.source, policy);
   for (const std::string& w : reader.warnings())
     Warn(w);
   CheckNotReferencedByImage(reader, o.output);

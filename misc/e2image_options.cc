@@ -23,7 +23,7 @@ constexpr const char* kUsage =
     "               [--no-sync] [--error-map=FILE] [--verify] device image-file\n"
     "       e2image -I device image-file\n"
     "       e2image -ra [-cfnp] [-o src_offset] [-O dest_offset] src_fs [dest_fs]\n"
-    "       e2image -r [--no-sync] image.qcow2 image.raw\n";
+    "       e2image -r [--no-sync] [--backing=any|image-dir|none] image.qcow2 image.raw\n";
 
 constexpr const char* kHelp =
     "Save the metadata of an ext2/3/4 filesystem as an image for debugging.\n"
@@ -67,6 +67,10 @@ constexpr const char* kHelp =
     "                          ddrescue map file (a read error does not end a run)\n"
     "      --verify            read each copied block again from the source and the\n"
     "                          image after writing; report the blocks that differ\n"
+    "      --backing=SCOPE     with -r and a qcow2 source: the backing and data files\n"
+    "                          it may open: image-dir (default: only files inside the\n"
+    "                          directory of the image naming them), any, or none (read\n"
+    "                          the image as if it had no backing file)\n"
     "  -h, --help      show this help\n"
     "  -V, --version   show the version\n"
     "\n"
@@ -111,7 +115,8 @@ Options ParseOptions(int argc, char** argv) {
     kScrambleMap,
     kScrambleKeepNames,
     kErrorMap,
-    kVerify
+    kVerify,
+    kBacking
   };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
@@ -127,6 +132,7 @@ Options ParseOptions(int argc, char** argv) {
       {"no-sync", no_argument, nullptr, kNoSync},
       {"error-map", required_argument, nullptr, kErrorMap},
       {"verify", no_argument, nullptr, kVerify},
+      {"backing", required_argument, nullptr, kBacking},
       {nullptr, 0, nullptr, 0}};
   Options o;
   bool qcow2_version_given = false;
@@ -199,6 +205,10 @@ Options ParseOptions(int argc, char** argv) {
         break;
       case kVerify:
         o.verify = true;
+        break;
+      case kBacking:
+        o.backing = qcow2::PolicyForScope(optarg);
+        o.backing_given = true;
         break;
       case kScrambleSeed:
         o.scramble_seed = ParseNumber(optarg, "scramble seed");

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "qcow2/backing.h"
 #include "qcow2/compress.h"
 
 namespace e2image {
@@ -33,10 +34,12 @@ struct Options {
   std::optional<qcow2::CompressionType> compression;
   int compression_level = qcow2::kDefaultLevel;  // --compress-level (-1: the codec's default)
   unsigned threads = 0;                          // --threads: compression workers (0: all cores)
-  bool no_sync = false;        // --no-sync: image files are not synced before their rename
-  bool move_in_place = false;  // one file and an offset: the output is the source
-  std::string error_map;       // --error-map: the unreadable ranges as a ddrescue map file
-  bool verify = false;         // --verify: compare the image with the source after writing
+  bool no_sync = false;            // --no-sync: image files are not synced before their rename
+  bool move_in_place = false;      // one file and an offset: the output is the source
+  std::string error_map;           // --error-map: the unreadable ranges as a ddrescue map file
+  bool verify = false;             // --verify: compare the image with the source after writing
+  qcow2::ReferencePolicy backing;  // --backing: the files a qcow2 source (-r) may open
+  bool backing_given = false;
   std::string source;
   std::string output;
 };

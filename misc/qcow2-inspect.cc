@@ -9,6 +9,7 @@
 #include <cstring>
 #include <iostream>
 #include <new>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -26,9 +27,9 @@ namespace {
 
 const char kUsage[] =
     "Usage: qcow2-inspect info [--json] [--backing=SCOPE] IMAGE\n"
-    "       qcow2-inspect check [--json] IMAGE\n"
+    "       qcow2-inspect check [--json] [--backing=SCOPE] IMAGE\n"
     "       qcow2-inspect map [--json] [--backing=SCOPE] IMAGE\n"
-    "       qcow2-inspect dump IMAGE\n";
+    "       qcow2-inspect dump [--backing=SCOPE] IMAGE\n";
 
 const char kHelp[] =
     "\n"
@@ -41,8 +42,11 @@ const char kHelp[] =
     "          bitmap directory and tables, L1 table with L2 summaries\n"
     "  --json  machine-readable output (info, check, map)\n"
     "  --backing=SCOPE\n"
-    "          backing and data files info and map may open: any (the\n"
-    "          default), image-dir (inside the image's directory) or none\n"
+    "          backing and data files info and map may open: image-dir (the\n"
+    "          default: only files inside the directory of the image naming\n"
+    "          them), any, or none (the image read as if it had no backing\n"
+    "          file); check and dump open none. Each file opened is named\n"
+    "          on stderr\n"
     "  -h, --help     show this help\n"
     "  -V, --version  show the version\n";
 
@@ -64,21 +68,6 @@ struct Options {
   bool json = false;
   qcow2::ReferencePolicy policy;
 };
-
-// The policy --backing=SCOPE names.
-qcow2::ReferencePolicy ParsePolicy(const std::string& scope) {
-  using Scope = qcow2::ReferencePolicy::Scope;
-  qcow2::ReferencePolicy p;
-  if (scope == "any")
-    p.backing = p.data_file = Scope::kAny;
-  else if (scope == "image-dir")
-    p.backing = p.data_file = Scope::kImageDirectory;
-  else if (scope == "none")
-    p.backing = p.data_file = Scope::kNone;
-  else
-    throw util::Error("unknown --backing scope '" + scope + "' (any, image-dir or none)");
-  return p;
-}
 
 Options ParseOptions(int argc, char** argv) {
   static const option kLong[] = {{"json", no_argument, nullptr, 'j'},
@@ -103,7 +92,7 @@ Options ParseOptions(int argc, char** argv) {
     if (c == 'j')
       o.json = true;
     else if (c == 'b')
-      o.policy = ParsePolicy(optarg);
+      o.policy = qcow2::PolicyForScope(optarg);
     else if (c == 'h')
       Usage(0);
     else if (c == 'V')
@@ -132,7 +121,13 @@ void RequireQcow2Magic(const std::string& path) {
                     (holds.empty() ? " (no qcow2 magic at offset 0)" : ": " + holds));
 }
 
-int Run(const Options& o) {
+int Run(Options o) {
+  // One line per file, however many times the commands walk the chain.
+  std::set<std::string> named;
+  o.policy.on_open = [&named](const std::string& line) {
+    if (named.insert(line).second)
+      std::fprintf(stderr, "qcow2-inspect: %s\n", line.c_str());
+  };
   RequireQcow2Magic(o.image);
   const qcow2::ImageView image(o.image);
   std::ios::sync_with_stdio(false);

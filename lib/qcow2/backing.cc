@@ -42,7 +42,8 @@ bool Inside(const std::string& real, const std::string& dir) {
 // on the open descriptor (the name may change in between).
 util::File OpenReferenced(const std::string& image_path, const std::string& name,
                           const std::string& what, ReferencePolicy::Scope scope,
-                          const std::string& allow_hint) {
+                          const ReferencePolicy& policy) {
+  const std::string& allow_hint = policy.allow_hint;
   const std::string path = ResolveReferencedPath(image_path, name, what);
   const std::string resolved = path == name ? "" : " (" + path + ")";  // escaped when shown
   const auto fail = [&](Code code, const std::string& why) {
@@ -72,10 +73,29 @@ util::File OpenReferenced(const std::string& image_path, const std::string& name
   if (!OpenableType(after.st_mode) || after.st_dev != before.st_dev ||
       after.st_ino != before.st_ino)
     fail(Code::kRefused, "changed while it was being opened");
+  if (policy.on_open) {
+    const std::string real = RealPath(opened);
+    policy.on_open(PrintableName(image_path) + ": " + what + " '" + PrintableName(name) + "' (" +
+                   PrintableName(real.empty() ? opened : real) + ")");
+  }
   return file;
 }
 
 }  // namespace
+
+ReferencePolicy PolicyForScope(const std::string& scope) {
+  using Scope = ReferencePolicy::Scope;
+  ReferencePolicy p;
+  if (scope == "any")
+    p.backing = p.data_file = Scope::kAny;
+  else if (scope == "image-dir")
+    p.backing = p.data_file = Scope::kImageDirectory;
+  else if (scope == "none")
+    p.backing = p.data_file = Scope::kNone;
+  else
+    throw util::Error("unknown --backing scope '" + scope + "' (any, image-dir or none)");
+  return p;
+}
 
 std::string ResolveReferencedPath(const std::string& image_path, const std::string& name,
                                   const std::string& what) {
@@ -146,10 +166,11 @@ util::File OpenDataFile(const std::string& image_path, const Header& header,
     return {};
   const std::string name = DataFileName(header);
   if (policy.data_file == ReferencePolicy::Scope::kNone)
-    throw ReferenceError(Code::kRefused, image_path + ": external data file '" + name +
-                                             "' is not allowed to be opened");
-  return OpenReferenced(image_path, name, "external data file", policy.data_file,
-                        policy.allow_hint);
+    throw ReferenceError(Code::kRefused, image_path + ": external data file '" +
+                                             PrintableName(name) +
+                                             "' is not opened under --backing=none; " +
+                                             policy.allow_hint + " allows it");
+  return OpenReferenced(image_path, name, "external data file", policy.data_file, policy);
 }
 
 BackingChain::BackingChain(const util::File& top, ReferencePolicy policy) : policy_(policy) {
@@ -165,7 +186,7 @@ std::optional<BackingFile> BackingChain::Next(const std::string& image_path, con
                                              std::to_string(kMaxBackingDepth) + " files");
   BackingFile b;
   b.name = header.backing_file;
-  b.file = OpenReferenced(image_path, b.name, "backing file", policy_.backing, policy_.allow_hint);
+  b.file = OpenReferenced(image_path, b.name, "backing file", policy_.backing, policy_);
   const struct stat st = b.file.Stat();
   if (!seen_.insert({st.st_dev, st.st_ino}).second)
     throw ReferenceError(Code::kLoop, image_path + ": backing file '" + PrintableName(b.name) +

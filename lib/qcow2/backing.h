@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -26,7 +27,9 @@ enum class BackingFormat { kRaw, kQcow2 };
 // own scope, so a caller can trust data files while ignoring backing files.
 // Whatever the scope, only a regular file or a block device is opened: a
 // FIFO, socket, character device or directory is refused without being
-// opened (so nothing blocks in open(2) and no device sees an open).
+// opened (so nothing blocks in open(2) and no device sees an open). The
+// default is the image's directory: an image from a stranger reads nothing
+// else unless the user says so.
 struct ReferencePolicy {
   enum class Scope {
     kAny,             // any local file the name resolves to
@@ -35,11 +38,18 @@ struct ReferencePolicy {
     kNone,            // none: a backing file is ignored (the image read as if
                       // it had none); a data file is refused
   };
-  Scope backing = Scope::kAny;
-  Scope data_file = Scope::kAny;
+  Scope backing = Scope::kImageDirectory;
+  Scope data_file = Scope::kImageDirectory;
   // Named in refusals: what the user can pass to allow the file.
   std::string allow_hint = "--backing=any";
+  // Called with one line for each backing or data file opened, naming the
+  // image, the name it gives and the path opened (names escaped).
+  std::function<void(const std::string&)> on_open;
 };
+
+// The policy of a --backing=SCOPE option: "any", "image-dir" or "none", for
+// backing and data files alike. Throws util::Error on another word.
+ReferencePolicy PolicyForScope(const std::string& scope);
 
 // A reference from an image to another file that cannot be followed. The
 // code tells the kinds apart for callers that report them differently.

@@ -67,10 +67,14 @@ for mode in bare bash-completion; do
   ok "$mode: qcow2-inspect offers the subcommands" \
     expect "check dump info map" inspect_offers qcow2-inspect ""
   ok "$mode: qcow2-inspect i completes info" expect "info" inspect_offers qcow2-inspect i
-  ok "$mode: qcow2-inspect map -- offers --json and --help" \
-    expect "--help --json" inspect_offers qcow2-inspect map --
-  ok "$mode: qcow2-inspect dump -- offers --help only (dump has no --json)" \
-    expect "--help" inspect_offers qcow2-inspect dump --
+  ok "$mode: qcow2-inspect map -- offers --backing=, --json and --help" \
+    expect "--backing= --help --json" inspect_offers qcow2-inspect map --
+  ok "$mode: qcow2-inspect dump -- offers --backing= and --help (dump has no --json)" \
+    expect "--backing= --help" inspect_offers qcow2-inspect dump --
+  ok "$mode: qcow2-inspect info --backing= offers the scopes" \
+    expect "any image-dir none" inspect_offers qcow2-inspect info --backing = ""
+  ok "$mode: e2image --backing=i completes image-dir" \
+    expect "image-dir" e2image_offers "$E2IMAGE" -r --backing = i
   ok "$mode: qcow2-inspect check --json fs.q completes the image" \
     expect "fs.qcow2" inspect_offers qcow2-inspect check --json fs.q
   ok "$mode: qcow2-inspect dump o completes files after the subcommand" \

@@ -36,7 +36,7 @@ damaged() {
   rm -f "$T/out.raw"
   "$E2IMAGE" -r "$T/bad.qcow2" "$T/out.raw" > "$T/err" 2>&1; rc=$?
   cat "$T/err"
-  [ $rc = 1 ] && [ "$(wc -l < "$T/err")" = 1 ] && grep -Eq -- "$pattern" "$T/err" &&
+  [ $rc = 1 ] && [ "$(error_lines "$T/err" | wc -l)" = 1 ] && grep -Eq -- "$pattern" "$T/err" &&
     [ ! -e "$T/out.raw" ] && ! ls -A "$T" | grep -q e2image-
 }
 

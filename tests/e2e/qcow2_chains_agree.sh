@@ -10,15 +10,16 @@ Q=$QCOW2_INSPECT
 
 qio() { qemu-io "$@" > "$T/qemu-io.log" 2>&1 || { cat "$T/qemu-io.log"; return 1; }; }
 
-# agree DIR IMAGE: from DIR, every command on IMAGE as qemu-img.
+# agree DIR IMAGE [OPTION]: from DIR, every command on IMAGE (given OPTION,
+# such as --backing=any) as qemu-img.
 agree() {
-  (cd "$1" && agree_here "$2")
+  (cd "$1" && agree_here "$2" "${3-}")
 }
 agree_here() {
-  img=$1
+  img=$1 opt=${2-}
   # info: the same chain of files and formats below the image.
   qemu-img info --backing-chain --output=json "$img" > "$T/qi.json" || return 1
-  "$Q" info --json "$img" > "$T/oi.json" || return 1
+  "$Q" info --json $opt "$img" > "$T/oi.json" || return 1
   q=$(jq -c '[.[1:][] | [.filename, .format]]' "$T/qi.json")
   o=$(jq -c '[."backing-chain"[] | [.filename, .format]]' "$T/oi.json")
   echo "info chain: qemu-img $q; ours $o"
@@ -28,18 +29,18 @@ agree_here() {
   jq -e '[."backing-chain"[] | select(.problem)] == []' "$T/oi.json" > /dev/null || return 1
   # map: the same ranges, depths and offsets.
   qemu-img map --output=json "$img" | jq -c '.[]' > "$T/qm" || return 1
-  "$Q" map --json "$img" | jq -c '.[] | del(.compressed)' > "$T/om" || return 1
+  "$Q" map --json $opt "$img" | jq -c '.[] | del(.compressed)' > "$T/om" || return 1
   [ -s "$T/om" ] && diff "$T/qm" "$T/om" || return 1
   # check: the same counts and exit code.
   qemu-img check --output=json "$img" > "$T/qc.json" 2> /dev/null; qrc=$?
-  "$Q" check --json "$img" > "$T/oc.json"; orc=$?
+  "$Q" check --json $opt "$img" > "$T/oc.json"; orc=$?
   keys='[.corruptions // 0, .leaks // 0, ."check-errors" // 0, ."image-end-offset", ."allocated-clusters" // 0]'
   [ "$qrc" = "$orc" ] && [ "$(jq -c "$keys" "$T/qc.json")" = "$(jq -c "$keys" "$T/oc.json")" ] ||
     { echo "check: qemu-img rc=$qrc $(jq -c "$keys" "$T/qc.json"), ours rc=$orc $(jq -c "$keys" "$T/oc.json")"; return 1; }
   # -r: the same bytes.
   qemu-img convert -O raw "$img" "$T/qemu.raw" || return 1
   rm -f "$T/ours.raw"
-  "$E2IMAGE" -r "$img" "$T/ours.raw" || return 1
+  "$E2IMAGE" -r $opt "$img" "$T/ours.raw" || return 1
   same_bytes "$T/qemu.raw" "$T/ours.raw"
 }
 
@@ -85,7 +86,23 @@ head -c 3000000 /dev/urandom > "$T/rel/raw/bottom.raw"
     qio -c "write -P 8 1M 128k" -c "write -z 0 64k" a/top.qcow2
 ) || exit 1
 ok "relative names against each image's directory, an absolute name, a raw bottom: as qemu-img" \
-  agree "$T" rel/a/top.qcow2
+  agree "$T" rel/a/top.qcow2 --backing=any
+# The same chain leaves the top image's directory: refused by default.
+outside_refused() {
+  cd "$T" || return 1
+  rm -f "$T/ours.raw"
+  "$E2IMAGE" -r rel/a/top.qcow2 "$T/ours.raw" 2> "$T/err"; rc=$?
+  cat "$T/err"
+  [ $rc = 1 ] && [ ! -e "$T/ours.raw" ] && [ "$(wc -l < "$T/err")" = 1 ] &&
+    grep -q "^e2image: rel/a/top.qcow2: backing file '../b/base.qcow2' (rel/a/../b/base.qcow2) is outside the image's directory; --backing=any allows it$" "$T/err" ||
+    return 1
+  "$Q" map rel/a/top.qcow2 > "$T/out" 2> "$T/err"; rc=$?
+  [ $rc = 1 ] && [ ! -s "$T/out" ] && grep -q "outside the image's directory; --backing=any allows it" "$T/err" ||
+    return 1
+  "$Q" info --json rel/a/top.qcow2 | jq -e '."backing-chain"[0].problem | test("outside")' > /dev/null
+}
+ok "the same chain by default (image-dir): refused, one line naming image, name and option" \
+  outside_refused
 
 # External data files at two depths. qemu resolves a relative data file
 # name against its working directory (ours, as backing file names, against

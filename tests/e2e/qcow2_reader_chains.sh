@@ -14,10 +14,12 @@ convert_matches() {  # convert_matches IMAGE: same bytes as qemu-img, from any c
 }
 
 refused() {  # refused IMAGE PATTERN: one error line matching PATTERN, exit 1, no output
+  # (besides a line naming each backing or data file opened)
   rm -f "$T/out.raw"
   "$E2IMAGE" -r "$1" "$T/out.raw" > "$T/err" 2>&1; rc=$?
   cat "$T/err"
-  [ $rc = 1 ] && [ "$(wc -l < "$T/err")" = 1 ] && grep -q -- "$2" "$T/err" && [ ! -e "$T/out.raw" ] &&
+  [ $rc = 1 ] && [ "$(error_lines "$T/err" | wc -l)" = 1 ] && grep -q -- "$2" "$T/err" &&
+    [ ! -e "$T/out.raw" ] &&
     [ -z "$(ls -A "$T" | grep e2image-)" ]
 }
 

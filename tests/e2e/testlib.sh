@@ -66,6 +66,12 @@ make_fs() {
     cat "$T/mke2fs.log"; return 1; }
 }
 
+# The lines of a program's stderr (file $1) other than the notices naming
+# each backing or data file used ("prog: IMAGE: backing file 'NAME' (PATH)").
+error_lines() {
+  grep -Ev "^[a-z0-9-]+: .*: (backing file|external data file) '.*' \(.*\)$" "$1"
+}
+
 # Fails unless two files have the same size and bytes.
 same_bytes() {
   [ "$(stat -c %s "$1")" = "$(stat -c %s "$2")" ] || {

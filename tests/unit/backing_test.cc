@@ -6,6 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <string>
+#include <vector>
+
 #include "test_util.h"
 #include "util/error.h"
 
@@ -146,6 +150,43 @@ TEST_F(ReferencesTest, AMissingFileIsOneMessageNotAWrappedOne) {
 
 TEST_F(ReferencesTest, ALoopIsToldApartByItsCode) {
   EXPECT_EQ(Refusal("top.qcow2", Scope::kAny), Code::kLoop);
+}
+
+TEST_F(ReferencesTest, TheDefaultPolicyKeepsToTheImageDirectory) {
+  const ReferencePolicy policy;
+  EXPECT_EQ(policy.backing, Scope::kImageDirectory);
+  EXPECT_EQ(policy.data_file, Scope::kImageDirectory);
+  Header h;
+  h.backing_file = "../outside.raw";
+  util::File top = util::File::Open(image, O_RDONLY);
+  BackingChain chain(top, policy);
+  EXPECT_THROW(chain.Next(image, h), ReferenceError);
+}
+
+TEST(Backing, PolicyForScopeNamesBothKinds) {
+  EXPECT_EQ(PolicyForScope("any").backing, Scope::kAny);
+  EXPECT_EQ(PolicyForScope("any").data_file, Scope::kAny);
+  EXPECT_EQ(PolicyForScope("image-dir").data_file, Scope::kImageDirectory);
+  EXPECT_EQ(PolicyForScope("none").backing, Scope::kNone);
+  EXPECT_THROW(PolicyForScope("all"), util::Error);
+}
+
+TEST_F(ReferencesTest, EachFileOpenedIsNamedOnce) {
+  std::vector<std::string> lines;
+  ReferencePolicy policy;
+  policy.on_open = [&lines](const std::string& line) { lines.push_back(line); };
+  Header h;
+  h.backing_file = "inner_link.raw";
+  util::File top = util::File::Open(image, O_RDONLY);
+  BackingChain chain(top, policy);
+  ASSERT_TRUE(chain.Next(image, h));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], image + ": backing file 'inner_link.raw' (" +
+                          std::filesystem::canonical(dir.File("img/in.raw")).string() + ")");
+  h.backing_file = "../outside.raw";  // refused: not named as opened
+  BackingChain refusing(top, policy);
+  EXPECT_THROW(refusing.Next(image, h), ReferenceError);
+  EXPECT_EQ(lines.size(), 1u);
 }
 
 }  // namespace
