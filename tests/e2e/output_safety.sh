@@ -9,6 +9,8 @@
 # 0600 images, in-place -O, checked offsets, signals, a qcow2's own files,
 # and -I of another filesystem's e2i image.
 . "$TESTLIB"
+# The fault library is preloaded before the sanitizers' runtime in their build.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
 
