@@ -9,17 +9,9 @@
 namespace e2img {
 
 void KeepInodeBytes(ext2_filsys fs, ext2_ino_t ino, MetadataMap& map) {
-  const uint32_t inode_size = EXT2_INODE_SIZE(fs->super);
-  const uint32_t index = (ino - 1) % fs->super->s_inodes_per_group;
-  const uint64_t block = SkippedInodeBlock(fs, ino);
-  auto it = map.stale_tails.find(block);
-  if (it == map.stale_tails.end())
-    return;
-  const uint32_t end = (index % (fs->blocksize / inode_size) + 1) * inode_size;
-  if (end >= fs->blocksize)
-    map.stale_tails.erase(it);
-  else if (end > it->second)
-    it->second = end;
+  // libext2fs reads an inode with the whole block that holds it: e2fsck then
+  // reads the inodes after it in that block too, so none of it is zeroed.
+  map.stale_tails.erase(SkippedInodeBlock(fs, ino));
 }
 
 void DirectoryReferences::AddEntries(std::span<const uint8_t> entries) {

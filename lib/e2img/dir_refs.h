@@ -17,7 +17,7 @@
 
 namespace e2img {
 
-// Keeps the bytes of inode `ino` out of its block's stale tail.
+// Keeps the block of inode `ino` whole: no stale tail (libext2fs reads it whole).
 void KeepInodeBytes(ext2_filsys fs, ext2_ino_t ino, MetadataMap& map);
 
 // Collects the inode numbers named by directory entries.
