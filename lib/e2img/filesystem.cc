@@ -22,6 +22,24 @@ std::string ExtErrorText(errcode_t code) {
   return error_message(code);
 }
 
+std::optional<MisplacedTable> FirstMisplacedTable(ext2_filsys fs, bool within_groups) {
+  const uint64_t blocks_count = ext2fs_blocks_count(fs->super);
+  const bool by_group = within_groups && !ext2fs_has_feature_flex_bg(fs->super);
+  for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
+    const uint64_t first =
+        by_group ? ext2fs_group_first_block2(fs, g) : fs->super->s_first_data_block;
+    const uint64_t last = by_group ? ext2fs_group_last_block2(fs, g) : blocks_count - 1;
+    const MisplacedTable tables[] = {
+        {g, "block bitmap", ext2fs_block_bitmap_loc(fs, g), 1},
+        {g, "inode bitmap", ext2fs_inode_bitmap_loc(fs, g), 1},
+        {g, "inode table", ext2fs_inode_table_loc(fs, g), fs->inode_blocks_per_group}};
+    for (const MisplacedTable& t : tables)
+      if (t.block < first || t.block > last || (t.count > 0 && t.count - 1 > last - t.block))
+        return t;
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 // The open errors after which e2fsck tries the backup superblocks.
@@ -36,24 +54,10 @@ bool PrimaryUnusable(errcode_t err) {
 // " (group N: FIELD at block B)" for the first descriptor whose bitmaps or
 // inode table lie outside the group's range ("" when none does).
 std::string FirstBadGroupText(ext2_filsys fs) {
-  const uint64_t blocks_count = ext2fs_blocks_count(fs->super);
-  const bool flex = ext2fs_has_feature_flex_bg(fs->super);
-  for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
-    const uint64_t first = flex ? fs->super->s_first_data_block : ext2fs_group_first_block2(fs, g);
-    const uint64_t last = flex ? blocks_count - 1 : ext2fs_group_last_block2(fs, g);
-    const struct {
-      const char* name;
-      uint64_t block;
-      uint64_t count;
-    } fields[] = {{"block bitmap", ext2fs_block_bitmap_loc(fs, g), 1},
-                  {"inode bitmap", ext2fs_inode_bitmap_loc(fs, g), 1},
-                  {"inode table", ext2fs_inode_table_loc(fs, g), fs->inode_blocks_per_group}};
-    for (const auto& f : fields)
-      if (f.block < first || f.block + f.count - 1 > last)
-        return " (group " + std::to_string(g) + ": " + f.name + " at block " +
-               std::to_string(f.block) + ")";
-  }
-  return "";
+  const auto bad = FirstMisplacedTable(fs, /*within_groups=*/true);
+  return bad ? " (group " + std::to_string(bad->group) + ": " + bad->name + " at block " +
+                   std::to_string(bad->block) + ")"
+             : "";
 }
 
 }  // namespace

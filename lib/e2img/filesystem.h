@@ -7,9 +7,21 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace e2img {
+
+// A group's bitmap or inode table that lies outside where it may be.
+struct MisplacedTable {
+  dgrp_t group;
+  const char* name;
+  uint64_t block;
+  uint64_t count;
+};
+// The first such table: outside its group's blocks (the whole filesystem's
+// with flex_bg) when within_groups, else outside the filesystem.
+std::optional<MisplacedTable> FirstMisplacedTable(ext2_filsys fs, bool within_groups);
 
 // Where and how to open the source.
 struct OpenOptions {

@@ -152,26 +152,12 @@ void CheckImageFitsDevice(const ext2_super_block& image_sb, const std::string& i
 // the filesystem: installing it would write past the filesystem's end (a
 // huge sparse file, or another partition's blocks), whatever -f says.
 void CheckTablesInside(ext2_filsys fs, const std::string& image) {
-  const uint64_t first = fs->super->s_first_data_block;
-  const uint64_t end = ext2fs_blocks_count(fs->super);
-  const auto inside = [&](uint64_t block, uint64_t count) {
-    return block >= first && block < end && count <= end - block;
-  };
-  for (dgrp_t g = 0; g < fs->group_desc_count; ++g) {
-    const struct {
-      const char* what;
-      uint64_t block;
-      uint64_t count;
-    } tables[] = {{"block bitmap", ext2fs_block_bitmap_loc(fs, g), 1},
-                  {"inode bitmap", ext2fs_inode_bitmap_loc(fs, g), 1},
-                  {"inode table", ext2fs_inode_table_loc(fs, g), fs->inode_blocks_per_group}};
-    for (const auto& t : tables)
-      if (!inside(t.block, t.count))
-        throw util::Error(image + ": group " + std::to_string(g) + ": " + t.what + " at block " +
-                          std::to_string(t.block) + " is outside the filesystem (blocks " +
-                          std::to_string(first) + " to " + std::to_string(end - 1) +
-                          "); -I cannot install it");
-  }
+  if (const auto bad = FirstMisplacedTable(fs, /*within_groups=*/false))
+    throw util::Error(
+        image + ": group " + std::to_string(bad->group) + ": " + bad->name + " at block " +
+        std::to_string(bad->block) + " is outside the filesystem (blocks " +
+        std::to_string(fs->super->s_first_data_block) + " to " +
+        std::to_string(ext2fs_blocks_count(fs->super) - 1) + "); -I cannot install it");
 }
 
 }  // namespace
