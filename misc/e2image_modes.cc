@@ -17,16 +17,13 @@
 #include <utility>
 #include <vector>
 
-#include "e2img/block_copier.h"
+#include "e2img/capture_plan.h"
 #include "e2img/e2i_writer.h"
 #include "e2img/filesystem.h"
 #include "e2img/group_tables.h"
-#include "e2img/laned_sink.h"
 #include "e2img/metadata_map.h"
-#include "e2img/overlapped_copy.h"
 #include "e2img/scramble.h"
 #include "e2img/sinks.h"
-#include "e2img/source_holes.h"
 #include "qcow2/backing.h"
 #include "qcow2/capture_info.h"
 #include "qcow2/compress_pool.h"
@@ -162,100 +159,56 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
   return 0;
 }
 
-// Adds the blocks of `from` to `to`.
-void AddAll(e2img::BlockSet& to, e2img::BlockSet from) {
-  for (const e2img::BlockExtent& e : from.Extents())
-    to.Add(e.start, e.count);
+// What a raw or qcow2 capture writes, in the library's words.
+e2img::CaptureSettings ImageSettings(const Options& o) {
+  e2img::CaptureSettings s;
+  s.qcow2 = o.qcow2;
+  s.output = o.output;
+  s.no_sync = o.no_sync;
+  s.dest_offset = o.dest_offset;
+  s.qcow2_version = o.qcow2_version;
+  s.cluster_size = o.cluster_size;
+  s.compression = o.compression;
+  s.compression_level = o.compression_level;
+  s.threads = o.threads;
+  s.progress = o.progress;
+  struct stat st {};
+  // Whole inode tables where old bytes would otherwise survive under the image.
+  s.output_is_device = ::stat(o.output.c_str(), &st) == 0 &&
+                       (S_ISBLK(st.st_mode) || (S_ISREG(st.st_mode) && WritesInPlace(o)));
+  return s;
 }
 
-// A size for a message: in MiB, or in KiB below one MiB.
-std::string SizeText(uint64_t bytes) {
-  return bytes >= (1u << 20) ? std::to_string(bytes >> 20) + " MiB"
-                             : std::to_string((bytes + 1023) >> 10) + " KiB";
-}
-
-// Says so when the compression's memory budget runs fewer threads than
-// --threads asked for (the default is cut silently).
-void NoteThreadsCut(const Options& o, const qcow2::CompressPool& pool, uint32_t cluster_size) {
-  const qcow2::PoolLimits& limits = pool.limits();
-  if (limits.threads >= o.threads)
-    return;
-  util::BreakProgressLine();
-  const std::string level = o.compression_level == qcow2::kDefaultLevel
-                                ? "its default level"
-                                : "level " + std::to_string(o.compression_level);
-  std::fprintf(stderr,
-               "e2image: compressing on %u thread%s, not %u: a %s codec at %s for %s "
-               "clusters takes %s, and the compression holds %s at most\n",
-               limits.threads, limits.threads == 1 ? "" : "s", o.threads,
-               qcow2::CompressionName(*o.compression).c_str(), level.c_str(),
-               SizeText(cluster_size).c_str(), SizeText(limits.codec_bytes).c_str(),
-               SizeText(limits.budget_bytes).c_str());
-}
-
-// The sink of a raw or qcow2 capture. `blocks` (the map, or most of it) is
-// read by compressed captures only, which choose their cluster size from it
-// and reserve the L2 tables of `reserved` (default: those of `blocks`).
-std::unique_ptr<e2img::ImageSink> MakeSink(const Options& o, const e2img::Filesystem& fs,
-                                           const util::OutputFile& out,
-                                           const std::vector<e2img::BlockExtent>* blocks,
-                                           const std::vector<e2img::BlockExtent>* reserved,
-                                           e2img::FinishQcow2 before_finish) {
-  if (o.qcow2) {
-    e2img::Qcow2SinkOptions q;
-    q.cluster_bits = o.cluster_size ? static_cast<uint32_t>(std::countr_zero(o.cluster_size)) : 0;
-    if (!o.cluster_size) {
-      // The block size by default, or the smallest larger size whose L1 table fits qemu.
-      const auto block_bits = static_cast<uint32_t>(std::countr_zero(fs.block_size()));
-      q.cluster_bits = qcow2::SmallestClusterBits(fs.blocks_count() * fs.block_size(), block_bits);
-      if (o.compression) {
-        const uint64_t device_bytes = fs.blocks_count() * fs.block_size();
-        const uint32_t bits =
-            e2img::CompressedClusterBits(*blocks, fs.block_size(), q.cluster_bits, device_bytes);
-        const uint32_t bs = fs.block_size();
-        const uint32_t large = e2img::kCompressedClusterBits;
-        const uint64_t large_bytes =
-            bits < large ? e2img::CompressedImageEstimate(*blocks, bs, large, device_bytes) : 0;
-        const uint64_t chosen_bytes =
-            e2img::CompressedImageEstimate(*blocks, bs, bits, device_bytes);
-        // Said only when it is worth a choice (--cluster-size=65536 would
-        // cost a MiB or more): on a small filesystem it would be noise.
-        if (large_bytes >= chosen_bytes + (1u << 20)) {
-          util::BreakProgressLine();
-          std::fprintf(stderr,
-                       "e2image: using %u-byte qcow2 clusters: the metadata is spread so thin "
-                       "that 64 KiB clusters would make a larger image (estimated: %s, %s of it "
-                       "L2 tables, against %s)\n",
-                       1u << bits, SizeText(large_bytes).c_str(),
-                       SizeText(e2img::L2TableBytes(*blocks, bs, large)).c_str(),
-                       SizeText(chosen_bytes).c_str());
-        }
-        q.cluster_bits = bits;
-      } else if (q.cluster_bits != block_bits) {
-        util::BreakProgressLine();
-        std::fprintf(stderr,
-                     "e2image: using %u-byte qcow2 clusters: with %u-byte clusters (the block "
-                     "size) the L1 table would be over qemu's 32 MiB limit\n",
-                     1u << q.cluster_bits, 1u << block_bits);
-      }
-    }
-    q.version = o.qcow2_version;
-    q.compression = o.compression;
-    q.compression_level = o.compression_level;
-    q.threads = o.threads ? o.threads : qcow2::CompressPool::DefaultThreads();
-    // One budget for the workers: the scrambler's lanes queue up to 16 MiB
-    // of blocks before the compression's, which gets the rest.
-    if (o.scramble)
-      q.compression_memory =
-          qcow2::CompressPool::kMemoryBudget - e2img::LanedSink::kDefaultQueuedBytes;
-    q.blocks = reserved ? reserved : blocks;
-    q.before_finish = std::move(before_finish);
-    auto sink = std::make_unique<e2img::Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
-    if (o.threads && sink->compress_pool())
-      NoteThreadsCut(o, *sink->compress_pool(), 1u << q.cluster_bits);
-    return sink;
+// The scrambler of a -s capture, and the --scramble-map file it writes to;
+// none without -s.
+class ScrambleSetup {
+ public:
+  // Hooks the scrambler into the scan of `map_options`.
+  ScrambleSetup(const Options& o, const e2img::Filesystem& fs, e2img::MapOptions& map_options) {
+    if (!o.scramble)
+      return;
+    scrambler_.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
+    scrambler_->set_keep_names(o.scramble_keep_names);
+    if (!o.scramble_map.empty())
+      map_.emplace(o.scramble_map);
+    scrambler_->set_map(map_ ? &*map_ : nullptr);
+    map_options.observe_inode = [this](uint32_t ino, const ext2_inode& inode) {
+      scrambler_->ObserveInode(ino, inode);
+    };
   }
-  return std::make_unique<e2img::RawSink>(out, fs.block_size(), fs.blocks_count(), o.dest_offset);
+  ScrambleSetup(const ScrambleSetup&) = delete;
+  ScrambleSetup& operator=(const ScrambleSetup&) = delete;
+  e2img::Scrambler* get() { return scrambler_ ? &*scrambler_ : nullptr; }
+
+ private:
+  std::optional<e2img::ScrambleMap> map_;  // before the scrambler, which writes to it
+  std::optional<e2img::Scrambler> scrambler_;
+};
+
+// A message of its own line on stderr (not a warning).
+void Note(const std::string& message) {
+  util::BreakProgressLine();
+  std::fprintf(stderr, "e2image: %s\n", message.c_str());
 }
 
 }  // namespace
@@ -402,173 +355,47 @@ int Capture(const Options& o) {
   bool source_end_warned = WarnIfSourceShort(source, fs, o.source_offset);
   open_problems += source_end_warned ? 1 : 0;
 
-  struct stat st {};
+  const bool image = o.raw || o.qcow2;
+  const e2img::CaptureSettings settings = image ? ImageSettings(o) : e2img::CaptureSettings{};
   e2img::MapOptions map_options;
   map_options.all_data = o.all_data;
-  // Whole inode tables where old bytes would otherwise survive under the image.
-  map_options.output_is_device = (o.raw || o.qcow2) && ::stat(o.output.c_str(), &st) == 0 &&
-                                 (S_ISBLK(st.st_mode) || (S_ISREG(st.st_mode) && WritesInPlace(o)));
-  std::optional<e2img::ScrambleMap> scramble_map;  // before the scrambler, which writes to it
-  std::optional<e2img::Scrambler> scrambler;
-  if (o.scramble) {
-    scrambler.emplace(fs, o.scramble_seed ? *o.scramble_seed : std::random_device{}(), Warn);
-    scrambler->set_keep_names(o.scramble_keep_names);
-    if (!o.scramble_map.empty())
-      scramble_map.emplace(o.scramble_map);
-    scrambler->set_map(scramble_map ? &*scramble_map : nullptr);
-    map_options.observe_inode = [&](uint32_t ino, const ext2_inode& inode) {
-      scrambler->ObserveInode(ino, inode);
-    };
-  }
-  // Raw and qcow2 captures copy the group tables while the inode scan runs,
-  // and the blocks it found while the directories are parsed: the sink
-  // exists before the map is complete. Scrambled ones copy the tables as
-  // they are and then again, scrambled, the blocks that change.
-  // Map blocks left out unread: holes of a sparse source, blocks scrambled
-  // to zeros. -p counts them as copied, so that its total does not depend on
-  // how the image is made.
-  e2img::BlockSet left_out;
-  // The map as last checked for holes: only the blocks added since are checked again.
-  e2img::BlockSet hole_checked;
-  bool holes_pruned = false;
-  const auto leave_out_holes = [&](e2img::BlockSet& blocks) {
-    e2img::BlockSet added = e2img::Subtract(blocks.Extents(), hole_checked.Extents());
-    e2img::BlockSet holes = e2img::Subtract(
-        added.Extents(),
-        e2img::WithoutHoles(source, added.Extents(), o.source_offset, fs.block_size()).Extents());
-    AddAll(left_out, holes);
-    e2img::BlockSet kept = e2img::Subtract(blocks.Extents(), holes.Extents());
-    hole_checked = kept;
-    holes_pruned = true;
-    return kept;
+  map_options.output_is_device = settings.output_is_device;
+  ScrambleSetup scramble(o, fs, map_options);
+  e2img::Scrambler* scrambler = scramble.get();
+  const auto build_map = [&](e2img::MapOptions options) {
+    e2img::MetadataMap map = BuildMap(fs, std::move(options), o.progress);
+    map.problems += open_problems;
+    return map;
   };
-  std::optional<util::OutputFile> out;
-  std::unique_ptr<e2img::ImageSink> sink;
-  std::optional<e2img::OverlappedCopy> overlapped_copy;
-  e2img::CopySource src{&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
-  src.end_warned = &source_end_warned;
-  src.unreadable = &unreadable;
-  const auto create_output = [&](const std::vector<e2img::BlockExtent>* blocks,
-                                 const std::vector<e2img::BlockExtent>* reserved = nullptr) {
-    out.emplace(CreateOutput(o));
-    if (!o.qcow2)
-      out->Reserve(o.dest_offset, fs.size_bytes());
-    sink = MakeSink(o, fs, *out, blocks, reserved, [&](qcow2::ClusterTarget& writer) {
-      RecordCapture(o, capture_info, unreadable, fs.size_bytes(), writer);
-    });
-    src.skip_holes = !out->in_place();
-  };
-  const auto overlap_copy = [&] {
-    e2img::EarlyBlockCheck check;
+  if (o.nop || !image) {
+    e2img::MetadataMap map = build_map(map_options);
     if (scrambler)
-      check = [&](uint64_t block, std::span<const uint8_t> data) {
-        return scrambler->MayChangeUnplanned(block, data);
-      };
-    overlapped_copy.emplace(src, *sink, Warn, std::move(check));
-  };
-  if ((o.raw || o.qcow2) && !o.nop && !o.compression) {
-    create_output(nullptr);
-    if (sink->SecondPassUnitBlocks())
-      overlap_copy();
-  }
-  if (overlapped_copy) {
-    map_options.tables_marked = [&](e2img::MetadataMap& known) { overlapped_copy->Start(known); };
-  } else if (o.compression && !o.nop && !scrambler) {
-    // A compressed image is sized from the map so far, holes of a sparse
-    // source left out: the group tables, most of it, choose the cluster size;
-    // L2 tables are reserved for them and for the groups with blocks in use,
-    // where the scan finds the rest. Scrambled ones take one pass: a
-    // compressed cluster is never rewritten.
-    map_options.tables_marked = [&](e2img::MetadataMap& known) {
-      known.blocks = leave_out_holes(known.blocks);
-      e2img::BlockSet reserved = known.blocks;
-      for (const uint64_t block : e2img::FirstDataBlocks(source, e2img::GroupsInUse(fs.get()),
-                                                         o.source_offset, fs.block_size()))
-        reserved.Add(block);
-      create_output(&known.blocks.Extents(), &reserved.Extents());
-      overlap_copy();
-      overlapped_copy->Start(known, /*holes_pruned=*/true);
-    };
-  }
-  // A checked (scrambled) copy leaves these for the last pass: scrambling changes them.
-  map_options.inodes_scanned = [&](e2img::MetadataMap& known) {
-    // The copy would leave out the new holes itself: here, they are counted.
-    if (holes_pruned)
-      known.blocks = leave_out_holes(known.blocks);
-    if (overlapped_copy)
-      overlapped_copy->Continue(known);
-  };
-  e2img::MetadataMap map = BuildMap(fs, map_options, o.progress);
-  map.problems += open_problems;
-  if (scrambler)
-    scrambler->Plan(map.blocks);
-  if (o.nop) {
+      scrambler->Plan(map.blocks);
+    if (!o.nop) {
+      CaptureE2i(o, fs, map, scrambler);
+      return CloseUnreadable(o, fs, unreadable, start_time);
+    }
     PrintBlocks(map.blocks, fs.first_copied_block());
     ReportProblems(map.problems, "nothing was written (-n)");
     return 0;
   }
-  if (!o.raw && !o.qcow2) {
-    CaptureE2i(o, fs, map, scrambler ? &*scrambler : nullptr);
-    return CloseUnreadable(o, fs, unreadable, start_time);
-  }
-  if (!out) {
-    // The holes of a sparse source are left out of a file image unread:
-    // without them in the map, the image reserves no L2 table for them (the
-    // 1 GiB journal of the empty 15 TiB filesystem is one).
-    const bool holes_left_out = !map_options.output_is_device;
-    if (holes_left_out)
-      map.blocks = leave_out_holes(map.blocks);
-    create_output(&map.blocks.Extents());
-    // No hole is left in the map: the copier need not ask the source again.
-    if (holes_left_out)
-      src.skip_holes = false;
-  }
-
-  if (scrambler && !out->in_place()) {
-    // Blocks scrambled into zeros are holes of a file image: left unread (the
-    // journal of the small-files filesystem is a third of its image). Those
-    // copied during the scan come again, zeroed, with the others that change.
-    e2img::BlockSet zeroed = scrambler->ZeroedBlocks();
-    if (overlapped_copy)
-      zeroed = e2img::Subtract(zeroed.Extents(), overlapped_copy->early_blocks());
-    AddAll(left_out, e2img::Intersect(map.blocks.Extents(), zeroed.Extents()));
-    map.blocks = e2img::Subtract(map.blocks.Extents(), zeroed.Extents());
-  }
-  // Scrambling costs CPU: it runs on worker threads while the next blocks are read.
-  std::unique_ptr<e2img::ImageSink> scrambling;
-  if (scrambler)
-    scrambling = std::make_unique<e2img::ScramblingSink>(
-        *scrambler, *sink, o.threads ? o.threads : qcow2::CompressPool::DefaultThreads());
-  e2img::ImageSink& target = scrambling ? *scrambling : *sink;
-  if (holes_pruned)
-    map.blocks = leave_out_holes(map.blocks);
-  // The blocks left out unread count as copied: -p says the same total with
-  // and without --compress or -s, e2image's count of the map.
-  const uint64_t unread = e2img::Subtract(left_out.Extents(), map.blocks.Extents()).BlockCount();
-  util::Progress progress(o.progress, map.blocks.BlockCount() + unread, fs.block_size());
-  progress.Update(unread);
-  const auto update = [&](uint64_t done) { progress.Update(unread + done); };
-  src.stale_tails = &map.stale_tails;
-  uint64_t copy_problems = 0;
-  if (overlapped_copy && scrambler) {
-    e2img::TransformedPass scrambled{&target, scrambler->RoleBlocks()};
-    copy_problems = overlapped_copy->Finish(map, update, &scrambled);
-  } else if (overlapped_copy) {
-    copy_problems = overlapped_copy->Finish(map, update);
-  } else {
-    copy_problems = e2img::CopyBlocks(src, map.blocks, target, update, Warn);
-  }
-  target.Finish();
-  if (scrambler && !scrambler->Failure().empty())
-    throw util::Error(scrambler->Failure());
-  if (scrambler && scrambler->map())
-    scrambler->map()->Commit();
-  out->Commit();
-  progress.Finish();
+  e2img::CaptureContext context;
+  context.fs = &fs;
+  context.source = {&source, o.source_offset, fs.block_size(), fs.first_copied_block()};
+  context.source.end_warned = &source_end_warned;
+  context.source.unreadable = &unreadable;
+  context.scrambler = scrambler;
+  context.record = [&](qcow2::ClusterTarget& writer) {
+    RecordCapture(o, capture_info, unreadable, fs.size_bytes(), writer);
+  };
+  context.warn = Warn;
+  context.note = Note;
+  context.build_map = build_map;
+  e2img::CaptureResult result = e2img::WriteImage(settings, context, map_options);
   if (scrambler && !scrambler->Summary().empty())
     Warn(scrambler->Summary());
-  ReportProblems(map.problems + copy_problems, "the image was written anyway");
-  const int verified = o.verify ? VerifyCapture(o, fs, source, map, unreadable) : 0;
+  ReportProblems(result.map.problems + result.copy_problems, "the image was written anyway");
+  const int verified = o.verify ? VerifyCapture(o, fs, source, result.map, unreadable) : 0;
   const int status = CloseUnreadable(o, fs, unreadable, start_time);
   return status ? status : verified;
 }
