@@ -117,4 +117,17 @@ mkdir -p "$T/df"
 ) || exit 1
 ok "external data files at two depths: info, map, check and -r as qemu-img" agree "$T/df" top.qcow2
 
+# Run from elsewhere, the difference is deliberate: qemu-img looks for the
+# relative data file names in its working directory and fails; ours finds
+# them beside the image, so the result does not depend on where it runs.
+data_files_from_elsewhere() {
+  (cd "$T/df" && qemu-img convert -O raw top.qcow2 "$T/qemu.raw") || return 1
+  (cd "$T" && ! qemu-img convert -O raw df/top.qcow2 "$T/elsewhere.raw" 2> /dev/null) || return 1
+  rm -f "$T/ours.raw"
+  (cd "$T" && "$E2IMAGE" -r df/top.qcow2 "$T/ours.raw") || return 1
+  same_bytes "$T/qemu.raw" "$T/ours.raw"
+}
+ok "external data files, run from another directory: ours beside the image, qemu-img's not found" \
+  data_files_from_elsewhere
+
 done_testing
