@@ -9,6 +9,7 @@
 #include "e2img/scramble_journal.h"
 #include "e2img/scramble_xattr.h"
 #include "util/endian.h"
+#include "util/escape.h"
 
 namespace e2img {
 namespace {
@@ -472,7 +473,7 @@ std::string KeptList(const ScrambleStats& stats) {
   std::string s;
   for (const ScrambleLeft& left : stats.kept)
     s += (s.empty() ? "" : ", ") + std::string("directory inode ") + std::to_string(left.dir) +
-         ", entry '" + EscapeName(left.name) + "'";
+         ", entry '" + util::EscapeName(left.name) + "'";
   if (stats.names_kept > stats.kept.size())
     s += " and " + std::to_string(stats.names_kept - stats.kept.size()) + " more";
   return s;

@@ -6,6 +6,7 @@
 
 #include "e2img/scramble_names.h"
 #include "util/error.h"
+#include "util/escape.h"
 
 namespace e2img {
 namespace {
@@ -42,9 +43,9 @@ void ScrambleMap::Add(uint32_t dir, std::string_view old_name, std::string_view 
     return;
   buffer_ += std::to_string(dir);
   buffer_ += '\t';
-  buffer_ += EscapeName(old_name);
+  buffer_ += util::EscapeName(old_name);
   buffer_ += '\t';
-  buffer_ += EscapeName(new_name);
+  buffer_ += util::EscapeName(new_name);
   buffer_ += '\n';
   if (buffer_.size() >= kFlushBytes)
     Flush();

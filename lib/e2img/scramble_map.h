@@ -3,7 +3,7 @@
 // scrambled image can be translated back. It is never part of the image.
 //
 // Format: a comment line starting with '#', then one line per name:
-// inode TAB old TAB new. Names are escaped by EscapeName: printable ASCII
+// inode TAB old TAB new. Names are escaped by util::EscapeName: printable ASCII
 // but for the backslash and the quote as it is, those two as \\ and \',
 // every other byte (space, tab, newline, non-ASCII) as \xNN.
 #pragma once

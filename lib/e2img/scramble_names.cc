@@ -48,21 +48,6 @@ uint64_t SpareKey(int leaf, size_t length) {
 
 }  // namespace
 
-std::string EscapeName(std::string_view name) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (char ch : name) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '\\' || c == '\'')
-      out += {'\\', ch};
-    else if (c > ' ' && c < 0x7f)
-      out += ch;
-    else
-      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
-  }
-  return out;
-}
-
 uint64_t Prng::Next() {
   state_ += 0x9e3779b97f4a7c15ull;
   uint64_t z = state_;

@@ -28,10 +28,6 @@ class Prng {
   uint64_t state_;
 };
 
-// A name for messages and the scramble map: printable ASCII as it is but
-// for the backslash (\\) and the quote (\'), other bytes as \xNN.
-std::string EscapeName(std::string_view name);
-
 // Mixes values into one 64-bit seed or fingerprint.
 uint64_t Mix(uint64_t a, uint64_t b);
 uint64_t Fingerprint(std::string_view bytes, uint64_t salt);

@@ -1,4 +1,5 @@
 #include "qcow2/backing.h"
+#include "util/escape.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -48,8 +49,8 @@ util::File OpenReferenced(const std::string& image_path, const std::string& name
   const std::string resolved = path == name ? "" : " (" + path + ")";  // escaped when shown
   const auto fail = [&](Code code, const std::string& why) {
     const std::string verb = code == Code::kCannotOpen ? "cannot open " : "";
-    throw ReferenceError(code, image_path + ": " + verb + what + " '" + PrintableName(name) + "'" +
-                                   PrintableName(resolved) +
+    throw ReferenceError(code, util::PrintableName(image_path) + ": " + verb + what + " '" +
+                                   util::PrintableName(name) + "'" + util::PrintableName(resolved) +
                                    (code == Code::kCannotOpen ? ": " : " ") + why);
   };
   struct stat before;
@@ -75,8 +76,9 @@ util::File OpenReferenced(const std::string& image_path, const std::string& name
     fail(Code::kRefused, "changed while it was being opened");
   if (policy.on_open) {
     const std::string real = RealPath(opened);
-    policy.on_open(PrintableName(image_path) + ": " + what + " '" + PrintableName(name) + "' (" +
-                   PrintableName(real.empty() ? opened : real) + ")");
+    policy.on_open(util::PrintableName(image_path) + ": " + what + " '" +
+                   util::PrintableName(name) + "' (" +
+                   util::PrintableName(real.empty() ? opened : real) + ")");
   }
   return file;
 }
@@ -103,12 +105,15 @@ std::string ResolveReferencedPath(const std::string& image_path, const std::stri
   if (n.rfind("file:", 0) == 0)
     n = n.substr(5);
   if (n.empty())
-    throw ReferenceError(Code::kBadName, image_path + ": empty " + what + " name");
+    throw ReferenceError(Code::kBadName,
+                         util::PrintableName(image_path) + ": empty " + what + " name");
   if (n.find('\0') != std::string::npos)
-    throw ReferenceError(Code::kBadName, image_path + ": " + what + " name contains a NUL byte");
+    throw ReferenceError(Code::kBadName, util::PrintableName(image_path) + ": " + what +
+                                             " name contains a NUL byte");
   const auto colon = n.find(':');
   if (n.rfind("json:", 0) == 0 || (colon != std::string::npos && n.find('/') > colon))
-    throw ReferenceError(Code::kBadName, image_path + ": " + what + " '" + PrintableName(n) +
+    throw ReferenceError(Code::kBadName, util::PrintableName(image_path) + ": " + what + " '" +
+                                             util::PrintableName(n) +
                                              "' uses a protocol; only local files are supported");
   if (n[0] == '/')
     return n;
@@ -130,29 +135,14 @@ BackingFormat DetectBackingFormat(const Header& header, const std::string& image
     return BackingFormat::kRaw;
   if (format == "qcow2") {
     if (!is_qcow2)
-      throw ReferenceError(Code::kFormat, image_path + ": backing file " +
-                                              PrintableName(backing.path()) +
+      throw ReferenceError(Code::kFormat, util::PrintableName(image_path) + ": backing file " +
+                                              util::PrintableName(backing.path()) +
                                               " is declared qcow2 but has no qcow2 magic");
     return BackingFormat::kQcow2;
   }
-  throw ReferenceError(Code::kFormat, image_path + ": backing file format '" +
-                                          PrintableName(format) +
+  throw ReferenceError(Code::kFormat, util::PrintableName(image_path) + ": backing file format '" +
+                                          util::PrintableName(format) +
                                           "' is not supported (only raw and qcow2)");
-}
-
-std::string PrintableName(const std::string& name) {
-  std::string out;
-  for (const char ch : name) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c != 0x7f && c != '\\') {
-      out += ch;
-      continue;
-    }
-    char esc[8];
-    std::snprintf(esc, sizeof esc, "\\x%02x", c);
-    out += esc;
-  }
-  return out;
 }
 
 std::string DataFileName(const Header& header) {
@@ -166,8 +156,8 @@ util::File OpenDataFile(const std::string& image_path, const Header& header,
     return {};
   const std::string name = DataFileName(header);
   if (policy.data_file == ReferencePolicy::Scope::kNone)
-    throw ReferenceError(Code::kRefused, image_path + ": external data file '" +
-                                             PrintableName(name) +
+    throw ReferenceError(Code::kRefused, util::PrintableName(image_path) +
+                                             ": external data file '" + util::PrintableName(name) +
                                              "' is not opened under --backing=none; " +
                                              policy.allow_hint + " allows it");
   return OpenReferenced(image_path, name, "external data file", policy.data_file, policy);
@@ -182,14 +172,16 @@ std::optional<BackingFile> BackingChain::Next(const std::string& image_path, con
   if (header.backing_file.empty() || policy_.backing == ReferencePolicy::Scope::kNone)
     return std::nullopt;
   if (depth_ + 1 > kMaxBackingDepth)
-    throw ReferenceError(Code::kTooDeep, image_path + ": backing chain is deeper than " +
+    throw ReferenceError(Code::kTooDeep, util::PrintableName(image_path) +
+                                             ": backing chain is deeper than " +
                                              std::to_string(kMaxBackingDepth) + " files");
   BackingFile b;
   b.name = header.backing_file;
   b.file = OpenReferenced(image_path, b.name, "backing file", policy_.backing, policy_);
   const struct stat st = b.file.Stat();
   if (!seen_.insert({st.st_dev, st.st_ino}).second)
-    throw ReferenceError(Code::kLoop, image_path + ": backing file '" + PrintableName(b.name) +
+    throw ReferenceError(Code::kLoop, util::PrintableName(image_path) + ": backing file '" +
+                                          util::PrintableName(b.name) +
                                           "' loops back in the chain");
   b.format = DetectBackingFormat(header, image_path, b.file);
   b.depth = ++depth_;

@@ -82,11 +82,6 @@ std::string ResolveReferencedPath(const std::string& image_path, const std::stri
 BackingFormat DetectBackingFormat(const Header& header, const std::string& image_path,
                                   const util::File& backing);
 
-// A name taken from an image, safe for a terminal: control characters
-// (escape sequences included) and backslashes become \xNN escapes; other
-// bytes, UTF-8 included, are kept. JSON output has exact names instead.
-std::string PrintableName(const std::string& name);
-
 // The external data file name from its header extension (empty if none).
 std::string DataFileName(const Header& header);
 

@@ -10,6 +10,7 @@
 #include "qcow2/subcluster.h"
 #include "util/endian.h"
 #include "util/error.h"
+#include "util/escape.h"
 
 namespace qcow2 {
 namespace {
@@ -73,7 +74,7 @@ void DumpHeader(const ImageView& image, std::ostream& out) {
       Field(out, "compression_type", static_cast<uint64_t>(h.compression_type));
   }
   if (!h.backing_file.empty())
-    out << "  backing file name         " << PrintableName(h.backing_file) << "\n";
+    out << "  backing file name         " << util::PrintableName(h.backing_file) << "\n";
 
   out << "\nHeader extensions (" << h.extensions.size() << ")\n";
   uint64_t at = h.header_length;
@@ -115,11 +116,11 @@ void DumpSnapshots(const ImageView& image, std::ostream& out) {
       << image.snapshot_table_bytes() << " bytes)\n";
   for (size_t i = 0; i < image.snapshots().size(); ++i) {
     const Snapshot& s = image.snapshots()[i];
-    out << "  [" << i << "] at " << HexString(s.entry_offset) << ": id \"" << PrintableName(s.id)
-        << "\" name \"" << PrintableName(s.name) << "\" l1_table_offset "
-        << HexString(s.l1_table_offset) << " l1_size " << s.l1_size << " date " << s.date_sec << "."
-        << s.date_nsec << " vm_clock_nsec " << s.vm_clock_nsec << " vm_state_size "
-        << s.vm_state_size << " extra_data_size " << s.extra_data_size;
+    out << "  [" << i << "] at " << HexString(s.entry_offset) << ": id \""
+        << util::PrintableName(s.id) << "\" name \"" << util::PrintableName(s.name)
+        << "\" l1_table_offset " << HexString(s.l1_table_offset) << " l1_size " << s.l1_size
+        << " date " << s.date_sec << "." << s.date_nsec << " vm_clock_nsec " << s.vm_clock_nsec
+        << " vm_state_size " << s.vm_state_size << " extra_data_size " << s.extra_data_size;
     if (s.disk_size)
       out << " disk_size " << *s.disk_size;
     if (s.icount)

@@ -3,6 +3,7 @@
 
 #include "qcow2/inspect.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/json.h"
 
 namespace qcow2 {
@@ -90,7 +91,7 @@ void PrintMap(const ImageView& image, bool json, std::ostream& out, const Refere
     std::snprintf(line, sizeof line, "%-20s%-20s%-20s%-7d%-13s", HexString(r.start).c_str(),
                   HexString(r.length).c_str(), r.offset ? HexString(*r.offset).c_str() : "-",
                   r.depth, kind);
-    out << line << (r.offset ? PrintableName(*r.file) : "-") << "\n";
+    out << line << (r.offset ? util::PrintableName(*r.file) : "-") << "\n";
   };
   ForEachMapRange(image, print_text, policy);
 }

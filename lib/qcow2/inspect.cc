@@ -10,6 +10,7 @@
 #include "qcow2/capture_info.h"
 #include "qcow2/reader.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/json.h"
 
 namespace qcow2 {
@@ -72,7 +73,7 @@ std::string ChainProblem(const util::Error& e) {
   const auto* ref = dynamic_cast<const ReferenceError*>(&e);
   if (ref && ref->code() == ReferenceError::Code::kLoop)
     return "backing chain loops back to a file already in it";
-  return ref ? e.what() : PrintableName(e.what());  // ReferenceError escapes its names
+  return ref ? e.what() : util::PrintableName(e.what());  // ReferenceError escapes its names
 }
 
 // Where a backing file name leads, for display: the name itself when it
@@ -228,7 +229,7 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out,
       << "cluster_size: " << h.cluster_size() << "\n";
   for (size_t i = 0; i < chain.size(); ++i) {
     out << (i == 0 ? "backing file: " : "  which is backed by: ")
-        << PrintableName(chain[i].filename);
+        << util::PrintableName(chain[i].filename);
     if (!chain[i].format.empty())
       out << " (format " << chain[i].format << ")";
     if (!chain[i].problem.empty())
@@ -238,8 +239,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out,
   if (!image.snapshots().empty()) {
     out << "Snapshot list:\nID        TAG               VM SIZE    DATE (epoch s)  VM CLOCK (ns)\n";
     for (const Snapshot& s : image.snapshots())
-      out << PrintableName(s.id) << "  " << PrintableName(s.name) << "  " << s.vm_state_size << "  "
-          << s.date_sec << "  " << s.vm_clock_nsec << "\n";
+      out << util::PrintableName(s.id) << "  " << util::PrintableName(s.name) << "  "
+          << s.vm_state_size << "  " << s.date_sec << "  " << s.vm_clock_nsec << "\n";
   }
   out << "Format specific information:\n"
       << "    compat: " << (v3 ? "1.1" : "0.10") << "\n"
@@ -250,7 +251,7 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out,
   if (!image.bitmaps().empty()) {
     out << "    bitmaps:\n";
     for (const Bitmap& b : image.bitmaps())
-      out << "        [" << PrintableName(b.name) << "] granularity "
+      out << "        [" << util::PrintableName(b.name) << "] granularity "
           << (uint64_t{1} << (b.granularity_bits & 63))
           << ", flags: " << list(BitmapFlagNames(b.flags)) << "\n";
   }
@@ -260,7 +261,7 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out,
         << "\n"
         << "    extended l2: " << (h.extended_l2() ? "true" : "false") << "\n";
     if (!DataFileName(h).empty())
-      out << "    data file: " << PrintableName(DataFileName(h)) << "\n";
+      out << "    data file: " << util::PrintableName(DataFileName(h)) << "\n";
     if (h.incompatible_features & kIncompatDataFile)
       out << "    data file raw: "
           << ((h.autoclear_features & kAutoclearDataFileRaw) ? "true" : "false") << "\n";

@@ -189,5 +189,26 @@ TEST_F(ReferencesTest, EachFileOpenedIsNamedOnce) {
   EXPECT_EQ(lines.size(), 1u);
 }
 
+// A deeper image's path is made of names from images: a refusal escapes it
+// as it escapes the name, so that the message stays one line.
+TEST_F(ReferencesTest, ARefusalEscapesTheImagePathToo) {
+  const std::string deep = dir.File("img/mid\n\x1b[2J.qcow2");
+  testutil::WriteAll(deep, testutil::Pattern(512, 4));
+  Header h;
+  h.backing_file = "../outside.raw";
+  util::File top = util::File::Open(deep, O_RDONLY);
+  BackingChain chain(top, ReferencePolicy{});
+  try {
+    chain.Next(deep, h);
+    ADD_FAILURE() << "followed";
+  } catch (const ReferenceError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find_first_of("\n\x1b"), std::string::npos) << message;
+    EXPECT_NE(message.find("mid\\x0a\\x1b[2J.qcow2: backing file '../outside.raw'"),
+              std::string::npos)
+        << message;
+  }
+}
+
 }  // namespace
 }  // namespace qcow2

@@ -36,12 +36,6 @@ TEST(DirNames, OneByteNamesUseEveryLegalByteBeforeKeepingOne) {
     }
 }
 
-TEST(EscapeName, KeepsPrintablesAndEscapesTheRest) {
-  EXPECT_EQ(EscapeName("abc-1.txt"), "abc-1.txt");
-  EXPECT_EQ(EscapeName(std::string("a b\\'\n\xff", 7) + std::string(1, '\0')),
-            "a\\x20b\\\\\\'\\x0a\\xff\\x00");
-}
-
 TEST(FastDirHash, AgreesWithLibext2fsForEveryHashSeedAndLength) {
   const uint32_t zero[4] = {0, 0, 0, 0};
   ext2fs_nls_table* utf8 = const_cast<ext2fs_nls_table*>(ext2fs_load_nls_table(EXT4_ENC_UTF8_12_1));
