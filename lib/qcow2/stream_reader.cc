@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <optional>
 #include <queue>
+#include <set>
 #include <vector>
 
 #include "qcow2/compress.h"
@@ -82,6 +83,68 @@ struct Item {
   bool operator>(const Item& o) const { return host > o.host; }
 };
 
+// The guest clusters still to write to an output that takes data in guest
+// order only: the runs of mapped clusters not yet written, the data that
+// came ahead of its turn (kept in the spool), and the L2 tables still to
+// come, whose ranges may yet map data. Its memory grows with the runs of
+// mapped clusters and the clusters held, never with the data itself.
+class GuestOrder {
+ public:
+  explicit GuestOrder(uint64_t l2_entries) : l2_entries_(l2_entries) {}
+
+  void L1Read() { l1_read_ = true; }
+  void TableDue(uint64_t l1_index) { tables_due_.insert(l1_index); }
+  void TableRead(uint64_t l1_index) { tables_due_.erase(l1_index); }
+  // Guest clusters [first, end), mapped by a table just read.
+  void Map(uint64_t first, uint64_t end) {
+    runs_.push_back({first, end});
+    std::push_heap(runs_.begin(), runs_.end(), std::greater<>());
+  }
+  // Whether guest cluster `c` (mapped) is the next to write: every mapped
+  // cluster below it is written, and no table still to come maps below it.
+  bool IsNext(uint64_t c) const {
+    const uint64_t unknown_from = !l1_read_             ? 0
+                                  : tables_due_.empty() ? UINT64_MAX
+                                                        : *tables_due_.begin() * l2_entries_;
+    return !runs_.empty() && runs_.front().first == c && c < unknown_from;
+  }
+  // Guest cluster `c`, the next, is written. The runs are disjoint, so the
+  // heap stays ordered as its least run shrinks from the front.
+  void Written(uint64_t c) {
+    if (runs_.empty() || runs_.front().first != c)
+      throw util::Error("internal error: guest cluster " + std::to_string(c) +
+                        " written out of order");
+    if (++runs_.front().first == runs_.front().end) {
+      std::pop_heap(runs_.begin(), runs_.end(), std::greater<>());
+      runs_.pop_back();
+    }
+  }
+  void Hold(const Item& item) { held_.push(item); }
+  // The held cluster that is next, if any.
+  std::optional<Item> NextHeld() const {
+    if (held_.empty() || !IsNext(held_.top().index))
+      return std::nullopt;
+    return held_.top();
+  }
+  void DropHeld() { held_.pop(); }
+  bool Done() const { return runs_.empty() && held_.empty(); }
+
+ private:
+  struct Run {
+    uint64_t first;
+    uint64_t end;
+    bool operator>(const Run& o) const { return first > o.first; }
+  };
+  struct LaterGuest {
+    bool operator()(const Item& a, const Item& b) const { return a.index > b.index; }
+  };
+  uint64_t l2_entries_;
+  bool l1_read_ = false;
+  std::set<uint64_t> tables_due_;  // L1 entries whose L2 table is still to come
+  std::vector<Run> runs_;          // a min-heap on first
+  std::priority_queue<Item, std::vector<Item>, LaterGuest> held_;
+};
+
 // The one-pass conversion of an image with standard L2 entries.
 class StreamConverter {
  public:
@@ -89,6 +152,8 @@ class StreamConverter {
                   const StreamConvertOptions& options)
       : in_(in), window_(window), h_(std::move(header)), out_(out), options_(options) {
     cluster_.resize(h_.cluster_size());
+    if (!out_.CanRewind())
+      order_.emplace(h_.l2_entries());
   }
 
   void Run() {
@@ -110,7 +175,11 @@ class StreamConverter {
       if (item.kind == Item::kL2)
         last_table_ = item;
       Process(item, Fetch(item));
+      if (order_)
+        WriteHeld();
     }
+    if (order_ && !order_->Done())
+      throw util::Error(in_.path() + ": internal error: guest clusters left unwritten");
     // The rest (snapshots, bitmaps, padding) is read to the end, so that
     // whatever writes the pipe finishes normally.
     while (window_.ReadTo(window_.end() + kReadBytes))
@@ -151,7 +220,9 @@ class StreamConverter {
     window_.DropTo(to);
   }
 
-  void Spool(uint64_t from, uint64_t to) {
+  // Opens the spool file on first use; false (with spool_error_ saying
+  // why) when none can be made.
+  bool OpenSpool() {
     if (!spool_.is_open() && spool_error_.empty()) {
       try {
         spool_ = util::AnonymousTempFile(options_.spool_dir, "spool of " + in_.path());
@@ -159,7 +230,11 @@ class StreamConverter {
         spool_error_ = e.what();
       }
     }
-    if (!spool_.is_open())
+    return spool_.is_open();
+  }
+
+  void Spool(uint64_t from, uint64_t to) {
+    if (!OpenSpool())
       return;
     spool_.WriteAt(window_.Bytes(from, to), from);
     if (!spooled_.empty() && spooled_.back().second == from)
@@ -174,6 +249,7 @@ class StreamConverter {
   }
 
   std::span<const uint8_t> Fetch(const Item& item) {
+    fetched_from_spool_ = false;
     if (item.host >= window_.start()) {
       Advance(item.host);
       uint64_t end = item.host + item.length;
@@ -203,13 +279,8 @@ class StreamConverter {
               ", which the stream has passed, and it was not kept" +
               (spool_error_.empty() ? " (a table after its data, or tables overlapping)"
                                     : " (no spool file: " + spool_error_ + ")")));
-    if (!noted_ && options_.note) {
-      options_.note(in_.path() +
-                    ": its tables come after data they map: reading it through a "
-                    "temporary spool file in " +
-                    options_.spool_dir);
-      noted_ = true;
-    }
+    Note("its tables come after data they map");
+    fetched_from_spool_ = end == item.host + item.length;
     behind_.resize(item.host + item.length - item.host);
     spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host), item.host);
     if (end < item.host + item.length) {  // the rest is still in the window
@@ -226,6 +297,8 @@ class StreamConverter {
     switch (item.kind) {
       case Item::kL1:
         l1_pending_ = false;
+        if (order_)
+          order_->L1Read();
         for (uint64_t i = 0; i < h_.l1_size; ++i) {
           const uint64_t entry = util::LoadBE64(&bytes[i * 8]) & kL1OffsetMask;
           if (!entry)
@@ -236,26 +309,78 @@ class StreamConverter {
                                                  ": L2 table offset " + std::to_string(entry) +
                                                  " is not cluster aligned"));
           Push({entry, h_.cluster_size(), i, Item::kL2});
+          if (order_)
+            order_->TableDue(i);
         }
         return;
       case Item::kL2:
         --l2_pending_;
         ReadL2Table(item, bytes);
+        if (order_)
+          order_->TableRead(item.index);
         return;
       case Item::kData:
-        Write(item.index * h_.cluster_size(), bytes);
-        return;
       case Item::kCompressed:
-        if (!DecompressCluster(h_.compression_type, bytes, cluster_))
-          throw util::Error(util::AtOffset(in_.path(), item.host,
-                                           Describe(item) + ": compressed data is corrupt"));
-        Write(item.index * h_.cluster_size(), cluster_);
+        if (!order_ || order_->IsNext(item.index)) {
+          WriteCluster(item, bytes);
+          if (order_)
+            order_->Written(item.index);
+        } else {
+          Hold(item, bytes);
+        }
         return;
     }
   }
 
+  void WriteCluster(const Item& item, std::span<const uint8_t> bytes) {
+    if (item.kind == Item::kCompressed) {
+      if (!DecompressCluster(h_.compression_type, bytes, cluster_))
+        throw util::Error(
+            util::AtOffset(in_.path(), item.host, Describe(item) + ": compressed data is corrupt"));
+      bytes = cluster_;
+    }
+    Write(item.index * h_.cluster_size(), bytes);
+  }
+
+  // Keeps a data cluster that came before its turn in the guest order, at
+  // its own offset in the spool (where it may be already).
+  void Hold(Item item, std::span<const uint8_t> bytes) {
+    if (!fetched_from_spool_) {
+      if (!OpenSpool())
+        throw util::Error(util::AtOffset(in_.path(), item.host,
+                                         Describe(item) + " comes before data the output needs "
+                                                          "first (the image's data is not in "
+                                                          "guest order)") +
+                          ", and there is no spool file to keep it in: " + spool_error_);
+      spool_.WriteAt(bytes, item.host);
+    }
+    Note("its data is not in guest order");
+    item.length = bytes.size();  // a compressed cluster cut by the stream's end
+    order_->Hold(item);
+  }
+
+  // Writes the held clusters whose turn has come.
+  void WriteHeld() {
+    while (const std::optional<Item> item = order_->NextHeld()) {
+      held_.resize(item->length);
+      spool_.ReadAt(held_, item->host);
+      WriteCluster(*item, held_);
+      order_->Written(item->index);
+      order_->DropHeld();
+    }
+  }
+
+  void Note(const std::string& why) {
+    if (!noted_ && options_.note)
+      options_.note(in_.path() + ": " + why + ": reading it through a temporary spool file in " +
+                    options_.spool_dir);
+    noted_ = true;
+  }
+
   void ReadL2Table(const Item& table, std::span<const uint8_t> bytes) {
     const uint64_t cs = h_.cluster_size();
+    uint64_t run_first = 0;  // a run of mapped guest clusters, for order_
+    uint64_t run_end = 0;
     for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
       const uint64_t guest = table.index * h_.l2_entries() + j;
       if (guest * cs >= h_.size)
@@ -276,21 +401,25 @@ class StreamConverter {
         Push({e.host_offset, std::min(cs, h_.size - guest * cs), guest, Item::kData});
       } else if (e.kind == ClusterKind::kCompressed) {
         Push({e.host_offset, e.compressed_size, guest, Item::kCompressed});
+      } else {
+        continue;
       }
+      if (order_ && guest != run_end) {
+        if (run_first != run_end)
+          order_->Map(run_first, run_end);
+        run_first = guest;
+      }
+      run_end = guest + 1;
     }
+    if (order_ && run_first != run_end)
+      order_->Map(run_first, run_end);
   }
 
   // Writes guest bytes; an output that can rewind takes them in any order.
   void Write(uint64_t guest_offset, std::span<const uint8_t> bytes) {
     bytes = bytes.first(std::min<uint64_t>(bytes.size(), h_.size - guest_offset));
-    if (guest_offset < written_to_) {
-      if (!out_.CanRewind())
-        throw util::Error(util::AtOffset(
-            in_.path(), guest_offset,
-            "the image's data is not in guest order, and the output is written in order only: "
-            "convert it to a regular file"));
-      out_.Rewind();
-    }
+    if (guest_offset < written_to_)
+      out_.Rewind();  // only an output that can rewind takes data out of guest order
     out_.Write(guest_offset, bytes);
     written_to_ = guest_offset + bytes.size();
     if (options_.progress)
@@ -312,8 +441,11 @@ class StreamConverter {
   std::string spool_error_;
   std::vector<std::pair<uint64_t, uint64_t>> spooled_;  // ascending, disjoint
   bool noted_ = false;
+  bool fetched_from_spool_ = false;  // the last item fetched is all in the spool
   std::vector<uint8_t> behind_;
   std::vector<uint8_t> cluster_;
+  std::optional<GuestOrder> order_;  // set for an output written in guest order only
+  std::vector<uint8_t> held_;
 };
 
 // Copies the whole stream into a spool file and converts that as a file.
