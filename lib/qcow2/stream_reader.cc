@@ -14,6 +14,7 @@
 #include "qcow2/format.h"
 #include "qcow2/metadata_layout.h"
 #include "qcow2/reader.h"
+#include "qcow2/subcluster.h"
 #include "util/endian.h"
 #include "util/error.h"
 #include "util/temp_file.h"
@@ -385,22 +386,18 @@ class StreamConverter {
       const uint64_t guest = table.index * h_.l2_entries() + j;
       if (guest * cs >= h_.size)
         break;
-      const uint64_t raw = util::LoadBE64(&bytes[j * 8]);
-      L2Entry e;
-      try {
-        e = DecodeL2Entry(raw, h_);
-      } catch (const util::Error& err) {
-        throw util::Error(util::AtOffset(in_.path(), table.host + j * 8, err.what()));
-      }
-      if (e.kind == ClusterKind::kNormal) {
-        if (e.host_offset % cs)
-          throw util::Error(util::AtOffset(in_.path(), table.host + j * 8,
-                                           "L2 entry " + std::to_string(j) + ": data offset " +
-                                               std::to_string(e.host_offset) +
-                                               " is not cluster aligned"));
-        Push({e.host_offset, std::min(cs, h_.size - guest * cs), guest, Item::kData});
-      } else if (e.kind == ClusterKind::kCompressed) {
-        Push({e.host_offset, e.compressed_size, guest, Item::kCompressed});
+      // The rules a file's entries obey, so that a pipe takes what a file does.
+      const ClusterDescriptor d = DecodeDescriptor(util::LoadBE64(&bytes[j * 8]), 0, h_, false);
+      if (std::string problem = DescriptorProblem(d, h_, false); !problem.empty())
+        throw util::Error(util::AtOffset(in_.path(), table.host + j * 8,
+                                         Describe(table) + ", entry " + std::to_string(j) +
+                                             " (guest cluster " + std::to_string(guest) +
+                                             "): " + problem));
+      const ClusterKind kind = d.SubclusterKind(0);
+      if (kind == ClusterKind::kNormal) {
+        Push({d.host_offset, std::min(cs, h_.size - guest * cs), guest, Item::kData});
+      } else if (kind == ClusterKind::kCompressed) {
+        Push({d.host_offset, d.compressed_size, guest, Item::kCompressed});
       } else {
         continue;
       }

@@ -12,6 +12,7 @@
 #include "qcow2/stream_writer.h"
 #include "qcow2/writer.h"
 #include "test_util.h"
+#include "util/endian.h"
 #include "util/error.h"
 
 namespace qcow2 {
@@ -227,6 +228,22 @@ TEST_F(StreamReaderTest, TablesAfterDataToAnInOrderOutput) {
   }
   EXPECT_EQ(ConvertPiped(testutil::ReadAll(path), true), expected);
   EXPECT_EQ(notes_.size(), 1u);
+}
+
+TEST_F(StreamReaderTest, L2EntryRulesAreThoseOfAFile) {
+  // Cluster 2's entry with a reserved bit set: refused, as a file's reader does.
+  std::vector<uint8_t> image = StreamedImage(dir_);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  const uint64_t l2 = util::LoadBE64(&image[l1]) & kL1OffsetMask;
+  image[l2 + 2 * 8 + 7] |= 0x02;
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("entry 2 (guest cluster 2): reserved bits set"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(StreamReaderTest, NotQcow2) {
