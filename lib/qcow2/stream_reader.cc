@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <optional>
 #include <queue>
-#include <set>
 #include <vector>
 
 #include "qcow2/compress.h"
 #include "qcow2/format.h"
+#include "qcow2/guest_order.h"
 #include "qcow2/metadata_layout.h"
 #include "qcow2/reader.h"
 #include "qcow2/subcluster.h"
@@ -82,68 +82,6 @@ struct Item {
   uint64_t index;  // kL2: its L1 entry; data: its guest cluster
   Kind kind;
   bool operator>(const Item& o) const { return host > o.host; }
-};
-
-// The guest clusters still to write to an output that takes data in guest
-// order only: the runs of mapped clusters not yet written, the data that
-// came ahead of its turn (kept in the spool), and the L2 tables still to
-// come, whose ranges may yet map data. Its memory grows with the runs of
-// mapped clusters and the clusters held, never with the data itself.
-class GuestOrder {
- public:
-  explicit GuestOrder(uint64_t l2_entries) : l2_entries_(l2_entries) {}
-
-  void L1Read() { l1_read_ = true; }
-  void TableDue(uint64_t l1_index) { tables_due_.insert(l1_index); }
-  void TableRead(uint64_t l1_index) { tables_due_.erase(l1_index); }
-  // Guest clusters [first, end), mapped by a table just read.
-  void Map(uint64_t first, uint64_t end) {
-    runs_.push_back({first, end});
-    std::push_heap(runs_.begin(), runs_.end(), std::greater<>());
-  }
-  // Whether guest cluster `c` (mapped) is the next to write: every mapped
-  // cluster below it is written, and no table still to come maps below it.
-  bool IsNext(uint64_t c) const {
-    const uint64_t unknown_from = !l1_read_             ? 0
-                                  : tables_due_.empty() ? UINT64_MAX
-                                                        : *tables_due_.begin() * l2_entries_;
-    return !runs_.empty() && runs_.front().first == c && c < unknown_from;
-  }
-  // Guest cluster `c`, the next, is written. The runs are disjoint, so the
-  // heap stays ordered as its least run shrinks from the front.
-  void Written(uint64_t c) {
-    if (runs_.empty() || runs_.front().first != c)
-      throw util::Error("internal error: guest cluster " + std::to_string(c) +
-                        " written out of order");
-    if (++runs_.front().first == runs_.front().end) {
-      std::pop_heap(runs_.begin(), runs_.end(), std::greater<>());
-      runs_.pop_back();
-    }
-  }
-  void Hold(const Item& item) { held_.push(item); }
-  // The held cluster that is next, if any.
-  std::optional<Item> NextHeld() const {
-    if (held_.empty() || !IsNext(held_.top().index))
-      return std::nullopt;
-    return held_.top();
-  }
-  void DropHeld() { held_.pop(); }
-  bool Done() const { return runs_.empty() && held_.empty(); }
-
- private:
-  struct Run {
-    uint64_t first;
-    uint64_t end;
-    bool operator>(const Run& o) const { return first > o.first; }
-  };
-  struct LaterGuest {
-    bool operator()(const Item& a, const Item& b) const { return a.index > b.index; }
-  };
-  uint64_t l2_entries_;
-  bool l1_read_ = false;
-  std::set<uint64_t> tables_due_;  // L1 entries whose L2 table is still to come
-  std::vector<Run> runs_;          // a min-heap on first
-  std::priority_queue<Item, std::vector<Item>, LaterGuest> held_;
 };
 
 // The one-pass conversion of an image with standard L2 entries.
@@ -345,7 +283,7 @@ class StreamConverter {
 
   // Keeps a data cluster that came before its turn in the guest order, at
   // its own offset in the spool (where it may be already).
-  void Hold(Item item, std::span<const uint8_t> bytes) {
+  void Hold(const Item& item, std::span<const uint8_t> bytes) {
     if (!fetched_from_spool_) {
       if (!OpenSpool())
         throw util::Error(util::AtOffset(in_.path(), item.host,
@@ -356,17 +294,19 @@ class StreamConverter {
       spool_.WriteAt(bytes, item.host);
     }
     Note("its data is not in guest order");
-    item.length = bytes.size();  // a compressed cluster cut by the stream's end
-    order_->Hold(item);
+    // The length kept: a compressed cluster may be cut by the stream's end.
+    order_->Hold({item.index, item.host, bytes.size(), item.kind == Item::kCompressed});
   }
 
   // Writes the held clusters whose turn has come.
   void WriteHeld() {
-    while (const std::optional<Item> item = order_->NextHeld()) {
-      held_.resize(item->length);
-      spool_.ReadAt(held_, item->host);
-      WriteCluster(*item, held_);
-      order_->Written(item->index);
+    while (const std::optional<HeldCluster> held = order_->NextHeld()) {
+      held_.resize(held->length);
+      spool_.ReadAt(held_, held->host);
+      WriteCluster({held->host, held->length, held->guest_cluster,
+                    held->compressed ? Item::kCompressed : Item::kData},
+                   held_);
+      order_->Written(held->guest_cluster);
       order_->DropHeld();
     }
   }
