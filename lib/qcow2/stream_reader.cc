@@ -11,8 +11,10 @@
 
 #include "qcow2/compress.h"
 #include "qcow2/format.h"
+#include "qcow2/guest_order.h"
 #include "qcow2/metadata_layout.h"
 #include "qcow2/reader.h"
+#include "qcow2/subcluster.h"
 #include "util/endian.h"
 #include "util/error.h"
 #include "util/temp_file.h"
@@ -89,6 +91,8 @@ class StreamConverter {
                   const StreamConvertOptions& options)
       : in_(in), window_(window), h_(std::move(header)), out_(out), options_(options) {
     cluster_.resize(h_.cluster_size());
+    if (!out_.CanRewind())
+      order_.emplace(h_.l2_entries());
   }
 
   void Run() {
@@ -110,7 +114,11 @@ class StreamConverter {
       if (item.kind == Item::kL2)
         last_table_ = item;
       Process(item, Fetch(item));
+      if (order_)
+        WriteHeld();
     }
+    if (order_ && !order_->Done())
+      throw util::Error(in_.path() + ": internal error: guest clusters left unwritten");
     // The rest (snapshots, bitmaps, padding) is read to the end, so that
     // whatever writes the pipe finishes normally.
     while (window_.ReadTo(window_.end() + kReadBytes))
@@ -151,7 +159,9 @@ class StreamConverter {
     window_.DropTo(to);
   }
 
-  void Spool(uint64_t from, uint64_t to) {
+  // Opens the spool file on first use; false (with spool_error_ saying
+  // why) when none can be made.
+  bool OpenSpool() {
     if (!spool_.is_open() && spool_error_.empty()) {
       try {
         spool_ = util::AnonymousTempFile(options_.spool_dir, "spool of " + in_.path());
@@ -159,7 +169,11 @@ class StreamConverter {
         spool_error_ = e.what();
       }
     }
-    if (!spool_.is_open())
+    return spool_.is_open();
+  }
+
+  void Spool(uint64_t from, uint64_t to) {
+    if (!OpenSpool())
       return;
     spool_.WriteAt(window_.Bytes(from, to), from);
     if (!spooled_.empty() && spooled_.back().second == from)
@@ -174,6 +188,7 @@ class StreamConverter {
   }
 
   std::span<const uint8_t> Fetch(const Item& item) {
+    fetched_from_spool_ = false;
     if (item.host >= window_.start()) {
       Advance(item.host);
       uint64_t end = item.host + item.length;
@@ -203,13 +218,8 @@ class StreamConverter {
               ", which the stream has passed, and it was not kept" +
               (spool_error_.empty() ? " (a table after its data, or tables overlapping)"
                                     : " (no spool file: " + spool_error_ + ")")));
-    if (!noted_ && options_.note) {
-      options_.note(in_.path() +
-                    ": its tables come after data they map: reading it through a "
-                    "temporary spool file in " +
-                    options_.spool_dir);
-      noted_ = true;
-    }
+    Note("its tables come after data they map");
+    fetched_from_spool_ = end == item.host + item.length;
     behind_.resize(item.host + item.length - item.host);
     spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host), item.host);
     if (end < item.host + item.length) {  // the rest is still in the window
@@ -226,6 +236,8 @@ class StreamConverter {
     switch (item.kind) {
       case Item::kL1:
         l1_pending_ = false;
+        if (order_)
+          order_->L1Read();
         for (uint64_t i = 0; i < h_.l1_size; ++i) {
           const uint64_t entry = util::LoadBE64(&bytes[i * 8]) & kL1OffsetMask;
           if (!entry)
@@ -236,61 +248,115 @@ class StreamConverter {
                                                  ": L2 table offset " + std::to_string(entry) +
                                                  " is not cluster aligned"));
           Push({entry, h_.cluster_size(), i, Item::kL2});
+          if (order_)
+            order_->TableDue(i);
         }
         return;
       case Item::kL2:
         --l2_pending_;
         ReadL2Table(item, bytes);
+        if (order_)
+          order_->TableRead(item.index);
         return;
       case Item::kData:
-        Write(item.index * h_.cluster_size(), bytes);
-        return;
       case Item::kCompressed:
-        if (!DecompressCluster(h_.compression_type, bytes, cluster_))
-          throw util::Error(util::AtOffset(in_.path(), item.host,
-                                           Describe(item) + ": compressed data is corrupt"));
-        Write(item.index * h_.cluster_size(), cluster_);
+        if (!order_ || order_->IsNext(item.index)) {
+          WriteCluster(item, bytes);
+          if (order_)
+            order_->Written(item.index);
+        } else {
+          Hold(item, bytes);
+        }
         return;
     }
   }
 
+  void WriteCluster(const Item& item, std::span<const uint8_t> bytes) {
+    if (item.kind == Item::kCompressed) {
+      if (!DecompressCluster(h_.compression_type, bytes, cluster_))
+        throw util::Error(
+            util::AtOffset(in_.path(), item.host, Describe(item) + ": compressed data is corrupt"));
+      bytes = cluster_;
+    }
+    Write(item.index * h_.cluster_size(), bytes);
+  }
+
+  // Keeps a data cluster that came before its turn in the guest order, at
+  // its own offset in the spool (where it may be already).
+  void Hold(const Item& item, std::span<const uint8_t> bytes) {
+    if (!fetched_from_spool_) {
+      if (!OpenSpool())
+        throw util::Error(util::AtOffset(in_.path(), item.host,
+                                         Describe(item) + " comes before data the output needs "
+                                                          "first (the image's data is not in "
+                                                          "guest order)") +
+                          ", and there is no spool file to keep it in: " + spool_error_);
+      spool_.WriteAt(bytes, item.host);
+    }
+    Note("its data is not in guest order");
+    // The length kept: a compressed cluster may be cut by the stream's end.
+    order_->Hold({item.index, item.host, bytes.size(), item.kind == Item::kCompressed});
+  }
+
+  // Writes the held clusters whose turn has come.
+  void WriteHeld() {
+    while (const std::optional<HeldCluster> held = order_->NextHeld()) {
+      held_.resize(held->length);
+      spool_.ReadAt(held_, held->host);
+      WriteCluster({held->host, held->length, held->guest_cluster,
+                    held->compressed ? Item::kCompressed : Item::kData},
+                   held_);
+      order_->Written(held->guest_cluster);
+      order_->DropHeld();
+    }
+  }
+
+  void Note(const std::string& why) {
+    if (!noted_ && options_.note)
+      options_.note(in_.path() + ": " + why + ": reading it through a temporary spool file in " +
+                    options_.spool_dir);
+    noted_ = true;
+  }
+
   void ReadL2Table(const Item& table, std::span<const uint8_t> bytes) {
     const uint64_t cs = h_.cluster_size();
+    uint64_t run_first = 0;  // a run of mapped guest clusters, for order_
+    uint64_t run_end = 0;
     for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
       const uint64_t guest = table.index * h_.l2_entries() + j;
       if (guest * cs >= h_.size)
         break;
-      const uint64_t raw = util::LoadBE64(&bytes[j * 8]);
-      L2Entry e;
-      try {
-        e = DecodeL2Entry(raw, h_);
-      } catch (const util::Error& err) {
-        throw util::Error(util::AtOffset(in_.path(), table.host + j * 8, err.what()));
+      // The rules a file's entries obey, so that a pipe takes what a file does.
+      const ClusterDescriptor d = DecodeDescriptor(util::LoadBE64(&bytes[j * 8]), 0, h_, false);
+      if (std::string problem = DescriptorProblem(d, h_, false); !problem.empty())
+        throw util::Error(util::AtOffset(in_.path(), table.host + j * 8,
+                                         Describe(table) + ", entry " + std::to_string(j) +
+                                             " (guest cluster " + std::to_string(guest) +
+                                             "): " + problem));
+      const ClusterKind kind = d.SubclusterKind(0);
+      if (kind == ClusterKind::kNormal) {
+        Push({d.host_offset, std::min(cs, h_.size - guest * cs), guest, Item::kData});
+      } else if (kind == ClusterKind::kCompressed) {
+        Push({d.host_offset, d.compressed_size, guest, Item::kCompressed});
+      } else {
+        continue;
       }
-      if (e.kind == ClusterKind::kNormal) {
-        if (e.host_offset % cs)
-          throw util::Error(util::AtOffset(in_.path(), table.host + j * 8,
-                                           "L2 entry " + std::to_string(j) + ": data offset " +
-                                               std::to_string(e.host_offset) +
-                                               " is not cluster aligned"));
-        Push({e.host_offset, std::min(cs, h_.size - guest * cs), guest, Item::kData});
-      } else if (e.kind == ClusterKind::kCompressed) {
-        Push({e.host_offset, e.compressed_size, guest, Item::kCompressed});
+      if (order_ && guest != run_end) {
+        if (run_first != run_end)
+          order_->Map(run_first, run_end);
+        run_first = guest;
       }
+      run_end = guest + 1;
     }
+    if (order_ && run_first != run_end)
+      order_->Map(run_first, run_end);
   }
 
   // Writes guest bytes; an output that can rewind takes them in any order.
   void Write(uint64_t guest_offset, std::span<const uint8_t> bytes) {
     bytes = bytes.first(std::min<uint64_t>(bytes.size(), h_.size - guest_offset));
-    if (guest_offset < written_to_) {
-      if (!out_.CanRewind())
-        throw util::Error(util::AtOffset(
-            in_.path(), guest_offset,
-            "the image's data is not in guest order, and the output is written in order only: "
-            "convert it to a regular file"));
-      out_.Rewind();
-    }
+    if (guest_offset < written_to_)
+      out_.Rewind();  // only an output that can rewind takes data out of guest order
     out_.Write(guest_offset, bytes);
     written_to_ = guest_offset + bytes.size();
     if (options_.progress)
@@ -312,8 +378,11 @@ class StreamConverter {
   std::string spool_error_;
   std::vector<std::pair<uint64_t, uint64_t>> spooled_;  // ascending, disjoint
   bool noted_ = false;
+  bool fetched_from_spool_ = false;  // the last item fetched is all in the spool
   std::vector<uint8_t> behind_;
   std::vector<uint8_t> cluster_;
+  std::optional<GuestOrder> order_;  // set for an output written in guest order only
+  std::vector<uint8_t> held_;
 };
 
 // Copies the whole stream into a spool file and converts that as a file.

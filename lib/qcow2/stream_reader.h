@@ -5,8 +5,11 @@
 // layout, images qemu-img converts in order) needs no file of its own. The
 // bytes that no table read so far claims are kept in a spool file while
 // some table is still to come, so that a table coming after its data finds
-// them there. An image whose L2 entries are extended (subclusters) is
-// spooled whole and read by Qcow2Reader.
+// them there. An output that takes data in guest order only (a pipe, a
+// device) gets every layout exactly: a data cluster that comes before its
+// turn is kept in the same spool and written when the output reaches it.
+// An image whose L2 entries are extended (subclusters) is spooled whole
+// and read by Qcow2Reader.
 #pragma once
 
 #include <cstdint>
@@ -30,9 +33,10 @@ struct StreamConvertOptions {
 };
 
 // Reads a qcow2 image from `in` (read in order only, to its end) and writes
-// its virtual disk through `out`, which must take data in guest order unless
-// it can rewind (a regular file). Throws util::Error with one line naming
-// `in`, the offset and the table on a truncated stream or a malformed table.
+// its whole virtual disk through `out`: in guest order unless `out` can
+// rewind (a regular file). Throws util::Error with one line naming `in`, the
+// offset and the table on a truncated stream or a malformed table, or when
+// the layout needs a spool file and none can be made.
 void ConvertStreamToRaw(const util::File& in, util::RawWriter& out,
                         const StreamConvertOptions& options);
 

@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "qcow2/compress.h"
 #include "qcow2/stream_writer.h"
 #include "qcow2/writer.h"
 #include "test_util.h"
+#include "util/endian.h"
 #include "util/error.h"
 
 namespace qcow2 {
@@ -19,9 +21,12 @@ namespace {
 using testutil::Pattern;
 
 // Converts `bytes` fed through a pipe into a raw file; returns its bytes.
+// guest_order_only: the raw file is written as a pipe or a device is, in
+// guest order only (zeros written, no second pass).
 class StreamReaderTest : public ::testing::Test {
  protected:
-  std::vector<uint8_t> ConvertPiped(const std::vector<uint8_t>& bytes) {
+  std::vector<uint8_t> ConvertPiped(const std::vector<uint8_t>& bytes,
+                                    bool guest_order_only = false) {
     int fds[2];
     EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
     const util::File read_end(fds[0], "the pipe");
@@ -36,9 +41,10 @@ class StreamReaderTest : public ::testing::Test {
     const std::string path = dir_.File("out.raw");
     try {
       util::OutputFile out = util::OutputFile::Create(path);
-      util::RawWriter writer(out, 0, false);
+      util::RawWriter writer(out, 0, /*zero_gaps=*/guest_order_only);
+      EXPECT_EQ(writer.CanRewind(), !guest_order_only);
       StreamConvertOptions options;
-      options.spool_dir = dir_.path();
+      options.spool_dir = spool_dir_.empty() ? dir_.path() : spool_dir_;
       options.note = [this](const std::string& line) { notes_.push_back(line); };
       ConvertStreamToRaw(read_end, writer, options);
       out.Commit();
@@ -50,8 +56,42 @@ class StreamReaderTest : public ::testing::Test {
     return testutil::ReadAll(path);
   }
   testutil::TempDir dir_;
+  std::string spool_dir_;  // dir_ when empty
   std::vector<std::string> notes_;
 };
+
+// An image whose tables come first and whose data comes in the order
+// given (compressed where asked), as a writer that takes clusters in any
+// order lays it out; returns its bytes and, in `raw`, the disk it holds.
+std::vector<uint8_t> ImageInWriteOrder(const testutil::TempDir& dir,
+                                       const std::vector<std::pair<uint64_t, bool>>& clusters,
+                                       std::vector<uint8_t>& raw) {
+  const std::string path = dir.File("order.qcow2");
+  raw.assign(8 << 20, 0);
+  {
+    util::File out = testutil::CreateFile(path);
+    WriterOptions o;
+    o.virtual_size = raw.size();
+    o.cluster_bits = 12;  // an L2 table maps 2 MiB
+    Qcow2Writer w(out, o);
+    std::set<uint64_t> tables;  // those used: a table given up would take compressed frames
+    for (const auto& cluster : clusters)
+      tables.insert(cluster.first / 512);
+    w.ReserveL2Tables(std::vector<uint64_t>(tables.begin(), tables.end()));
+    ClusterCompressor codec(CompressionType::kZlib);
+    for (const auto& [c, compressed] : clusters) {
+      std::vector<uint8_t> data = compressed ? std::vector<uint8_t>(4096, static_cast<uint8_t>(c))
+                                             : Pattern(4096, static_cast<uint32_t>(c));
+      if (compressed)
+        w.WriteCompressedCluster(c, codec.Pack(data));
+      else
+        w.WriteCluster(c, data);
+      std::copy(data.begin(), data.end(), raw.begin() + static_cast<ptrdiff_t>(c * 4096));
+    }
+    w.Finish();
+  }
+  return testutil::ReadAll(path);
+}
 
 // A small image with clusters 2, 3 and 700 of 4 KiB, streamed.
 std::vector<uint8_t> StreamedImage(const testutil::TempDir& dir) {
@@ -121,6 +161,89 @@ TEST_F(StreamReaderTest, DataBeforeItsTableComesFromTheSpool) {
   EXPECT_EQ(ConvertPiped(testutil::ReadAll(path)), expected);
   ASSERT_EQ(notes_.size(), 1u);
   EXPECT_NE(notes_[0].find("spool file"), std::string::npos);
+}
+
+TEST_F(StreamReaderTest, InOrderImageToAnInOrderOutputNeedsNoSpool) {
+  std::vector<uint8_t> raw;
+  const std::vector<uint8_t> image = ImageInWriteOrder(
+      dir_, {{1, false}, {2, false}, {600, false}, {1499, true}, {1500, true}}, raw);
+  EXPECT_EQ(ConvertPiped(image, true), raw);
+  EXPECT_TRUE(notes_.empty());
+}
+
+TEST_F(StreamReaderTest, DataOutOfGuestOrderIsHeldForAnInOrderOutput) {
+  // Across tables and inside one, plain and compressed, the lowest cluster last.
+  std::vector<uint8_t> raw;
+  const std::vector<uint8_t> image = ImageInWriteOrder(
+      dir_, {{1500, false}, {7, true}, {600, false}, {8, false}, {1499, true}, {0, false}}, raw);
+  EXPECT_EQ(ConvertPiped(image, true), raw);
+  ASSERT_EQ(notes_.size(), 1u);
+  EXPECT_NE(notes_[0].find("not in guest order: reading it through a temporary spool file"),
+            std::string::npos)
+      << notes_[0];
+  // The same image to a file that can rewind needs no spool.
+  notes_.clear();
+  std::filesystem::remove(dir_.File("out.raw"));
+  EXPECT_EQ(ConvertPiped(image), raw);
+  EXPECT_TRUE(notes_.empty());
+}
+
+TEST_F(StreamReaderTest, DataOutOfGuestOrderWithoutASpoolSaysWhy) {
+  std::vector<uint8_t> raw;
+  const std::vector<uint8_t> image = ImageInWriteOrder(dir_, {{9, false}, {3, false}}, raw);
+  spool_dir_ = dir_.File("missing");
+  try {
+    ConvertPiped(image, true);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the data of guest offset 36864 comes before data the "
+                                         "output needs first"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("no spool file"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
+}
+
+TEST_F(StreamReaderTest, TablesAfterDataToAnInOrderOutput) {
+  // Reserved tables given up take the last compressed frames: data before
+  // its table, read back from the spool, then written in guest order.
+  const std::string path = dir_.File("file.qcow2");
+  std::vector<uint8_t> expected(64 << 20, 0);
+  {
+    util::File out = testutil::CreateFile(path);
+    WriterOptions o;
+    o.virtual_size = expected.size();
+    o.cluster_bits = 12;
+    Qcow2Writer w(out, o);
+    const std::vector<uint64_t> reserved = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    w.ReserveL2Tables(reserved);
+    ClusterCompressor codec(CompressionType::kZlib);
+    for (uint64_t c : {9001, 0, 9000, 1}) {
+      std::vector<uint8_t> data(4096, static_cast<uint8_t>(c));
+      w.WriteCompressedCluster(c, codec.Pack(data));
+      std::copy(data.begin(), data.end(), expected.begin() + static_cast<ptrdiff_t>(c * 4096));
+    }
+    w.Finish();
+  }
+  EXPECT_EQ(ConvertPiped(testutil::ReadAll(path), true), expected);
+  EXPECT_EQ(notes_.size(), 1u);
+}
+
+TEST_F(StreamReaderTest, L2EntryRulesAreThoseOfAFile) {
+  // Cluster 2's entry with a reserved bit set: refused, as a file's reader does.
+  std::vector<uint8_t> image = StreamedImage(dir_);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  const uint64_t l2 = util::LoadBE64(&image[l1]) & kL1OffsetMask;
+  image[l2 + 2 * 8 + 7] |= 0x02;
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("entry 2 (guest cluster 2): reserved bits set"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(StreamReaderTest, NotQcow2) {

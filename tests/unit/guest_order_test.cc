@@ -1,0 +1,74 @@
+#include "qcow2/guest_order.h"
+
+#include <gtest/gtest.h>
+
+#include "util/error.h"
+
+namespace qcow2 {
+namespace {
+
+// Tables of 4 guest clusters each: L1 entries 0 and 2 mapped.
+class GuestOrderTest : public ::testing::Test {
+ protected:
+  GuestOrder order_{4};
+};
+
+TEST_F(GuestOrderTest, NothingIsNextBeforeTheL1Table) {
+  order_.Map(0, 2);
+  EXPECT_FALSE(order_.IsNext(0));
+  order_.L1Read();
+  EXPECT_TRUE(order_.IsNext(0));
+  EXPECT_FALSE(order_.IsNext(1));
+}
+
+TEST_F(GuestOrderTest, ATableStillToComeHoldsBackWhatLiesAbove) {
+  order_.L1Read();
+  order_.TableDue(0);
+  order_.TableDue(2);
+  order_.Map(9, 10);  // the table of entry 2, read first
+  order_.TableRead(2);
+  EXPECT_FALSE(order_.IsNext(9));  // entry 0's table may map clusters below
+  order_.Map(1, 2);
+  order_.TableRead(0);
+  EXPECT_FALSE(order_.IsNext(9));
+  EXPECT_TRUE(order_.IsNext(1));
+  order_.Written(1);
+  EXPECT_TRUE(order_.IsNext(9));
+  order_.Written(9);
+  EXPECT_TRUE(order_.Done());
+}
+
+TEST_F(GuestOrderTest, HeldClustersComeOutInGuestOrder) {
+  order_.L1Read();
+  order_.Map(0, 3);
+  order_.Map(5, 7);
+  // Clusters 6, 2, 5, 1 come first, then 0.
+  for (uint64_t c : {6, 2, 5, 1}) {
+    EXPECT_FALSE(order_.IsNext(c));
+    order_.Hold({c, 1000 * c, 10, c % 2 == 0});
+    EXPECT_FALSE(order_.NextHeld());
+  }
+  ASSERT_TRUE(order_.IsNext(0));
+  order_.Written(0);
+  std::vector<uint64_t> written;
+  while (const std::optional<HeldCluster> held = order_.NextHeld()) {
+    EXPECT_EQ(held->host, 1000 * held->guest_cluster);
+    EXPECT_EQ(held->compressed, held->guest_cluster % 2 == 0);
+    written.push_back(held->guest_cluster);
+    order_.Written(held->guest_cluster);
+    order_.DropHeld();
+  }
+  EXPECT_EQ(written, (std::vector<uint64_t>{1, 2, 5, 6}));
+  EXPECT_TRUE(order_.Done());
+}
+
+TEST_F(GuestOrderTest, WritingOutOfTurnIsAnInternalError) {
+  order_.L1Read();
+  order_.Map(3, 4);
+  order_.Map(1, 2);
+  EXPECT_THROW(order_.Written(3), util::Error);
+  EXPECT_FALSE(order_.Done());
+}
+
+}  // namespace
+}  // namespace qcow2
