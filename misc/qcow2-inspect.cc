@@ -4,6 +4,7 @@
 // on-disk structure. Output is written only once the command succeeded.
 #include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -22,6 +23,8 @@
 #include "util/content_type.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/seekable_input.h"
+#include "util/temp_file.h"
 
 namespace {
 
@@ -111,14 +114,32 @@ Options ParseOptions(int argc, char** argv) {
 }
 
 // Refuses a file without the qcow2 magic, saying what it holds instead.
-void RequireQcow2Magic(const std::string& path) {
-  const util::File file = util::File::Open(path, O_RDONLY);
+void RequireQcow2Magic(const util::File& file) {
   uint8_t magic[4];
   if (file.ReadUpTo(magic, 0) < sizeof magic || qcow2::HasQcow2Magic(magic))
     return;  // a short header is the reader's to report
   const std::string holds = util::DescribeContent(file);
-  throw util::Error(path + ": not a qcow2 image" +
+  throw util::Error(file.path() + ": not a qcow2 image" +
                     (holds.empty() ? " (no qcow2 magic at offset 0)" : ": " + holds));
+}
+
+// The image operand: a file, or "-" for standard input, read in place when
+// it is a regular file and through an unnamed spool file otherwise. An
+// image from standard input has no directory: the files it names are
+// refused (ignored under --backing=none).
+qcow2::ImageView OpenImage(const std::string& operand, qcow2::ReferencePolicy& policy) {
+  if (operand != "-") {
+    util::File file = util::File::Open(operand, O_RDONLY);
+    RequireQcow2Magic(file);
+    return qcow2::ImageView(std::move(file));
+  }
+  policy.unreachable =
+      "is not looked for: an image from standard input has no directory to look in; give the "
+      "image as a file";
+  util::SeekableInput in =
+      util::MakeSeekable(STDIN_FILENO, "standard input", util::TempDirectory());
+  RequireQcow2Magic(in.file);
+  return qcow2::ImageView(std::move(in.file), /*disk_size_known=*/!in.spooled);
 }
 
 int Run(Options o) {
@@ -128,8 +149,7 @@ int Run(Options o) {
     if (named.insert(line).second)
       std::fprintf(stderr, "qcow2-inspect: %s\n", line.c_str());
   };
-  RequireQcow2Magic(o.image);
-  const qcow2::ImageView image(o.image);
+  const qcow2::ImageView image = OpenImage(o.image, o.policy);
   std::ios::sync_with_stdio(false);
   int code = 0;
   if (o.command == "info") {
