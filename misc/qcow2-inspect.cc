@@ -29,10 +29,10 @@
 namespace {
 
 const char kUsage[] =
-    "Usage: qcow2-inspect info [--json] [--backing=SCOPE] IMAGE\n"
-    "       qcow2-inspect check [--json] [--backing=SCOPE] IMAGE\n"
-    "       qcow2-inspect map [--json] [--backing=SCOPE] IMAGE\n"
-    "       qcow2-inspect dump [--backing=SCOPE] IMAGE\n";
+    "Usage: qcow2-inspect info [--json] [--backing=SCOPE] IMAGE|-\n"
+    "       qcow2-inspect check [--json] [--backing=SCOPE] IMAGE|-\n"
+    "       qcow2-inspect map [--json] [--backing=SCOPE] IMAGE|-\n"
+    "       qcow2-inspect dump [--backing=SCOPE] IMAGE|-\n";
 
 const char kHelp[] =
     "\n"
@@ -43,6 +43,8 @@ const char kHelp[] =
     "  map     guest ranges with their kind, host offset and backing depth\n"
     "  dump    every header field and extension, snapshots, refcount table,\n"
     "          bitmap directory and tables, L1 table with L2 summaries\n"
+    "  -       read the image from standard input (a pipe is first copied to\n"
+    "          an unnamed file in $TMPDIR; the files it names are not opened)\n"
     "  --json  machine-readable output (info, check, map)\n"
     "  --backing=SCOPE\n"
     "          backing and data files info and map may open: image-dir (the\n"
