@@ -214,7 +214,8 @@ no_spool_dir() {
 ok "no spool directory: one line" no_spool_dir
 
 terminal() {
-  script -qec "'$Q' info -" /dev/null < /dev/null > tty.out 2>&1; rc=$?
+  # A program that read the terminal would wait: timeout ends it.
+  timeout 10 script -qec "'$Q' info -" /dev/null < /dev/null > tty.out 2>&1; rc=$?
   cat tty.out
   [ $rc = 1 ] && [ "$(grep -c . tty.out)" = 1 ] &&
     grep -q "^qcow2-inspect: standard input is a terminal: pipe the image into it" tty.out
