@@ -18,6 +18,7 @@
 #include "qcow2/backing.h"
 #include "qcow2/check.h"
 #include "qcow2/format.h"
+#include "qcow2/image_file.h"
 #include "qcow2/image_view.h"
 #include "qcow2/inspect.h"
 #include "util/content_type.h"
@@ -44,7 +45,8 @@ const char kHelp[] =
     "  dump    every header field and extension, snapshots, refcount table,\n"
     "          bitmap directory and tables, L1 table with L2 summaries\n"
     "  -       read the image from standard input (a pipe is first copied to\n"
-    "          an unnamed file in $TMPDIR; the files it names are not opened)\n"
+    "          an unnamed file in $TMPDIR, whole but for info; the files it\n"
+    "          names are not opened)\n"
     "  --json  machine-readable output (info, check, map)\n"
     "  --backing=SCOPE\n"
     "          backing and data files info and map may open: image-dir (the\n"
@@ -126,10 +128,12 @@ void RequireQcow2Magic(const util::File& file) {
 }
 
 // The image operand: a file, or "-" for standard input, read in place when
-// it is a regular file and through an unnamed spool file otherwise. An
-// image from standard input has no directory: the files it names are
-// refused (ignored under --backing=none).
-qcow2::ImageView OpenImage(const std::string& operand, qcow2::ReferencePolicy& policy) {
+// it is a regular file and through an unnamed spool file otherwise (for
+// info, only the header, snapshot table and bitmap directory are written
+// to it). An image from standard input has no directory: the files it
+// names are refused (ignored under --backing=none).
+qcow2::ImageView OpenImage(const std::string& operand, bool info_only,
+                           qcow2::ReferencePolicy& policy) {
   if (operand != "-") {
     util::File file = util::File::Open(operand, O_RDONLY);
     RequireQcow2Magic(file);
@@ -138,8 +142,11 @@ qcow2::ImageView OpenImage(const std::string& operand, qcow2::ReferencePolicy& p
   policy.unreachable =
       "is not looked for: an image from standard input has no directory to look in; give the "
       "image as a file";
+  util::SpoolSelection selection;
+  if (info_only)
+    selection = {uint64_t{1} << qcow2::kMaxClusterBits, qcow2::HeaderLoadRanges};
   util::SeekableInput in =
-      util::MakeSeekable(STDIN_FILENO, "standard input", util::TempDirectory());
+      util::MakeSeekable(STDIN_FILENO, "standard input", util::TempDirectory(), selection);
   RequireQcow2Magic(in.file);
   return qcow2::ImageView(std::move(in.file), /*disk_size_known=*/!in.spooled);
 }
@@ -151,7 +158,7 @@ int Run(Options o) {
     if (named.insert(line).second)
       std::fprintf(stderr, "qcow2-inspect: %s\n", line.c_str());
   };
-  const qcow2::ImageView image = OpenImage(o.image, o.policy);
+  const qcow2::ImageView image = OpenImage(o.image, o.command == "info", o.policy);
   std::ios::sync_with_stdio(false);
   int code = 0;
   if (o.command == "info") {

@@ -27,9 +27,11 @@ qemu-img convert -O qcow2 fs.img qemu.qcow2
 qemu-img convert -c -O qcow2 fs.img qemuc.qcow2
 qemu-img convert -O qcow2 fs.img snap.qcow2 && qemu-img snapshot -c before snap.qcow2 &&
   qemu-io -c 'write -P 0x5a 1M 128k' snap.qcow2 > /dev/null
+qemu-img convert -O qcow2 fs.img bm.qcow2 && qemu-img bitmap --add bm.qcow2 b0 &&
+  qemu-img bitmap --add -g 128k bm.qcow2 b1 && qemu-img snapshot -c s1 bm.qcow2
 qemu-img create -q -f qcow2 -b qemu.qcow2 -F qcow2 top.qcow2 &&
   qemu-io -c 'write -P 0x33 2M 64k' top.qcow2 > /dev/null
-IMAGES="ours ourz streamed deb qemu qemuc snap top"
+IMAGES="ours ourz streamed deb qemu qemuc snap bm top"
 
 # run_both IMG ARGS...: `qcow2-inspect ARGS IMG` into file.{out,err,rc} and
 # `cat IMG | qcow2-inspect ARGS -` into pipe.{out,err,rc}; the file's
@@ -88,6 +90,24 @@ holes_not_seen() {
     jq -e 'map(select(.zero)) | length == 0' pipe.json
 }
 ok "preallocation=metadata: the file's holes are not seen through a pipe" holes_not_seen
+
+# info keeps of a pipe only what it reads (header cluster, snapshot table,
+# bitmap directory); check keeps it all. The spool's writes are counted.
+spool_writes() {
+  LD_PRELOAD="$IOFAULT_SO" IOFAULT_PATH="$T/count" IOFAULT_NTH=0 IOFAULT_COUNT="$T/$1.count" \
+    TMPDIR=$T/count "$Q" "$@" - > /dev/null
+}
+info_spool_small() {
+  mkdir -p count
+  qemu-img create -q -f qcow2 large.qcow2 64M &&
+    qemu-io -c 'write -P 7 0 24M' large.qcow2 > /dev/null && qemu-img snapshot -c s large.qcow2 &&
+    qemu-img bitmap --add large.qcow2 b || return 1
+  spool_writes info < <(cat large.qcow2) && spool_writes check < <(cat large.qcow2) || return 1
+  cat info.count check.count
+  [ "$(cat info.count)" -le 4 ] && [ "$(cat check.count)" -ge 24 ] &&
+    same_as_file large.qcow2 info && same_as_file large.qcow2 info --json
+}
+ok "info from a pipe spools only the structures it reads" info_spool_small
 
 check_codes() {
   run_both deb.qcow2 check && [ "$(cat pipe.rc)" = 3 ] && [ "$(cat file.rc)" = 3 ]

@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,6 +81,43 @@ TEST(SeekableInput, APipeIsSpooledWholeAndNamedAsTheInput) {
     EXPECT_EQ(data, Contents(in.file));
     EXPECT_EQ(0u, Entries(dir.path()));  // the spool has no name
   }
+}
+
+TEST(SeekableInput, ASelectionKeepsThePrefixAndItsRangesOnly) {
+  testutil::TempDir dir;
+  const std::vector<uint8_t> data = testutil::Pattern((5 << 20) + 123, 9);
+  FedPipe pipe(data);
+  util::SpoolSelection selection;
+  selection.prefix = 4096;
+  std::vector<uint8_t> seen;
+  selection.keep = [&seen](std::span<const uint8_t> prefix) {
+    seen.assign(prefix.begin(), prefix.end());
+    // One range across a chunk boundary, one past the end of the input.
+    return std::vector<util::ByteRange>{{(1 << 20) - 10, 20}, {5 << 20, UINT64_MAX}};
+  };
+  const util::SeekableInput in = util::MakeSeekable(pipe.read_end(), "in", dir.path(), selection);
+  EXPECT_EQ(std::vector<uint8_t>(data.begin(), data.begin() + 4096), seen);
+  std::vector<uint8_t> expected(data.size());
+  const auto keep = [&](size_t from, size_t to) {
+    std::copy(data.begin() + from, data.begin() + to, expected.begin() + from);
+  };
+  keep(0, 4096);
+  keep((1 << 20) - 10, (1 << 20) + 10);
+  keep(5 << 20, data.size());
+  EXPECT_EQ(expected, Contents(in.file));
+  EXPECT_LT(in.file.Stat().st_blocks * 512, 1 << 20);  // the rest are holes
+}
+
+TEST(SeekableInput, AnInputShorterThanThePrefixIsKeptWhole) {
+  testutil::TempDir dir;
+  const std::vector<uint8_t> data = testutil::Pattern(1000, 4);
+  FedPipe pipe(data);
+  util::SpoolSelection selection{4096, [](std::span<const uint8_t> prefix) {
+                                   EXPECT_EQ(1000u, prefix.size());
+                                   return std::vector<util::ByteRange>{};
+                                 }};
+  const util::SeekableInput in = util::MakeSeekable(pipe.read_end(), "in", dir.path(), selection);
+  EXPECT_EQ(data, Contents(in.file));
 }
 
 TEST(SeekableInput, AnEmptyPipeGivesAnEmptyFile) {
