@@ -4,6 +4,7 @@
 // on-disk structure. Output is written only once the command succeeded.
 #include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -17,19 +18,22 @@
 #include "qcow2/backing.h"
 #include "qcow2/check.h"
 #include "qcow2/format.h"
+#include "qcow2/image_file.h"
 #include "qcow2/image_view.h"
 #include "qcow2/inspect.h"
 #include "util/content_type.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/seekable_input.h"
+#include "util/temp_file.h"
 
 namespace {
 
 const char kUsage[] =
-    "Usage: qcow2-inspect info [--json] [--backing=SCOPE] IMAGE\n"
-    "       qcow2-inspect check [--json] [--backing=SCOPE] IMAGE\n"
-    "       qcow2-inspect map [--json] [--backing=SCOPE] IMAGE\n"
-    "       qcow2-inspect dump [--backing=SCOPE] IMAGE\n";
+    "Usage: qcow2-inspect info [--json] [--backing=SCOPE] IMAGE|-\n"
+    "       qcow2-inspect check [--json] [--backing=SCOPE] IMAGE|-\n"
+    "       qcow2-inspect map [--json] [--backing=SCOPE] IMAGE|-\n"
+    "       qcow2-inspect dump [--backing=SCOPE] IMAGE|-\n";
 
 const char kHelp[] =
     "\n"
@@ -40,6 +44,9 @@ const char kHelp[] =
     "  map     guest ranges with their kind, host offset and backing depth\n"
     "  dump    every header field and extension, snapshots, refcount table,\n"
     "          bitmap directory and tables, L1 table with L2 summaries\n"
+    "  -       read the image from standard input (a pipe is first copied to\n"
+    "          an unnamed file in $TMPDIR, whole but for info; the files it\n"
+    "          names are not opened)\n"
     "  --json  machine-readable output (info, check, map)\n"
     "  --backing=SCOPE\n"
     "          backing and data files info and map may open: image-dir (the\n"
@@ -111,14 +118,37 @@ Options ParseOptions(int argc, char** argv) {
 }
 
 // Refuses a file without the qcow2 magic, saying what it holds instead.
-void RequireQcow2Magic(const std::string& path) {
-  const util::File file = util::File::Open(path, O_RDONLY);
+void RequireQcow2Magic(const util::File& file) {
   uint8_t magic[4];
   if (file.ReadUpTo(magic, 0) < sizeof magic || qcow2::HasQcow2Magic(magic))
     return;  // a short header is the reader's to report
   const std::string holds = util::DescribeContent(file);
-  throw util::Error(path + ": not a qcow2 image" +
+  throw util::Error(file.path() + ": not a qcow2 image" +
                     (holds.empty() ? " (no qcow2 magic at offset 0)" : ": " + holds));
+}
+
+// The image operand: a file, or "-" for standard input, read in place when
+// it is a regular file and through an unnamed spool file otherwise (for
+// info, only the header, snapshot table and bitmap directory are written
+// to it). An image from standard input has no directory: the files it
+// names are refused (ignored under --backing=none).
+qcow2::ImageView OpenImage(const std::string& operand, bool info_only,
+                           qcow2::ReferencePolicy& policy) {
+  if (operand != "-") {
+    util::File file = util::File::Open(operand, O_RDONLY);
+    RequireQcow2Magic(file);
+    return qcow2::ImageView(std::move(file));
+  }
+  policy.unreachable =
+      "is not looked for: an image from standard input has no directory to look in; give the "
+      "image as a file";
+  util::SpoolSelection selection;
+  if (info_only)
+    selection = {uint64_t{1} << qcow2::kMaxClusterBits, qcow2::HeaderLoadRanges};
+  util::SeekableInput in =
+      util::MakeSeekable(STDIN_FILENO, "standard input", util::TempDirectory(), selection);
+  RequireQcow2Magic(in.file);
+  return qcow2::ImageView(std::move(in.file), /*disk_size_known=*/!in.spooled);
 }
 
 int Run(Options o) {
@@ -128,8 +158,7 @@ int Run(Options o) {
     if (named.insert(line).second)
       std::fprintf(stderr, "qcow2-inspect: %s\n", line.c_str());
   };
-  RequireQcow2Magic(o.image);
-  const qcow2::ImageView image(o.image);
+  const qcow2::ImageView image = OpenImage(o.image, o.command == "info", o.policy);
   std::ios::sync_with_stdio(false);
   int code = 0;
   if (o.command == "info") {

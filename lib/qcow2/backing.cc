@@ -46,13 +46,16 @@ util::File OpenReferenced(const std::string& image_path, const std::string& name
                           const ReferencePolicy& policy) {
   const std::string& allow_hint = policy.allow_hint;
   const std::string path = ResolveReferencedPath(image_path, name, what);
-  const std::string resolved = path == name ? "" : " (" + path + ")";  // escaped when shown
+  // Escaped when shown; an image without a directory resolves nothing.
+  const std::string resolved = path == name || !policy.unreachable.empty() ? "" : " (" + path + ")";
   const auto fail = [&](Code code, const std::string& why) {
     const std::string verb = code == Code::kCannotOpen ? "cannot open " : "";
     throw ReferenceError(code, util::PrintableName(image_path) + ": " + verb + what + " '" +
                                    util::PrintableName(name) + "'" + util::PrintableName(resolved) +
                                    (code == Code::kCannotOpen ? ": " : " ") + why);
   };
+  if (!policy.unreachable.empty())
+    fail(Code::kRefused, policy.unreachable);
   struct stat before;
   if (::stat(path.c_str(), &before) != 0)
     fail(Code::kCannotOpen, util::ErrnoText(errno));

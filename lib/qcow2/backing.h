@@ -42,6 +42,10 @@ struct ReferencePolicy {
   Scope data_file = Scope::kImageDirectory;
   // Named in refusals: what the user can pass to allow the file.
   std::string allow_hint = "--backing=any";
+  // Set when the image was read from a stream: it has no directory for its
+  // names to be found in, so each file it names is refused with this reason
+  // whatever the scope (kNone still ignores a backing file).
+  std::string unreachable;
   // Called with one line for each backing or data file opened, naming the
   // image, the name it gives and the path opened (names escaped).
   std::function<void(const std::string&)> on_open;

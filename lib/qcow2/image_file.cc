@@ -47,6 +47,31 @@ Header LoadHeader(const util::File& file, uint64_t file_size) {
   return h;
 }
 
+std::vector<util::ByteRange> HeaderLoadRanges(std::span<const uint8_t> first_bytes) {
+  if (first_bytes.size() < 4 || !HasQcow2Magic(first_bytes))
+    return {{0, UINT64_MAX}};
+  Header h;
+  try {
+    h = DecodeHeader(
+        first_bytes.first(std::min<uint64_t>(first_bytes.size(), HeaderClusterBytes(first_bytes))),
+        "");
+  } catch (const util::Error&) {
+    return {};
+  }
+  std::vector<util::ByteRange> ranges;
+  // Entries start within the 64 MiB limit; each one's names and extra data
+  // follow it.
+  constexpr uint64_t kLastEntryBytes = kSnapshotFixedBytes + kMaxSnapshotExtraData + 2 * 65535 + 8;
+  if (h.nb_snapshots)
+    ranges.push_back({h.snapshots_offset, kMaxSnapshotTableBytes + kLastEntryBytes});
+  if (const HeaderExtension* ext = h.FindExtension(kExtBitmaps); ext && ext->data.size() >= 24) {
+    const uint64_t size = util::LoadBE64(ext->data.data() + 8);
+    if (size <= kMaxBitmapDirectoryBytes)
+      ranges.push_back({util::LoadBE64(ext->data.data() + 16), size});
+  }
+  return ranges;
+}
+
 void ValidateHeader(const Header& h, uint64_t file_size, const std::string& path) {
   if (const uint64_t unknown = h.incompatible_features & ~kIncompatKnown)
     Fail(path, 72, "unknown incompatible qcow2 feature " + DescribeIncompatibleBits(h, unknown));

@@ -12,6 +12,7 @@
 
 #include "qcow2/format.h"
 #include "util/file.h"
+#include "util/seekable_input.h"
 
 namespace qcow2 {
 
@@ -36,6 +37,14 @@ void ValidateHeader(const Header& h, uint64_t file_size, const std::string& path
 // known compression, extended L2 cluster sizes, data file name); returns
 // the warnings to print (dirty or corrupt bits), one line each.
 std::vector<std::string> ValidateForReading(const Header& h, const std::string& path);
+
+// The bytes LoadHeader, ReadSnapshotTable and ReadBitmapDirectory can read
+// beyond the header cluster, judged from the file's first bytes (its header
+// cluster, up to the largest cluster size): what a reader that loads only
+// these (qcow2-inspect info) must keep of an image read from a stream.
+// Everything when the bytes are not a qcow2 header (an error message then
+// probes the content anywhere); nothing when the header does not decode.
+std::vector<util::ByteRange> HeaderLoadRanges(std::span<const uint8_t> first_bytes);
 
 // Reads words.size() big-endian table entries at offset into words.
 void ReadBigEndianTable(const util::File& file, uint64_t offset, std::span<uint64_t> words);

@@ -52,7 +52,8 @@ const char* BitmapEntryKindName(BitmapEntryKind kind) {
 
 ImageView::ImageView(const std::string& path) : ImageView(util::File::Open(path, O_RDONLY)) {}
 
-ImageView::ImageView(util::File file) : file_(std::move(file)) {
+ImageView::ImageView(util::File file, bool disk_size_known)
+    : file_(std::move(file)), disk_size_known_(disk_size_known) {
   file_size_ = file_.Size();
   allocated_bytes_ = static_cast<uint64_t>(file_.Stat().st_blocks) * 512;
   // Only what is asked is read: read-ahead would bring data clusters into the

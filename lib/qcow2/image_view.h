@@ -36,14 +36,19 @@ class ImageView {
   // directory; throws util::Error (file, structure, offset) when they
   // cannot be located.
   explicit ImageView(const std::string& path);
-  // The same on a file already open (a backing file found by BackingChain).
-  explicit ImageView(util::File file);
+  // The same on a file already open (a backing file found by BackingChain,
+  // standard input). A copy of a stream has no allocation of its own to
+  // report: `disk_size_known` false says so.
+  explicit ImageView(util::File file, bool disk_size_known = true);
 
   const std::string& path() const { return file_.path(); }
   const util::File& file() const { return file_; }
   const Header& header() const { return header_; }
   uint64_t file_size() const { return file_size_; }
+  // The bytes the file holds on its disk (those of the copy, when it is
+  // not disk_size_known).
   uint64_t allocated_bytes() const { return allocated_bytes_; }
+  bool disk_size_known() const { return disk_size_known_; }
   uint64_t cluster_size() const { return header_.cluster_size(); }
 
   const std::vector<Snapshot>& snapshots() const { return snapshots_.entries; }
@@ -76,6 +81,7 @@ class ImageView {
   util::File file_;
   uint64_t file_size_ = 0;
   uint64_t allocated_bytes_ = 0;
+  bool disk_size_known_ = true;
   Header header_;
   SnapshotTable snapshots_;
   BitmapDirectory bitmaps_;

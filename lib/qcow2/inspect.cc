@@ -103,8 +103,13 @@ std::vector<ChainLink> BackingChainLinks(const ImageView& image, const Reference
       chain.push_back({ShownPath(layer->path(), name), "", ChainProblem(e)});
       break;
     }
-    if (!b)
+    if (!b) {
+      // A backing file the policy ignores is still named, as qemu does.
+      const std::string& name = layer->header().backing_file;
+      if (!name.empty())
+        chain.push_back({ShownPath(layer->path(), name), "", "not opened under --backing=none"});
       break;
+    }
     ChainLink link{b->file.path(), b->format == BackingFormat::kQcow2 ? "qcow2" : "raw", ""};
     layer = nullptr;
     if (b->format == BackingFormat::kQcow2) {
@@ -138,7 +143,9 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out,
     w.BeginObject();
     w.Number("virtual-size", h.size).String("filename", image.path());
     w.Number("cluster-size", h.cluster_size()).String("format", "qcow2");
-    w.Number("actual-size", image.allocated_bytes()).Number("file-size", image.file_size());
+    if (image.disk_size_known())  // qemu leaves it out when unknown
+      w.Number("actual-size", image.allocated_bytes());
+    w.Number("file-size", image.file_size());
     w.Number("version", h.version);
     if (!h.backing_file.empty()) {
       w.String("backing-filename", h.backing_file);
@@ -224,7 +231,8 @@ void PrintInfo(const ImageView& image, bool json, std::ostream& out,
   out << "image: " << image.path() << "\n"
       << "file format: qcow2 (version " << h.version << ")\n"
       << "virtual size: " << HumanSize(h.size) << " (" << h.size << " bytes)\n"
-      << "disk size: " << HumanSize(image.allocated_bytes()) << "\n"
+      << "disk size: "
+      << (image.disk_size_known() ? HumanSize(image.allocated_bytes()) : "unavailable") << "\n"
       << "file size: " << image.file_size() << " bytes\n"
       << "cluster_size: " << h.cluster_size() << "\n";
   for (size_t i = 0; i < chain.size(); ++i) {

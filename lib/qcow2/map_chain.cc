@@ -43,6 +43,8 @@ Extent FileExtent(const util::File& file, uint64_t offset, uint64_t length) {
 // clusters have a refcount than the file has blocks allocated. qemu then
 // also reports the holes of the file under data clusters as zeros.
 bool LooksMetadataPreallocated(const ImageView& image) {
+  if (!image.disk_size_known())
+    return false;  // a copy of a stream has none of the original's holes
   const uint64_t cs = image.cluster_size();
   const uint64_t real_clusters = image.allocated_bytes() / cs;
   const uint64_t threshold = std::max(real_clusters * 10 / 9, real_clusters + 2);

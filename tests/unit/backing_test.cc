@@ -141,6 +141,31 @@ TEST_F(ReferencesTest, NoneScopeIgnoresBackingFilesAndRefusesDataFiles) {
   }
 }
 
+TEST_F(ReferencesTest, AnImageWithoutADirectoryReachesNothingButNoneStillIgnores) {
+  ReferencePolicy policy;
+  policy.unreachable = "is not looked for";
+  Header h;
+  h.backing_file = "in.raw";  // there, in the image's directory
+  h.incompatible_features = kIncompatDataFile;
+  h.extensions.push_back({kExtDataFile, {'i', 'n', '.', 'r', 'a', 'w'}});
+  util::File top = util::File::Open(image, O_RDONLY);
+  for (Scope scope : {Scope::kAny, Scope::kImageDirectory}) {
+    policy.backing = policy.data_file = scope;
+    BackingChain chain(top, policy);
+    try {
+      chain.Next(image, h);
+      ADD_FAILURE() << "backing file opened";
+    } catch (const ReferenceError& e) {
+      EXPECT_EQ(e.code(), Code::kRefused);
+      EXPECT_EQ(std::string(e.what()), image + ": backing file 'in.raw' is not looked for");
+    }
+    EXPECT_THROW(OpenDataFile(image, h, policy), ReferenceError);
+  }
+  policy.backing = Scope::kNone;
+  BackingChain chain(top, policy);
+  EXPECT_FALSE(chain.Next(image, h));
+}
+
 TEST_F(ReferencesTest, AMissingFileIsOneMessageNotAWrappedOne) {
   std::string message;
   EXPECT_EQ(Refusal("absent.raw", Scope::kAny, &message), Code::kCannotOpen);

@@ -1,13 +1,16 @@
 // qcow2-inspect's building blocks: JSON output, bitmap entry kinds, map
-// ranges of a writer-made image, and ImageView's refusal of bad tables.
+// ranges of a writer-made image, ImageView's refusal of bad tables, and
+// the parts of an image info reads.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <sstream>
 
 #include "qcow2/compress.h"
+#include "qcow2/image_file.h"
 #include "qcow2/inspect.h"
 #include "qcow2/writer.h"
+#include "qcow2_test_image.h"
 #include "test_util.h"
 #include "util/endian.h"
 #include "util/error.h"
@@ -40,6 +43,52 @@ TEST(BitmapEntries, AreClassifiedBySpecRules) {
   b.granularity_bits = 16;  // 64 KiB per bit, 32768 bits per 4 KiB cluster: 2 GiB per entry
   EXPECT_EQ(b.table_entries_needed(2ull << 30, 4096), 1u);
   EXPECT_EQ(b.table_entries_needed((2ull << 30) + 1, 4096), 2u);
+}
+
+// info on a copy holding only the header cluster and HeaderLoadRanges
+// (the rest zeros, as in the spool of a pipe) prints what it prints of the
+// whole image.
+TEST(HeaderLoadRanges, AreAllInfoReads) {
+  testutil::TempDir dir;
+  const testutil::TestImage image = testutil::BuildTestImage(
+      {.snapshot = true, .bitmap = true, .backing_file = "base.raw", .backing_format = "raw"});
+  const std::span<const uint8_t> bytes = image.bytes;
+  const std::vector<util::ByteRange> ranges =
+      HeaderLoadRanges(bytes.first(std::min<size_t>(bytes.size(), image.cluster_size)));
+  ASSERT_EQ(2u, ranges.size());
+  EXPECT_EQ(image.snapshot_table, ranges[0].offset);
+  EXPECT_EQ(image.bitmap_directory, ranges[1].offset);
+  std::vector<uint8_t> kept(bytes.size());
+  std::copy(bytes.begin(), bytes.begin() + image.cluster_size, kept.begin());
+  for (const util::ByteRange& r : ranges) {
+    const uint64_t end = std::min<uint64_t>(bytes.size(), r.offset + r.length);
+    std::copy(bytes.begin() + r.offset, bytes.begin() + end, kept.begin() + r.offset);
+  }
+  testutil::WriteAll(dir.File("whole"), image.bytes);
+  testutil::WriteAll(dir.File("kept"), kept);
+  ReferencePolicy none = PolicyForScope("none");
+  for (const bool json : {false, true}) {
+    std::ostringstream whole, part;
+    PrintInfo(ImageView(util::File::Open(dir.File("whole"), O_RDONLY), false), json, whole, none);
+    PrintInfo(ImageView(util::File::Open(dir.File("kept"), O_RDONLY), false), json, part, none);
+    EXPECT_NE(std::string::npos, whole.str().find(json ? "\"snapshots\"" : "Snapshot list"));
+    std::string named_whole = part.str();
+    for (size_t at; (at = named_whole.find("/kept")) != std::string::npos;)
+      named_whole.replace(at, 5, "/whole");
+    EXPECT_EQ(whole.str(), named_whole);
+  }
+}
+
+TEST(HeaderLoadRanges, AreEverythingWithoutTheMagicAndNothingPastABadHeader) {
+  const std::vector<uint8_t> zeros(4096, 0);
+  const std::vector<util::ByteRange> all = HeaderLoadRanges(zeros);
+  ASSERT_EQ(1u, all.size());
+  EXPECT_EQ(0u, all[0].offset);
+  EXPECT_EQ(UINT64_MAX, all[0].length);
+  std::vector<uint8_t> bad = testutil::BuildTestImage({.snapshot = true}).bytes;
+  bad.resize(4096);
+  util::StoreBE32(bad.data() + 4, 99);  // version
+  EXPECT_TRUE(HeaderLoadRanges(bad).empty());
 }
 
 struct InspectFixture : ::testing::Test {
