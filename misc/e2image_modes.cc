@@ -35,6 +35,7 @@
 #include "util/output.h"
 #include "util/progress.h"
 #include "util/same_storage.h"
+#include "util/seekable_input.h"
 #include "util/temp_file.h"
 
 namespace e2image {
@@ -315,6 +316,7 @@ int ConvertQcow2(const Options& o) {
 }
 
 int ConvertQcow2Stream(const Options& o) {
+  util::RefuseTerminal(STDIN_FILENO, "standard input");
   const util::File in = util::File::Borrow(STDIN_FILENO, "standard input");
   util::OutputFile out = CreateOutput(o);
   util::RawWriter writer(out, o.dest_offset,

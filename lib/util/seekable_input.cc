@@ -79,13 +79,17 @@ uint64_t CopyToEnd(int fd, const std::string& name, const File& spool,
 
 }  // namespace
 
+void RefuseTerminal(int fd, const std::string& name) {
+  if (::isatty(fd))
+    throw Error(name + " is a terminal: pipe the image into it or redirect it from a file");
+}
+
 SeekableInput MakeSeekable(int fd, const std::string& name, const std::string& spool_dir,
                            const SpoolSelection& selection) {
   struct stat st;
   if (::fstat(fd, &st) != 0)
     throw Error(name + ": cannot stat: " + ErrnoText(errno));
-  if (::isatty(fd))
-    throw Error(name + " is a terminal: pipe the image into it or redirect it from a file");
+  RefuseTerminal(fd, name);
   if (ReadableInPlace(fd, st))
     return {File::Borrow(fd, name), false};
   const File spool = AnonymousTempFile(spool_dir, name + " spool");

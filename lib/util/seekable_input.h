@@ -43,6 +43,10 @@ struct SeekableInput {
 // Throws util::Error with one line: a terminal (which would wait for
 // typing), a read error naming the input and offset, a spool that cannot be
 // made or written (naming the spool file and offset).
+// Throws util::Error with one line when `fd` is a terminal: a reader of an
+// image there would wait for typing.
+void RefuseTerminal(int fd, const std::string& name);
+
 SeekableInput MakeSeekable(int fd, const std::string& name, const std::string& spool_dir,
                            const SpoolSelection& selection = {});
 

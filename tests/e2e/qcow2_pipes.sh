@@ -232,4 +232,15 @@ shared_table() {
 }
 ok "two L1 entries sharing an L2 table: one line" fails_cleanly "share the L2 table" shared_table
 
+# A terminal on standard input would make -r - wait for typing.
+terminal_input() {
+  rm -f "$T/tty.raw"
+  timeout 10 script -qec "'$E2IMAGE' -r - '$T/tty.raw'" /dev/null < /dev/null > "$T/tty.out" 2>&1
+  rc=$?
+  cat "$T/tty.out"
+  [ $rc = 1 ] && [ "$(grep -c . "$T/tty.out")" = 1 ] && [ ! -e "$T/tty.raw" ] &&
+    grep -q "^e2image: standard input is a terminal: pipe the image into it" "$T/tty.out"
+}
+ok "-r - with a terminal on standard input: refused in one line, no output" terminal_input
+
 done_testing
