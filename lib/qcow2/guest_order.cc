@@ -1,10 +1,8 @@
 #include "qcow2/guest_order.h"
 
 #include <algorithm>
+#include <cassert>
 #include <functional>
-#include <string>
-
-#include "util/error.h"
 
 namespace qcow2 {
 
@@ -21,9 +19,7 @@ bool GuestOrder::IsNext(uint64_t c) const {
 }
 
 void GuestOrder::Written(uint64_t c) {
-  if (runs_.empty() || runs_.front().first != c)
-    throw util::Error("internal error: guest cluster " + std::to_string(c) +
-                      " written out of order");
+  assert(!runs_.empty() && runs_.front().first == c && "guest cluster written out of order");
   // The runs are disjoint: the least one, shrunk from its front, stays
   // below every other, and the heap stays ordered.
   if (++runs_.front().first == runs_.front().end) {

@@ -39,8 +39,8 @@ class GuestOrder {
   // Whether mapped guest cluster `c` is the next to write: every mapped
   // cluster below it is written, and no table still to come maps below it.
   bool IsNext(uint64_t c) const;
-  // Mapped guest cluster `c`, the next, is written. Throws util::Error (an
-  // internal error) when it is not the next.
+  // Mapped guest cluster `c`, the next (IsNext), is written: an invariant of
+  // the caller, asserted.
   void Written(uint64_t c);
   void Hold(const HeldCluster& cluster) { held_.push(cluster); }
   // The held cluster that is next, if any; Written and DropHeld follow.

@@ -1,6 +1,7 @@
 #include "qcow2/stream_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -19,51 +20,6 @@ uint64_t AlignUp(uint64_t n, uint64_t to) {
   return (n + to - 1) / to * to;
 }
 
-// Bytes written to an output in order, through a buffer.
-class OrderedOut {
- public:
-  explicit OrderedOut(const util::File& out) : out_(out) {
-    buffer_.reserve(kBufferBytes);
-    // A larger pipe lets the reader take bigger steps (fails harmlessly on
-    // anything but a pipe).
-    ::fcntl(out.fd(), F_SETPIPE_SZ, static_cast<int>(kBufferBytes));
-  }
-  void Put(std::span<const uint8_t> bytes) {
-    if (buffer_.size() + bytes.size() > kBufferBytes)
-      Flush();
-    if (bytes.size() >= kBufferBytes)
-      out_.Write(bytes);
-    else
-      buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
-    position_ += bytes.size();
-  }
-  void PutZerosTo(uint64_t offset) {
-    if (offset < position_)
-      throw util::Error(out_.path() + ": internal error: streamed qcow2 image went backwards");
-    static const std::vector<uint8_t> zeros(64 << 10, 0);
-    while (position_ < offset) {
-      const uint64_t n = std::min<uint64_t>(zeros.size(), offset - position_);
-      Put(std::span<const uint8_t>(zeros.data(), n));
-    }
-  }
-  void PutBE64(uint64_t v) {
-    uint8_t b[8];
-    util::StoreBE64(b, v);
-    Put(b);
-  }
-  void Flush() {
-    if (!buffer_.empty())
-      out_.Write(buffer_);
-    buffer_.clear();
-  }
-  uint64_t position() const { return position_; }
-
- private:
-  const util::File& out_;
-  std::vector<uint8_t> buffer_;
-  uint64_t position_ = 0;
-};
-
 // Reads the spool through a few windows: the clusters go out in guest
 // order, which interleaves the runs of the capture's passes (group tables
 // first, then what the scan found), each run read in order.
@@ -73,6 +29,7 @@ class SpoolReader {
   static constexpr size_t kWindowBytes = 256u << 10;
 
   SpoolReader(const util::File& spool, uint64_t size) : spool_(spool), size_(size) {}
+  const util::File& file() const { return spool_; }
   std::span<const uint8_t> Get(uint64_t offset, size_t length) {
     Window* use = nullptr;
     for (Window& w : windows_)
@@ -103,6 +60,97 @@ class SpoolReader {
   uint64_t size_;
   std::vector<Window> windows_;
   uint64_t clock_ = 0;
+};
+
+// Bytes written to an output in order, through a buffer. Bytes of the
+// spool go into a pipe by splice, runs of them in one call, so that they do
+// not pass through this process; into anything else they are read and
+// buffered.
+class OrderedOut {
+ public:
+  OrderedOut(const util::File& out, SpoolReader& spool) : out_(out), spool_(spool) {
+    buffer_.reserve(kBufferBytes);
+    // A larger pipe lets the reader take bigger steps (fails harmlessly on
+    // anything but a pipe).
+    ::fcntl(out.fd(), F_SETPIPE_SZ, static_cast<int>(kBufferBytes));
+    struct stat st;
+    splice_ = ::fstat(out.fd(), &st) == 0 && S_ISFIFO(st.st_mode);
+  }
+  void Put(std::span<const uint8_t> bytes) {
+    FlushSpliced();
+    if (buffer_.size() + bytes.size() > kBufferBytes)
+      FlushBuffer();
+    if (bytes.size() >= kBufferBytes)
+      out_.Write(bytes);
+    else
+      buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+    position_ += bytes.size();
+  }
+  // The `length` bytes of the spool at `offset`.
+  void PutSpooled(uint64_t offset, size_t length) {
+    if (!splice_) {
+      Put(spool_.Get(offset, length));
+      return;
+    }
+    if (pending_length_ == 0 || pending_offset_ + pending_length_ != offset ||
+        pending_length_ + length > kMaxSplice) {
+      FlushSpliced();
+      pending_offset_ = offset;
+    }
+    pending_length_ += length;
+    position_ += length;
+  }
+  void PutZerosTo(uint64_t offset) {
+    if (offset < position_)
+      throw util::Error(out_.path() + ": internal error: streamed qcow2 image went backwards");
+    static const std::vector<uint8_t> zeros(64 << 10, 0);
+    while (position_ < offset) {
+      const uint64_t n = std::min<uint64_t>(zeros.size(), offset - position_);
+      Put(std::span<const uint8_t>(zeros.data(), n));
+    }
+  }
+  void PutBE64(uint64_t v) {
+    uint8_t b[8];
+    util::StoreBE64(b, v);
+    Put(b);
+  }
+  void Flush() {
+    FlushSpliced();
+    FlushBuffer();
+  }
+  uint64_t position() const { return position_; }
+
+ private:
+  static constexpr uint64_t kMaxSplice = 16u << 20;
+
+  void FlushBuffer() {
+    if (!buffer_.empty())
+      out_.Write(buffer_);
+    buffer_.clear();
+  }
+  void FlushSpliced() {
+    if (pending_length_ == 0)
+      return;
+    FlushBuffer();
+    const uint64_t offset = pending_offset_, length = pending_length_;
+    pending_length_ = 0;
+    if (out_.SpliceFrom(spool_.file(), offset, length))
+      return;
+    splice_ = false;  // the kernel cannot: read them, a window at a time
+    for (uint64_t done = 0; done < length;) {
+      const size_t n = std::min<uint64_t>(SpoolReader::kWindowBytes, length - done);
+      out_.Write(spool_.Get(offset + done, n));
+      done += n;
+    }
+  }
+
+  const util::File& out_;
+  SpoolReader& spool_;
+  bool splice_ = false;
+  std::vector<uint8_t> buffer_;
+  uint64_t position_ = 0;
+  uint64_t pending_offset_ = 0;  // spooled bytes not yet spliced
+  uint64_t pending_length_ = 0;
 };
 
 }  // namespace
@@ -293,7 +341,8 @@ void StreamWriter::Finish() {
   const StreamLayout layout(header_, records_.size(), cluster_at);
   const uint64_t cs = cluster_size();
   const uint64_t l2_entries = header_.l2_entries();
-  OrderedOut out(out_);
+  SpoolReader spool(spool_, spool_end_);
+  OrderedOut out(out_, spool);
 
   Header h = header_;
   h.l1_table_offset = layout.l1_offset;
@@ -356,11 +405,10 @@ void StreamWriter::Finish() {
   }
 
   DataPlacer data(layout.data_offset, header_.cluster_bits);
-  SpoolReader spool(spool_, spool_end_);
   for (r = 0; r < records_.size(); ++r) {
     const StreamCluster c = cluster_at(r);
     out.PutZerosTo(data.Place(c));
-    out.Put(spool.Get(records_[r].spool_offset(), c.compressed_size ? c.compressed_size : cs));
+    out.PutSpooled(records_[r].spool_offset(), c.compressed_size ? c.compressed_size : cs);
   }
   out.PutZerosTo(layout.file_end);
   out.Flush();
