@@ -148,10 +148,8 @@ int CaptureE2i(const Options& o, e2img::Filesystem& fs, e2img::MetadataMap& map,
   } else {
     problems += e2img::WriteE2iImage(fs, map, out.file(), update, Warn, transform);
   }
-  if (scrambler && !scrambler->Failure().empty())
-    throw util::Error(scrambler->Failure());
-  if (scrambler && scrambler->map())
-    scrambler->map()->Commit();
+  if (scrambler)
+    scrambler->Conclude();
   out.Commit();
   progress.Finish();
   if (scrambler && !scrambler->Summary().empty())

@@ -370,10 +370,8 @@ CaptureResult WriteImage(const CaptureSettings& settings, const CaptureContext& 
   result.copy_problems = strategy->Copy(
       map, [&](uint64_t done) { progress.Update(unread + done); }, target);
   target.Finish();
-  if (scrambler && !scrambler->Failure().empty())
-    throw util::Error(scrambler->Failure());
-  if (scrambler && scrambler->map())
-    scrambler->map()->Commit();
+  if (scrambler)
+    scrambler->Conclude();
   out.Commit();
   progress.Finish();
   return result;

@@ -9,6 +9,7 @@
 #include "e2img/scramble_journal.h"
 #include "e2img/scramble_xattr.h"
 #include "util/endian.h"
+#include "util/error.h"
 #include "util/escape.h"
 
 namespace e2img {
@@ -501,6 +502,13 @@ std::string Scrambler::Failure() const {
   return "-s would leave " + std::to_string(stats_.names_kept) + " name(s) as they were (" +
          kNoFit + "): " + KeptList(stats_) +
          "; nothing was written (--scramble-keep-names writes the image with them)";
+}
+
+void Scrambler::Conclude() {
+  if (const std::string failure = Failure(); !failure.empty())
+    throw util::Error(failure);
+  if (map_)
+    map_->Commit();
 }
 
 std::string Scrambler::Summary() const {

@@ -74,6 +74,9 @@ class Scrambler {
   // After the blocks went through: why the image must not be kept (names
   // left as they were, not accepted), or empty.
   std::string Failure() const;
+  // Ends a scrambled image before the image itself is committed: throws
+  // util::Error with Failure(), if any, else commits the scramble map.
+  void Conclude();
   // One summary line for stderr, empty if nothing worth saying.
   std::string Summary() const;
   const ScrambleStats& stats() const { return stats_; }

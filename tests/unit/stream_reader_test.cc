@@ -60,24 +60,30 @@ class StreamReaderTest : public ::testing::Test {
   std::vector<std::string> notes_;
 };
 
-// An image whose tables come first and whose data comes in the order
-// given (compressed where asked), as a writer that takes clusters in any
-// order lays it out; returns its bytes and, in `raw`, the disk it holds.
+// An image whose data comes in the order given (compressed where asked), as
+// a writer that takes clusters in any order lays it out, over a disk of
+// `size` bytes; returns its bytes and, in `raw`, the disk it holds. Its L2
+// tables are reserved first: those of the clusters given, or `reserved`.
 std::vector<uint8_t> ImageInWriteOrder(const testutil::TempDir& dir,
                                        const std::vector<std::pair<uint64_t, bool>>& clusters,
-                                       std::vector<uint8_t>& raw) {
+                                       std::vector<uint8_t>& raw,
+                                       std::vector<uint64_t> reserved = {},
+                                       uint64_t size = 8 << 20) {
   const std::string path = dir.File("order.qcow2");
-  raw.assign(8 << 20, 0);
+  raw.assign(size, 0);
   {
     util::File out = testutil::CreateFile(path);
     WriterOptions o;
     o.virtual_size = raw.size();
     o.cluster_bits = 12;  // an L2 table maps 2 MiB
     Qcow2Writer w(out, o);
-    std::set<uint64_t> tables;  // those used: a table given up would take compressed frames
-    for (const auto& cluster : clusters)
-      tables.insert(cluster.first / 512);
-    w.ReserveL2Tables(std::vector<uint64_t>(tables.begin(), tables.end()));
+    if (reserved.empty()) {
+      std::set<uint64_t> tables;  // those used: a table given up would take compressed frames
+      for (const auto& cluster : clusters)
+        tables.insert(cluster.first / 512);
+      reserved.assign(tables.begin(), tables.end());
+    }
+    w.ReserveL2Tables(reserved);
     ClusterCompressor codec(CompressionType::kZlib);
     for (const auto& [c, compressed] : clusters) {
       std::vector<uint8_t> data = compressed ? std::vector<uint8_t>(4096, static_cast<uint8_t>(c))
@@ -91,6 +97,19 @@ std::vector<uint8_t> ImageInWriteOrder(const testutil::TempDir& dir,
     w.Finish();
   }
   return testutil::ReadAll(path);
+}
+
+// Compressed clusters written in the order given, with 16 L2 tables
+// reserved of which the unused are given up and take the last frames:
+// data before the tables that map them.
+std::vector<uint8_t> DataBeforeItsTables(const testutil::TempDir& dir,
+                                         std::initializer_list<uint64_t> order,
+                                         std::vector<uint8_t>& expected) {
+  std::vector<std::pair<uint64_t, bool>> clusters;
+  for (uint64_t c : order)
+    clusters.emplace_back(c, true);
+  return ImageInWriteOrder(dir, clusters, expected,
+                           {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, 64 << 20);
 }
 
 // A small image with clusters 2, 3 and 700 of 4 KiB, streamed.
@@ -136,29 +155,9 @@ TEST_F(StreamReaderTest, TruncatedStreamSaysWhere) {
 }
 
 TEST_F(StreamReaderTest, DataBeforeItsTableComesFromTheSpool) {
-  // Reserved L2 tables that get no entry are given up, and the last
-  // compressed frames move into them: before the tables that map them.
-  const std::string path = dir_.File("file.qcow2");
-  std::vector<uint8_t> expected(64 << 20, 0);
-  {
-    util::File out = testutil::CreateFile(path);
-    WriterOptions o;
-    o.virtual_size = expected.size();
-    o.cluster_bits = 12;  // an L2 table maps 2 MiB
-    Qcow2Writer w(out, o);
-    const std::vector<uint64_t> reserved = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    w.ReserveL2Tables(reserved);
-    ClusterCompressor codec(CompressionType::kZlib);
-    for (uint64_t c : {0, 1, 9000, 9001}) {
-      std::vector<uint8_t> data(4096, static_cast<uint8_t>(c));
-      const std::span<const uint8_t> packed = codec.Pack(data);
-      ASSERT_FALSE(packed.empty());
-      w.WriteCompressedCluster(c, packed);
-      std::copy(data.begin(), data.end(), expected.begin() + static_cast<ptrdiff_t>(c * 4096));
-    }
-    w.Finish();
-  }
-  EXPECT_EQ(ConvertPiped(testutil::ReadAll(path)), expected);
+  std::vector<uint8_t> expected;
+  const std::vector<uint8_t> image = DataBeforeItsTables(dir_, {0, 1, 9000, 9001}, expected);
+  EXPECT_EQ(ConvertPiped(image), expected);
   ASSERT_EQ(notes_.size(), 1u);
   EXPECT_NE(notes_[0].find("spool file"), std::string::npos);
 }
@@ -206,27 +205,10 @@ TEST_F(StreamReaderTest, DataOutOfGuestOrderWithoutASpoolSaysWhy) {
 }
 
 TEST_F(StreamReaderTest, TablesAfterDataToAnInOrderOutput) {
-  // Reserved tables given up take the last compressed frames: data before
-  // its table, read back from the spool, then written in guest order.
-  const std::string path = dir_.File("file.qcow2");
-  std::vector<uint8_t> expected(64 << 20, 0);
-  {
-    util::File out = testutil::CreateFile(path);
-    WriterOptions o;
-    o.virtual_size = expected.size();
-    o.cluster_bits = 12;
-    Qcow2Writer w(out, o);
-    const std::vector<uint64_t> reserved = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    w.ReserveL2Tables(reserved);
-    ClusterCompressor codec(CompressionType::kZlib);
-    for (uint64_t c : {9001, 0, 9000, 1}) {
-      std::vector<uint8_t> data(4096, static_cast<uint8_t>(c));
-      w.WriteCompressedCluster(c, codec.Pack(data));
-      std::copy(data.begin(), data.end(), expected.begin() + static_cast<ptrdiff_t>(c * 4096));
-    }
-    w.Finish();
-  }
-  EXPECT_EQ(ConvertPiped(testutil::ReadAll(path), true), expected);
+  // Data before its table, read back from the spool, then written in guest order.
+  std::vector<uint8_t> expected;
+  const std::vector<uint8_t> image = DataBeforeItsTables(dir_, {9001, 0, 9000, 1}, expected);
+  EXPECT_EQ(ConvertPiped(image, true), expected);
   EXPECT_EQ(notes_.size(), 1u);
 }
 
