@@ -52,8 +52,20 @@ make_tree() {
   seq 1 20000 > "$dir/sub/deeper/numbers.txt"
   ln -s short "$dir/fastlink"
   ln -s "$(printf 'x%.0s' $(seq 1 300))" "$dir/slowlink"
+  # Forty text files of 1 to 13 KB, the same in every checkout (a copy of
+  # the tree's own sources changed every fixture's layout with each file
+  # added there).
   mkdir -p "$dir/sources"
-  cp "$(dirname "$TESTLIB")"/../unit/*.cc "$(dirname "$TESTLIB")"/../unit/*.h "$dir/sources/"
+  perl -e '
+    my $dir = shift;
+    for my $i (0 .. 39) {
+      my $size = 1000 + ($i * 2731) % 12000;
+      open(my $f, ">", sprintf("%s/source-%02d.txt", $dir, $i)) or die "$!";
+      my ($text, $n) = ("", 0);
+      $text .= sprintf("line %d of file %d: %s\n", ++$n, $i, "x" x (($n * 7 + $i) % 50))
+        while length($text) < $size;
+      print $f substr($text, 0, $size);
+    }' "$dir/sources"
 }
 
 # make_fs IMAGE SIZE MKE2FS-OPTIONS...: a filesystem populated by make_tree.
