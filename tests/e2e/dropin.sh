@@ -297,6 +297,21 @@ ok "on purpose: -b without -B finds the block size (e2fsprogs: 1)" differs 1 0 -
 ok "on purpose: a qcow2 image to standard output (e2fsprogs: 1)" differs 1 0 -Q @FS -
 ok "on purpose: a number that is not one is refused (e2fsprogs reads 0)" \
   differs 0 1 -r -o abc @FS out.raw
+ra_into_fifo() {
+  rm -f "$T/ra.fifo" && mkfifo "$T/ra.fifo" || return 1
+  # e2fsprogs fails on its first seek, whether a reader is there or not.
+  cat "$T/ra.fifo" > /dev/null &
+  timeout 20 "$ORACLE_E2IMAGE" -ra "$T/fs.img" "$T/ra.fifo" 2> "$T/ra.err" && return 1
+  wait
+  grep -q "Illegal seek" "$T/ra.err" || { cat "$T/ra.err"; return 1; }
+  cat "$T/ra.fifo" > "$T/ra.got" &
+  timeout 20 "$E2IMAGE" -ra "$T/fs.img" "$T/ra.fifo" || return 1
+  wait
+  rm -f "$T/ra.file" && "$E2IMAGE" -ra "$T/fs.img" "$T/ra.file" || return 1
+  same_bytes "$T/ra.file" "$T/ra.got"
+}
+ok "on purpose: -ra into a FIFO writes the filesystem in order (e2fsprogs: Illegal seek)" \
+  ra_into_fifo
 ok "on purpose: -h and -V answer (e2fsprogs: 1)" sh -c '
   "$0" -h > /dev/null && "$0" -V > /dev/null && ! "$1" -h 2> /dev/null && ! "$1" -V 2> /dev/null' \
   "$E2IMAGE" "$ORACLE_E2IMAGE"
