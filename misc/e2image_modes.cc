@@ -284,10 +284,7 @@ void CheckMount(const std::string& device, bool force) {
 int ConvertQcow2(const Options& o) {
   CheckNotSameFile(o.source, o.output);
   qcow2::ReferencePolicy policy = o.backing;
-  policy.on_open = [](const std::string& line) {
-    util::BreakProgressLine();
-    std::fprintf(stderr, "e2image: %s\n", line.c_str());
-  };
+  policy.on_open = Note;
   qcow2::Qcow2Reader reader(o.source, policy);
   for (const std::string& w : reader.warnings())
     Warn(w);
@@ -304,11 +301,8 @@ int ConvertQcow2(const Options& o) {
   // How the image was made, once it is converted (a failed run says only
   // why), before the closing progress line: with -p, the last line stays
   // the "Copied" line that GParted's parse looks for.
-  if (const auto capture = qcow2::CaptureInfoOf(reader.header())) {
-    util::BreakProgressLine();
-    std::fprintf(stderr, "e2image: %s: %s\n", o.source.c_str(),
-                 qcow2::CaptureSummary(*capture).c_str());
-  }
+  if (const auto capture = qcow2::CaptureInfoOf(reader.header()))
+    Note(o.source + ": " + qcow2::CaptureSummary(*capture));
   progress.Finish();
   return 0;
 }
@@ -321,9 +315,7 @@ int ConvertQcow2Stream(const Options& o) {
                          /*zero_gaps=*/out.kind() == util::OutputFile::Kind::kBlockDevice);
   qcow2::StreamConvertOptions options;
   options.spool_dir = util::TempDirectory();
-  options.note = [](const std::string& line) {
-    std::fprintf(stderr, "e2image: %s\n", line.c_str());
-  };
+  options.note = Note;
   qcow2::ConvertStreamToRaw(in, writer, options);
   out.Commit();
   return 0;

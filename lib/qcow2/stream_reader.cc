@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <optional>
 #include <queue>
@@ -17,6 +18,7 @@
 #include "qcow2/subcluster.h"
 #include "util/endian.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/temp_file.h"
 
 namespace qcow2 {
@@ -84,6 +86,13 @@ struct Item {
   bool operator>(const Item& o) const { return host > o.host; }
 };
 
+// Says in one line that the conversion of `in` reads through the spool, and why.
+void NoteSpool(const util::File& in, const StreamConvertOptions& options, const std::string& why) {
+  if (options.note)
+    options.note(in.path() + ": " + why + ": reading it through a temporary spool file in " +
+                 options.spool_dir);
+}
+
 // The one-pass conversion of an image with standard L2 entries.
 class StreamConverter {
  public:
@@ -117,8 +126,7 @@ class StreamConverter {
       if (order_)
         WriteHeld();
     }
-    if (order_ && !order_->Done())
-      throw util::Error(in_.path() + ": internal error: guest clusters left unwritten");
+    assert((!order_ || order_->Done()) && "every mapped guest cluster is written");
     // The rest (snapshots, bitmaps, padding) is read to the end, so that
     // whatever writes the pipe finishes normally.
     while (window_.ReadTo(window_.end() + kReadBytes))
@@ -312,9 +320,8 @@ class StreamConverter {
   }
 
   void Note(const std::string& why) {
-    if (!noted_ && options_.note)
-      options_.note(in_.path() + ": " + why + ": reading it through a temporary spool file in " +
-                    options_.spool_dir);
+    if (!noted_)
+      NoteSpool(in_, options_, why);
     noted_ = true;
   }
 
@@ -389,9 +396,7 @@ class StreamConverter {
 void ConvertThroughSpool(const util::File& in, StreamWindow& window, util::RawWriter& out,
                          const StreamConvertOptions& options, const std::string& why) {
   util::File spool = util::AnonymousTempFile(options.spool_dir, "spool of " + in.path());
-  if (options.note)
-    options.note(in.path() + ": " + why + ": reading it through a temporary spool file in " +
-                 options.spool_dir);
+  NoteSpool(in, options, why);
   do {
     spool.WriteAt(window.Bytes(window.start(), window.end()), window.start());
     window.DropTo(window.end());
@@ -415,7 +420,8 @@ void ConvertStreamToRaw(const util::File& in, util::RawWriter& out,
     throw util::Error(util::AtOffset(in.path(), window.end(),
                                      "the stream ends inside the header cluster: truncated"));
   if (!h.backing_file.empty() || h.backing_file_offset)
-    throw util::Error(in.path() + ": the image has a backing file (" + h.backing_file +
+    throw util::Error(in.path() + ": the image has a backing file (" +
+                      util::PrintableName(h.backing_file) +
                       "), which an image read from a pipe cannot reach: convert it from a file");
   if (h.incompatible_features & kIncompatDataFile)
     throw util::Error(in.path() +

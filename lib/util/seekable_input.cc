@@ -50,9 +50,9 @@ void WriteInside(const File& spool, std::span<const uint8_t> bytes, uint64_t at,
 }
 
 // Copies what `selection` keeps of fd, from its position to its end, into
-// spool, whose size becomes the input's; returns that size.
-uint64_t CopyToEnd(int fd, const std::string& name, const File& spool,
-                   const SpoolSelection& selection) {
+// spool, whose size becomes the input's.
+void CopyToEnd(int fd, const std::string& name, const File& spool,
+               const SpoolSelection& selection) {
   std::vector<ByteRange> keep{{0, UINT64_MAX}};
   uint64_t total = 0;
   if (selection.keep) {
@@ -62,7 +62,7 @@ uint64_t CopyToEnd(int fd, const std::string& name, const File& spool,
     total = prefix.size();
     keep = selection.keep(prefix);
     if (total < selection.prefix)
-      return total;
+      return;
   }
   std::vector<uint8_t> buf(kChunk);  // whole chunks: fewer, larger writes
   for (;;) {
@@ -72,7 +72,7 @@ uint64_t CopyToEnd(int fd, const std::string& name, const File& spool,
     total += n;
     if (n < buf.size()) {
       spool.Truncate(total);  // dropped bytes at the end are holes too
-      return total;
+      return;
     }
   }
 }

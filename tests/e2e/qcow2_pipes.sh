@@ -222,6 +222,13 @@ with_backing() {
     cat "$T/over.qcow2" | "$E2IMAGE" -r - "$T/out.raw"
 }
 ok "a backing file cannot be reached from a pipe: one line" fails_cleanly "backing file" with_backing
+# The name comes from the image: a newline in it is escaped, not a second line.
+with_odd_backing() {
+  qemu-img create -q -f qcow2 -u -b "$T/back
+ing.qcow2" -F qcow2 "$T/odd.qcow2" 1M && cat "$T/odd.qcow2" | "$E2IMAGE" -r - "$T/out.raw"
+}
+ok "a backing file name with a newline, from a pipe: one line, the name escaped" fails_cleanly \
+  'back\\x0aing\.qcow2' with_odd_backing
 # Two L1 entries pointing at one L2 table (which qemu never writes).
 shared_table() {
   perl -e '
