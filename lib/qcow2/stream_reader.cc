@@ -19,6 +19,7 @@
 #include "util/endian.h"
 #include "util/error.h"
 #include "util/escape.h"
+#include "util/seekable_input.h"
 #include "util/temp_file.h"
 
 namespace qcow2 {
@@ -392,15 +393,14 @@ class StreamConverter {
   std::vector<uint8_t> held_;
 };
 
-// Copies the whole stream into a spool file and converts that as a file.
-void ConvertThroughSpool(const util::File& in, StreamWindow& window, util::RawWriter& out,
+// Copies the whole stream into a spool file (the window's bytes, which are
+// the stream's first ones, then the rest) and converts that as a file.
+void ConvertThroughSpool(const util::File& in, const StreamWindow& window, util::RawWriter& out,
                          const StreamConvertOptions& options, const std::string& why) {
+  assert(window.start() == 0 && "the window holds the stream from its start");
   util::File spool = util::AnonymousTempFile(options.spool_dir, "spool of " + in.path());
   NoteSpool(in, options, why);
-  do {
-    spool.WriteAt(window.Bytes(window.start(), window.end()), window.start());
-    window.DropTo(window.end());
-  } while (window.ReadTo(window.end() + kReadBytes) || window.end() > window.start());
+  util::SpoolToEnd(in.fd(), in.path(), window.Bytes(0, window.end()), spool);
   Qcow2Reader reader("/proc/self/fd/" + std::to_string(spool.fd()));
   ConvertToRaw(reader, out, options.progress);
 }

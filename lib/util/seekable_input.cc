@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstdint>
 #include <vector>
@@ -49,12 +50,36 @@ void WriteInside(const File& spool, std::span<const uint8_t> bytes, uint64_t at,
     spool.WriteAt(bytes.subspan(from - at, to - from), from);
 }
 
-// Copies what `selection` keeps of fd, from its position to its end, into
-// spool, whose size becomes the input's.
-void CopyToEnd(int fd, const std::string& name, const File& spool,
-               const SpoolSelection& selection) {
+}  // namespace
+
+void RefuseTerminal(int fd, const std::string& name) {
+  if (::isatty(fd))
+    throw Error(name + " is a terminal: pipe the image into it or redirect it from a file");
+}
+
+SeekableInput MakeSeekable(int fd, const std::string& name, const std::string& spool_dir,
+                           const SpoolSelection& selection) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    throw Error(name + ": cannot stat: " + ErrnoText(errno));
+  RefuseTerminal(fd, name);
+  if (ReadableInPlace(fd, st))
+    return {File::Borrow(fd, name), false};
+  const File spool = AnonymousTempFile(spool_dir, name + " spool");
+  SpoolToEnd(fd, name, {}, spool, selection);
+  // The copy is named as the input in every message that follows.
+  const int copy = ::fcntl(spool.fd(), F_DUPFD_CLOEXEC, 0);
+  if (copy < 0)
+    throw Error(spool.path() + ": cannot duplicate the descriptor: " + ErrnoText(errno));
+  return {File(copy, name), true};
+}
+
+void SpoolToEnd(int fd, const std::string& name, std::span<const uint8_t> already_read,
+                const File& spool, const SpoolSelection& selection) {
+  assert((already_read.empty() || !selection.keep) && "a selection reads its prefix from fd");
   std::vector<ByteRange> keep{{0, UINT64_MAX}};
-  uint64_t total = 0;
+  spool.WriteAt(already_read, 0);
+  uint64_t total = already_read.size();
   if (selection.keep) {
     std::vector<uint8_t> prefix(selection.prefix);
     prefix.resize(ReadFull(fd, name, prefix, 0));
@@ -75,30 +100,6 @@ void CopyToEnd(int fd, const std::string& name, const File& spool,
       return;
     }
   }
-}
-
-}  // namespace
-
-void RefuseTerminal(int fd, const std::string& name) {
-  if (::isatty(fd))
-    throw Error(name + " is a terminal: pipe the image into it or redirect it from a file");
-}
-
-SeekableInput MakeSeekable(int fd, const std::string& name, const std::string& spool_dir,
-                           const SpoolSelection& selection) {
-  struct stat st;
-  if (::fstat(fd, &st) != 0)
-    throw Error(name + ": cannot stat: " + ErrnoText(errno));
-  RefuseTerminal(fd, name);
-  if (ReadableInPlace(fd, st))
-    return {File::Borrow(fd, name), false};
-  const File spool = AnonymousTempFile(spool_dir, name + " spool");
-  CopyToEnd(fd, name, spool, selection);
-  // The copy is named as the input in every message that follows.
-  const int copy = ::fcntl(spool.fd(), F_DUPFD_CLOEXEC, 0);
-  if (copy < 0)
-    throw Error(spool.path() + ": cannot duplicate the descriptor: " + ErrnoText(errno));
-  return {File(copy, name), true};
 }
 
 }  // namespace util

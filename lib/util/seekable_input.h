@@ -35,6 +35,10 @@ struct SeekableInput {
   bool spooled = false;  // a copy: the input's own allocation is unknown
 };
 
+// Throws util::Error with one line when `fd` is a terminal: a reader of an
+// image there would wait for typing.
+void RefuseTerminal(int fd, const std::string& name);
+
 // Returns the bytes of `fd` from its current position to its end as a file
 // named `name`. A regular file or block device positioned at its start is
 // used as it is (borrowed, not closed); anything else is read to its end
@@ -43,11 +47,17 @@ struct SeekableInput {
 // Throws util::Error with one line: a terminal (which would wait for
 // typing), a read error naming the input and offset, a spool that cannot be
 // made or written (naming the spool file and offset).
-// Throws util::Error with one line when `fd` is a terminal: a reader of an
-// image there would wait for typing.
-void RefuseTerminal(int fd, const std::string& name);
-
 SeekableInput MakeSeekable(int fd, const std::string& name, const std::string& spool_dir,
                            const SpoolSelection& selection = {});
+
+// Copies the input `name` into `spool`, each byte at its own offset:
+// `already_read`, the input's first bytes (read from `fd` before), then the
+// rest of `fd` to its end; the spool's size becomes the input's. Only the
+// bytes `selection` keeps are written; a selection reads its prefix from
+// `fd` itself, so it comes with no `already_read`. Throws util::Error with
+// one line: a read error naming the input and offset, a write error naming
+// the spool and offset.
+void SpoolToEnd(int fd, const std::string& name, std::span<const uint8_t> already_read,
+                const File& spool, const SpoolSelection& selection = {});
 
 }  // namespace util

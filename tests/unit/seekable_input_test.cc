@@ -1,6 +1,7 @@
 // MakeSeekable: a pipe is copied whole into an unnamed spool named as the
 // input, a regular file at its start is read in place, one read part way
-// is copied from where it stands, and a terminal is refused.
+// is copied from where it stands, and a terminal is refused. SpoolToEnd:
+// bytes read before come first, the rest of the descriptor after them.
 #include "util/seekable_input.h"
 
 #include <dirent.h>
@@ -18,6 +19,7 @@
 
 #include "test_util.h"
 #include "util/error.h"
+#include "util/temp_file.h"
 
 namespace {
 
@@ -181,6 +183,27 @@ TEST(SeekableInput, ASpoolThatCannotBeMadeIsOneError) {
                                                             "file for standard input spool"))
         << e.what();
   }
+}
+
+TEST(SpoolToEnd, BytesAlreadyReadComeFirstThenTheRestAtTheirOffsets) {
+  testutil::TempDir dir;
+  // The rest spans more than one chunk, not a multiple of it.
+  const std::vector<uint8_t> data = testutil::Pattern((2 << 20) + 70000, 6);
+  const size_t read_before = 65536 + 17;
+  FedPipe pipe(std::vector<uint8_t>(data.begin() + read_before, data.end()));
+  const util::File spool = util::AnonymousTempFile(dir.path(), "spool of in");
+  util::SpoolToEnd(pipe.read_end(), "in", std::span(data).first(read_before), spool);
+  EXPECT_EQ(data, Contents(spool));
+  EXPECT_EQ(0u, Entries(dir.path()));
+}
+
+TEST(SpoolToEnd, AStreamThatEndsAfterTheBytesReadIsThemAlone) {
+  testutil::TempDir dir;
+  const std::vector<uint8_t> data = testutil::Pattern(5000, 2);
+  FedPipe pipe({});
+  const util::File spool = util::AnonymousTempFile(dir.path(), "spool of in");
+  util::SpoolToEnd(pipe.read_end(), "in", data, spool);
+  EXPECT_EQ(data, Contents(spool));
 }
 
 TEST(SeekableInput, AClosedDescriptorIsOneError) {
