@@ -1,10 +1,11 @@
 // An LD_PRELOAD library for the fault tests: it wraps read(2), write(2),
-// pread(2), pwrite(2), fsync(2) and sync_file_range(2) and, on the
-// descriptors whose path contains IOFAULT_PATH, fails or shortens transfers
-// as the environment asks:
+// pread(2), pwrite(2), fsync(2), sync_file_range(2) and splice(2) and, on
+// the descriptors whose path contains IOFAULT_PATH, fails or shortens
+// transfers as the environment asks:
 //
-//   IOFAULT_OP     read | write | fsync: which calls to count (default
-//                  write; fsync counts sync_file_range too)
+//   IOFAULT_OP     read | write | fsync | splice: which calls to count
+//                  (default write; fsync counts sync_file_range too; splice
+//                  names the descriptor spliced from)
 //   IOFAULT_PATH   substring of /proc/self/fd/N's target (default: any file)
 //   IOFAULT_NTH    fail the Nth matching call (1-based) and every later one
 //   IOFAULT_AT     fail every matching pread or pwrite whose range holds
@@ -24,6 +25,8 @@
 //   IOFAULT_LOG    a file that gets one line per injected failure
 //   IOFAULT_COUNT  a file that gets the number of matching calls at exit
 //                  (to aim IOFAULT_NTH at, say, the last read)
+//   IOFAULT_BYTES  a file that gets the bytes the matching calls asked to
+//                  move, at exit
 //
 // Built without sanitizers so that it can be preloaded into any build.
 #include <dlfcn.h>
@@ -53,10 +56,12 @@ struct Config {
   long delay_ms = 0;
   const char* log = nullptr;
   const char* count_file = nullptr;
+  const char* bytes_file = nullptr;
 };
 
 Config g_config;
 std::atomic<long> g_calls = 0;  // a background thread may flush while another writes
+std::atomic<long long> g_bytes = 0;
 
 void Load() {
   if (g_config.loaded)
@@ -90,8 +95,9 @@ void Load() {
     g_config.delay_ms = std::atol(delay);
   g_config.log = std::getenv("IOFAULT_LOG");
   g_config.count_file = std::getenv("IOFAULT_COUNT");
+  g_config.bytes_file = std::getenv("IOFAULT_BYTES");
   g_config.active = g_config.nth > 0 || g_config.at_count > 0 || g_config.shortened ||
-                    g_config.delay_ms > 0 || g_config.count_file;
+                    g_config.delay_ms > 0 || g_config.count_file || g_config.bytes_file;
 }
 
 bool PathMatches(int fd) {
@@ -139,6 +145,7 @@ Decision Decide(const char* kind, const char* call, int fd, size_t count, long l
   if (!g_config.active || std::strcmp(g_config.op, kind) != 0 || !PathMatches(fd))
     return d;
   const long call_number = ++g_calls;
+  g_bytes += static_cast<long long>(count);
   if (g_config.delay_ms > 0)
     ::usleep(static_cast<useconds_t>(g_config.delay_ms) * 1000);
   if (g_config.shortened) {
@@ -174,13 +181,20 @@ Decision Decide(const char* kind, const char* call, int fd, size_t count, long l
   return d;
 }
 
-// Writes the call count to IOFAULT_COUNT when the process exits normally.
+// Writes the call count to IOFAULT_COUNT and the bytes to IOFAULT_BYTES
+// when the process exits normally.
 __attribute__((destructor)) void WriteCount() {
-  if (!g_config.count_file)
-    return;
-  if (FILE* f = std::fopen(g_config.count_file, "w")) {
-    std::fprintf(f, "%ld\n", g_calls.load());
-    std::fclose(f);
+  if (g_config.count_file) {
+    if (FILE* f = std::fopen(g_config.count_file, "w")) {
+      std::fprintf(f, "%ld\n", g_calls.load());
+      std::fclose(f);
+    }
+  }
+  if (g_config.bytes_file) {
+    if (FILE* f = std::fopen(g_config.bytes_file, "w")) {
+      std::fprintf(f, "%lld\n", g_bytes.load());
+      std::fclose(f);
+    }
   }
 }
 
@@ -242,6 +256,13 @@ int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags) {
   static auto real = Next<int (*)(int, off_t, off_t, unsigned int)>("sync_file_range");
   const Decision d = Decide("fsync", "sync_file_range", fd, 0);
   return d.fail ? -1 : real(fd, offset, nbytes, flags);
+}
+
+ssize_t splice(int fd_in, loff_t* off_in, int fd_out, loff_t* off_out, size_t len,
+               unsigned int flags) {
+  static auto real = Next<ssize_t (*)(int, loff_t*, int, loff_t*, size_t, unsigned int)>("splice");
+  const Decision d = Decide("splice", "splice", fd_in, len, off_in ? *off_in : -1);
+  return d.fail ? -1 : real(fd_in, off_in, fd_out, off_out, d.count, flags);
 }
 
 }  // extern "C"
