@@ -54,7 +54,12 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
       if (at < source_end)
         got = source.unreadable ? ReadSalvaging(*source.file, into, at, *source.unreadable)
                                 : source.file->ReadUpTo(into, at);
+      // Once the source has failed a read (here or anywhere), nothing it
+      // gives is taken to be its bytes: it is not to be asked twice.
+      if (source.unreadable && !source.unreadable->empty())
+        sink.NoteChanged(start, count);
       if (got < into.size()) {
+        sink.NoteChanged(start + got / bs, count - got / bs);
         std::fill(into.begin() + static_cast<std::ptrdiff_t>(got), into.end(), 0);
         source_end = std::min(source_end, at + got);
         if (!end_warned) {
@@ -68,6 +73,7 @@ uint64_t CopyBlocks(const CopySource& source, BlockSet& blocks, ImageSink& sink,
       if (source.stale_tails) {
         for (auto it = source.stale_tails->lower_bound(start);
              it != source.stale_tails->end() && it->first < start + count; ++it) {
+          sink.NoteChanged(it->first, 1);
           auto from = into.begin() + static_cast<std::ptrdiff_t>((it->first - start) * bs);
           std::fill(from + it->second, from + static_cast<std::ptrdiff_t>(bs), 0);
         }

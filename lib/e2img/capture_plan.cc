@@ -168,6 +168,10 @@ void Shared::MakeSink(const std::vector<BlockExtent>* blocks,
     q.compression_memory = qcow2::CompressPool::kMemoryBudget - LanedSink::kDefaultQueuedBytes;
   q.blocks = reserved ? reserved : blocks;
   q.before_finish = context.record;
+  if (!context.scrambler) {
+    q.source = source.file;
+    q.source_offset = source.offset;
+  }
   auto qcow2_sink = std::make_unique<Qcow2Sink>(out, fs.block_size(), fs.blocks_count(), q);
   if (settings.threads && qcow2_sink->compress_pool())
     NoteThreadsCut(*qcow2_sink->compress_pool(), 1u << q.cluster_bits);

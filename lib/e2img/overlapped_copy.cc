@@ -33,6 +33,9 @@ class OverlappedCopy::CheckingSink : public ImageSink {
         copy_.flagged_.Add(first_block + i);
     copy_.sink_.WriteBlocks(first_block, data);
   }
+  void NoteChanged(uint64_t first_block, uint64_t blocks) override {
+    copy_.sink_.NoteChanged(first_block, blocks);
+  }
   void Finish() override {}
 
  private:

@@ -153,9 +153,15 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
     w.compression = *options.compression;
   if (out.kind() == util::OutputFile::Kind::kStream) {
     // Written in order: laid out once every cluster is known (stream_writer.h).
-    writer_ = std::make_unique<qcow2::StreamWriter>(
+    auto stream_writer = std::make_unique<qcow2::StreamWriter>(
         out.file(), w,
         util::AnonymousTempFile(util::TempDirectory(), "spool of the streamed qcow2 image"));
+    // A cluster no larger than a block is all one block's bytes (or none).
+    if (options.source && !options.compression && (1u << w.cluster_bits) <= block_size) {
+      stream_writer->ReferToSource(*options.source, options.source_offset);
+      streamed_ = stream_writer.get();
+    }
+    writer_ = std::move(stream_writer);
   } else {
     auto file_writer = std::make_unique<qcow2::Qcow2Writer>(out.file(), w);
     if (options.compression && options.blocks)
@@ -213,6 +219,11 @@ void Qcow2Sink::StartSecondPass(std::vector<BlockExtent> rewrites) {
   StoreRewrite();
   stream_->StartAgain();
   rewrites_ = RewrittenUnits(std::move(rewrites));
+}
+
+void Qcow2Sink::NoteChanged(uint64_t first_block, uint64_t blocks) {
+  if (streamed_)
+    streamed_->MarkChanged(first_block * block_size_, blocks * block_size_);
 }
 
 void Qcow2Sink::Finish() {

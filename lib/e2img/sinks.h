@@ -12,6 +12,7 @@
 
 #include "e2img/block_set.h"
 #include "qcow2/cluster_stream.h"
+#include "qcow2/stream_writer.h"
 #include "qcow2/writer.h"
 #include "util/output.h"
 
@@ -29,6 +30,13 @@ class ImageSink {
   // WriteBlocks next, which then takes them without a copy. Empty when the
   // sink has none: the caller uses a buffer of its own.
   virtual std::span<uint8_t> RoomFor(uint64_t /*first_block*/, uint64_t /*blocks*/) { return {}; }
+  // The blocks [first_block, first_block + blocks) about to be written are
+  // not to be taken for the source's bytes as they are: zeros where it could
+  // not be read or had ended, a stale tail zeroed, anything it gives once it
+  // has failed a read. For a sink that refers to the source instead of
+  // keeping what it is given; transforms in front of a sink need not pass it
+  // on (a transformed capture never refers to its source).
+  virtual void NoteChanged(uint64_t /*first_block*/, uint64_t /*blocks*/) {}
   // Completes the image (sizes, tables); the output is committed by the caller.
   virtual void Finish() = 0;
   // The blocks in each unit (a qcow2 cluster) the sink stores whole, if it
@@ -123,6 +131,12 @@ struct Qcow2SinkOptions {
   // Called once every block is written, before the image is finished: adds
   // metadata (header extensions, bitmaps) to it.
   FinishQcow2 before_finish;
+  // Where the blocks come from, untransformed (none: transformed). An
+  // uncompressed image to a stream then refers to the source for the
+  // clusters that are its bytes as they are, instead of spooling them
+  // (qcow2::StreamWriter::ReferToSource).
+  const util::File* source = nullptr;
+  uint64_t source_offset = 0;  // where the filesystem starts in it (-o)
 };
 
 // The L1 entries of an image with 2^cluster_bits-byte clusters that these
@@ -167,6 +181,7 @@ class Qcow2Sink : public ImageSink {
   void WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) override;
   // Compressed on several threads: room in the compression queue.
   std::span<uint8_t> RoomFor(uint64_t first_block, uint64_t blocks) override;
+  void NoteChanged(uint64_t first_block, uint64_t blocks) override;
   void Finish() override;
   // Compressed images take further passes but no rewrites: their clusters
   // are packed in the order they come, and stay where they were put.
@@ -183,6 +198,7 @@ class Qcow2Sink : public ImageSink {
   uint32_t block_size_;
   bool compressed_;
   std::unique_ptr<qcow2::ClusterTarget> writer_;  // a file's, or a stream's
+  qcow2::StreamWriter* streamed_ = nullptr;       // writer_, when it refers to the source
   std::unique_ptr<qcow2::ClusterStream> stream_;
   FinishQcow2 before_finish_;
   RewrittenUnits rewrites_;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "util/endian.h"
 #include "util/error.h"
@@ -62,10 +63,10 @@ class SpoolReader {
   uint64_t clock_ = 0;
 };
 
-// Bytes written to an output in order, through a buffer. Bytes of the
-// spool go into a pipe by splice, runs of them in one call, so that they do
-// not pass through this process; into anything else they are read and
-// buffered.
+// Bytes written to an output in order, through a buffer. Bytes of a file
+// (the spool, the source) go into a pipe by splice, runs of them in one
+// call, so that they do not pass through this process; into anything else,
+// or what the kernel would not splice, they are read and buffered.
 class OrderedOut {
  public:
   OrderedOut(const util::File& out, SpoolReader& spool) : out_(out), spool_(spool) {
@@ -87,18 +88,10 @@ class OrderedOut {
     position_ += bytes.size();
   }
   // The `length` bytes of the spool at `offset`.
-  void PutSpooled(uint64_t offset, size_t length) {
-    if (!splice_) {
-      Put(spool_.Get(offset, length));
-      return;
-    }
-    if (pending_length_ == 0 || pending_offset_ + pending_length_ != offset ||
-        pending_length_ + length > kMaxSplice) {
-      FlushSpliced();
-      pending_offset_ = offset;
-    }
-    pending_length_ += length;
-    position_ += length;
+  void PutSpooled(uint64_t offset, size_t length) { PutFrom(spool_.file(), offset, length); }
+  // The `length` bytes of the source at `offset`, read a second time.
+  void PutFromSource(const util::File& source, uint64_t offset, size_t length) {
+    PutFrom(source, offset, length);
   }
   void PutZerosTo(uint64_t offset) {
     if (offset < position_)
@@ -123,6 +116,16 @@ class OrderedOut {
  private:
   static constexpr uint64_t kMaxSplice = 16u << 20;
 
+  void PutFrom(const util::File& file, uint64_t offset, size_t length) {
+    if (pending_length_ == 0 || pending_file_ != &file ||
+        pending_offset_ + pending_length_ != offset || pending_length_ + length > kMaxSplice) {
+      FlushSpliced();
+      pending_file_ = &file;
+      pending_offset_ = offset;
+    }
+    pending_length_ += length;
+    position_ += length;
+  }
   void FlushBuffer() {
     if (!buffer_.empty())
       out_.Write(buffer_);
@@ -132,24 +135,39 @@ class OrderedOut {
     if (pending_length_ == 0)
       return;
     FlushBuffer();
+    const util::File& file = *pending_file_;
     const uint64_t offset = pending_offset_, length = pending_length_;
     pending_length_ = 0;
-    if (out_.SpliceFrom(spool_.file(), offset, length))
-      return;
-    splice_ = false;  // the kernel cannot: read them, a window at a time
-    for (uint64_t done = 0; done < length;) {
+    const uint64_t moved = splice_ ? out_.SpliceFrom(file, offset, length) : 0;
+    if (moved == 0)
+      splice_ = false;  // the kernel cannot, or the read below says why
+    for (uint64_t done = moved; done < length;) {
       const size_t n = std::min<uint64_t>(SpoolReader::kWindowBytes, length - done);
-      out_.Write(spool_.Get(offset + done, n));
+      out_.Write(&file == &spool_.file() ? spool_.Get(offset + done, n)
+                                         : ReadAgain(file, offset + done, n));
       done += n;
     }
+  }
+  // Bytes of the source, read again; an error ends the image here.
+  std::span<const uint8_t> ReadAgain(const util::File& source, uint64_t offset, size_t length) {
+    read_.resize(length);
+    try {
+      source.ReadAt(read_, offset);
+    } catch (const util::Error& e) {
+      throw util::Error(std::string(e.what()) +
+                        " (reading the source again for the streamed image, which is cut short)");
+    }
+    return read_;
   }
 
   const util::File& out_;
   SpoolReader& spool_;
   bool splice_ = false;
   std::vector<uint8_t> buffer_;
+  std::vector<uint8_t> read_;  // source bytes read again
   uint64_t position_ = 0;
-  uint64_t pending_offset_ = 0;  // spooled bytes not yet spliced
+  const util::File* pending_file_ = nullptr;  // bytes of it not yet spliced
+  uint64_t pending_offset_ = 0;
   uint64_t pending_length_ = 0;
 };
 
@@ -250,18 +268,52 @@ void StreamWriter::FlushSpool() {
   spool_buffer_.clear();
 }
 
-void StreamWriter::Append(uint64_t guest_cluster, std::span<const uint8_t> bytes,
-                          uint32_t compressed_size) {
-  CheckCluster(guest_cluster);
+void StreamWriter::ReferToSource(const util::File& source, uint64_t source_offset) {
+  if (source_ && source_ != &source)
+    throw util::Error(out_.path() + ": internal error: clusters referred to two sources");
+  source_ = &source;
+  source_offset_ = source_offset;
+}
+
+void StreamWriter::MarkChanged(uint64_t guest_offset, uint64_t length) {
+  if (length == 0)
+    return;
+  const uint64_t cs = cluster_size();
+  uint64_t first = guest_offset / cs;
+  uint64_t end = (guest_offset + length + cs - 1) / cs;
+  auto it = changed_.upper_bound(first);
+  if (it != changed_.begin() && std::prev(it)->second >= first) {
+    --it;
+    first = it->first;
+  }
+  while (it != changed_.end() && it->first <= end) {
+    end = std::max(end, it->second);
+    it = changed_.erase(it);
+  }
+  changed_.emplace(first, end);
+}
+
+bool StreamWriter::Changed(uint64_t guest_cluster) const {
+  auto it = changed_.upper_bound(guest_cluster);
+  return it != changed_.begin() && guest_cluster < std::prev(it)->second;
+}
+
+uint64_t StreamWriter::Spool(std::span<const uint8_t> bytes) {
   if (spool_end_ + bytes.size() >= kMaxSpoolOffset)
     throw util::Error(spool_.path() + ": over 8 TiB spooled");
-  if (records_.size() > run_start_ && guest_cluster <= records_.back().guest_cluster)
-    MergeRun();
-  records_.push_back({guest_cluster, spool_end_ << 21 | compressed_size});
   if (spool_buffer_.size() + bytes.size() > kBufferBytes)
     FlushSpool();
   spool_buffer_.insert(spool_buffer_.end(), bytes.begin(), bytes.end());
+  const uint64_t at = spool_end_;
   spool_end_ += bytes.size();
+  return at;
+}
+
+void StreamWriter::AddRecord(uint64_t guest_cluster, uint64_t packed) {
+  CheckCluster(guest_cluster);
+  if (records_.size() > run_start_ && guest_cluster <= records_.back().guest_cluster)
+    MergeRun();
+  records_.push_back({guest_cluster, packed});
 }
 
 void StreamWriter::MergeRun() {
@@ -288,14 +340,18 @@ StreamWriter::Record* StreamWriter::Find(uint64_t guest_cluster) {
 void StreamWriter::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) {
   if (data.size() != cluster_size())
     throw util::Error(out_.path() + ": qcow2 writer got a partial cluster");
-  Append(guest_cluster, data, 0);
+  if (source_ && !Changed(guest_cluster)) {
+    AddRecord(guest_cluster, Record::kFromSource << 21);
+    return;
+  }
+  AddRecord(guest_cluster, Spool(data) << 21);
 }
 
 void StreamWriter::WriteCompressedCluster(uint64_t guest_cluster,
                                           std::span<const uint8_t> compressed) {
   if (compressed.empty() || compressed.size() >= cluster_size())
     throw util::Error(out_.path() + ": compressed cluster must be smaller than a cluster");
-  Append(guest_cluster, compressed, static_cast<uint32_t>(compressed.size()));
+  AddRecord(guest_cluster, Spool(compressed) << 21 | compressed.size());
 }
 
 void StreamWriter::OverwriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) {
@@ -311,6 +367,10 @@ void StreamWriter::OverwriteCluster(uint64_t guest_cluster, std::span<const uint
   if (r->size() != 0)
     throw util::Error(out_.path() + ": internal error: an overwrite of compressed guest cluster " +
                       std::to_string(guest_cluster));
+  if (r->from_source()) {
+    r->packed = Spool(data) << 21;
+    return;
+  }
   const uint64_t at = r->spool_offset();
   if (at >= spool_flushed_) {
     std::copy(data.begin(), data.end(), spool_buffer_.begin() + (at - spool_flushed_));
@@ -408,7 +468,10 @@ void StreamWriter::Finish() {
   for (r = 0; r < records_.size(); ++r) {
     const StreamCluster c = cluster_at(r);
     out.PutZerosTo(data.Place(c));
-    out.PutSpooled(records_[r].spool_offset(), c.compressed_size ? c.compressed_size : cs);
+    if (records_[r].from_source())
+      out.PutFromSource(*source_, source_offset_ + c.guest_cluster * cs, cs);
+    else
+      out.PutSpooled(records_[r].spool_offset(), c.compressed_size ? c.compressed_size : cs);
   }
   out.PutZerosTo(layout.file_end);
   out.Flush();

@@ -3,13 +3,15 @@
 // order (compressed ones packed one after the other), so every table comes
 // before what it points to and nothing is ever sought. Which clusters are
 // all zeros (left unallocated) and how small each compresses is known only
-// once read, so the clusters go to a spool file first (its data only, in
-// the order they come), and the image is laid out and written when the
-// last one is in.
+// once read, so the image is laid out and written when the last cluster is
+// in. Until then the clusters wait in a spool file (its data only, in the
+// order they come), or, those that are a source's bytes as they are, in the
+// source itself, read again when written.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <span>
 #include <vector>
 
@@ -87,20 +89,35 @@ class StreamWriter : public ClusterTarget {
   // Writes the whole image to the output, front to back.
   void Finish() override;
 
+  // From now on, a plain cluster WriteCluster gets holds the bytes of
+  // `source` at source_offset plus its guest offset, unless MarkChanged named
+  // it: it is not spooled, and Finish reads it again from the source (from
+  // the page cache, where the capture has just read it). A failed read there
+  // ends the output short, with an error. `source` must outlive Finish.
+  void ReferToSource(const util::File& source, uint64_t source_offset);
+  // The guest bytes [offset, offset + length) are not the source's as they
+  // are (zeros in place of unreadable sectors or past its end, a stale tail):
+  // their clusters are spooled.
+  void MarkChanged(uint64_t guest_offset, uint64_t length);
   // Bytes in the spool so far.
   uint64_t spooled_bytes() const { return spool_end_; }
 
  private:
-  // A cluster in the spool: its guest cluster, where it is in the spool and
-  // its compressed size (0: plain), packed in 16 bytes.
+  // A stored cluster: its guest cluster, where it is in the spool (or that
+  // it is the source's) and its compressed size (0: plain), in 16 bytes.
   struct Record {
+    static constexpr uint64_t kFromSource = (uint64_t{1} << 43) - 1;  // as spool offset
     uint64_t guest_cluster;
     uint64_t packed;  // spool offset << 21 | compressed size
     uint64_t spool_offset() const { return packed >> 21; }
     uint32_t size() const { return static_cast<uint32_t>(packed & ((1u << 21) - 1)); }
+    bool from_source() const { return spool_offset() == kFromSource; }
   };
-  void Append(uint64_t guest_cluster, std::span<const uint8_t> bytes, uint32_t compressed_size);
+  void AddRecord(uint64_t guest_cluster, uint64_t packed);
+  // Appends bytes to the spool; returns where they start.
+  uint64_t Spool(std::span<const uint8_t> bytes);
   void FlushSpool();
+  bool Changed(uint64_t guest_cluster) const;
   // The record of guest_cluster, or nullptr.
   Record* Find(uint64_t guest_cluster);
   // Merges the records of the current increasing run into the sorted ones.
@@ -117,6 +134,9 @@ class StreamWriter : public ClusterTarget {
   // run from run_start_ on (a capture comes in one or a few increasing passes).
   std::vector<Record> records_;
   size_t run_start_ = 0;
+  const util::File* source_ = nullptr;  // the source clusters are referred to
+  uint64_t source_offset_ = 0;
+  std::map<uint64_t, uint64_t> changed_;  // guest clusters [first, end) MarkChanged named
   bool finished_ = false;
 };
 

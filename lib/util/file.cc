@@ -137,25 +137,20 @@ void File::Write(std::span<const uint8_t> buf) const {
   NoteWritten(done);
 }
 
-bool File::SpliceFrom(const File& from, uint64_t offset, uint64_t length) const {
+uint64_t File::SpliceFrom(const File& from, uint64_t offset, uint64_t length) const {
   uint64_t done = 0;
   while (done < length) {
     loff_t at = static_cast<loff_t>(offset + done);
     const ssize_t n = ::splice(from.fd(), &at, fd_, nullptr, length - done, SPLICE_F_MORE);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (done == 0 && (errno == EINVAL || errno == ENOSYS))
-        return false;
-      throw Error(AtOffset(path_, stream_offset_ + done, "write error: " + ErrnoText(errno)));
-    }
-    if (n == 0)
-      throw Error(AtOffset(from.path(), offset + done, "read error: unexpected end of file"));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
     done += static_cast<uint64_t>(n);
   }
   stream_offset_ += done;
   NoteWritten(done);
-  return true;
+  return done;
 }
 
 void File::Truncate(uint64_t size) const {

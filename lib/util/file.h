@@ -44,11 +44,12 @@ class File {
   void WriteAt(std::span<const uint8_t> buf, uint64_t offset) const;
   // Writes all of buf at the current position (for pipes and stdout).
   void Write(std::span<const uint8_t> buf) const;
-  // Writes `length` bytes of `from` at `offset` at the current position of
-  // this pipe, moved by the kernel without a copy through this process
-  // (splice). Returns false, having written nothing, when the kernel cannot
-  // splice between the two; throws util::Error as Write does.
-  bool SpliceFrom(const File& from, uint64_t offset, uint64_t length) const;
+  // Moves up to `length` bytes of `from` at `offset` to the current position
+  // of this pipe in the kernel, without a copy through this process
+  // (splice). Returns how many it moved: fewer when the kernel cannot splice
+  // between the two, `from` ends or a transfer fails. The caller reads and
+  // writes the rest itself, so that an error names the file it is in.
+  uint64_t SpliceFrom(const File& from, uint64_t offset, uint64_t length) const;
   void Truncate(uint64_t size) const;
   // fsync(2); also reports a failed background flush (FlushInBackgroundEvery).
   void Sync() const;

@@ -118,6 +118,23 @@ qcow2_capture() {
 ok "-Q past 4 bad sectors: the same, and a clean qcow2 image" qcow2_capture out.qcow2
 ok "-Q --compress past 4 bad sectors: the same" qcow2_capture outc.qcow2 --compress
 
+# To standard output, clusters the source gave as they are would be read
+# again after the scan; once it has failed a read they are spooled instead,
+# so a failing disk is read no more often than for an image file.
+piped_capture() {
+  faulty env IOFAULT_COUNT="$T/file.reads" "$E2IMAGE" -Q "$T/fs.img" "$T/counted.qcow2" 2> /dev/null
+  [ $? = 3 ] || return 1
+  faulty env IOFAULT_COUNT="$T/pipe.reads" "$E2IMAGE" -Q "$T/fs.img" - > "$T/piped.qcow2" 2> "$T/piped.err"
+  rc=$?
+  [ $rc = 3 ] || { cat "$T/piped.err"; echo "exit status $rc, expected 3"; return 1; }
+  warned "$T/piped.err" image && qcow2_clean "$T/piped.qcow2" &&
+    "$E2IMAGE" -r "$T/piped.qcow2" "$T/piped.raw" && outside_equal "$T/piped.raw" "$T/oracle.raw" ||
+    return 1
+  echo "reads of the source: $(cat "$T/file.reads") for a file, $(cat "$T/pipe.reads") for stdout"
+  [ "$(cat "$T/pipe.reads")" = "$(cat "$T/file.reads")" ]
+}
+ok "-Q - past 4 bad sectors: the same, and nothing read twice" piped_capture
+
 # A version 3 image marks the unreadable guest ranges in a persistent dirty
 # bitmap, which qemu lists, keeps valid and serves: qemu-nbd exports it and
 # qemu-img map shows its dirty ranges as "data": false.

@@ -4,6 +4,8 @@
 # same image as one written to a file: qemu-img finds it clean and equal,
 # and it converts back to the same raw bytes.
 . "$TESTLIB"
+: "${IOFAULT_SO:?IOFAULT_SO must point at the built tests/faults/iofault.so}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 
 make_fs "$T/fs.img" 32M -t ext4 -b 1024 || exit 1
 "$E2IMAGE" -r "$T/fs.img" "$T/fs.raw" || exit 1
@@ -78,6 +80,54 @@ spool_refused() {
     [ ! -s "$T/none.qcow2" ]
 }
 ok "no spool directory: one line saying so, nothing written" spool_refused
+
+# The clusters of a healthy source go out as it holds them: read again
+# after the scan, not spooled. Only those the copy changed (stale tails
+# zeroed) are: under a tenth of the image here, where clusters larger than
+# a block (spooled whole) put most of it in the spool.
+# spooled_bytes OPTIONS...: the bytes -Q OPTIONS - writes to its spool.
+spooled_bytes() {
+  mkdir -p "$T/spooldir"
+  TMPDIR=$T/spooldir LD_PRELOAD="$IOFAULT_SO" IOFAULT_OP=write IOFAULT_PATH="$T/spooldir" \
+    IOFAULT_NTH=0 IOFAULT_BYTES="$T/spooled" "$E2IMAGE" -Q "$@" "$T/fs.img" - |
+    cat > "$T/counted-spool.qcow2" || return 1
+  cat "$T/spooled"
+}
+not_spooled() {
+  size=$(stat -c %s "$T/plain.file.qcow2")
+  referred=$(spooled_bytes) && whole=$(spooled_bytes --cluster-size=4096) || return 1
+  echo "spooled: $referred bytes (1 KiB clusters), $whole (4 KiB clusters); image: $size"
+  [ "$((referred * 10))" -lt "$size" ] && [ "$((whole * 2))" -gt "$size" ]
+}
+ok "a healthy source's clusters are read again, not spooled" not_spooled
+
+# Where the kernel will not splice from the source, its clusters are read
+# and written instead: the same image.
+splice_refused() {
+  LD_PRELOAD="$IOFAULT_SO" IOFAULT_OP=splice IOFAULT_PATH=fs.img IOFAULT_NTH=1 \
+    IOFAULT_LOG="$T/splice.log" "$E2IMAGE" -Q "$T/fs.img" - | cat > "$T/unspliced.qcow2" || return 1
+  [ -s "$T/splice.log" ] || { echo "no splice from the source was refused"; return 1; }
+  qcow2_clean "$T/unspliced.qcow2" && qemu-img compare "$T/unspliced.qcow2" "$T/plain.file.qcow2"
+}
+ok "-Q - when splice from the source fails: read and written instead" splice_refused
+
+# A source that fails when read again after the scan (standard output a
+# file: no splice, every read a pread): one line naming the source and the
+# offset, exit 1, and the image cut short, which no reader takes.
+read_again_fails() {
+  LD_PRELOAD="$IOFAULT_SO" IOFAULT_OP=read IOFAULT_PATH=fs.img IOFAULT_NTH=0 \
+    IOFAULT_COUNT="$T/reads" "$E2IMAGE" -Q "$T/fs.img" - > "$T/counted.qcow2" || return 1
+  last=$(cat "$T/reads")
+  LD_PRELOAD="$IOFAULT_SO" IOFAULT_OP=read IOFAULT_PATH=fs.img IOFAULT_NTH="$last" \
+    "$E2IMAGE" -Q "$T/fs.img" - > "$T/cut.qcow2" 2> "$T/cut.err"
+  status=$?
+  cat "$T/cut.err"
+  [ "$status" = 1 ] && [ "$(wc -l < "$T/cut.err")" = 1 ] &&
+    grep -q "fs\.img: read error: Input/output error at offset [0-9]* (reading the source again for the streamed image, which is cut short)$" "$T/cut.err" || return 1
+  [ "$(stat -c %s "$T/cut.qcow2")" -lt "$(stat -c %s "$T/counted.qcow2")" ] || return 1
+  ! "$E2IMAGE" -r "$T/cut.qcow2" "$T/cut.raw" 2> /dev/null
+}
+ok "-Q - when the source fails a second read: one line, exit 1, cut short" read_again_fails
 
 # ---- reading a qcow2 image from a pipe: e2image -r - OUT ----
 

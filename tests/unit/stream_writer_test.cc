@@ -104,7 +104,8 @@ class StreamWriterTest : public ::testing::Test {
     EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
     util::File read_end(fds[0], "pipe");
     std::vector<uint8_t> got;
-    std::thread reader([&] {
+    // Joined however the writing ends (its end of the pipe closed first).
+    std::jthread reader([&] {
       uint8_t buf[65536];
       ssize_t n;
       while ((n = ::read(read_end.fd(), buf, sizeof buf)) > 0)
@@ -241,6 +242,115 @@ TEST_F(StreamWriterTest, IntoAPipeTheSameBytesAsIntoAFile) {
   };
   const std::vector<uint8_t> piped = WriteToPipe(o, fill);
   EXPECT_EQ(piped, testutil::ReadAll(Write(o, fill)));
+}
+
+// A source of `clusters` 4 KiB clusters, each Pattern(4096, index + 100),
+// from `offset` on.
+util::File PatternSource(const std::string& path, uint64_t offset, uint64_t clusters) {
+  util::File f = testutil::CreateFile(path);
+  for (uint64_t c = 0; c < clusters; ++c)
+    f.WriteAt(Pattern(4096, static_cast<uint32_t>(c + 100)), offset + c * 4096);
+  return f;
+}
+
+// Clusters referred to the source and those changed: which are spooled,
+// and what the image holds.
+class ReferringFill {
+ public:
+  static constexpr uint64_t kOffset = 8192;  // where the guest starts in the source
+  explicit ReferringFill(const util::File& source) : source_(source) {}
+  void operator()(StreamWriter& w) {
+    w.ReferToSource(source_, kOffset);
+    for (uint64_t c = 10; c < 40; ++c)
+      w.WriteCluster(c, Pattern(4096, static_cast<uint32_t>(c + 100)));
+    w.MarkChanged(12 * 4096 + 100, 4096);  // clusters 12 and 13 are not the source's
+    w.MarkChanged(20 * 4096, 1);
+    for (uint64_t c : {12, 13, 20})
+      w.WriteCluster(c + 50, Pattern(4096, static_cast<uint32_t>(c)));  // unchanged: referred
+    w.MarkChanged(90 * 4096, 5 * 4096);
+    for (uint64_t c = 90; c < 95; ++c)
+      w.WriteCluster(c, Pattern(4096, static_cast<uint32_t>(c + 7)));
+    w.OverwriteCluster(15, Pattern(4096, 15));  // a referred cluster written again: spooled
+    w.MarkChanged(0, 100 * 4096);               // as when the source has failed a read
+    w.WriteCluster(80, Pattern(4096, 80));
+    w.WriteCluster(3, Pattern(4096, 3));  // a second pass
+  }
+  // What the image must hold in each stored cluster.
+  static std::map<uint64_t, std::vector<uint8_t>> Expected() {
+    std::map<uint64_t, std::vector<uint8_t>> expected;
+    for (uint64_t c = 10; c < 40; ++c)
+      expected[c] = Pattern(4096, static_cast<uint32_t>(c + 100));
+    for (uint64_t c : {62, 63, 70})
+      expected[c] = Pattern(4096, static_cast<uint32_t>(c + 100));
+    for (uint64_t c = 90; c < 95; ++c)
+      expected[c] = Pattern(4096, static_cast<uint32_t>(c + 7));
+    for (uint64_t c : {15, 80, 3})
+      expected[c] = Pattern(4096, static_cast<uint32_t>(c));
+    return expected;
+  }
+
+ private:
+  const util::File& source_;
+};
+
+TEST_F(StreamWriterTest, ClustersReferredToTheSourceAreReadAgainNotSpooled) {
+  WriterOptions o;
+  o.virtual_size = 1 << 20;
+  o.cluster_bits = 12;
+  const util::File source = PatternSource(dir_.File("source"), ReferringFill::kOffset, 256);
+  uint64_t spooled = 0;
+  const std::string path = Write(o, [&](StreamWriter& w) {
+    ReferringFill{source}(w);
+    spooled = w.spooled_bytes();
+  });
+  // Spooled: the five changed clusters, the overwrite and the last two.
+  EXPECT_EQ(spooled, 8u * 4096);
+  ExpectRefcountsAndOrder(path);
+  Qcow2Reader r(path);
+  std::vector<uint8_t> got(4096);
+  for (const auto& [c, data] : ReferringFill::Expected()) {
+    r.Read(c * 4096, got);
+    EXPECT_EQ(got, data) << "cluster " << c;
+  }
+  r.Read(11 * 4096 + 4096 * 30, got);  // cluster 41: never written
+  EXPECT_EQ(got, std::vector<uint8_t>(4096, 0));
+}
+
+TEST_F(StreamWriterTest, ReferredClustersSplicedIntoAPipeAsIntoAFile) {
+  WriterOptions o;
+  o.virtual_size = 1 << 20;
+  o.cluster_bits = 12;
+  const util::File source = PatternSource(dir_.File("source"), ReferringFill::kOffset, 256);
+  const std::vector<uint8_t> piped = WriteToPipe(o, ReferringFill(source));
+  EXPECT_EQ(piped, testutil::ReadAll(Write(o, ReferringFill(source))));
+}
+
+TEST_F(StreamWriterTest, ASourceThatCannotBeReadAgainCutsTheImageShort) {
+  WriterOptions o;
+  o.virtual_size = 1 << 20;
+  o.cluster_bits = 12;
+  for (const bool pipe : {false, true}) {
+    SCOPED_TRACE(pipe ? "into a pipe" : "into a file");
+    const util::File source = PatternSource(dir_.File("source"), ReferringFill::kOffset, 256);
+    const auto fill = [&](StreamWriter& w) {
+      ReferringFill{source}(w);
+      source.Truncate(ReferringFill::kOffset + 30 * 4096);  // the source shrank since
+    };
+    try {
+      if (pipe)
+        WriteToPipe(o, fill);
+      else
+        Write(o, fill);
+      ADD_FAILURE() << "no error";
+    } catch (const util::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(dir_.File("source")), std::string::npos) << what;
+      EXPECT_NE(what.find("offset " + std::to_string(ReferringFill::kOffset + 30 * 4096)),
+                std::string::npos)
+          << what;
+      EXPECT_NE(what.find("cut short"), std::string::npos) << what;
+    }
+  }
 }
 
 TEST_F(StreamWriterTest, RefusesAClusterWrittenTwice) {
