@@ -156,8 +156,7 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
     auto stream_writer = std::make_unique<qcow2::StreamWriter>(
         out.file(), w,
         util::AnonymousTempFile(util::TempDirectory(), "spool of the streamed qcow2 image"));
-    // A cluster no larger than a block is all one block's bytes (or none).
-    if (options.source && !options.compression && (1u << w.cluster_bits) <= block_size) {
+    if (options.source && !options.compression) {
       stream_writer->ReferToSource(*options.source, options.source_offset);
       streamed_ = stream_writer.get();
     }
@@ -174,6 +173,8 @@ Qcow2Sink::Qcow2Sink(const util::OutputFile& out, uint32_t block_size, uint64_t 
 }
 
 void Qcow2Sink::WriteBlocks(uint64_t first_block, std::span<const uint8_t> data) {
+  if (streamed_)
+    NoteEdges(first_block, data.size());
   rewrites_.SplitRun(first_block, data, block_size_,
                      [&](uint64_t first, std::span<const uint8_t> part, bool rewritten) {
                        if (rewritten)
@@ -219,6 +220,16 @@ void Qcow2Sink::StartSecondPass(std::vector<BlockExtent> rewrites) {
   StoreRewrite();
   stream_->StartAgain();
   rewrites_ = RewrittenUnits(std::move(rewrites));
+}
+
+void Qcow2Sink::NoteEdges(uint64_t first_block, uint64_t bytes) {
+  const uint64_t cs = writer_->cluster_size();
+  const uint64_t start = first_block * block_size_;
+  const uint64_t end = start + bytes;
+  if (start % cs != 0)
+    streamed_->MarkChanged(start, 1);
+  if (end % cs != 0)
+    streamed_->MarkChanged(end - 1, 1);
 }
 
 void Qcow2Sink::NoteChanged(uint64_t first_block, uint64_t blocks) {

@@ -193,6 +193,9 @@ class Qcow2Sink : public ImageSink {
  private:
   // Gathers the blocks of a rewritten cluster; stores it when the next one starts.
   void Rewrite(uint64_t first_block, std::span<const uint8_t> data);
+  // A cluster a run of blocks covers only in part holds other bytes too
+  // (zeros, another run's): not the source's as they are.
+  void NoteEdges(uint64_t first_block, uint64_t bytes);
   void StoreRewrite();
 
   uint32_t block_size_;

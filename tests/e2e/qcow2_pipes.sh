@@ -83,8 +83,9 @@ ok "no spool directory: one line saying so, nothing written" spool_refused
 
 # The clusters of a healthy source go out as it holds them: read again
 # after the scan, not spooled. Only those the copy changed (stale tails
-# zeroed) are: under a tenth of the image here, where clusters larger than
-# a block (spooled whole) put most of it in the spool.
+# zeroed) are, and with clusters larger than a block those it filled in
+# part: under a tenth of the image here, and under half of what a
+# scrambled capture spools (most of the image).
 # spooled_bytes OPTIONS...: the bytes -Q OPTIONS - writes to its spool.
 spooled_bytes() {
   mkdir -p "$T/spooldir"
@@ -95,9 +96,11 @@ spooled_bytes() {
 }
 not_spooled() {
   size=$(stat -c %s "$T/plain.file.qcow2")
-  referred=$(spooled_bytes) && whole=$(spooled_bytes --cluster-size=4096) || return 1
-  echo "spooled: $referred bytes (1 KiB clusters), $whole (4 KiB clusters); image: $size"
-  [ "$((referred * 10))" -lt "$size" ] && [ "$((whole * 2))" -gt "$size" ]
+  referred=$(spooled_bytes) && larger=$(spooled_bytes --cluster-size=4096) &&
+    scrambled=$(spooled_bytes -s --scramble-seed=7) || return 1
+  echo "spooled: $referred bytes (1 KiB clusters), $larger (4 KiB), $scrambled (-s); image: $size"
+  [ "$((referred * 10))" -lt "$size" ] && [ "$((larger * 2))" -lt "$scrambled" ] &&
+    [ "$((scrambled * 2))" -gt "$size" ]
 }
 ok "a healthy source's clusters are read again, not spooled" not_spooled
 
