@@ -27,7 +27,9 @@ bool IsQcow2File(const std::string& path) {
 }
 
 Qcow2Reader::Qcow2Reader(const std::string& path, const ReferencePolicy& policy)
-    : file_(util::File::Open(path, O_RDONLY)) {
+    : Qcow2Reader(util::File::Open(path, O_RDONLY), policy) {}
+
+Qcow2Reader::Qcow2Reader(util::File file, const ReferencePolicy& policy) : file_(std::move(file)) {
   BackingChain chain(file_, policy);
   Open(chain);
 }

@@ -60,6 +60,10 @@ class Qcow2Reader {
   // the file, the table, the entry and the offset (ReferenceError for a
   // backing or data file that cannot be followed).
   explicit Qcow2Reader(const std::string& path, const ReferencePolicy& policy = {});
+  // The same for an image already open (a spool copy of a stream): every
+  // message names it as file.path(), and the files it names are found as
+  // the policy says, relative to that path.
+  Qcow2Reader(util::File file, const ReferencePolicy& policy);
   // A backing layer, opened by the chain walk of the reader above it.
   Qcow2Reader(ChainKey, util::File file, BackingChain& chain);
   ~Qcow2Reader();

@@ -394,14 +394,21 @@ class StreamConverter {
 };
 
 // Copies the whole stream into a spool file (the window's bytes, which are
-// the stream's first ones, then the rest) and converts that as a file.
+// the stream's first ones, then the rest) and converts that as a file. Once
+// written, the spool is named as the stream: the errors found in the image
+// name what the user gave, at the stream's own offsets. The caller has
+// refused backing and data files; a spool has no directory to find them in
+// anyway, so the reader would refuse them too.
 void ConvertThroughSpool(const util::File& in, const StreamWindow& window, util::RawWriter& out,
                          const StreamConvertOptions& options, const std::string& why) {
   assert(window.start() == 0 && "the window holds the stream from its start");
   util::File spool = util::AnonymousTempFile(options.spool_dir, "spool of " + in.path());
   NoteSpool(in, options, why);
   util::SpoolToEnd(in.fd(), in.path(), window.Bytes(0, window.end()), spool);
-  Qcow2Reader reader("/proc/self/fd/" + std::to_string(spool.fd()));
+  spool.Rename(in.path());
+  ReferencePolicy policy;
+  policy.unreachable = "cannot be reached from an image read from a pipe: convert it from a file";
+  Qcow2Reader reader(std::move(spool), policy);
   ConvertToRaw(reader, out, options.progress);
 }
 

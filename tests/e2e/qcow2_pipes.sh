@@ -292,6 +292,41 @@ shared_table() {
 }
 ok "two L1 entries sharing an L2 table: one line" fails_cleanly "share the L2 table" shared_table
 
+# An image read whole into the spool (its L2 entries are extended) and
+# found bad there: the error names standard input, at the image's offsets,
+# never the spool's descriptor (/proc/self/fd/N).
+qemu-img create -q -f qcow2 -o extended_l2=on "$T/xl2.qcow2" 4M &&
+  qemu-io -f qcow2 -c 'write -q -P 0x11 0 64k' -c 'write -q -P 0x22 1M 64k' "$T/xl2.qcow2" \
+    > /dev/null || exit 1
+xl2_l1=$(od -An -tu8 --endian=big -j 40 -N 8 "$T/xl2.qcow2" | tr -d ' ')
+xl2_l2=$(od -An -tu8 --endian=big -j "$xl2_l1" -N 8 "$T/xl2.qcow2" | tr -d ' ')
+xl2_l2=$((xl2_l2 & 0x00fffffffffffe00))
+# spooled_error PATTERN CMD...: CMD fails, says once that it reads through
+# the spool, then one error line: "standard input: " and PATTERN.
+spooled_error() {
+  pattern=$1; shift
+  rm -f "$T/out.raw"
+  "$@" 2> "$T/err" && return 1
+  cat "$T/err"
+  grep -v "reading it through a temporary spool file" "$T/err" > "$T/errors"
+  [ "$(grep -c "temporary spool file" "$T/err")" = 1 ] && [ "$(wc -l < "$T/errors")" = 1 ] &&
+    grep -q "^e2image: standard input: $pattern" "$T/errors" && ! grep -q /proc "$T/err" &&
+    [ ! -e "$T/out.raw" ]
+}
+cut=$((xl2_l2 + 1000))
+ok "an extended-L2 stream cut in its L2 table: one line naming standard input" spooled_error \
+  "L1 table entry 0: L2 table $(printf 0x%x "$xl2_l2") .* runs past the end of the file (size $cut) at offset $xl2_l1\$" \
+  restore_head "$cut" "$T/xl2.qcow2"
+# A reserved bit set in the first L1 entry (bit 8, below the table's offset).
+xl2_reserved() {
+  perl -e '
+    open(my $f, "<", $ARGV[0]) or die; binmode $f; local $/; my $d = <$f>;
+    substr($d, $ARGV[1] + 6, 1) = chr(ord(substr($d, $ARGV[1] + 6, 1)) | 1);
+    print $d' "$T/xl2.qcow2" "$xl2_l1" | "$E2IMAGE" -r - "$T/out.raw"
+}
+ok "an extended-L2 stream with a bad L1 entry: one line naming standard input" spooled_error \
+  "L1 table entry 0: reserved bits set in .* at offset $xl2_l1\$" xl2_reserved
+
 # A terminal on standard input would make -r - wait for typing.
 terminal_input() {
   rm -f "$T/tty.raw"

@@ -11,6 +11,7 @@
 #include "qcow2/compress.h"
 #include "qcow2/stream_writer.h"
 #include "qcow2/writer.h"
+#include "qcow2_test_image.h"
 #include "test_util.h"
 #include "util/endian.h"
 #include "util/error.h"
@@ -151,6 +152,27 @@ TEST_F(StreamReaderTest, TruncatedStreamSaysWhere) {
               std::string::npos)
         << e.what();
   }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
+}
+
+// An image read whole into the spool (its L2 entries are extended) and
+// found bad there: the error names the stream, at the image's own offsets.
+TEST_F(StreamReaderTest, ErrorsInASpooledImageNameTheStream) {
+  testutil::TestImageOptions o;
+  o.extended_l2 = true;
+  o.cluster_bits = 14;  // the smallest clusters with extended L2 entries
+  testutil::TestImage img = testutil::BuildTestImage(o);
+  img.bytes.resize(img.l2 + 100);  // cut inside the L2 table
+  try {
+    ConvertPiped(img.bytes);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("the pipe: L1 table entry 0: L2 table ", 0), 0u) << what;
+    EXPECT_NE(what.find("at offset " + std::to_string(img.l1)), std::string::npos) << what;
+  }
+  ASSERT_EQ(notes_.size(), 1u);
+  EXPECT_NE(notes_[0].find("extended"), std::string::npos) << notes_[0];
   EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
 }
 
