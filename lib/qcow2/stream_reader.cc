@@ -405,7 +405,7 @@ void ConvertThroughSpool(const util::File& in, const StreamWindow& window, util:
   util::File spool = util::AnonymousTempFile(options.spool_dir, "spool of " + in.path());
   NoteSpool(in, options, why);
   util::SpoolToEnd(in.fd(), in.path(), window.Bytes(0, window.end()), spool);
-  spool.Rename(in.path());
+  spool.NameAs(in.path());
   ReferencePolicy policy;
   policy.unreachable = "cannot be reached from an image read from a pipe: convert it from a file";
   Qcow2Reader reader(std::move(spool), policy);

@@ -37,7 +37,7 @@ class File {
   bool is_open() const { return fd_ >= 0; }
   // Names the file `path` in messages from now on (a spool copy named as
   // the input it holds).
-  void Rename(std::string path) { path_ = std::move(path); }
+  void NameAs(std::string path) { path_ = std::move(path); }
 
   // Reads exactly buf.size() bytes at offset; throws on error or end of file.
   void ReadAt(std::span<uint8_t> buf, uint64_t offset) const;
