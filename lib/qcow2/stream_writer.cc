@@ -261,6 +261,22 @@ void StreamWriter::CheckCluster(uint64_t guest_cluster) const {
                       " is past the virtual size");
 }
 
+void StreamWriter::CheckSourceHolds() const {
+  if (!source_)
+    return;
+  const auto last = std::find_if(records_.rbegin(), records_.rend(),
+                                 [](const Record& r) { return r.from_source(); });
+  if (last == records_.rend())
+    return;
+  const uint64_t needed = source_offset_ + (last->guest_cluster + 1) * cluster_size();
+  const uint64_t size = source_->Size();
+  if (size < needed)
+    throw util::Error(source_->path() + ": now ends at byte " + std::to_string(size) +
+                      ", before clusters the scan read from it (up to byte " +
+                      std::to_string(needed) + "): it changed during the capture; nothing was " +
+                      "written");
+}
+
 void StreamWriter::FlushSpool() {
   if (!spool_buffer_.empty())
     spool_.WriteAt(spool_buffer_, spool_flushed_);
@@ -395,6 +411,7 @@ void StreamWriter::Finish() {
       throw util::Error(out_.path() + ": guest cluster " +
                         std::to_string(records_[i].guest_cluster) + " written twice");
   finished_ = true;
+  CheckSourceHolds();
   const auto cluster_at = [&](size_t i) {
     return StreamCluster{records_[i].guest_cluster, records_[i].size()};
   };

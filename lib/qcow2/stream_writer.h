@@ -123,6 +123,9 @@ class StreamWriter : public ClusterTarget {
   // Merges the records of the current increasing run into the sorted ones.
   void MergeRun();
   void CheckCluster(uint64_t guest_cluster) const;
+  // Refuses, before the first byte goes out, a source that no longer holds
+  // every cluster referred to it (it shrank since the scan).
+  void CheckSourceHolds() const;
 
   Header header_;
   util::File spool_;
