@@ -1,6 +1,5 @@
 #include "util/seekable_input.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,13 +64,11 @@ SeekableInput MakeSeekable(int fd, const std::string& name, const std::string& s
   RefuseTerminal(fd, name);
   if (ReadableInPlace(fd, st))
     return {File::Borrow(fd, name), false};
-  const File spool = AnonymousTempFile(spool_dir, name + " spool");
+  File spool = AnonymousTempFile(spool_dir, name + " spool");
   SpoolToEnd(fd, name, {}, spool, selection);
   // The copy is named as the input in every message that follows.
-  const int copy = ::fcntl(spool.fd(), F_DUPFD_CLOEXEC, 0);
-  if (copy < 0)
-    throw Error(spool.path() + ": cannot duplicate the descriptor: " + ErrnoText(errno));
-  return {File(copy, name), true};
+  spool.NameAs(name);
+  return {std::move(spool), true};
 }
 
 void SpoolToEnd(int fd, const std::string& name, std::span<const uint8_t> already_read,
