@@ -90,34 +90,17 @@ void UnreadableLog::Add(ByteRange range) {
   std::vector<ByteRange> fresh;
   {
     const std::lock_guard lock(mutex_);
-    uint64_t lo = range.offset, hi = range.end();
-    // The first range that may touch: the last one starting at or before lo.
-    auto it = ranges_.upper_bound(lo);
-    if (it != ranges_.begin() && std::prev(it)->second >= lo)
-      --it;
-    uint64_t cursor = range.offset;
-    while (it != ranges_.end() && it->first <= hi) {
-      if (it->first > cursor)
-        fresh.push_back({cursor, std::min(it->first, range.end()) - cursor});
-      cursor = std::max(cursor, it->second);
-      lo = std::min(lo, it->first);
-      hi = std::max(hi, it->second);
-      it = ranges_.erase(it);
-    }
-    if (cursor < range.end())
-      fresh.push_back({cursor, range.end() - cursor});
-    ranges_[lo] = hi;
+    fresh = ranges_.Add(range);
   }
   if (warn_)
     for (const ByteRange& r : fresh)
-      if (r.length)
-        warn_(Describe(r));
+      warn_(Describe(r));
 }
 
 std::vector<ByteRange> UnreadableLog::Ranges() const {
   const std::lock_guard lock(mutex_);
   std::vector<ByteRange> out;
-  for (const auto& [start, end] : ranges_)
+  for (const auto& [start, end] : ranges_.ranges())
     out.push_back({start, end - start});
   return out;
 }

@@ -10,23 +10,18 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "util/file.h"
+#include "util/range_set.h"
 
 namespace e2img {
 
 // Bytes [offset, offset + length) of a device.
-struct ByteRange {
-  uint64_t offset = 0;
-  uint64_t length = 0;
-  uint64_t end() const { return offset + length; }
-  bool operator==(const ByteRange&) const = default;
-};
+using ByteRange = util::ByteRange;
 
 // The sector size the retries go down to.
 inline constexpr uint32_t kSectorSize = 512;
@@ -63,7 +58,7 @@ class UnreadableLog {
   WarnFn warn_;
   std::string outcome_;
   mutable std::mutex mutex_;
-  std::map<uint64_t, uint64_t> ranges_;  // start -> end, disjoint, not touching
+  util::RangeSet ranges_;
 };
 
 // True for the errno values of a medium that cannot be read (as opposed to

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iterator>
 
 #include "util/endian.h"
 #include "util/error.h"
@@ -295,23 +294,8 @@ void StreamWriter::MarkChanged(uint64_t guest_offset, uint64_t length) {
   if (length == 0)
     return;
   const uint64_t cs = cluster_size();
-  uint64_t first = guest_offset / cs;
-  uint64_t end = (guest_offset + length + cs - 1) / cs;
-  auto it = changed_.upper_bound(first);
-  if (it != changed_.begin() && std::prev(it)->second >= first) {
-    --it;
-    first = it->first;
-  }
-  while (it != changed_.end() && it->first <= end) {
-    end = std::max(end, it->second);
-    it = changed_.erase(it);
-  }
-  changed_.emplace(first, end);
-}
-
-bool StreamWriter::Changed(uint64_t guest_cluster) const {
-  auto it = changed_.upper_bound(guest_cluster);
-  return it != changed_.begin() && guest_cluster < std::prev(it)->second;
+  const uint64_t first = guest_offset / cs;
+  changed_.Add({first, (guest_offset + length + cs - 1) / cs - first});
 }
 
 uint64_t StreamWriter::Spool(std::span<const uint8_t> bytes) {
@@ -356,7 +340,7 @@ StreamWriter::Record* StreamWriter::Find(uint64_t guest_cluster) {
 void StreamWriter::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t> data) {
   if (data.size() != cluster_size())
     throw util::Error(out_.path() + ": qcow2 writer got a partial cluster");
-  if (source_ && !Changed(guest_cluster)) {
+  if (source_ && !changed_.Contains(guest_cluster)) {
     AddRecord(guest_cluster, Record::kFromSource << 21);
     return;
   }

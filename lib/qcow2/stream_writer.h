@@ -11,13 +11,13 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <span>
 #include <vector>
 
 #include "qcow2/format.h"
 #include "qcow2/writer.h"
 #include "util/file.h"
+#include "util/range_set.h"
 
 namespace qcow2 {
 
@@ -117,7 +117,6 @@ class StreamWriter : public ClusterTarget {
   // Appends bytes to the spool; returns where they start.
   uint64_t Spool(std::span<const uint8_t> bytes);
   void FlushSpool();
-  bool Changed(uint64_t guest_cluster) const;
   // The record of guest_cluster, or nullptr.
   Record* Find(uint64_t guest_cluster);
   // Merges the records of the current increasing run into the sorted ones.
@@ -139,7 +138,7 @@ class StreamWriter : public ClusterTarget {
   size_t run_start_ = 0;
   const util::File* source_ = nullptr;  // the source clusters are referred to
   uint64_t source_offset_ = 0;
-  std::map<uint64_t, uint64_t> changed_;  // guest clusters [first, end) MarkChanged named
+  util::RangeSet changed_;  // the guest clusters MarkChanged named
   bool finished_ = false;
 };
 

@@ -11,14 +11,9 @@
 #include <vector>
 
 #include "util/file.h"
+#include "util/range_set.h"
 
 namespace util {
-
-// A byte range of the input.
-struct ByteRange {
-  uint64_t offset = 0;
-  uint64_t length = 0;
-};
 
 // Which bytes a spool keeps when its reader will read only some: the first
 // `prefix` bytes, and the ranges `keep` names once it has seen them. The
