@@ -12,9 +12,12 @@
 
 #include "e2img/block_set.h"
 #include "qcow2/cluster_stream.h"
-#include "qcow2/stream_writer.h"
 #include "qcow2/writer.h"
 #include "util/output.h"
+
+namespace qcow2 {
+class StreamWriter;
+}
 
 namespace e2img {
 
