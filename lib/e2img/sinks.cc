@@ -226,10 +226,13 @@ void Qcow2Sink::NoteEdges(uint64_t first_block, uint64_t bytes) {
   const uint64_t cs = writer_->cluster_size();
   const uint64_t start = first_block * block_size_;
   const uint64_t end = start + bytes;
+  // A run fills a cluster in part only where it starts or ends inside it.
   if (start % cs != 0)
-    streamed_->MarkChanged(start, 1);
-  if (end % cs != 0)
-    streamed_->MarkChanged(end - 1, 1);
+    streamed_->MarkSourcedPart(start, std::min(end, (start / cs + 1) * cs) - start);
+  if (end % cs != 0) {
+    const uint64_t from = std::max(start, end / cs * cs);
+    streamed_->MarkSourcedPart(from, end - from);
+  }
 }
 
 void Qcow2Sink::NoteChanged(uint64_t first_block, uint64_t blocks) {

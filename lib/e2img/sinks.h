@@ -196,8 +196,9 @@ class Qcow2Sink : public ImageSink {
  private:
   // Gathers the blocks of a rewritten cluster; stores it when the next one starts.
   void Rewrite(uint64_t first_block, std::span<const uint8_t> data);
-  // A cluster a run of blocks covers only in part holds other bytes too
-  // (zeros, another run's): not the source's as they are.
+  // Of a cluster a run of blocks covers only in part, tells the streamed
+  // writer which bytes are the source's: the rest is zeros, or another
+  // run's, which tells it too.
   void NoteEdges(uint64_t first_block, uint64_t bytes);
   void StoreRewrite();
 

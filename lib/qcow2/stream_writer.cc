@@ -14,7 +14,6 @@ namespace {
 
 constexpr uint64_t kSectorSize = 512;
 constexpr size_t kBufferBytes = 1u << 20;
-constexpr uint64_t kMaxSpoolOffset = uint64_t{1} << 43;
 
 uint64_t AlignUp(uint64_t n, uint64_t to) {
   return (n + to - 1) / to * to;
@@ -91,6 +90,17 @@ class OrderedOut {
   // The `length` bytes of the source at `offset`, read a second time.
   void PutFromSource(const util::File& source, uint64_t offset, size_t length) {
     PutFrom(source, offset, length);
+  }
+  // The same, but zeros in place of all but the `kept` ranges (ascending,
+  // from offset on).
+  void PutSourceParts(const util::File& source, uint64_t offset, size_t length,
+                      const std::vector<util::ByteRange>& kept) {
+    const uint64_t start = position_;
+    for (const util::ByteRange& r : kept) {
+      PutZerosTo(start + r.offset);
+      PutFrom(source, offset + r.offset, r.length);
+    }
+    PutZerosTo(start + length);
   }
   void PutZerosTo(uint64_t offset) {
     if (offset < position_)
@@ -298,8 +308,12 @@ void StreamWriter::MarkChanged(uint64_t guest_offset, uint64_t length) {
   changed_.Add({first, (guest_offset + length + cs - 1) / cs - first});
 }
 
+void StreamWriter::MarkSourcedPart(uint64_t guest_offset, uint64_t length) {
+  sourced_parts_.Add({guest_offset, length});
+}
+
 uint64_t StreamWriter::Spool(std::span<const uint8_t> bytes) {
-  if (spool_end_ + bytes.size() >= kMaxSpoolOffset)
+  if (spool_end_ + bytes.size() >= Record::kPartFromSource)
     throw util::Error(spool_.path() + ": over 8 TiB spooled");
   if (spool_buffer_.size() + bytes.size() > kBufferBytes)
     FlushSpool();
@@ -341,7 +355,9 @@ void StreamWriter::WriteCluster(uint64_t guest_cluster, std::span<const uint8_t>
   if (data.size() != cluster_size())
     throw util::Error(out_.path() + ": qcow2 writer got a partial cluster");
   if (source_ && !changed_.Contains(guest_cluster)) {
-    AddRecord(guest_cluster, Record::kFromSource << 21);
+    const uint64_t cs = cluster_size();
+    const bool part = !sourced_parts_.Within({guest_cluster * cs, cs}).empty();
+    AddRecord(guest_cluster, (part ? Record::kPartFromSource : Record::kFromSource) << 21);
     return;
   }
   AddRecord(guest_cluster, Spool(data) << 21);
@@ -377,6 +393,13 @@ void StreamWriter::OverwriteCluster(uint64_t guest_cluster, std::span<const uint
   } else {
     spool_.WriteAt(data, at);
   }
+}
+
+std::vector<util::ByteRange> StreamWriter::PartsOf(uint64_t guest_offset) const {
+  std::vector<util::ByteRange> parts = sourced_parts_.Within({guest_offset, cluster_size()});
+  for (util::ByteRange& r : parts)
+    r.offset -= guest_offset;
+  return parts;
 }
 
 void StreamWriter::AddHeaderExtension(HeaderExtension extension) {
@@ -469,8 +492,11 @@ void StreamWriter::Finish() {
   for (r = 0; r < records_.size(); ++r) {
     const StreamCluster c = cluster_at(r);
     out.PutZerosTo(data.Place(c));
-    if (records_[r].from_source())
-      out.PutFromSource(*source_, source_offset_ + c.guest_cluster * cs, cs);
+    const uint64_t guest = c.guest_cluster * cs;
+    if (records_[r].spool_offset() == Record::kPartFromSource)
+      out.PutSourceParts(*source_, source_offset_ + guest, cs, PartsOf(guest));
+    else if (records_[r].from_source())
+      out.PutFromSource(*source_, source_offset_ + guest, cs);
     else
       out.PutSpooled(records_[r].spool_offset(), c.compressed_size ? c.compressed_size : cs);
   }

@@ -5,8 +5,9 @@
 // all zeros (left unallocated) and how small each compresses is known only
 // once read, so the image is laid out and written when the last cluster is
 // in. Until then the clusters wait in a spool file (its data only, in the
-// order they come), or, those that are a source's bytes as they are, in the
-// source itself, read again when written.
+// order they come), or, those that are a source's bytes as they are (or
+// are in part, the rest zeros), in the source itself, read again when
+// written.
 #pragma once
 
 #include <cstdint>
@@ -99,6 +100,11 @@ class StreamWriter : public ClusterTarget {
   // are (zeros in place of unreadable sectors or past its end, a stale tail):
   // their clusters are spooled.
   void MarkChanged(uint64_t guest_offset, uint64_t length);
+  // In a cluster the capture fills only in part, the guest bytes [offset,
+  // offset + length) are the source's and the rest of it zeros: unless
+  // MarkChanged named it, Finish reads it again from the source and zeroes
+  // the rest, so it is not spooled either.
+  void MarkSourcedPart(uint64_t guest_offset, uint64_t length);
   // Bytes in the spool so far.
   uint64_t spooled_bytes() const { return spool_end_; }
 
@@ -106,12 +112,15 @@ class StreamWriter : public ClusterTarget {
   // A stored cluster: its guest cluster, where it is in the spool (or that
   // it is the source's) and its compressed size (0: plain), in 16 bytes.
   struct Record {
-    static constexpr uint64_t kFromSource = (uint64_t{1} << 43) - 1;  // as spool offset
+    // As spool offsets: the source's cluster, whole or with its unmarked
+    // parts zeroed. Spool offsets stay below both.
+    static constexpr uint64_t kFromSource = (uint64_t{1} << 43) - 1;
+    static constexpr uint64_t kPartFromSource = kFromSource - 1;
     uint64_t guest_cluster;
     uint64_t packed;  // spool offset << 21 | compressed size
     uint64_t spool_offset() const { return packed >> 21; }
     uint32_t size() const { return static_cast<uint32_t>(packed & ((1u << 21) - 1)); }
-    bool from_source() const { return spool_offset() == kFromSource; }
+    bool from_source() const { return spool_offset() >= kPartFromSource; }
   };
   void AddRecord(uint64_t guest_cluster, uint64_t packed);
   // Appends bytes to the spool; returns where they start.
@@ -122,6 +131,8 @@ class StreamWriter : public ClusterTarget {
   // Merges the records of the current increasing run into the sorted ones.
   void MergeRun();
   void CheckCluster(uint64_t guest_cluster) const;
+  // The parts MarkSourcedPart named of the cluster at guest_offset, from it.
+  std::vector<util::ByteRange> PartsOf(uint64_t guest_offset) const;
   // Refuses, before the first byte goes out, a source that no longer holds
   // every cluster referred to it (it shrank since the scan).
   void CheckSourceHolds() const;
@@ -138,7 +149,8 @@ class StreamWriter : public ClusterTarget {
   size_t run_start_ = 0;
   const util::File* source_ = nullptr;  // the source clusters are referred to
   uint64_t source_offset_ = 0;
-  util::RangeSet changed_;  // the guest clusters MarkChanged named
+  util::RangeSet changed_;        // the guest clusters MarkChanged named
+  util::RangeSet sourced_parts_;  // the guest bytes MarkSourcedPart named
   bool finished_ = false;
 };
 

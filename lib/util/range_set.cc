@@ -34,4 +34,16 @@ bool RangeSet::Contains(uint64_t value) const {
   return it != ranges_.begin() && value < std::prev(it)->second;
 }
 
+std::vector<ByteRange> RangeSet::Within(ByteRange range) const {
+  std::vector<ByteRange> parts;
+  auto it = ranges_.upper_bound(range.offset);
+  if (it != ranges_.begin() && std::prev(it)->second > range.offset)
+    --it;
+  for (; it != ranges_.end() && it->first < range.end(); ++it) {
+    const uint64_t from = std::max(it->first, range.offset);
+    parts.push_back({from, std::min(it->second, range.end()) - from});
+  }
+  return parts;
+}
+
 }  // namespace util

@@ -24,6 +24,8 @@ class RangeSet {
   // set before, ascending and non-empty.
   std::vector<ByteRange> Add(ByteRange range);
   bool Contains(uint64_t value) const;
+  // The parts of the set inside `range`, ascending.
+  std::vector<ByteRange> Within(ByteRange range) const;
   bool empty() const { return ranges_.empty(); }
   // The ranges, ascending, merged: start -> end.
   const std::map<uint64_t, uint64_t>& ranges() const { return ranges_; }

@@ -82,10 +82,10 @@ spool_refused() {
 ok "no spool directory: one line saying so, nothing written" spool_refused
 
 # The clusters of a healthy source go out as it holds them: read again
-# after the scan, not spooled. Only those the copy changed (stale tails
-# zeroed) are, and with clusters larger than a block those it filled in
-# part: under a tenth of the image here, and under half of what a
-# scrambled capture spools (most of the image).
+# after the scan, not spooled. So do those the copy fills in part (clusters
+# larger than a block), read again with the rest zeroed. Only those the
+# copy changed (stale tails zeroed) are spooled: under a tenth of the image
+# here, whatever the cluster size, where a scrambled capture spools most of it.
 # spooled_bytes OPTIONS...: the bytes -Q OPTIONS - writes to its spool.
 spooled_bytes() {
   mkdir -p "$T/spooldir"
@@ -97,10 +97,14 @@ spooled_bytes() {
 not_spooled() {
   size=$(stat -c %s "$T/plain.file.qcow2")
   referred=$(spooled_bytes) && larger=$(spooled_bytes --cluster-size=4096) &&
+    larger_size=$(stat -c %s "$T/counted-spool.qcow2") &&
+    largest=$(spooled_bytes --cluster-size=65536) &&
+    largest_size=$(stat -c %s "$T/counted-spool.qcow2") &&
     scrambled=$(spooled_bytes -s --scramble-seed=7) || return 1
-  echo "spooled: $referred bytes (1 KiB clusters), $larger (4 KiB), $scrambled (-s); image: $size"
-  [ "$((referred * 10))" -lt "$size" ] && [ "$((larger * 2))" -lt "$scrambled" ] &&
-    [ "$((scrambled * 2))" -gt "$size" ]
+  echo "spooled: $referred bytes of $size (1 KiB clusters), $larger of $larger_size (4 KiB)," \
+    "$largest of $largest_size (64 KiB), $scrambled (-s)"
+  [ "$((referred * 10))" -lt "$size" ] && [ "$((larger * 10))" -lt "$larger_size" ] &&
+    [ "$((largest * 10))" -lt "$largest_size" ] && [ "$((scrambled * 2))" -gt "$size" ]
 }
 ok "a healthy source's clusters are read again, not spooled" not_spooled
 

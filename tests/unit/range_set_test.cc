@@ -38,5 +38,18 @@ TEST(RangeSetTest, ContainsTheValuesOfItsRangesOnly) {
     EXPECT_FALSE(set.Contains(v)) << v;
 }
 
+TEST(RangeSetTest, WithinGivesThePartsInsideARange) {
+  RangeSet set;
+  EXPECT_EQ(set.Within({0, 100}), Ranges{});
+  set.Add({10, 10});
+  set.Add({30, 10});
+  set.Add({50, 10});
+  EXPECT_EQ(set.Within({0, 100}), (Ranges{{10, 10}, {30, 10}, {50, 10}}));
+  EXPECT_EQ(set.Within({15, 20}), (Ranges{{15, 5}, {30, 5}}));  // cut at both ends
+  EXPECT_EQ(set.Within({20, 10}), Ranges{});                    // the gap between, ends touching
+  EXPECT_EQ(set.Within({39, 12}), (Ranges{{39, 1}, {50, 1}}));
+  EXPECT_EQ(set.Within({60, 5}), Ranges{});
+}
+
 }  // namespace
 }  // namespace util

@@ -361,6 +361,69 @@ TEST_F(StreamWriterTest, ASourceThatShrankIsRefusedBeforeAnyByte) {
   }
 }
 
+// Clusters a capture fills in part: the source's bytes where it says so,
+// zeros elsewhere.
+class PartlyFilledFill {
+ public:
+  static constexpr uint64_t kOffset = 8192;
+  using Parts = std::vector<std::pair<uint64_t, uint64_t>>;  // offset, length in the cluster
+  explicit PartlyFilledFill(const util::File& source) : source_(source) {}
+  void operator()(StreamWriter& w) {
+    w.ReferToSource(source_, kOffset);
+    for (const auto& [c, parts] : Clusters()) {
+      for (const auto& [at, length] : parts)
+        w.MarkSourcedPart(c * 4096 + at, length);
+      if (c == 7)
+        w.MarkChanged(c * 4096 + 100, 1);  // and not the source's: spooled as given
+      w.WriteCluster(c, Expected(c));
+    }
+  }
+  static std::map<uint64_t, Parts> Clusters() {
+    return {{5, {{1024, 1024}}},              // inside
+            {6, {{0, 512}, {3072, 1024}}},    // two runs' ends
+            {7, {{0, 2048}}},                 // changed too
+            {8, {}},                          // whole: no part named
+            {9, {{0, 2048}, {2048, 2048}}}};  // two parts making it whole
+  }
+  // The cluster's bytes: the source's in its parts (all of them when none
+  // is named), zeros elsewhere; cluster 7's differ from the source.
+  static std::vector<uint8_t> Expected(uint64_t c) {
+    const std::vector<uint8_t> source = Pattern(4096, static_cast<uint32_t>(c + 100));
+    const Parts parts = Clusters()[c];
+    if (parts.empty())
+      return source;
+    std::vector<uint8_t> data(4096, c == 7 ? 0x77 : 0);
+    for (const auto& [at, length] : parts)
+      std::copy_n(source.begin() + static_cast<ptrdiff_t>(at), length,
+                  data.begin() + static_cast<ptrdiff_t>(at));
+    return data;
+  }
+
+ private:
+  const util::File& source_;
+};
+
+TEST_F(StreamWriterTest, ClustersFilledInPartAreReadAgainWithTheRestZeroed) {
+  WriterOptions o;
+  o.virtual_size = 1 << 20;
+  o.cluster_bits = 12;
+  const util::File source = PatternSource(dir_.File("source"), PartlyFilledFill::kOffset, 256);
+  uint64_t spooled = 0;
+  const std::string path = Write(o, [&](StreamWriter& w) {
+    PartlyFilledFill{source}(w);
+    spooled = w.spooled_bytes();
+  });
+  EXPECT_EQ(spooled, 4096u);  // cluster 7 only
+  ExpectRefcountsAndOrder(path);
+  Qcow2Reader r(path);
+  std::vector<uint8_t> got(4096);
+  for (const auto& [c, parts] : PartlyFilledFill::Clusters()) {
+    r.Read(c * 4096, got);
+    EXPECT_EQ(got, PartlyFilledFill::Expected(c)) << "cluster " << c;
+  }
+  EXPECT_EQ(WriteToPipe(o, PartlyFilledFill(source)), testutil::ReadAll(path));
+}
+
 TEST_F(StreamWriterTest, RefusesAClusterWrittenTwice) {
   WriterOptions o;
   o.virtual_size = 1 << 20;
