@@ -84,6 +84,14 @@ TEST(StreamLayoutTest, EndsOnTheSectorAfterTheLastFrame) {
   EXPECT_EQ(l.file_end, l.data_offset + 1024);
 }
 
+// A 1 MiB disk of 4 KiB clusters.
+WriterOptions SmallDisk() {
+  WriterOptions o;
+  o.virtual_size = 1 << 20;
+  o.cluster_bits = 12;
+  return o;
+}
+
 // Writes an image through a StreamWriter to a file opened for appending
 // only (as a pipe is written), then checks it with the reader.
 class StreamWriterTest : public ::testing::Test {
@@ -95,6 +103,15 @@ class StreamWriterTest : public ::testing::Test {
     fill(w);
     w.Finish();
     return path;
+  }
+  // The image of SmallDisk() that `fill` writes, and the bytes it spooled.
+  std::pair<std::string, uint64_t> WriteSmallDisk(const std::function<void(StreamWriter&)>& fill) {
+    uint64_t spooled = 0;
+    std::string path = Write(SmallDisk(), [&](StreamWriter& w) {
+      fill(w);
+      spooled = w.spooled_bytes();
+    });
+    return {path, spooled};
   }
   // The same image written into a pipe (spooled clusters spliced into it),
   // as read from its other end.
@@ -297,15 +314,8 @@ class ReferringFill {
 };
 
 TEST_F(StreamWriterTest, ClustersReferredToTheSourceAreReadAgainNotSpooled) {
-  WriterOptions o;
-  o.virtual_size = 1 << 20;
-  o.cluster_bits = 12;
   const util::File source = PatternSource(dir_.File("source"), ReferringFill::kOffset, 256);
-  uint64_t spooled = 0;
-  const std::string path = Write(o, [&](StreamWriter& w) {
-    ReferringFill{source}(w);
-    spooled = w.spooled_bytes();
-  });
+  const auto [path, spooled] = WriteSmallDisk(ReferringFill(source));
   // Spooled: the five changed clusters, the overwrite and the last two.
   EXPECT_EQ(spooled, 8u * 4096);
   ExpectRefcountsAndOrder(path);
@@ -320,18 +330,14 @@ TEST_F(StreamWriterTest, ClustersReferredToTheSourceAreReadAgainNotSpooled) {
 }
 
 TEST_F(StreamWriterTest, ReferredClustersSplicedIntoAPipeAsIntoAFile) {
-  WriterOptions o;
-  o.virtual_size = 1 << 20;
-  o.cluster_bits = 12;
+  const WriterOptions o = SmallDisk();
   const util::File source = PatternSource(dir_.File("source"), ReferringFill::kOffset, 256);
   const std::vector<uint8_t> piped = WriteToPipe(o, ReferringFill(source));
   EXPECT_EQ(piped, testutil::ReadAll(Write(o, ReferringFill(source))));
 }
 
 TEST_F(StreamWriterTest, ASourceThatShrankIsRefusedBeforeAnyByte) {
-  WriterOptions o;
-  o.virtual_size = 1 << 20;
-  o.cluster_bits = 12;
+  const WriterOptions o = SmallDisk();
   for (const bool pipe : {false, true}) {
     SCOPED_TRACE(pipe ? "into a pipe" : "into a file");
     const util::File source = PatternSource(dir_.File("source"), ReferringFill::kOffset, 256);
@@ -404,15 +410,8 @@ class PartlyFilledFill {
 };
 
 TEST_F(StreamWriterTest, ClustersFilledInPartAreReadAgainWithTheRestZeroed) {
-  WriterOptions o;
-  o.virtual_size = 1 << 20;
-  o.cluster_bits = 12;
   const util::File source = PatternSource(dir_.File("source"), PartlyFilledFill::kOffset, 256);
-  uint64_t spooled = 0;
-  const std::string path = Write(o, [&](StreamWriter& w) {
-    PartlyFilledFill{source}(w);
-    spooled = w.spooled_bytes();
-  });
+  const auto [path, spooled] = WriteSmallDisk(PartlyFilledFill(source));
   EXPECT_EQ(spooled, 4096u);  // cluster 7 only
   ExpectRefcountsAndOrder(path);
   Qcow2Reader r(path);
@@ -421,13 +420,11 @@ TEST_F(StreamWriterTest, ClustersFilledInPartAreReadAgainWithTheRestZeroed) {
     r.Read(c * 4096, got);
     EXPECT_EQ(got, PartlyFilledFill::Expected(c)) << "cluster " << c;
   }
-  EXPECT_EQ(WriteToPipe(o, PartlyFilledFill(source)), testutil::ReadAll(path));
+  EXPECT_EQ(WriteToPipe(SmallDisk(), PartlyFilledFill(source)), testutil::ReadAll(path));
 }
 
 TEST_F(StreamWriterTest, RefusesAClusterWrittenTwice) {
-  WriterOptions o;
-  o.virtual_size = 1 << 20;
-  o.cluster_bits = 12;
+  const WriterOptions o = SmallDisk();
   EXPECT_THROW(Write(o,
                      [](StreamWriter& w) {
                        w.WriteCluster(5, Pattern(4096, 1));
