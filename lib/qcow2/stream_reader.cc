@@ -42,6 +42,10 @@ class StreamWindow {
     while (end() < to && !eof_) {
       const size_t want = std::max<uint64_t>(kReadBytes, to - end());
       const size_t have = bytes_.size();
+      // Grown to what is asked, not doubled: the window stays near the
+      // largest item read.
+      if (bytes_.capacity() < have + want)
+        bytes_.reserve(have + want);
       bytes_.resize(have + want);
       ssize_t n;
       do {
@@ -107,8 +111,7 @@ class StreamConverter {
 
   void Run() {
     if (h_.l1_size)
-      Push({h_.l1_table_offset, uint64_t{h_.l1_size} * 8, 0, Item::kL1});
-    l1_pending_ = h_.l1_size != 0;
+      ReadL1Table();
     while (!items_.empty()) {
       const Item item = items_.top();
       items_.pop();
@@ -205,10 +208,7 @@ class StreamConverter {
         // A compressed cluster's length is rounded up to a sector: the
         // stream may end inside that rounding.
         if (item.kind != Item::kCompressed || window_.end() <= item.host)
-          throw util::Error(util::AtOffset(in_.path(), window_.end(),
-                                           "the stream ends inside " + Describe(item) + " (" +
-                                               std::to_string(item.length) + " bytes at offset " +
-                                               std::to_string(item.host) + "): truncated"));
+          throw Truncated(item);
         end = window_.end();
       }
       // A compressed cluster's rounded length may run into the next
@@ -241,25 +241,57 @@ class StreamConverter {
     return behind_;
   }
 
+  // Reads the L1 table (up to 32 MiB) a part at a time, so that the window
+  // never holds it whole. The stream's bytes are dropped as they are read:
+  // a table or data lying inside the L1 table is refused, as a file's
+  // reader refuses it. A truncated table is reported before a bad entry,
+  // as when the table was read whole.
+  void ReadL1Table() {
+    const Item l1{h_.l1_table_offset, uint64_t{h_.l1_size} * 8, 0, Item::kL1};
+    const uint64_t end = l1.host + l1.length;
+    l1_pending_ = true;
+    std::optional<util::Error> misaligned;
+    for (uint64_t from = l1.host; from < end; from += kReadBytes) {
+      const uint64_t to = std::min(end, from + kReadBytes);
+      Advance(from);
+      if (!window_.ReadTo(to))
+        throw Truncated(l1);
+      claimed_to_ = std::max(claimed_to_, to);
+      const std::span<const uint8_t> bytes = window_.Bytes(from, to);
+      for (uint64_t i = (from - l1.host) / 8; i < (to - l1.host) / 8; ++i) {
+        const uint64_t entry = util::LoadBE64(&bytes[i * 8 - (from - l1.host)]) & kL1OffsetMask;
+        if (!entry || misaligned)
+          continue;
+        if (entry % h_.cluster_size()) {
+          misaligned =
+              util::Error(util::AtOffset(in_.path(), l1.host + i * 8,
+                                         "L1 entry " + std::to_string(i) + ": L2 table offset " +
+                                             std::to_string(entry) + " is not cluster aligned"));
+          continue;
+        }
+        Push({entry, h_.cluster_size(), i, Item::kL2});
+        if (order_)
+          order_->TableDue(i);
+      }
+    }
+    if (misaligned)
+      throw *misaligned;
+    l1_pending_ = false;
+    if (order_)
+      order_->L1Read();
+  }
+
+  util::Error Truncated(const Item& item) const {
+    return util::Error(util::AtOffset(in_.path(), window_.end(),
+                                      "the stream ends inside " + Describe(item) + " (" +
+                                          std::to_string(item.length) + " bytes at offset " +
+                                          std::to_string(item.host) + "): truncated"));
+  }
+
   void Process(const Item& item, std::span<const uint8_t> bytes) {
     switch (item.kind) {
       case Item::kL1:
-        l1_pending_ = false;
-        if (order_)
-          order_->L1Read();
-        for (uint64_t i = 0; i < h_.l1_size; ++i) {
-          const uint64_t entry = util::LoadBE64(&bytes[i * 8]) & kL1OffsetMask;
-          if (!entry)
-            continue;
-          if (entry % h_.cluster_size())
-            throw util::Error(util::AtOffset(in_.path(), item.host + i * 8,
-                                             "L1 entry " + std::to_string(i) +
-                                                 ": L2 table offset " + std::to_string(entry) +
-                                                 " is not cluster aligned"));
-          Push({entry, h_.cluster_size(), i, Item::kL2});
-          if (order_)
-            order_->TableDue(i);
-        }
+        assert(false && "the L1 table is read by ReadL1Table");
         return;
       case Item::kL2:
         --l2_pending_;

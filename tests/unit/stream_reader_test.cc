@@ -28,6 +28,11 @@ class StreamReaderTest : public ::testing::Test {
  protected:
   std::vector<uint8_t> ConvertPiped(const std::vector<uint8_t>& bytes,
                                     bool guest_order_only = false) {
+    ConvertPipedToFile(bytes, guest_order_only);
+    return testutil::ReadAll(dir_.File("out.raw"));
+  }
+  // The same, leaving the raw file (too large to read whole) at out.raw.
+  void ConvertPipedToFile(const std::vector<uint8_t>& bytes, bool guest_order_only = false) {
     int fds[2];
     EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
     const util::File read_end(fds[0], "the pipe");
@@ -54,7 +59,6 @@ class StreamReaderTest : public ::testing::Test {
       throw;
     }
     feeder.join();
-    return testutil::ReadAll(path);
   }
   testutil::TempDir dir_;
   std::string spool_dir_;  // dir_ when empty
@@ -248,6 +252,76 @@ TEST_F(StreamReaderTest, L2EntryRulesAreThoseOfAFile) {
               std::string::npos)
         << e.what();
   }
+}
+
+// A disk of 512 GiB in 4 KiB clusters, whose L1 table takes 2 MiB, with
+// clusters 1 and `far` (mapped from the table's second MiB) written.
+std::vector<uint8_t> ImageWithA2MiBL1Table(const testutil::TempDir& dir, uint64_t far) {
+  const std::string path = dir.File("big-l1.qcow2");
+  {
+    util::File out = testutil::CreateFile(path);
+    WriterOptions o;
+    o.virtual_size = uint64_t{512} << 30;
+    o.cluster_bits = 12;
+    Qcow2Writer w(out, o);
+    for (uint64_t c : {uint64_t{1}, far})
+      w.WriteCluster(c, Pattern(4096, static_cast<uint32_t>(c)));
+    w.Finish();
+  }
+  return testutil::ReadAll(path);
+}
+
+TEST_F(StreamReaderTest, AnL1TableOverAMiBIsReadInParts) {
+  const uint64_t far = uint64_t{200000} * 512 + 3;  // L1 entry 200000, past the first MiB
+  const std::vector<uint8_t> image = ImageWithA2MiBL1Table(dir_, far);
+  ASSERT_EQ(util::LoadBE32(&image[36]), 262144u);
+  ConvertPipedToFile(image);
+  const util::File raw = util::File::Open(dir_.File("out.raw"), O_RDONLY);
+  EXPECT_EQ(raw.Size(), uint64_t{512} << 30);
+  for (uint64_t c : {uint64_t{1}, far, uint64_t{2}, far - 1}) {
+    std::vector<uint8_t> got(4096);
+    raw.ReadAt(got, c * 4096);
+    EXPECT_EQ(got, (c == 1 || c == far) ? Pattern(4096, static_cast<uint32_t>(c))
+                                        : std::vector<uint8_t>(4096, 0))
+        << "cluster " << c;
+  }
+}
+
+TEST_F(StreamReaderTest, AnL1TableCutInItsSecondPartIsTruncated) {
+  std::vector<uint8_t> image = ImageWithA2MiBL1Table(dir_, uint64_t{200000} * 512);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  // A bad entry in the part read first: the truncation is still what is said.
+  util::StoreBE64(&image[l1], util::LoadBE64(&image[l1]) + 512);
+  image.resize(l1 + (3 << 19));
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_EQ(std::string(e.what()), util::AtOffset("the pipe", l1 + (3 << 19),
+                                                    "the stream ends inside the L1 table (2097152 "
+                                                    "bytes at offset " +
+                                                        std::to_string(l1) + "): truncated"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
+}
+
+TEST_F(StreamReaderTest, AMisalignedL1EntryInTheSecondPart) {
+  std::vector<uint8_t> image = ImageWithA2MiBL1Table(dir_, uint64_t{200000} * 512);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  const uint64_t entry = l1 + 200000 * 8;
+  const uint64_t l2 = util::LoadBE64(&image[entry]) & kL1OffsetMask;
+  ASSERT_NE(l2, 0u);
+  util::StoreBE64(&image[entry], util::LoadBE64(&image[entry]) + 512);
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              util::AtOffset("the pipe", entry,
+                             "L1 entry 200000: L2 table offset " + std::to_string(l2 + 512) +
+                                 " is not cluster aligned"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
 }
 
 TEST_F(StreamReaderTest, NotQcow2) {
