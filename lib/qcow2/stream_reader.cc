@@ -81,15 +81,26 @@ class StreamWindow {
   bool eof_ = false;
 };
 
-// Something the conversion reads at a host offset of the image.
-struct Item {
-  enum Kind : uint8_t { kL1, kL2, kData, kCompressed };
-  uint64_t host;
-  uint64_t length;
-  uint64_t index;  // kL2: its L1 entry; data: its guest cluster
-  Kind kind;
-  bool operator>(const Item& o) const { return host > o.host; }
+// Something the conversion reads at a host offset of the image: an L2
+// table or a data cluster still awaited, in 16 bytes.
+class Item {
+ public:
+  enum Kind : uint8_t { kL2, kData, kCompressed };
+  // index: kL2, its L1 entry; data, its guest cluster. length: 1 byte to
+  // ClusterWord::kMaxLength.
+  Item(uint64_t host, uint64_t length, uint64_t index, Kind kind)
+      : host_(host), word_(index, length, kind) {}
+  uint64_t host() const { return host_; }
+  uint64_t length() const { return word_.length(); }
+  uint64_t index() const { return word_.guest(); }
+  Kind kind() const { return static_cast<Kind>(word_.tag()); }
+  bool operator>(const Item& o) const { return host_ > o.host_; }
+
+ private:
+  uint64_t host_;
+  ClusterWord word_;
 };
+static_assert(sizeof(Item) == 16);
 
 // Says in one line that the conversion of `in` reads through the spool, and why.
 void NoteSpool(const util::File& in, const StreamConvertOptions& options, const std::string& why) {
@@ -118,13 +129,13 @@ class StreamConverter {
       // Equal offsets come out one after the other. qemu never shares an
       // L2 table, and a shared one would let a small stream describe a huge
       // disk of data, as the file reader refuses too.
-      if (item.kind == Item::kL2 && last_table_ && last_table_->host == item.host)
-        throw util::Error(util::AtOffset(in_.path(), h_.l1_table_offset + item.index * 8,
-                                         "L1 entries " + std::to_string(last_table_->index) +
-                                             " and " + std::to_string(item.index) +
+      if (item.kind() == Item::kL2 && last_table_ && last_table_->host() == item.host())
+        throw util::Error(util::AtOffset(in_.path(), h_.l1_table_offset + item.index() * 8,
+                                         "L1 entries " + std::to_string(last_table_->index()) +
+                                             " and " + std::to_string(item.index()) +
                                              " share the L2 table at offset " +
-                                             std::to_string(item.host)));
-      if (item.kind == Item::kL2)
+                                             std::to_string(item.host())));
+      if (item.kind() == Item::kL2)
         last_table_ = item;
       Process(item, Fetch(item));
       if (order_)
@@ -141,18 +152,16 @@ class StreamConverter {
 
  private:
   std::string Describe(const Item& item) const {
-    switch (item.kind) {
-      case Item::kL1:
-        return "the L1 table";
+    switch (item.kind()) {
       case Item::kL2:
-        return "L1 entry " + std::to_string(item.index) + ": its L2 table";
+        return "L1 entry " + std::to_string(item.index()) + ": its L2 table";
       default:
-        return "the data of guest offset " + std::to_string(item.index * h_.cluster_size());
+        return "the data of guest offset " + std::to_string(item.index() * h_.cluster_size());
     }
   }
 
   void Push(const Item& item) {
-    if (item.kind == Item::kL2)
+    if (item.kind() == Item::kL2)
       ++l2_pending_;
     items_.push(item);
   }
@@ -201,42 +210,42 @@ class StreamConverter {
 
   std::span<const uint8_t> Fetch(const Item& item) {
     fetched_from_spool_ = false;
-    if (item.host >= window_.start()) {
-      Advance(item.host);
-      uint64_t end = item.host + item.length;
+    if (item.host() >= window_.start()) {
+      Advance(item.host());
+      uint64_t end = item.host() + item.length();
       if (!window_.ReadTo(end)) {
         // A compressed cluster's length is rounded up to a sector: the
         // stream may end inside that rounding.
-        if (item.kind != Item::kCompressed || window_.end() <= item.host)
-          throw Truncated(item);
+        if (item.kind() != Item::kCompressed || window_.end() <= item.host())
+          throw Truncated(Describe(item), item.host(), item.host() + item.length());
         end = window_.end();
       }
       // A compressed cluster's rounded length may run into the next
       // cluster's frame, which a table still to come may map: its bytes
       // stay unclaimed.
-      if (item.kind != Item::kCompressed)
+      if (item.kind() != Item::kCompressed)
         claimed_to_ = std::max(claimed_to_, end);
-      return window_.Bytes(item.host, end);
+      return window_.Bytes(item.host(), end);
     }
     // Behind the stream: only the spool can have it.
-    const uint64_t end = std::min(item.host + item.length, window_.start());
-    if (!Spooled(item.host, end))
+    const uint64_t end = std::min(item.host() + item.length(), window_.start());
+    if (!Spooled(item.host(), end))
       throw util::Error(util::AtOffset(
-          in_.path(), item.host,
+          in_.path(), item.host(),
           Describe(item) + " lies before offset " + std::to_string(window_.start()) +
               ", which the stream has passed, and it was not kept" +
               (spool_error_.empty() ? " (a table after its data, or tables overlapping)"
                                     : " (no spool file: " + spool_error_ + ")")));
     Note("its tables come after data they map");
-    fetched_from_spool_ = end == item.host + item.length;
-    behind_.resize(item.host + item.length - item.host);
-    spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host), item.host);
-    if (end < item.host + item.length) {  // the rest is still in the window
-      window_.ReadTo(item.host + item.length);
+    fetched_from_spool_ = end == item.host() + item.length();
+    behind_.resize(item.host() + item.length() - item.host());
+    spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host()), item.host());
+    if (end < item.host() + item.length()) {  // the rest is still in the window
+      window_.ReadTo(item.host() + item.length());
       const std::span<const uint8_t> rest =
-          window_.Bytes(end, std::min(item.host + item.length, window_.end()));
-      std::copy(rest.begin(), rest.end(), behind_.begin() + (end - item.host));
-      behind_.resize(end - item.host + rest.size());
+          window_.Bytes(end, std::min(item.host() + item.length(), window_.end()));
+      std::copy(rest.begin(), rest.end(), behind_.begin() + (end - item.host()));
+      behind_.resize(end - item.host() + rest.size());
     }
     return behind_;
   }
@@ -247,24 +256,24 @@ class StreamConverter {
   // reader refuses it. A truncated table is reported before a bad entry,
   // as when the table was read whole.
   void ReadL1Table() {
-    const Item l1{h_.l1_table_offset, uint64_t{h_.l1_size} * 8, 0, Item::kL1};
-    const uint64_t end = l1.host + l1.length;
+    const uint64_t l1 = h_.l1_table_offset;
+    const uint64_t end = l1 + uint64_t{h_.l1_size} * 8;
     l1_pending_ = true;
     std::optional<util::Error> misaligned;
-    for (uint64_t from = l1.host; from < end; from += kReadBytes) {
+    for (uint64_t from = l1; from < end; from += kReadBytes) {
       const uint64_t to = std::min(end, from + kReadBytes);
       Advance(from);
       if (!window_.ReadTo(to))
-        throw Truncated(l1);
+        throw Truncated("the L1 table", l1, end);
       claimed_to_ = std::max(claimed_to_, to);
       const std::span<const uint8_t> bytes = window_.Bytes(from, to);
-      for (uint64_t i = (from - l1.host) / 8; i < (to - l1.host) / 8; ++i) {
-        const uint64_t entry = util::LoadBE64(&bytes[i * 8 - (from - l1.host)]) & kL1OffsetMask;
+      for (uint64_t i = (from - l1) / 8; i < (to - l1) / 8; ++i) {
+        const uint64_t entry = util::LoadBE64(&bytes[i * 8 - (from - l1)]) & kL1OffsetMask;
         if (!entry || misaligned)
           continue;
         if (entry % h_.cluster_size()) {
           misaligned =
-              util::Error(util::AtOffset(in_.path(), l1.host + i * 8,
+              util::Error(util::AtOffset(in_.path(), l1 + i * 8,
                                          "L1 entry " + std::to_string(i) + ": L2 table offset " +
                                              std::to_string(entry) + " is not cluster aligned"));
           continue;
@@ -281,30 +290,28 @@ class StreamConverter {
       order_->L1Read();
   }
 
-  util::Error Truncated(const Item& item) const {
+  // The stream ended inside `what`, at [from, to).
+  util::Error Truncated(const std::string& what, uint64_t from, uint64_t to) const {
     return util::Error(util::AtOffset(in_.path(), window_.end(),
-                                      "the stream ends inside " + Describe(item) + " (" +
-                                          std::to_string(item.length) + " bytes at offset " +
-                                          std::to_string(item.host) + "): truncated"));
+                                      "the stream ends inside " + what + " (" +
+                                          std::to_string(to - from) + " bytes at offset " +
+                                          std::to_string(from) + "): truncated"));
   }
 
   void Process(const Item& item, std::span<const uint8_t> bytes) {
-    switch (item.kind) {
-      case Item::kL1:
-        assert(false && "the L1 table is read by ReadL1Table");
-        return;
+    switch (item.kind()) {
       case Item::kL2:
         --l2_pending_;
         ReadL2Table(item, bytes);
         if (order_)
-          order_->TableRead(item.index);
+          order_->TableRead(item.index());
         return;
       case Item::kData:
       case Item::kCompressed:
-        if (!order_ || order_->IsNext(item.index)) {
+        if (!order_ || order_->IsNext(item.index())) {
           WriteCluster(item, bytes);
           if (order_)
-            order_->Written(item.index);
+            order_->Written(item.index());
         } else {
           Hold(item, bytes);
         }
@@ -313,13 +320,13 @@ class StreamConverter {
   }
 
   void WriteCluster(const Item& item, std::span<const uint8_t> bytes) {
-    if (item.kind == Item::kCompressed) {
+    if (item.kind() == Item::kCompressed) {
       if (!DecompressCluster(h_.compression_type, bytes, cluster_))
-        throw util::Error(
-            util::AtOffset(in_.path(), item.host, Describe(item) + ": compressed data is corrupt"));
+        throw util::Error(util::AtOffset(in_.path(), item.host(),
+                                         Describe(item) + ": compressed data is corrupt"));
       bytes = cluster_;
     }
-    Write(item.index * h_.cluster_size(), bytes);
+    Write(item.index() * h_.cluster_size(), bytes);
   }
 
   // Keeps a data cluster that came before its turn in the guest order, at
@@ -327,27 +334,27 @@ class StreamConverter {
   void Hold(const Item& item, std::span<const uint8_t> bytes) {
     if (!fetched_from_spool_) {
       if (!OpenSpool())
-        throw util::Error(util::AtOffset(in_.path(), item.host,
+        throw util::Error(util::AtOffset(in_.path(), item.host(),
                                          Describe(item) + " comes before data the output needs "
                                                           "first (the image's data is not in "
                                                           "guest order)") +
                           ", and there is no spool file to keep it in: " + spool_error_);
-      spool_.WriteAt(bytes, item.host);
+      spool_.WriteAt(bytes, item.host());
     }
     Note("its data is not in guest order");
     // The length kept: a compressed cluster may be cut by the stream's end.
-    order_->Hold({item.index, item.host, bytes.size(), item.kind == Item::kCompressed});
+    order_->Hold({item.index(), item.host(), bytes.size(), item.kind() == Item::kCompressed});
   }
 
   // Writes the held clusters whose turn has come.
   void WriteHeld() {
     while (const std::optional<HeldCluster> held = order_->NextHeld()) {
-      held_.resize(held->length);
-      spool_.ReadAt(held_, held->host);
-      WriteCluster({held->host, held->length, held->guest_cluster,
-                    held->compressed ? Item::kCompressed : Item::kData},
+      held_.resize(held->length());
+      spool_.ReadAt(held_, held->host());
+      WriteCluster({held->host(), held->length(), held->guest_cluster(),
+                    held->compressed() ? Item::kCompressed : Item::kData},
                    held_);
-      order_->Written(held->guest_cluster);
+      order_->Written(held->guest_cluster());
       order_->DropHeld();
     }
   }
@@ -363,13 +370,13 @@ class StreamConverter {
     uint64_t run_first = 0;  // a run of mapped guest clusters, for order_
     uint64_t run_end = 0;
     for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
-      const uint64_t guest = table.index * h_.l2_entries() + j;
+      const uint64_t guest = table.index() * h_.l2_entries() + j;
       if (guest * cs >= h_.size)
         break;
       // The rules a file's entries obey, so that a pipe takes what a file does.
       const ClusterDescriptor d = DecodeDescriptor(util::LoadBE64(&bytes[j * 8]), 0, h_, false);
       if (std::string problem = DescriptorProblem(d, h_, false); !problem.empty())
-        throw util::Error(util::AtOffset(in_.path(), table.host + j * 8,
+        throw util::Error(util::AtOffset(in_.path(), table.host() + j * 8,
                                          Describe(table) + ", entry " + std::to_string(j) +
                                              " (guest cluster " + std::to_string(guest) +
                                              "): " + problem));

@@ -324,6 +324,47 @@ TEST_F(StreamReaderTest, AMisalignedL1EntryInTheSecondPart) {
   EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
 }
 
+// 2 MiB clusters, the largest: cluster 1 compressed, its entry claiming the
+// largest frame (2^13 sectors, 4 MiB, running over the clusters after it),
+// then clusters 2 and 0: the compressed one comes before its turn and is
+// held, with its whole frame, for an output in guest order.
+TEST_F(StreamReaderTest, TwoMiBClustersAndTheLargestCompressedFrame) {
+  const std::string path = dir_.File("2m.qcow2");
+  const uint64_t cs = uint64_t{1} << kMaxClusterBits;
+  std::vector<uint8_t> raw(4 * cs, 0);
+  {
+    util::File out = testutil::CreateFile(path);
+    WriterOptions o;
+    o.virtual_size = raw.size();
+    o.cluster_bits = kMaxClusterBits;
+    Qcow2Writer w(out, o);
+    ClusterCompressor codec(CompressionType::kZlib);
+    const std::vector<uint8_t> ones(cs, 1);
+    w.WriteCompressedCluster(1, codec.Pack(ones));
+    std::copy(ones.begin(), ones.end(), raw.begin() + static_cast<ptrdiff_t>(cs));
+    for (uint64_t c : {2, 0}) {
+      const std::vector<uint8_t> p = Pattern(cs, static_cast<uint32_t>(c));
+      w.WriteCluster(c, p);
+      std::copy(p.begin(), p.end(), raw.begin() + static_cast<ptrdiff_t>(c * cs));
+    }
+    w.Finish();
+  }
+  std::vector<uint8_t> image = testutil::ReadAll(path);
+  const uint64_t l2 = util::LoadBE64(&image[util::LoadBE64(&image[40])]) & kL1OffsetMask;
+  const uint64_t x = 62 - (kMaxClusterBits - 8);
+  const uint64_t entry = util::LoadBE64(&image[l2 + 8]);
+  ASSERT_NE(entry & kOflagCompressed, 0u);
+  const uint64_t host = entry & ((uint64_t{1} << x) - 1);
+  ASSERT_GE(image.size(), host + (uint64_t{4} << 20));  // the whole frame is in the stream
+  util::StoreBE64(&image[l2 + 8], entry | ((uint64_t{1} << 13) - 1) << x);
+  EXPECT_EQ(ConvertPiped(image, true), raw);
+  ASSERT_EQ(notes_.size(), 1u);
+  EXPECT_NE(notes_[0].find("not in guest order"), std::string::npos) << notes_[0];
+  notes_.clear();
+  std::filesystem::remove(dir_.File("out.raw"));
+  EXPECT_EQ(ConvertPiped(image), raw);
+}
+
 TEST_F(StreamReaderTest, NotQcow2) {
   EXPECT_THROW(ConvertPiped(std::vector<uint8_t>(4096, 'x')), util::Error);
 }
