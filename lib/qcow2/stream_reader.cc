@@ -81,22 +81,36 @@ class StreamWindow {
   bool eof_ = false;
 };
 
-// Something the conversion reads at a host offset of the image: an L2
-// table or a data cluster still awaited, in 16 bytes.
+// Something the conversion reads at a host offset of the image, still
+// awaited, in 16 bytes: an L2 table, a run of data clusters that follow one
+// another both on the host and in the guest (one item for the whole run of
+// an image written in guest order), or a compressed cluster.
 class Item {
  public:
   enum Kind : uint8_t { kL2, kData, kCompressed };
-  // index: kL2, its L1 entry; data, its guest cluster. length: 1 byte to
-  // ClusterWord::kMaxLength.
-  Item(uint64_t host, uint64_t length, uint64_t index, Kind kind)
-      : host_(host), word_(index, length, kind) {}
+  // The L2 table of L1 entry `l1_index`.
+  static Item Table(uint64_t host, uint64_t l1_index) { return {host, 1, l1_index, kL2}; }
+  // `count` data clusters (1 to ClusterWord::kMaxLength) from guest cluster
+  // `guest` on, at `host` and the clusters after it.
+  static Item Data(uint64_t host, uint64_t count, uint64_t guest) {
+    return {host, count, guest, kData};
+  }
+  // Guest cluster `guest`, compressed in a frame of `bytes` at `host`.
+  static Item Compressed(uint64_t host, uint64_t bytes, uint64_t guest) {
+    return {host, bytes, guest, kCompressed};
+  }
+
   uint64_t host() const { return host_; }
-  uint64_t length() const { return word_.length(); }
+  // kL2: its L1 entry; data: its (first) guest cluster.
   uint64_t index() const { return word_.guest(); }
   Kind kind() const { return static_cast<Kind>(word_.tag()); }
+  uint64_t count() const { return kind() == kData ? word_.length() : 1; }
+  uint64_t frame_bytes() const { return word_.length(); }  // kCompressed
   bool operator>(const Item& o) const { return host_ > o.host_; }
 
  private:
+  Item(uint64_t host, uint64_t value, uint64_t index, Kind kind)
+      : host_(host), word_(index, value, kind) {}
   uint64_t host_;
   ClusterWord word_;
 };
@@ -124,8 +138,13 @@ class StreamConverter {
     if (h_.l1_size)
       ReadL1Table();
     while (!items_.empty()) {
-      const Item item = items_.top();
+      Item item = items_.top();
       items_.pop();
+      if (item.count() > 1) {  // the first of a run now, the rest in its turn
+        items_.push(
+            Item::Data(item.host() + h_.cluster_size(), item.count() - 1, item.index() + 1));
+        item = Item::Data(item.host(), 1, item.index());
+      }
       // Equal offsets come out one after the other. qemu never shares an
       // L2 table, and a shared one would let a small stream describe a huge
       // disk of data, as the file reader refuses too.
@@ -166,6 +185,18 @@ class StreamConverter {
     items_.push(item);
   }
   bool TablesPending() const { return l1_pending_ || l2_pending_ != 0; }
+
+  // The bytes an item (a single cluster) spans on the host.
+  uint64_t Length(const Item& item) const {
+    switch (item.kind()) {
+      case Item::kL2:
+        return h_.cluster_size();
+      case Item::kData:
+        return std::min(h_.cluster_size(), h_.size - item.index() * h_.cluster_size());
+      default:
+        return item.frame_bytes();
+    }
+  }
 
   // Moves the window's start to `to`, keeping in the spool what no item
   // read claimed while some table may still point at it.
@@ -209,15 +240,16 @@ class StreamConverter {
   }
 
   std::span<const uint8_t> Fetch(const Item& item) {
+    const uint64_t length = Length(item);
     fetched_from_spool_ = false;
     if (item.host() >= window_.start()) {
       Advance(item.host());
-      uint64_t end = item.host() + item.length();
+      uint64_t end = item.host() + length;
       if (!window_.ReadTo(end)) {
         // A compressed cluster's length is rounded up to a sector: the
         // stream may end inside that rounding.
         if (item.kind() != Item::kCompressed || window_.end() <= item.host())
-          throw Truncated(Describe(item), item.host(), item.host() + item.length());
+          throw Truncated(Describe(item), item.host(), item.host() + length);
         end = window_.end();
       }
       // A compressed cluster's rounded length may run into the next
@@ -228,7 +260,7 @@ class StreamConverter {
       return window_.Bytes(item.host(), end);
     }
     // Behind the stream: only the spool can have it.
-    const uint64_t end = std::min(item.host() + item.length(), window_.start());
+    const uint64_t end = std::min(item.host() + length, window_.start());
     if (!Spooled(item.host(), end))
       throw util::Error(util::AtOffset(
           in_.path(), item.host(),
@@ -237,13 +269,13 @@ class StreamConverter {
               (spool_error_.empty() ? " (a table after its data, or tables overlapping)"
                                     : " (no spool file: " + spool_error_ + ")")));
     Note("its tables come after data they map");
-    fetched_from_spool_ = end == item.host() + item.length();
-    behind_.resize(item.host() + item.length() - item.host());
+    fetched_from_spool_ = end == item.host() + length;
+    behind_.resize(item.host() + length - item.host());
     spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host()), item.host());
-    if (end < item.host() + item.length()) {  // the rest is still in the window
-      window_.ReadTo(item.host() + item.length());
+    if (end < item.host() + length) {  // the rest is still in the window
+      window_.ReadTo(item.host() + length);
       const std::span<const uint8_t> rest =
-          window_.Bytes(end, std::min(item.host() + item.length(), window_.end()));
+          window_.Bytes(end, std::min(item.host() + length, window_.end()));
       std::copy(rest.begin(), rest.end(), behind_.begin() + (end - item.host()));
       behind_.resize(end - item.host() + rest.size());
     }
@@ -278,7 +310,7 @@ class StreamConverter {
                                              std::to_string(entry) + " is not cluster aligned"));
           continue;
         }
-        Push({entry, h_.cluster_size(), i, Item::kL2});
+        Push(Item::Table(entry, i));
         if (order_)
           order_->TableDue(i);
       }
@@ -351,8 +383,9 @@ class StreamConverter {
     while (const std::optional<HeldCluster> held = order_->NextHeld()) {
       held_.resize(held->length());
       spool_.ReadAt(held_, held->host());
-      WriteCluster({held->host(), held->length(), held->guest_cluster(),
-                    held->compressed() ? Item::kCompressed : Item::kData},
+      WriteCluster(held->compressed()
+                       ? Item::Compressed(held->host(), held->length(), held->guest_cluster())
+                       : Item::Data(held->host(), 1, held->guest_cluster()),
                    held_);
       order_->Written(held->guest_cluster());
       order_->DropHeld();
@@ -367,7 +400,8 @@ class StreamConverter {
 
   void ReadL2Table(const Item& table, std::span<const uint8_t> bytes) {
     const uint64_t cs = h_.cluster_size();
-    uint64_t run_first = 0;  // a run of mapped guest clusters, for order_
+    std::optional<Item> data;  // a run of data clusters, pushed once it ends
+    uint64_t run_first = 0;    // a run of mapped guest clusters, for order_
     uint64_t run_end = 0;
     for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
       const uint64_t guest = table.index() * h_.l2_entries() + j;
@@ -382,9 +416,16 @@ class StreamConverter {
                                              "): " + problem));
       const ClusterKind kind = d.SubclusterKind(0);
       if (kind == ClusterKind::kNormal) {
-        Push({d.host_offset, std::min(cs, h_.size - guest * cs), guest, Item::kData});
+        if (data && data->host() + data->count() * cs == d.host_offset &&
+            data->index() + data->count() == guest) {
+          data = Item::Data(data->host(), data->count() + 1, data->index());
+        } else {
+          if (data)
+            Push(*data);
+          data = Item::Data(d.host_offset, 1, guest);
+        }
       } else if (kind == ClusterKind::kCompressed) {
-        Push({d.host_offset, d.compressed_size, guest, Item::kCompressed});
+        Push(Item::Compressed(d.host_offset, d.compressed_size, guest));
       } else {
         continue;
       }
@@ -395,6 +436,8 @@ class StreamConverter {
       }
       run_end = guest + 1;
     }
+    if (data)
+      Push(*data);
     if (order_ && run_first != run_end)
       order_->Map(run_first, run_end);
   }

@@ -213,6 +213,18 @@ TEST_F(StreamReaderTest, DataOutOfGuestOrderIsHeldForAnInOrderOutput) {
   EXPECT_TRUE(notes_.empty());
 }
 
+TEST_F(StreamReaderTest, RunsOfDataBrokenOnTheHostOrInTheGuest) {
+  // In the guest's order: 3 then 4 follow in the guest, not on the host; 4-5
+  // and 7-8 follow on both; 5 then 7 follow on the host, not in the guest.
+  std::vector<uint8_t> raw;
+  const std::vector<uint8_t> image =
+      ImageInWriteOrder(dir_, {{4, false}, {5, false}, {7, false}, {8, false}, {3, false}}, raw);
+  EXPECT_EQ(ConvertPiped(image, true), raw);
+  EXPECT_EQ(notes_.size(), 1u);
+  std::filesystem::remove(dir_.File("out.raw"));
+  EXPECT_EQ(ConvertPiped(image), raw);
+}
+
 TEST_F(StreamReaderTest, DataOutOfGuestOrderWithoutASpoolSaysWhy) {
   std::vector<uint8_t> raw;
   const std::vector<uint8_t> image = ImageInWriteOrder(dir_, {{9, false}, {3, false}}, raw);
