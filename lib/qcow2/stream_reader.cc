@@ -283,10 +283,10 @@ class StreamConverter {
   }
 
   // Reads the L1 table (up to 32 MiB) a part at a time, so that the window
-  // never holds it whole. The stream's bytes are dropped as they are read:
-  // a table or data lying inside the L1 table is refused, as a file's
-  // reader refuses it. A truncated table is reported before a bad entry,
-  // as when the table was read whole.
+  // never holds it whole. Its bytes are dropped as they are read, and not
+  // spooled: a table or data lying inside the L1 table is refused, as a
+  // file's reader refuses it. A truncated table is reported before a bad
+  // entry, as when the table was read whole.
   void ReadL1Table() {
     const uint64_t l1 = h_.l1_table_offset;
     const uint64_t end = l1 + uint64_t{h_.l1_size} * 8;
@@ -315,6 +315,7 @@ class StreamConverter {
           order_->TableDue(i);
       }
     }
+    Advance(end);  // its last part too: what lies inside it is refused alike
     if (misaligned)
       throw *misaligned;
     l1_pending_ = false;

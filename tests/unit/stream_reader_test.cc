@@ -377,6 +377,23 @@ TEST_F(StreamReaderTest, TwoMiBClustersAndTheLargestCompressedFrame) {
   EXPECT_EQ(ConvertPiped(image), raw);
 }
 
+TEST_F(StreamReaderTest, AnL2TableInsideTheL1TableIsRefused) {
+  // As a file's reader refuses metadata overlapping the L1 table.
+  std::vector<uint8_t> image = StreamedImage(dir_);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  util::StoreBE64(&image[l1 + 8], l1);
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("L1 entry 1: its L2 table lies before offset"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("tables overlapping"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
+}
+
 TEST_F(StreamReaderTest, NotQcow2) {
   EXPECT_THROW(ConvertPiped(std::vector<uint8_t>(4096, 'x')), util::Error);
 }
