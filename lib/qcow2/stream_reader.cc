@@ -270,7 +270,7 @@ class StreamConverter {
                                     : " (no spool file: " + spool_error_ + ")")));
     Note("its tables come after data they map");
     fetched_from_spool_ = end == item.host() + length;
-    behind_.resize(item.host() + length - item.host());
+    behind_.resize(length);
     spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host()), item.host());
     if (end < item.host() + length) {  // the rest is still in the window
       window_.ReadTo(item.host() + length);
@@ -299,21 +299,9 @@ class StreamConverter {
         throw Truncated("the L1 table", l1, end);
       claimed_to_ = std::max(claimed_to_, to);
       const std::span<const uint8_t> bytes = window_.Bytes(from, to);
-      for (uint64_t i = (from - l1) / 8; i < (to - l1) / 8; ++i) {
-        const uint64_t entry = util::LoadBE64(&bytes[i * 8 - (from - l1)]) & kL1OffsetMask;
-        if (!entry || misaligned)
-          continue;
-        if (entry % h_.cluster_size()) {
-          misaligned =
-              util::Error(util::AtOffset(in_.path(), l1 + i * 8,
-                                         "L1 entry " + std::to_string(i) + ": L2 table offset " +
-                                             std::to_string(entry) + " is not cluster aligned"));
-          continue;
-        }
-        Push(Item::Table(entry, i));
-        if (order_)
-          order_->TableDue(i);
-      }
+      for (uint64_t i = (from - l1) / 8; i < (to - l1) / 8; ++i)
+        if (!misaligned)
+          misaligned = L1Entry(i, util::LoadBE64(&bytes[i * 8 - (from - l1)]));
     }
     Advance(end);  // its last part too: what lies inside it is refused alike
     if (misaligned)
@@ -321,6 +309,21 @@ class StreamConverter {
     l1_pending_ = false;
     if (order_)
       order_->L1Read();
+  }
+
+  // Awaits the L2 table of L1 entry `i` (`raw`), if any; or says why it is bad.
+  std::optional<util::Error> L1Entry(uint64_t i, uint64_t raw) {
+    const uint64_t entry = raw & kL1OffsetMask;
+    if (!entry)
+      return std::nullopt;
+    if (entry % h_.cluster_size())
+      return util::Error(util::AtOffset(in_.path(), h_.l1_table_offset + i * 8,
+                                        "L1 entry " + std::to_string(i) + ": L2 table offset " +
+                                            std::to_string(entry) + " is not cluster aligned"));
+    Push(Item::Table(entry, i));
+    if (order_)
+      order_->TableDue(i);
+    return std::nullopt;
   }
 
   // The stream ended inside `what`, at [from, to).
