@@ -6,6 +6,12 @@
 
 namespace qcow2 {
 
+ClusterWord::ClusterWord(uint64_t guest, uint64_t length, unsigned tag)
+    : bits_(uint64_t{tag} << 62 | (length - 1) << 40 | guest) {
+  assert(guest < kGuestLimit && length >= 1 && length <= kMaxLength && tag < kTags &&
+         "a cluster within qemu's limits");
+}
+
 void GuestOrder::Map(uint64_t first, uint64_t end) {
   runs_.push_back({first, end});
   std::push_heap(runs_.begin(), runs_.end(), std::greater<>());
@@ -29,7 +35,7 @@ void GuestOrder::Written(uint64_t c) {
 }
 
 std::optional<HeldCluster> GuestOrder::NextHeld() const {
-  if (held_.empty() || !IsNext(held_.top().guest_cluster))
+  if (held_.empty() || !IsNext(held_.top().guest_cluster()))
     return std::nullopt;
   return held_.top();
 }

@@ -10,15 +10,50 @@
 #include <set>
 #include <vector>
 
+#include "qcow2/format.h"
+
 namespace qcow2 {
 
-// A data cluster that came before its turn, kept at `host` in a spool.
-struct HeldCluster {
-  uint64_t guest_cluster;
-  uint64_t host;
-  uint64_t length;  // the bytes kept (a compressed cluster's frame)
-  bool compressed;
+// A guest cluster (or L1 entry), a length of 1 byte to 4 MiB and a 2-bit
+// tag in one word, so that the millions of clusters a stream reader may
+// await or hold cost little. qemu's limits bound each field: an L1 table of
+// at most 2^22 entries, each mapping at most 2^18 clusters (2 MiB
+// clusters), keeps guest clusters below 2^40; a compressed cluster spans at
+// most 2^13 sectors (4 MiB), a data cluster or an L2 table at most 2 MiB.
+class ClusterWord {
+ public:
+  static constexpr uint64_t kGuestLimit = uint64_t{1} << 40;  // guest clusters are below
+  static constexpr uint64_t kMaxLength = uint64_t{1} << 22;
+  static constexpr unsigned kTags = 4;
+
+  ClusterWord(uint64_t guest, uint64_t length, unsigned tag);
+  uint64_t guest() const { return bits_ & (kGuestLimit - 1); }
+  uint64_t length() const { return ((bits_ >> 40) & (kMaxLength - 1)) + 1; }
+  unsigned tag() const { return static_cast<unsigned>(bits_ >> 62); }
+
+ private:
+  uint64_t bits_;
 };
+static_assert((kMaxL1Bytes / 8) << (kMaxClusterBits - 3) <= ClusterWord::kGuestLimit);
+static_assert(uint64_t{512} << (kMaxClusterBits - 8) <= ClusterWord::kMaxLength);
+
+// A data cluster that came before its turn, kept at `host` in a spool.
+class HeldCluster {
+ public:
+  // length: the bytes kept (a compressed cluster's frame, which the
+  // stream's end may cut), 1 to ClusterWord::kMaxLength.
+  HeldCluster(uint64_t guest_cluster, uint64_t host, uint64_t length, bool compressed)
+      : host_(host), word_(guest_cluster, length, compressed) {}
+  uint64_t guest_cluster() const { return word_.guest(); }
+  uint64_t host() const { return host_; }
+  uint64_t length() const { return word_.length(); }
+  bool compressed() const { return word_.tag() != 0; }
+
+ private:
+  uint64_t host_;
+  ClusterWord word_;
+};
+static_assert(sizeof(HeldCluster) == 16);
 
 // The guest clusters still to write: runs of mapped clusters not yet
 // written, the clusters held, and the L2 tables still to come. Its memory
@@ -57,7 +92,7 @@ class GuestOrder {
   };
   struct LaterGuest {
     bool operator()(const HeldCluster& a, const HeldCluster& b) const {
-      return a.guest_cluster > b.guest_cluster;
+      return a.guest_cluster() > b.guest_cluster();
     }
   };
   uint64_t l2_entries_;

@@ -42,6 +42,10 @@ class StreamWindow {
     while (end() < to && !eof_) {
       const size_t want = std::max<uint64_t>(kReadBytes, to - end());
       const size_t have = bytes_.size();
+      // Grown to what is asked, not doubled: the window stays near the
+      // largest item read.
+      if (bytes_.capacity() < have + want)
+        bytes_.reserve(have + want);
       bytes_.resize(have + want);
       ssize_t n;
       do {
@@ -77,15 +81,40 @@ class StreamWindow {
   bool eof_ = false;
 };
 
-// Something the conversion reads at a host offset of the image.
-struct Item {
-  enum Kind : uint8_t { kL1, kL2, kData, kCompressed };
-  uint64_t host;
-  uint64_t length;
-  uint64_t index;  // kL2: its L1 entry; data: its guest cluster
-  Kind kind;
-  bool operator>(const Item& o) const { return host > o.host; }
+// Something the conversion reads at a host offset of the image, still
+// awaited, in 16 bytes: an L2 table, a run of data clusters that follow one
+// another both on the host and in the guest (one item for the whole run of
+// an image written in guest order), or a compressed cluster.
+class Item {
+ public:
+  enum Kind : uint8_t { kL2, kData, kCompressed };
+  // The L2 table of L1 entry `l1_index`.
+  static Item Table(uint64_t host, uint64_t l1_index) { return {host, 1, l1_index, kL2}; }
+  // `count` data clusters (1 to ClusterWord::kMaxLength) from guest cluster
+  // `guest` on, at `host` and the clusters after it.
+  static Item Data(uint64_t host, uint64_t count, uint64_t guest) {
+    return {host, count, guest, kData};
+  }
+  // Guest cluster `guest`, compressed in a frame of `bytes` at `host`.
+  static Item Compressed(uint64_t host, uint64_t bytes, uint64_t guest) {
+    return {host, bytes, guest, kCompressed};
+  }
+
+  uint64_t host() const { return host_; }
+  // kL2: its L1 entry; data: its (first) guest cluster.
+  uint64_t index() const { return word_.guest(); }
+  Kind kind() const { return static_cast<Kind>(word_.tag()); }
+  uint64_t count() const { return kind() == kData ? word_.length() : 1; }
+  uint64_t frame_bytes() const { return word_.length(); }  // kCompressed
+  bool operator>(const Item& o) const { return host_ > o.host_; }
+
+ private:
+  Item(uint64_t host, uint64_t value, uint64_t index, Kind kind)
+      : host_(host), word_(index, value, kind) {}
+  uint64_t host_;
+  ClusterWord word_;
 };
+static_assert(sizeof(Item) == 16);
 
 // Says in one line that the conversion of `in` reads through the spool, and why.
 void NoteSpool(const util::File& in, const StreamConvertOptions& options, const std::string& why) {
@@ -107,21 +136,25 @@ class StreamConverter {
 
   void Run() {
     if (h_.l1_size)
-      Push({h_.l1_table_offset, uint64_t{h_.l1_size} * 8, 0, Item::kL1});
-    l1_pending_ = h_.l1_size != 0;
+      ReadL1Table();
     while (!items_.empty()) {
-      const Item item = items_.top();
+      Item item = items_.top();
       items_.pop();
+      if (item.count() > 1) {  // the first of a run now, the rest in its turn
+        items_.push(
+            Item::Data(item.host() + h_.cluster_size(), item.count() - 1, item.index() + 1));
+        item = Item::Data(item.host(), 1, item.index());
+      }
       // Equal offsets come out one after the other. qemu never shares an
       // L2 table, and a shared one would let a small stream describe a huge
       // disk of data, as the file reader refuses too.
-      if (item.kind == Item::kL2 && last_table_ && last_table_->host == item.host)
-        throw util::Error(util::AtOffset(in_.path(), h_.l1_table_offset + item.index * 8,
-                                         "L1 entries " + std::to_string(last_table_->index) +
-                                             " and " + std::to_string(item.index) +
+      if (item.kind() == Item::kL2 && last_table_ && last_table_->host() == item.host())
+        throw util::Error(util::AtOffset(in_.path(), h_.l1_table_offset + item.index() * 8,
+                                         "L1 entries " + std::to_string(last_table_->index()) +
+                                             " and " + std::to_string(item.index()) +
                                              " share the L2 table at offset " +
-                                             std::to_string(item.host)));
-      if (item.kind == Item::kL2)
+                                             std::to_string(item.host())));
+      if (item.kind() == Item::kL2)
         last_table_ = item;
       Process(item, Fetch(item));
       if (order_)
@@ -138,22 +171,32 @@ class StreamConverter {
 
  private:
   std::string Describe(const Item& item) const {
-    switch (item.kind) {
-      case Item::kL1:
-        return "the L1 table";
+    switch (item.kind()) {
       case Item::kL2:
-        return "L1 entry " + std::to_string(item.index) + ": its L2 table";
+        return "L1 entry " + std::to_string(item.index()) + ": its L2 table";
       default:
-        return "the data of guest offset " + std::to_string(item.index * h_.cluster_size());
+        return "the data of guest offset " + std::to_string(item.index() * h_.cluster_size());
     }
   }
 
   void Push(const Item& item) {
-    if (item.kind == Item::kL2)
+    if (item.kind() == Item::kL2)
       ++l2_pending_;
     items_.push(item);
   }
   bool TablesPending() const { return l1_pending_ || l2_pending_ != 0; }
+
+  // The bytes an item (a single cluster) spans on the host.
+  uint64_t Length(const Item& item) const {
+    switch (item.kind()) {
+      case Item::kL2:
+        return h_.cluster_size();
+      case Item::kData:
+        return std::min(h_.cluster_size(), h_.size - item.index() * h_.cluster_size());
+      default:
+        return item.frame_bytes();
+    }
+  }
 
   // Moves the window's start to `to`, keeping in the spool what no item
   // read claimed while some table may still point at it.
@@ -197,82 +240,114 @@ class StreamConverter {
   }
 
   std::span<const uint8_t> Fetch(const Item& item) {
+    const uint64_t length = Length(item);
     fetched_from_spool_ = false;
-    if (item.host >= window_.start()) {
-      Advance(item.host);
-      uint64_t end = item.host + item.length;
+    if (item.host() >= window_.start()) {
+      Advance(item.host());
+      uint64_t end = item.host() + length;
       if (!window_.ReadTo(end)) {
         // A compressed cluster's length is rounded up to a sector: the
         // stream may end inside that rounding.
-        if (item.kind != Item::kCompressed || window_.end() <= item.host)
-          throw util::Error(util::AtOffset(in_.path(), window_.end(),
-                                           "the stream ends inside " + Describe(item) + " (" +
-                                               std::to_string(item.length) + " bytes at offset " +
-                                               std::to_string(item.host) + "): truncated"));
+        if (item.kind() != Item::kCompressed || window_.end() <= item.host())
+          throw Truncated(Describe(item), item.host(), item.host() + length);
         end = window_.end();
       }
       // A compressed cluster's rounded length may run into the next
       // cluster's frame, which a table still to come may map: its bytes
       // stay unclaimed.
-      if (item.kind != Item::kCompressed)
+      if (item.kind() != Item::kCompressed)
         claimed_to_ = std::max(claimed_to_, end);
-      return window_.Bytes(item.host, end);
+      return window_.Bytes(item.host(), end);
     }
     // Behind the stream: only the spool can have it.
-    const uint64_t end = std::min(item.host + item.length, window_.start());
-    if (!Spooled(item.host, end))
+    const uint64_t end = std::min(item.host() + length, window_.start());
+    if (!Spooled(item.host(), end))
       throw util::Error(util::AtOffset(
-          in_.path(), item.host,
+          in_.path(), item.host(),
           Describe(item) + " lies before offset " + std::to_string(window_.start()) +
               ", which the stream has passed, and it was not kept" +
               (spool_error_.empty() ? " (a table after its data, or tables overlapping)"
                                     : " (no spool file: " + spool_error_ + ")")));
     Note("its tables come after data they map");
-    fetched_from_spool_ = end == item.host + item.length;
-    behind_.resize(item.host + item.length - item.host);
-    spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host), item.host);
-    if (end < item.host + item.length) {  // the rest is still in the window
-      window_.ReadTo(item.host + item.length);
+    fetched_from_spool_ = end == item.host() + length;
+    behind_.resize(length);
+    spool_.ReadAt(std::span<uint8_t>(behind_.data(), end - item.host()), item.host());
+    if (end < item.host() + length) {  // the rest is still in the window
+      window_.ReadTo(item.host() + length);
       const std::span<const uint8_t> rest =
-          window_.Bytes(end, std::min(item.host + item.length, window_.end()));
-      std::copy(rest.begin(), rest.end(), behind_.begin() + (end - item.host));
-      behind_.resize(end - item.host + rest.size());
+          window_.Bytes(end, std::min(item.host() + length, window_.end()));
+      std::copy(rest.begin(), rest.end(), behind_.begin() + (end - item.host()));
+      behind_.resize(end - item.host() + rest.size());
     }
     return behind_;
   }
 
+  // Reads the L1 table (up to 32 MiB) a part at a time, so that the window
+  // never holds it whole. Its bytes are dropped as they are read, and not
+  // spooled: a table or data lying inside the L1 table is refused, as a
+  // file's reader refuses it. A truncated table is reported before a bad
+  // entry, as when the table was read whole.
+  void ReadL1Table() {
+    const uint64_t l1 = h_.l1_table_offset;
+    const uint64_t end = l1 + uint64_t{h_.l1_size} * 8;
+    l1_pending_ = true;
+    std::optional<util::Error> misaligned;
+    for (uint64_t from = l1; from < end; from += kReadBytes) {
+      const uint64_t to = std::min(end, from + kReadBytes);
+      Advance(from);
+      if (!window_.ReadTo(to))
+        throw Truncated("the L1 table", l1, end);
+      claimed_to_ = std::max(claimed_to_, to);
+      const std::span<const uint8_t> bytes = window_.Bytes(from, to);
+      for (uint64_t i = (from - l1) / 8; i < (to - l1) / 8; ++i)
+        if (!misaligned)
+          misaligned = L1Entry(i, util::LoadBE64(&bytes[i * 8 - (from - l1)]));
+    }
+    Advance(end);  // its last part too: what lies inside it is refused alike
+    if (misaligned)
+      throw *misaligned;
+    l1_pending_ = false;
+    if (order_)
+      order_->L1Read();
+  }
+
+  // Awaits the L2 table of L1 entry `i` (`raw`), if any; or says why it is bad.
+  std::optional<util::Error> L1Entry(uint64_t i, uint64_t raw) {
+    const uint64_t entry = raw & kL1OffsetMask;
+    if (!entry)
+      return std::nullopt;
+    if (entry % h_.cluster_size())
+      return util::Error(util::AtOffset(in_.path(), h_.l1_table_offset + i * 8,
+                                        "L1 entry " + std::to_string(i) + ": L2 table offset " +
+                                            std::to_string(entry) + " is not cluster aligned"));
+    Push(Item::Table(entry, i));
+    if (order_)
+      order_->TableDue(i);
+    return std::nullopt;
+  }
+
+  // The stream ended inside `what`, at [from, to).
+  util::Error Truncated(const std::string& what, uint64_t from, uint64_t to) const {
+    return util::Error(util::AtOffset(in_.path(), window_.end(),
+                                      "the stream ends inside " + what + " (" +
+                                          std::to_string(to - from) + " bytes at offset " +
+                                          std::to_string(from) + "): truncated"));
+  }
+
   void Process(const Item& item, std::span<const uint8_t> bytes) {
-    switch (item.kind) {
-      case Item::kL1:
-        l1_pending_ = false;
-        if (order_)
-          order_->L1Read();
-        for (uint64_t i = 0; i < h_.l1_size; ++i) {
-          const uint64_t entry = util::LoadBE64(&bytes[i * 8]) & kL1OffsetMask;
-          if (!entry)
-            continue;
-          if (entry % h_.cluster_size())
-            throw util::Error(util::AtOffset(in_.path(), item.host + i * 8,
-                                             "L1 entry " + std::to_string(i) +
-                                                 ": L2 table offset " + std::to_string(entry) +
-                                                 " is not cluster aligned"));
-          Push({entry, h_.cluster_size(), i, Item::kL2});
-          if (order_)
-            order_->TableDue(i);
-        }
-        return;
+    switch (item.kind()) {
       case Item::kL2:
         --l2_pending_;
         ReadL2Table(item, bytes);
         if (order_)
-          order_->TableRead(item.index);
+          order_->TableRead(item.index());
         return;
       case Item::kData:
       case Item::kCompressed:
-        if (!order_ || order_->IsNext(item.index)) {
+        if (!order_ || order_->IsNext(item.index())) {
           WriteCluster(item, bytes);
           if (order_)
-            order_->Written(item.index);
+            order_->Written(item.index());
         } else {
           Hold(item, bytes);
         }
@@ -281,13 +356,13 @@ class StreamConverter {
   }
 
   void WriteCluster(const Item& item, std::span<const uint8_t> bytes) {
-    if (item.kind == Item::kCompressed) {
+    if (item.kind() == Item::kCompressed) {
       if (!DecompressCluster(h_.compression_type, bytes, cluster_))
-        throw util::Error(
-            util::AtOffset(in_.path(), item.host, Describe(item) + ": compressed data is corrupt"));
+        throw util::Error(util::AtOffset(in_.path(), item.host(),
+                                         Describe(item) + ": compressed data is corrupt"));
       bytes = cluster_;
     }
-    Write(item.index * h_.cluster_size(), bytes);
+    Write(item.index() * h_.cluster_size(), bytes);
   }
 
   // Keeps a data cluster that came before its turn in the guest order, at
@@ -295,27 +370,28 @@ class StreamConverter {
   void Hold(const Item& item, std::span<const uint8_t> bytes) {
     if (!fetched_from_spool_) {
       if (!OpenSpool())
-        throw util::Error(util::AtOffset(in_.path(), item.host,
+        throw util::Error(util::AtOffset(in_.path(), item.host(),
                                          Describe(item) + " comes before data the output needs "
                                                           "first (the image's data is not in "
                                                           "guest order)") +
                           ", and there is no spool file to keep it in: " + spool_error_);
-      spool_.WriteAt(bytes, item.host);
+      spool_.WriteAt(bytes, item.host());
     }
     Note("its data is not in guest order");
     // The length kept: a compressed cluster may be cut by the stream's end.
-    order_->Hold({item.index, item.host, bytes.size(), item.kind == Item::kCompressed});
+    order_->Hold({item.index(), item.host(), bytes.size(), item.kind() == Item::kCompressed});
   }
 
   // Writes the held clusters whose turn has come.
   void WriteHeld() {
     while (const std::optional<HeldCluster> held = order_->NextHeld()) {
-      held_.resize(held->length);
-      spool_.ReadAt(held_, held->host);
-      WriteCluster({held->host, held->length, held->guest_cluster,
-                    held->compressed ? Item::kCompressed : Item::kData},
+      held_.resize(held->length());
+      spool_.ReadAt(held_, held->host());
+      WriteCluster(held->compressed()
+                       ? Item::Compressed(held->host(), held->length(), held->guest_cluster())
+                       : Item::Data(held->host(), 1, held->guest_cluster()),
                    held_);
-      order_->Written(held->guest_cluster);
+      order_->Written(held->guest_cluster());
       order_->DropHeld();
     }
   }
@@ -328,24 +404,32 @@ class StreamConverter {
 
   void ReadL2Table(const Item& table, std::span<const uint8_t> bytes) {
     const uint64_t cs = h_.cluster_size();
-    uint64_t run_first = 0;  // a run of mapped guest clusters, for order_
+    std::optional<Item> data;  // a run of data clusters, pushed once it ends
+    uint64_t run_first = 0;    // a run of mapped guest clusters, for order_
     uint64_t run_end = 0;
     for (uint64_t j = 0; j < h_.l2_entries(); ++j) {
-      const uint64_t guest = table.index * h_.l2_entries() + j;
+      const uint64_t guest = table.index() * h_.l2_entries() + j;
       if (guest * cs >= h_.size)
         break;
       // The rules a file's entries obey, so that a pipe takes what a file does.
       const ClusterDescriptor d = DecodeDescriptor(util::LoadBE64(&bytes[j * 8]), 0, h_, false);
       if (std::string problem = DescriptorProblem(d, h_, false); !problem.empty())
-        throw util::Error(util::AtOffset(in_.path(), table.host + j * 8,
+        throw util::Error(util::AtOffset(in_.path(), table.host() + j * 8,
                                          Describe(table) + ", entry " + std::to_string(j) +
                                              " (guest cluster " + std::to_string(guest) +
                                              "): " + problem));
       const ClusterKind kind = d.SubclusterKind(0);
       if (kind == ClusterKind::kNormal) {
-        Push({d.host_offset, std::min(cs, h_.size - guest * cs), guest, Item::kData});
+        if (data && data->host() + data->count() * cs == d.host_offset &&
+            data->index() + data->count() == guest) {
+          data = Item::Data(data->host(), data->count() + 1, data->index());
+        } else {
+          if (data)
+            Push(*data);
+          data = Item::Data(d.host_offset, 1, guest);
+        }
       } else if (kind == ClusterKind::kCompressed) {
-        Push({d.host_offset, d.compressed_size, guest, Item::kCompressed});
+        Push(Item::Compressed(d.host_offset, d.compressed_size, guest));
       } else {
         continue;
       }
@@ -356,6 +440,8 @@ class StreamConverter {
       }
       run_end = guest + 1;
     }
+    if (data)
+      Push(*data);
     if (order_ && run_first != run_end)
       order_->Map(run_first, run_end);
   }

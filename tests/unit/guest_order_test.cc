@@ -49,14 +49,51 @@ TEST_F(GuestOrderTest, HeldClustersComeOutInGuestOrder) {
   order_.Written(0);
   std::vector<uint64_t> written;
   while (const std::optional<HeldCluster> held = order_.NextHeld()) {
-    EXPECT_EQ(held->host, 1000 * held->guest_cluster);
-    EXPECT_EQ(held->compressed, held->guest_cluster % 2 == 0);
-    written.push_back(held->guest_cluster);
-    order_.Written(held->guest_cluster);
+    EXPECT_EQ(held->host(), 1000 * held->guest_cluster());
+    EXPECT_EQ(held->compressed(), held->guest_cluster() % 2 == 0);
+    written.push_back(held->guest_cluster());
+    order_.Written(held->guest_cluster());
     order_.DropHeld();
   }
   EXPECT_EQ(written, (std::vector<uint64_t>{1, 2, 5, 6}));
   EXPECT_TRUE(order_.Done());
+}
+
+TEST(ClusterWordTest, HoldsEachFieldAtItsLimits) {
+  // The largest guest cluster qemu's limits allow: an L1 table of 32 MiB of
+  // entries, each mapping the 2^18 clusters of a 2 MiB-cluster L2 table.
+  const uint64_t last_guest = ((kMaxL1Bytes / 8) << (kMaxClusterBits - 3)) - 1;
+  EXPECT_EQ(last_guest, ClusterWord::kGuestLimit - 1);
+  const uint64_t largest_frame = uint64_t{512} << (kMaxClusterBits - 8);  // 4 MiB
+  for (uint64_t guest : {uint64_t{0}, uint64_t{1}, last_guest}) {
+    for (uint64_t length : {uint64_t{1}, uint64_t{1} << kMaxClusterBits, largest_frame}) {
+      for (unsigned tag = 0; tag < ClusterWord::kTags; ++tag) {
+        const ClusterWord w(guest, length, tag);
+        EXPECT_EQ(w.guest(), guest);
+        EXPECT_EQ(w.length(), length);
+        EXPECT_EQ(w.tag(), tag);
+      }
+    }
+  }
+}
+
+TEST(ClusterWordTest, BeyondItsLimitsIsAnAssertedInvariant) {
+  EXPECT_DEBUG_DEATH(ClusterWord(ClusterWord::kGuestLimit, 1, 0), "within qemu's limits");
+  EXPECT_DEBUG_DEATH(ClusterWord(0, ClusterWord::kMaxLength + 1, 0), "within qemu's limits");
+  EXPECT_DEBUG_DEATH(ClusterWord(0, 0, 0), "within qemu's limits");
+  EXPECT_DEBUG_DEATH(ClusterWord(0, 1, ClusterWord::kTags), "within qemu's limits");
+}
+
+TEST(HeldClusterTest, KeepsTheLargestValues) {
+  const HeldCluster held(ClusterWord::kGuestLimit - 1, UINT64_MAX - 4096, ClusterWord::kMaxLength,
+                         true);
+  EXPECT_EQ(held.guest_cluster(), ClusterWord::kGuestLimit - 1);
+  EXPECT_EQ(held.host(), UINT64_MAX - 4096);
+  EXPECT_EQ(held.length(), ClusterWord::kMaxLength);
+  EXPECT_TRUE(held.compressed());
+  const HeldCluster plain(7, 0, 1, false);
+  EXPECT_EQ(plain.length(), 1u);
+  EXPECT_FALSE(plain.compressed());
 }
 
 TEST_F(GuestOrderTest, WritingOutOfTurnIsAnAssertedInvariant) {

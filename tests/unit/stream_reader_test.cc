@@ -28,6 +28,11 @@ class StreamReaderTest : public ::testing::Test {
  protected:
   std::vector<uint8_t> ConvertPiped(const std::vector<uint8_t>& bytes,
                                     bool guest_order_only = false) {
+    ConvertPipedToFile(bytes, guest_order_only);
+    return testutil::ReadAll(dir_.File("out.raw"));
+  }
+  // The same, leaving the raw file (too large to read whole) at out.raw.
+  void ConvertPipedToFile(const std::vector<uint8_t>& bytes, bool guest_order_only = false) {
     int fds[2];
     EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
     const util::File read_end(fds[0], "the pipe");
@@ -54,7 +59,6 @@ class StreamReaderTest : public ::testing::Test {
       throw;
     }
     feeder.join();
-    return testutil::ReadAll(path);
   }
   testutil::TempDir dir_;
   std::string spool_dir_;  // dir_ when empty
@@ -209,6 +213,18 @@ TEST_F(StreamReaderTest, DataOutOfGuestOrderIsHeldForAnInOrderOutput) {
   EXPECT_TRUE(notes_.empty());
 }
 
+TEST_F(StreamReaderTest, RunsOfDataBrokenOnTheHostOrInTheGuest) {
+  // In the guest's order: 3 then 4 follow in the guest, not on the host; 4-5
+  // and 7-8 follow on both; 5 then 7 follow on the host, not in the guest.
+  std::vector<uint8_t> raw;
+  const std::vector<uint8_t> image =
+      ImageInWriteOrder(dir_, {{4, false}, {5, false}, {7, false}, {8, false}, {3, false}}, raw);
+  EXPECT_EQ(ConvertPiped(image, true), raw);
+  EXPECT_EQ(notes_.size(), 1u);
+  std::filesystem::remove(dir_.File("out.raw"));
+  EXPECT_EQ(ConvertPiped(image), raw);
+}
+
 TEST_F(StreamReaderTest, DataOutOfGuestOrderWithoutASpoolSaysWhy) {
   std::vector<uint8_t> raw;
   const std::vector<uint8_t> image = ImageInWriteOrder(dir_, {{9, false}, {3, false}}, raw);
@@ -248,6 +264,134 @@ TEST_F(StreamReaderTest, L2EntryRulesAreThoseOfAFile) {
               std::string::npos)
         << e.what();
   }
+}
+
+// A disk of 512 GiB in 4 KiB clusters, whose L1 table takes 2 MiB, with
+// clusters 1 and `far` (mapped from the table's second MiB) written.
+std::vector<uint8_t> ImageWithA2MiBL1Table(const testutil::TempDir& dir, uint64_t far) {
+  const std::string path = dir.File("big-l1.qcow2");
+  {
+    util::File out = testutil::CreateFile(path);
+    WriterOptions o;
+    o.virtual_size = uint64_t{512} << 30;
+    o.cluster_bits = 12;
+    Qcow2Writer w(out, o);
+    for (uint64_t c : {uint64_t{1}, far})
+      w.WriteCluster(c, Pattern(4096, static_cast<uint32_t>(c)));
+    w.Finish();
+  }
+  return testutil::ReadAll(path);
+}
+
+TEST_F(StreamReaderTest, AnL1TableOverAMiBIsReadInParts) {
+  const uint64_t far = uint64_t{200000} * 512 + 3;  // L1 entry 200000, past the first MiB
+  const std::vector<uint8_t> image = ImageWithA2MiBL1Table(dir_, far);
+  ASSERT_EQ(util::LoadBE32(&image[36]), 262144u);
+  ConvertPipedToFile(image);
+  const util::File raw = util::File::Open(dir_.File("out.raw"), O_RDONLY);
+  EXPECT_EQ(raw.Size(), uint64_t{512} << 30);
+  for (uint64_t c : {uint64_t{1}, far, uint64_t{2}, far - 1}) {
+    std::vector<uint8_t> got(4096);
+    raw.ReadAt(got, c * 4096);
+    EXPECT_EQ(got, (c == 1 || c == far) ? Pattern(4096, static_cast<uint32_t>(c))
+                                        : std::vector<uint8_t>(4096, 0))
+        << "cluster " << c;
+  }
+}
+
+TEST_F(StreamReaderTest, AnL1TableCutInItsSecondPartIsTruncated) {
+  std::vector<uint8_t> image = ImageWithA2MiBL1Table(dir_, uint64_t{200000} * 512);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  // A bad entry in the part read first: the truncation is still what is said.
+  util::StoreBE64(&image[l1], util::LoadBE64(&image[l1]) + 512);
+  image.resize(l1 + (3 << 19));
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_EQ(std::string(e.what()), util::AtOffset("the pipe", l1 + (3 << 19),
+                                                    "the stream ends inside the L1 table (2097152 "
+                                                    "bytes at offset " +
+                                                        std::to_string(l1) + "): truncated"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
+}
+
+TEST_F(StreamReaderTest, AMisalignedL1EntryInTheSecondPart) {
+  std::vector<uint8_t> image = ImageWithA2MiBL1Table(dir_, uint64_t{200000} * 512);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  const uint64_t entry = l1 + 200000 * 8;
+  const uint64_t l2 = util::LoadBE64(&image[entry]) & kL1OffsetMask;
+  ASSERT_NE(l2, 0u);
+  util::StoreBE64(&image[entry], util::LoadBE64(&image[entry]) + 512);
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              util::AtOffset("the pipe", entry,
+                             "L1 entry 200000: L2 table offset " + std::to_string(l2 + 512) +
+                                 " is not cluster aligned"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
+}
+
+// 2 MiB clusters, the largest: cluster 1 compressed, its entry claiming the
+// largest frame (2^13 sectors, 4 MiB, running over the clusters after it),
+// then clusters 2 and 0: the compressed one comes before its turn and is
+// held, with its whole frame, for an output in guest order.
+TEST_F(StreamReaderTest, TwoMiBClustersAndTheLargestCompressedFrame) {
+  const std::string path = dir_.File("2m.qcow2");
+  const uint64_t cs = uint64_t{1} << kMaxClusterBits;
+  std::vector<uint8_t> raw(4 * cs, 0);
+  {
+    util::File out = testutil::CreateFile(path);
+    WriterOptions o;
+    o.virtual_size = raw.size();
+    o.cluster_bits = kMaxClusterBits;
+    Qcow2Writer w(out, o);
+    ClusterCompressor codec(CompressionType::kZlib);
+    const std::vector<uint8_t> ones(cs, 1);
+    w.WriteCompressedCluster(1, codec.Pack(ones));
+    std::copy(ones.begin(), ones.end(), raw.begin() + static_cast<ptrdiff_t>(cs));
+    for (uint64_t c : {2, 0}) {
+      const std::vector<uint8_t> p = Pattern(cs, static_cast<uint32_t>(c));
+      w.WriteCluster(c, p);
+      std::copy(p.begin(), p.end(), raw.begin() + static_cast<ptrdiff_t>(c * cs));
+    }
+    w.Finish();
+  }
+  std::vector<uint8_t> image = testutil::ReadAll(path);
+  const uint64_t l2 = util::LoadBE64(&image[util::LoadBE64(&image[40])]) & kL1OffsetMask;
+  const uint64_t x = 62 - (kMaxClusterBits - 8);
+  const uint64_t entry = util::LoadBE64(&image[l2 + 8]);
+  ASSERT_NE(entry & kOflagCompressed, 0u);
+  const uint64_t host = entry & ((uint64_t{1} << x) - 1);
+  ASSERT_GE(image.size(), host + (uint64_t{4} << 20));  // the whole frame is in the stream
+  util::StoreBE64(&image[l2 + 8], entry | ((uint64_t{1} << 13) - 1) << x);
+  EXPECT_EQ(ConvertPiped(image, true), raw);
+  ASSERT_EQ(notes_.size(), 1u);
+  EXPECT_NE(notes_[0].find("not in guest order"), std::string::npos) << notes_[0];
+  notes_.clear();
+  std::filesystem::remove(dir_.File("out.raw"));
+  EXPECT_EQ(ConvertPiped(image), raw);
+}
+
+TEST_F(StreamReaderTest, AnL2TableInsideTheL1TableIsRefused) {
+  // As a file's reader refuses metadata overlapping the L1 table.
+  std::vector<uint8_t> image = StreamedImage(dir_);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  util::StoreBE64(&image[l1 + 8], l1);
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("L1 entry 1: its L2 table lies before offset"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("tables overlapping"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("out.raw")));
 }
 
 TEST_F(StreamReaderTest, NotQcow2) {
