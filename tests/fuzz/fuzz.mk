@@ -9,7 +9,7 @@
 #   FUZZ_SECONDS  how long fuzz-run runs each fuzzer (default 60)
 
 FUZZ_SECONDS ?= 60
-FUZZERS = fuzz_qcow2_header fuzz_qcow2_reader fuzz_metadata_scan fuzz_qcow2_inspect
+FUZZERS = fuzz_qcow2_header fuzz_qcow2_reader fuzz_metadata_scan fuzz_qcow2_inspect fuzz_stream_reader
 
 out := $(top_builddir)/tests/fuzz
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
