@@ -199,16 +199,22 @@ class StreamConverter {
   }
 
   // Moves the window's start to `to`, keeping in the spool what no item
-  // read claimed while some table may still point at it.
+  // read claimed while some table may still point at it. The bytes before
+  // `to` pass through the window a step at a time: an item far ahead (a
+  // hostile offset, or gigabytes of an old snapshot's data) costs no more
+  // memory than a near one.
   void Advance(uint64_t to) {
-    if (to <= window_.start())
-      return;
-    window_.ReadTo(to);
-    to = std::min(to, window_.end());  // a truncated stream: Fetch says so
-    const uint64_t from = std::max(window_.start(), claimed_to_);
-    if (TablesPending() && from < to)
-      Spool(from, to);
-    window_.DropTo(to);
+    while (window_.start() < to) {
+      const uint64_t step = std::min(to, std::max(window_.end(), window_.start() + kReadBytes));
+      window_.ReadTo(step);
+      const uint64_t until = std::min(step, window_.end());  // a truncated stream: Fetch says so
+      const uint64_t from = std::max(window_.start(), claimed_to_);
+      if (TablesPending() && from < until)
+        Spool(from, until);
+      window_.DropTo(until);
+      if (until < step)
+        return;
+    }
   }
 
   // Opens the spool file on first use; false (with spool_error_ saying
