@@ -266,6 +266,24 @@ TEST_F(StreamReaderTest, L2EntryRulesAreThoseOfAFile) {
   }
 }
 
+TEST_F(StreamReaderTest, DataFarAheadIsTruncationNotAnAllocation) {
+  // Cluster 700's entry points a PiB ahead: the stream ends long before.
+  // Read up to it whole, the gap would be a PiB of memory.
+  std::vector<uint8_t> image = StreamedImage(dir_);
+  const uint64_t l1 = util::LoadBE64(&image[40]);
+  const uint64_t l2 = util::LoadBE64(&image[l1]) & kL1OffsetMask;
+  util::StoreBE64(&image[l2 + 700 * 8], (uint64_t{1} << 50) | kOflagCopied);
+  try {
+    ConvertPiped(image);
+    FAIL() << "no error";
+  } catch (const util::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the stream ends inside the data of guest offset " +
+                                         std::to_string(700 * 4096)),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // A disk of 512 GiB in 4 KiB clusters, whose L1 table takes 2 MiB, with
 // clusters 1 and `far` (mapped from the table's second MiB) written.
 std::vector<uint8_t> ImageWithA2MiBL1Table(const testutil::TempDir& dir, uint64_t far) {
